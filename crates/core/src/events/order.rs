@@ -1,0 +1,139 @@
+//! Order lifecycle events: `order_submitted`, `order_ack`, `order_filled`, `order_failed`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    EventId, InstrumentToken, Money, OrderId, Price, Quantity, Side, StrategyId, Timestamp,
+};
+
+/// MARKET or LIMIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OrderType {
+    /// At the market.
+    Market,
+    /// At the limit price or better.
+    Limit,
+}
+
+/// Who executed: the simulator or Zerodha.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// The paper trader.
+    Paper,
+    /// Zerodha Kite.
+    Zerodha,
+}
+
+/// Itemised charges of one fill (Zerodha equity charges by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct FeeBreakdown {
+    /// Brokerage.
+    pub brokerage: Money,
+    /// Securities transaction tax.
+    pub stt: Money,
+    /// Exchange transaction charges.
+    pub exchange_charges: Money,
+    /// SEBI turnover fees.
+    pub sebi_charges: Money,
+    /// GST on brokerage, exchange and SEBI charges.
+    pub gst: Money,
+    /// Stamp duty (buy side).
+    pub stamp_duty: Money,
+    /// Sum of all of the above.
+    pub total: Money,
+}
+
+/// An order sent to a trader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderSubmitted {
+    /// Alpha Panda's order id.
+    pub order_id: OrderId,
+    /// The validated signal event that caused the order.
+    pub signal_event_id: EventId,
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Buy or sell.
+    pub side: Side,
+    /// Units.
+    pub quantity: Quantity,
+    /// MARKET or LIMIT.
+    pub order_type: OrderType,
+    /// Limit price for LIMIT orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_price: Option<Price>,
+    /// Paper or Zerodha.
+    pub execution_mode: ExecutionMode,
+}
+
+/// The venue accepted an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderAck {
+    /// Alpha Panda's order id.
+    pub order_id: OrderId,
+    /// The venue's order id (Kite's, or the paper trader's).
+    pub broker_order_id: String,
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Paper or Zerodha.
+    pub execution_mode: ExecutionMode,
+}
+
+/// A fill (possibly partial) of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderFilled {
+    /// Alpha Panda's order id.
+    pub order_id: OrderId,
+    /// The venue's order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_order_id: Option<String>,
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Trading symbol when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tradingsymbol: Option<String>,
+    /// Buy or sell.
+    pub side: Side,
+    /// Units filled by this fill.
+    pub quantity: Quantity,
+    /// Price per unit.
+    pub fill_price: Price,
+    /// Charges for this fill.
+    pub fees: FeeBreakdown,
+    /// Paper or Zerodha.
+    pub execution_mode: ExecutionMode,
+    /// When the fill happened (exchange time of the pricing tick for paper).
+    pub filled_at: Timestamp,
+}
+
+/// An order failed or was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderFailed {
+    /// Alpha Panda's order id.
+    pub order_id: OrderId,
+    /// The venue's order id when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_order_id: Option<String>,
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Buy or sell.
+    pub side: Side,
+    /// Units requested.
+    pub quantity: Quantity,
+    /// Why, for people (Kite's status message for Zerodha).
+    pub reason: String,
+    /// Whether trying again could succeed.
+    pub retryable: bool,
+    /// Paper or Zerodha.
+    pub execution_mode: ExecutionMode,
+}

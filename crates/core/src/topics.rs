@@ -1,0 +1,304 @@
+//! Topic names and topic specs (ARCHITECTURE §3).
+//!
+//! [`TopicMap`] is the only place in Alpha Panda that builds a topic name. Topic *classes* carry a
+//! development spec; [`TopicSpecOverlay`] turns it into the spec for an environment and cluster.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Broker, Environment};
+
+/// Suffix of every dead-letter topic.
+const DLQ_SUFFIX: &str = ".dlq";
+
+/// The kinds of topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicClass {
+    /// `market.ticks` (shared by every namespace).
+    MarketTicks,
+    /// `{broker}.signals.raw`
+    SignalsRaw,
+    /// `{broker}.signals.validated`
+    SignalsValidated,
+    /// `{broker}.signals.rejected`
+    SignalsRejected,
+    /// `{broker}.orders.submitted`
+    OrdersSubmitted,
+    /// `{broker}.orders.ack`
+    OrdersAck,
+    /// `{broker}.orders.filled`
+    OrdersFilled,
+    /// `{broker}.orders.failed`
+    OrdersFailed,
+    /// `{broker}.pnl.snapshots`
+    PnlSnapshots,
+    /// `{topic}.dlq` of any of the above.
+    Dlq,
+}
+
+impl TopicClass {
+    /// The per-broker classes, in pipeline order.
+    pub const PER_BROKER: [TopicClass; 8] = [
+        TopicClass::SignalsRaw,
+        TopicClass::SignalsValidated,
+        TopicClass::SignalsRejected,
+        TopicClass::OrdersSubmitted,
+        TopicClass::OrdersAck,
+        TopicClass::OrdersFilled,
+        TopicClass::OrdersFailed,
+        TopicClass::PnlSnapshots,
+    ];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            TopicClass::MarketTicks => "market.ticks",
+            TopicClass::SignalsRaw => "signals.raw",
+            TopicClass::SignalsValidated => "signals.validated",
+            TopicClass::SignalsRejected => "signals.rejected",
+            TopicClass::OrdersSubmitted => "orders.submitted",
+            TopicClass::OrdersAck => "orders.ack",
+            TopicClass::OrdersFilled => "orders.filled",
+            TopicClass::OrdersFailed => "orders.failed",
+            TopicClass::PnlSnapshots => "pnl.snapshots",
+            TopicClass::Dlq => "dlq",
+        }
+    }
+
+    /// The development spec of this class: RF 1, modest partitions.
+    pub fn base_spec(self) -> TopicSpec {
+        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+        let (partitions, retention_ms) = match self {
+            TopicClass::MarketTicks => (6, DAY_MS),
+            TopicClass::SignalsRaw | TopicClass::SignalsValidated | TopicClass::SignalsRejected => {
+                (3, 7 * DAY_MS)
+            }
+            TopicClass::OrdersSubmitted
+            | TopicClass::OrdersAck
+            | TopicClass::OrdersFilled
+            | TopicClass::OrdersFailed
+            | TopicClass::PnlSnapshots => (3, 30 * DAY_MS),
+            TopicClass::Dlq => (1, 30 * DAY_MS),
+        };
+        TopicSpec {
+            partitions,
+            replication_factor: 1,
+            retention_ms,
+        }
+    }
+}
+
+/// Partitions, replication and retention of one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TopicSpec {
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// `retention.ms`.
+    pub retention_ms: i64,
+}
+
+/// Turns development specs into the specs of an environment and cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSpecOverlay {
+    /// The environment.
+    pub environment: Environment,
+    /// Brokers in the cluster (caps the replication factor).
+    pub broker_count: u32,
+    /// Production multiplies partitions by this (at least 1).
+    pub partition_multiplier: u32,
+}
+
+impl TopicSpecOverlay {
+    /// Development: specs as they are.
+    pub fn development() -> Self {
+        Self {
+            environment: Environment::Development,
+            broker_count: 1,
+            partition_multiplier: 1,
+        }
+    }
+
+    /// The spec of `class` under this overlay: production uses RF 3 (never more than the cluster's
+    /// broker count) and multiplies partitions; other environments keep RF 1.
+    pub fn apply(&self, class: TopicClass) -> TopicSpec {
+        let base = class.base_spec();
+        match self.environment {
+            Environment::Production => {
+                let brokers = i16::try_from(self.broker_count.max(1)).unwrap_or(i16::MAX);
+                let multiplier = i32::try_from(self.partition_multiplier.max(1)).unwrap_or(1);
+                TopicSpec {
+                    partitions: base.partitions.saturating_mul(multiplier),
+                    replication_factor: 3.min(brokers),
+                    retention_ms: base.retention_ms,
+                }
+            }
+            Environment::Development | Environment::Testing => base,
+        }
+    }
+}
+
+/// A topic name together with its class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName {
+    /// The full name.
+    pub name: String,
+    /// Its class.
+    pub class: TopicClass,
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Topic names of one broker namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TopicMap {
+    broker: Broker,
+}
+
+impl TopicMap {
+    /// The topics of `broker`.
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
+    }
+
+    /// The namespace.
+    pub fn broker(&self) -> Broker {
+        self.broker
+    }
+
+    /// `market.ticks`, shared by every namespace.
+    pub fn market_ticks() -> String {
+        TopicClass::MarketTicks.suffix().to_string()
+    }
+
+    /// The topic of a per-broker class (`MarketTicks` gives the shared topic).
+    pub fn topic(&self, class: TopicClass) -> String {
+        match class {
+            TopicClass::MarketTicks => Self::market_ticks(),
+            TopicClass::Dlq => format!("{}{DLQ_SUFFIX}", self.broker.as_str()),
+            other => format!("{}.{}", self.broker.as_str(), other.suffix()),
+        }
+    }
+
+    /// `{broker}.signals.raw`
+    pub fn signals_raw(&self) -> String {
+        self.topic(TopicClass::SignalsRaw)
+    }
+    /// `{broker}.signals.validated`
+    pub fn signals_validated(&self) -> String {
+        self.topic(TopicClass::SignalsValidated)
+    }
+    /// `{broker}.signals.rejected`
+    pub fn signals_rejected(&self) -> String {
+        self.topic(TopicClass::SignalsRejected)
+    }
+    /// `{broker}.orders.submitted`
+    pub fn orders_submitted(&self) -> String {
+        self.topic(TopicClass::OrdersSubmitted)
+    }
+    /// `{broker}.orders.ack`
+    pub fn orders_ack(&self) -> String {
+        self.topic(TopicClass::OrdersAck)
+    }
+    /// `{broker}.orders.filled`
+    pub fn orders_filled(&self) -> String {
+        self.topic(TopicClass::OrdersFilled)
+    }
+    /// `{broker}.orders.failed`
+    pub fn orders_failed(&self) -> String {
+        self.topic(TopicClass::OrdersFailed)
+    }
+    /// `{broker}.pnl.snapshots`
+    pub fn pnl_snapshots(&self) -> String {
+        self.topic(TopicClass::PnlSnapshots)
+    }
+
+    /// The dead-letter topic of `topic`: `{topic}.dlq`.
+    pub fn dlq(topic: &str) -> String {
+        format!("{topic}{DLQ_SUFFIX}")
+    }
+
+    /// Whether `topic` is a dead-letter topic.
+    pub fn is_dlq(topic: &str) -> bool {
+        topic.ends_with(DLQ_SUFFIX)
+    }
+
+    /// The topic a dead-letter topic belongs to.
+    pub fn dlq_origin(topic: &str) -> Option<&str> {
+        topic.strip_suffix(DLQ_SUFFIX)
+    }
+
+    /// Every topic the given namespaces need, each followed by its `.dlq`, market ticks first.
+    pub fn all_topics(brokers: &[Broker]) -> Vec<TopicName> {
+        let mut primary = vec![TopicName {
+            name: Self::market_ticks(),
+            class: TopicClass::MarketTicks,
+        }];
+        let mut seen = Vec::new();
+        for &broker in brokers {
+            if seen.contains(&broker) {
+                continue;
+            }
+            seen.push(broker);
+            let map = TopicMap::new(broker);
+            primary.extend(TopicClass::PER_BROKER.iter().map(|&class| TopicName {
+                name: map.topic(class),
+                class,
+            }));
+        }
+        let mut all = Vec::with_capacity(primary.len() * 2);
+        for topic in primary {
+            let dlq = TopicName {
+                name: Self::dlq(&topic.name),
+                class: TopicClass::Dlq,
+            };
+            all.push(topic);
+            all.push(dlq);
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_design() {
+        let paper = TopicMap::new(Broker::Paper);
+        let zerodha = TopicMap::new(Broker::Zerodha);
+        assert_eq!(TopicMap::market_ticks(), "market.ticks");
+        assert_eq!(paper.signals_raw(), "paper.signals.raw");
+        assert_eq!(zerodha.orders_filled(), "zerodha.orders.filled");
+        assert_eq!(zerodha.pnl_snapshots(), "zerodha.pnl.snapshots");
+        assert_eq!(TopicMap::dlq("market.ticks"), "market.ticks.dlq");
+        assert_eq!(TopicMap::dlq_origin("paper.orders.ack.dlq"), Some("paper.orders.ack"));
+        let all = TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]);
+        assert_eq!(all.len(), 2 * (1 + 2 * 8));
+        assert!(all.iter().all(|t| !t.name.contains("live")));
+    }
+
+    #[test]
+    fn production_overlay_caps_rf_by_brokers_and_multiplies_partitions() {
+        let dev = TopicSpecOverlay::development().apply(TopicClass::MarketTicks);
+        assert_eq!(dev.replication_factor, 1);
+        let prod = TopicSpecOverlay {
+            environment: Environment::Production,
+            broker_count: 5,
+            partition_multiplier: 2,
+        };
+        assert_eq!(prod.apply(TopicClass::MarketTicks).replication_factor, 3);
+        assert_eq!(prod.apply(TopicClass::MarketTicks).partitions, 12);
+        let small = TopicSpecOverlay {
+            broker_count: 2,
+            ..prod
+        };
+        assert_eq!(small.apply(TopicClass::OrdersFilled).replication_factor, 2);
+    }
+}
