@@ -12,6 +12,7 @@
 //! - [`envelope`]: the wire envelope and `EventType`.
 //! - [`events`]: one typed payload per event type.
 //! - [`topics`]: `TopicMap` (the only place a topic name is built), topic classes and specs.
+//! - [`instrument`]: a row of the instruments master.
 //! - [`keys`]: partition keys.
 //! - [`error_class`]: how a failure is treated (transient, infrastructure, poison, business).
 //! - [`environment`]: development / testing / production.
@@ -26,6 +27,7 @@ pub mod environment;
 pub mod error_class;
 pub mod events;
 pub mod ids;
+pub mod instrument;
 pub mod keys;
 pub mod money;
 pub mod schema;
@@ -47,6 +49,7 @@ pub use events::{
 pub use ids::{
     derive_event_id, CorrelationId, EventId, InstrumentToken, OrderId, PortfolioId, StrategyId,
 };
+pub use instrument::Instrument;
 pub use money::{Money, Price, Quantity};
 pub use time::Timestamp;
 pub use topics::{TopicClass, TopicMap, TopicSpec, TopicSpecOverlay};
