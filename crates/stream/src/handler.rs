@@ -1,0 +1,120 @@
+//! What a service implements to be run by the processor runtime: a [`Handler`] sees one decoded
+//! event at a time and returns [`Output`]s; the runtime wraps them into envelopes, produces them,
+//! and commits. A handler never builds an envelope and never touches an offset.
+
+use std::future::Future;
+use std::time::Duration;
+
+use alpha_panda_core::{Envelope, ErrorClass, EventBroker, EventType, Payload, Timestamp};
+
+use crate::record::RecordPosition;
+
+/// One event handed to a handler.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The decoded event.
+    pub envelope: &'a Envelope,
+    /// Where it sits in the log (stateful services persist these with their state).
+    pub position: &'a RecordPosition,
+    /// The runtime clock's "now".
+    pub now: Timestamp,
+}
+
+/// An event a handler wants published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Target topic (from a `TopicMap`).
+    pub topic: String,
+    /// Partition key.
+    pub key: String,
+    /// The payload.
+    pub payload: Payload,
+    /// The namespace it belongs to.
+    pub broker: EventBroker,
+}
+
+/// A handler's failure, with the class that decides what the runtime does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{class} error: {message}")]
+pub struct HandlerError {
+    /// Retry, dead-letter, or answer in the domain.
+    pub class: ErrorClass,
+    /// For people and the DLQ record.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A failure that may pass if retried (timeout, 429).
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Transient,
+            message: message.into(),
+        }
+    }
+    /// A dependency is down.
+    pub fn infrastructure(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Infrastructure,
+            message: message.into(),
+        }
+    }
+    /// The input can never be handled.
+    pub fn poison(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Poison,
+            message: message.into(),
+        }
+    }
+    /// A domain refusal the handler could not express as a domain event.
+    pub fn business(message: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Business,
+            message: message.into(),
+        }
+    }
+}
+
+/// A stream-processing service.
+pub trait Handler: Send + 'static {
+    /// The service name: the consumer group is `alpha-panda.{name}` and outputs carry it as `source`.
+    fn name(&self) -> &str;
+
+    /// Topics to consume. Empty means the runtime starts no consumer loop at all.
+    fn topics(&self) -> Vec<String>;
+
+    /// The namespace the service works for (`shared` for a market data consumer).
+    fn broker(&self) -> EventBroker;
+
+    /// Whether inputs of this type go through deduplication. Ticks are idempotent last-value updates
+    /// and bypass it by default.
+    fn deduplicate(&self, event_type: EventType) -> bool {
+        event_type != EventType::MarketTick
+    }
+
+    /// Handles one input. Outputs are published (in order) before the input is committed.
+    fn handle(
+        &mut self,
+        input: Input<'_>,
+    ) -> impl Future<Output = Result<Vec<Output>, HandlerError>> + Send;
+
+    /// How often [`Handler::on_timer`] runs, if at all.
+    fn timer_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Time-driven outputs (periodic snapshots). They are root events: nothing caused them.
+    fn on_timer(
+        &mut self,
+        _now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Output>, HandlerError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Last outputs before the runtime commits and leaves (a final snapshot).
+    fn on_shutdown(
+        &mut self,
+        _now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Output>, HandlerError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+}

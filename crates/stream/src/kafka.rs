@@ -1,0 +1,542 @@
+//! The Kafka / Redpanda backend (`log.url = "kafka://host:port[,host:port]"`), on rdkafka.
+//!
+//! Producer: idempotent, `acks=all`, every send awaited until the broker acknowledges it.
+//! Consumer: auto-commit and auto offset store off; offsets are committed only by the runtime, after
+//! effects. librdkafka calls that block (watermarks, committed offsets, metadata, close) run on the
+//! blocking pool, never on an async worker. `log.kafka` settings are passed through verbatim as
+//! librdkafka properties, so security, timeouts and compression reach any cluster.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record, RecordValue};
+use crate::LogError;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection settings of the Kafka backend.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port,host:port`.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties (`log.kafka` in settings), applied last so they win.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config
+    }
+
+    fn with_overrides(&self, mut config: ClientConfig) -> ClientConfig {
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+fn broker_error(e: KafkaError) -> LogError {
+    LogError::Broker(e.to_string())
+}
+
+/// A connected Kafka backend: one shared idempotent producer.
+#[derive(Clone)]
+pub struct KafkaLog {
+    config: Arc<KafkaConfig>,
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("bootstrap_servers", &self.config.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaLog {
+    /// Creates the producer (no network round trip yet).
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when librdkafka rejects the configuration.
+    pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
+        let mut base = config.client_config();
+        base.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "1");
+        let producer: FutureProducer = config
+            .with_overrides(base)
+            .create()
+            .map_err(broker_error)?;
+        Ok(Self {
+            config: Arc::new(config),
+            producer,
+        })
+    }
+
+    /// Sends one record and waits for the broker's acknowledgement.
+    ///
+    /// # Errors
+    /// [`LogError::Produce`] when the broker does not acknowledge it.
+    pub async fn send(&self, record: &OutgoingRecord) -> Result<Delivery, LogError> {
+        let value = record.value.to_bytes();
+        let mut headers = OwnedHeaders::new_with_capacity(8);
+        let mut all_headers = record.headers.clone();
+        if let RecordValue::Event(envelope) = &record.value {
+            all_headers.extend(crate::record::envelope_headers(envelope));
+        }
+        for (k, v) in &all_headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut future = FutureRecord::<str, [u8]>::to(&record.topic)
+            .payload(&value)
+            .headers(headers);
+        if let Some(key) = &record.key {
+            future = future.key(key.as_str());
+        }
+        match self.producer.send(future, Duration::from_secs(30)).await {
+            Ok(d) => Ok(Delivery {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Err((e, _)) => Err(LogError::Produce {
+                topic: record.topic.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Waits until every queued record is delivered.
+    pub async fn flush(&self) {
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))
+        })
+        .await;
+    }
+
+    /// A consumer in `group` subscribed to `topics`.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the consumer cannot be created or subscribed.
+    pub fn consumer(&self, group: &str, topics: &[String]) -> Result<KafkaConsumer, LogError> {
+        let mut base = self.config.client_config();
+        base.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = self
+            .config
+            .with_overrides(base)
+            .create()
+            .map_err(broker_error)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(broker_error)?;
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            topics: topics.to_vec(),
+        })
+    }
+
+    /// Reads every record of `topic` from the beginning, without a consumer group's offsets, until
+    /// each partition reaches the end it had when the read started or nothing arrives for `idle`.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the topic cannot be read.
+    pub async fn read_all(&self, topic: &str, idle: Duration) -> Result<Vec<Record>, LogError> {
+        let mut base = self.config.client_config();
+        base.set("group.id", format!("alpha-panda.reader.{}", uuid::Uuid::now_v7()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = self
+            .config
+            .with_overrides(base)
+            .create()
+            .map_err(broker_error)?;
+        let consumer = Arc::new(consumer);
+        let partitions = self.partition_count(topic).await?;
+        let mut ends = BTreeMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(broker_error)?;
+            let (low, high) = watermarks(&consumer, topic, p).await?;
+            if high > low {
+                ends.insert(p, high);
+            }
+        }
+        consumer.assign(&tpl).map_err(broker_error)?;
+        let mut out = Vec::new();
+        while !ends.is_empty() {
+            match tokio::time::timeout(idle, consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) => return Err(broker_error(e)),
+                Ok(Ok(message)) => {
+                    let record = to_record(&message);
+                    if let Some(end) = ends.get(&record.partition) {
+                        if record.offset + 1 >= *end {
+                            ends.remove(&record.partition);
+                        }
+                    }
+                    out.push(record);
+                }
+            }
+        }
+        close(consumer).await;
+        out.sort_by_key(|r| (r.partition, r.offset));
+        Ok(out)
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, LogError> {
+        let topics = self.describe_topics().await?;
+        topics
+            .iter()
+            .find(|t| t.name == topic)
+            .map(|t| t.partitions)
+            .ok_or_else(|| LogError::UnknownTopic(topic.to_string()))
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, LogError> {
+        self.config
+            .with_overrides(self.config.client_config())
+            .create()
+            .map_err(broker_error)
+    }
+
+    /// The cluster's topics with partitions, replication factor and `retention.ms` (when readable),
+    /// and the number of brokers.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when metadata cannot be fetched.
+    pub async fn describe_topics(&self) -> Result<Vec<ExistingTopic>, LogError> {
+        let admin = Arc::new(self.admin()?);
+        let meta_admin = admin.clone();
+        let mut topics: Vec<ExistingTopic> = tokio::task::spawn_blocking(move || {
+            meta_admin
+                .inner()
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .map(|m| {
+                    m.topics()
+                        .iter()
+                        .filter(|t| t.error().is_none())
+                        .map(|t| ExistingTopic {
+                            name: t.name().to_string(),
+                            partitions: t.partitions().len() as i32,
+                            replication_factor: t
+                                .partitions()
+                                .first()
+                                .map(|p| p.replicas().len() as i16)
+                                .unwrap_or(0),
+                            retention_ms: None,
+                        })
+                        .collect()
+                })
+        })
+        .await
+        .map_err(|e| LogError::Broker(e.to_string()))?
+        .map_err(broker_error)?;
+        let specifiers: Vec<ResourceSpecifier> = topics
+            .iter()
+            .map(|t| ResourceSpecifier::Topic(&t.name))
+            .collect();
+        // Not every Kafka-compatible broker implements DescribeConfigs; retention is then unknown
+        // rather than an error.
+        if let Ok(results) = admin
+            .describe_configs(&specifiers, &AdminOptions::new())
+            .await
+        {
+            for (topic, result) in topics.iter_mut().zip(results) {
+                if let Ok(resource) = result {
+                    topic.retention_ms = resource
+                        .get("retention.ms")
+                        .and_then(|e| e.value.as_deref())
+                        .and_then(|v| v.parse().ok());
+                }
+            }
+        }
+        Ok(topics)
+    }
+
+    /// Number of brokers in the cluster.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when metadata cannot be fetched.
+    pub async fn broker_count(&self) -> Result<u32, LogError> {
+        let admin = self.admin()?;
+        tokio::task::spawn_blocking(move || {
+            admin
+                .inner()
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .map(|m| m.brokers().len() as u32)
+        })
+        .await
+        .map_err(|e| LogError::Broker(e.to_string()))?
+        .map_err(broker_error)
+    }
+
+    /// Creates a topic; `Ok(false)` when it already existed.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the broker refuses.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        retention_ms: i64,
+    ) -> Result<bool, LogError> {
+        let admin = self.admin()?;
+        let retention = retention_ms.to_string();
+        let topic = NewTopic::new(
+            name,
+            partitions,
+            TopicReplication::Fixed(i32::from(replication_factor)),
+        )
+        .set("retention.ms", &retention);
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .map_err(broker_error)?;
+        match results.into_iter().next() {
+            Some(Ok(_)) => Ok(true),
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
+            Some(Err((t, code))) => Err(LogError::Broker(format!(
+                "creating topic {t} failed: {code}"
+            ))),
+            None => Err(LogError::Broker(format!("no result creating topic {name}"))),
+        }
+    }
+
+    /// Sets `retention.ms` of an existing topic.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the broker refuses.
+    pub async fn set_retention(&self, name: &str, retention_ms: i64) -> Result<(), LogError> {
+        let admin = self.admin()?;
+        let retention = retention_ms.to_string();
+        let alter = AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", &retention);
+        let results = admin
+            .alter_configs([&alter], &AdminOptions::new())
+            .await
+            .map_err(broker_error)?;
+        for result in results {
+            if let Err((_, code)) = result {
+                return Err(LogError::Broker(format!(
+                    "altering retention of {name} failed: {code}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes records of `topic`'s `partition` below `offset`.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the broker refuses (not every broker supports DeleteRecords).
+    pub async fn delete_records_before(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), LogError> {
+        let admin = self.admin()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .map_err(broker_error)?;
+        admin
+            .delete_records(&tpl, &AdminOptions::new())
+            .await
+            .map_err(broker_error)?;
+        Ok(())
+    }
+}
+
+/// A topic as the cluster has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingTopic {
+    /// Name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replicas of partition 0.
+    pub replication_factor: i16,
+    /// `retention.ms`, when the broker reports it.
+    pub retention_ms: Option<i64>,
+}
+
+async fn watermarks(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), LogError> {
+    let consumer = consumer.clone();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+    })
+    .await
+    .map_err(|e| LogError::Broker(e.to_string()))?
+    .map_err(broker_error)
+}
+
+async fn close(consumer: Arc<StreamConsumer>) {
+    // Dropping the last handle closes the consumer and leaves the group; that blocks, so do it on the
+    // blocking pool.
+    let _ = tokio::task::spawn_blocking(move || {
+        consumer.unsubscribe();
+        drop(consumer);
+    })
+    .await;
+}
+
+fn to_record<M: Message>(message: &M) -> Record {
+    let headers = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        topic: Arc::from(message.topic()),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        value: RecordValue::Bytes(Bytes::copy_from_slice(message.payload().unwrap_or_default())),
+        headers,
+        timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
+    }
+}
+
+/// A consumer-group member on Kafka.
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+    topics: Vec<String>,
+}
+
+impl KafkaConsumer {
+    /// The next record, waiting up to `timeout`.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] on a consumer error.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Option<Record>, LogError> {
+        match tokio::time::timeout(timeout, self.consumer.recv()).await {
+            Err(_) => Ok(None),
+            Ok(Ok(message)) => Ok(Some(to_record(&message))),
+            Ok(Err(e)) => Err(broker_error(e)),
+        }
+    }
+
+    /// Commits `next_offset` for a partition. Asynchronous on the wire: the runtime calls it only
+    /// after effects are durable, and [`KafkaConsumer::close`] commits synchronously at the end.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the commit cannot be queued.
+    pub fn commit(&mut self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let tpl = offset_list(offsets)?;
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(broker_error)
+    }
+
+    /// Commits `offsets` synchronously, then leaves the group.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the final commit fails.
+    pub async fn close(self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+        let result = if offsets.is_empty() {
+            Ok(())
+        } else {
+            let tpl = offset_list(offsets)?;
+            let consumer = self.consumer.clone();
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                .await
+                .map_err(|e| LogError::Broker(e.to_string()))?
+                .map_err(broker_error)
+        };
+        close(self.consumer).await;
+        result
+    }
+
+    /// Lag per assigned partition.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when offsets or watermarks cannot be fetched.
+    pub async fn lag(&self) -> Result<Vec<PartitionLag>, LogError> {
+        let consumer = self.consumer.clone();
+        let topics = self.topics.clone();
+        tokio::task::spawn_blocking(move || {
+            let assignment = consumer.assignment().map_err(broker_error)?;
+            let committed = consumer
+                .committed_offsets(assignment.clone(), METADATA_TIMEOUT)
+                .map_err(broker_error)?;
+            let mut out = Vec::new();
+            for element in committed.elements() {
+                if !topics.iter().any(|t| t == element.topic()) {
+                    continue;
+                }
+                let (low, high) = consumer
+                    .fetch_watermarks(element.topic(), element.partition(), METADATA_TIMEOUT)
+                    .map_err(broker_error)?;
+                let committed = match element.offset() {
+                    Offset::Offset(o) => o,
+                    _ => low,
+                };
+                out.push(PartitionLag {
+                    topic: element.topic().to_string(),
+                    partition: element.partition(),
+                    high_watermark: high,
+                    committed,
+                    lag: (high - committed).max(0),
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| LogError::Broker(e.to_string()))?
+    }
+}
+
+fn offset_list(offsets: &[(Arc<str>, i32, i64)]) -> Result<TopicPartitionList, LogError> {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, next) in offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))
+            .map_err(broker_error)?;
+    }
+    Ok(tpl)
+}

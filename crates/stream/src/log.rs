@@ -1,0 +1,277 @@
+//! [`Log`]: one interface over both backends, chosen by `log.url`. Services and the runtime never
+//! know which backend they have.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::try_join_all;
+
+use crate::kafka::{ExistingTopic, KafkaConfig, KafkaConsumer, KafkaLog};
+use crate::memory::{MemoryConsumer, MemoryLog, MemoryLogConfig};
+use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record};
+use crate::LogError;
+
+/// The log, memory or Kafka.
+#[derive(Clone, Debug)]
+pub enum Log {
+    /// In-process.
+    Memory(MemoryLog),
+    /// rdkafka.
+    Kafka(KafkaLog),
+}
+
+impl Log {
+    /// Connects to the log at `url`: `memory://` or `kafka://host:port[,host:port]`.
+    ///
+    /// # Errors
+    /// [`LogError::InvalidUrl`] for any other URL; [`LogError::Broker`] when the Kafka client cannot
+    /// be created.
+    pub fn connect(url: &str, kafka_properties: &BTreeMap<String, String>) -> Result<Self, LogError> {
+        if url == "memory://" || url == "memory" {
+            return Ok(Log::Memory(MemoryLog::new(MemoryLogConfig::default())));
+        }
+        let Some(servers) = url.strip_prefix("kafka://") else {
+            return Err(LogError::InvalidUrl {
+                url: url.to_string(),
+                reason: "expected memory:// or kafka://host:port[,host:port]".into(),
+            });
+        };
+        let servers = servers.trim_end_matches('/');
+        let valid = !servers.is_empty()
+            && servers.split(',').all(|hp| {
+                hp.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            });
+        if !valid {
+            return Err(LogError::InvalidUrl {
+                url: url.to_string(),
+                reason: "each broker must be host:port".into(),
+            });
+        }
+        Ok(Log::Kafka(KafkaLog::connect(KafkaConfig {
+            bootstrap_servers: servers.to_string(),
+            properties: kafka_properties.clone(),
+        })?))
+    }
+
+    /// Short name of the backend for status lines.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Log::Memory(_) => "memory",
+            Log::Kafka(_) => "kafka",
+        }
+    }
+
+    /// Writes one record and waits for its acknowledgement.
+    ///
+    /// # Errors
+    /// [`LogError`] when the record is not acknowledged.
+    pub async fn send(&self, record: OutgoingRecord) -> Result<Delivery, LogError> {
+        match self {
+            Log::Memory(m) => Ok(m.append(record)),
+            Log::Kafka(k) => k.send(&record).await,
+        }
+    }
+
+    /// Writes records and waits until every one is acknowledged (sent concurrently on Kafka).
+    ///
+    /// # Errors
+    /// [`LogError`] when any record is not acknowledged (some may have been written: callers rely on
+    /// deterministic ids, not on all-or-nothing).
+    pub async fn send_all(&self, records: Vec<OutgoingRecord>) -> Result<Vec<Delivery>, LogError> {
+        match self {
+            Log::Memory(m) => Ok(records.into_iter().map(|r| m.append(r)).collect()),
+            Log::Kafka(k) => try_join_all(records.iter().map(|r| k.send(r))).await,
+        }
+    }
+
+    /// A consumer in `group` over `topics`.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when a Kafka consumer cannot be created.
+    pub fn consumer(&self, group: &str, topics: &[String]) -> Result<LogConsumer, LogError> {
+        match self {
+            Log::Memory(m) => Ok(LogConsumer::Memory(m.consumer(group, topics))),
+            Log::Kafka(k) => Ok(LogConsumer::Kafka(k.consumer(group, topics)?)),
+        }
+    }
+
+    /// Every record of `topic` from the start.
+    ///
+    /// # Errors
+    /// [`LogError`] when the topic cannot be read.
+    pub async fn read_all(&self, topic: &str) -> Result<Vec<Record>, LogError> {
+        match self {
+            Log::Memory(m) => Ok(m.read_all(topic)),
+            Log::Kafka(k) => k.read_all(topic, Duration::from_secs(3)).await,
+        }
+    }
+
+    /// Existing topics.
+    ///
+    /// # Errors
+    /// [`LogError`] when metadata cannot be read.
+    pub async fn describe_topics(&self) -> Result<Vec<ExistingTopic>, LogError> {
+        match self {
+            Log::Memory(m) => Ok(m
+                .topics()
+                .into_iter()
+                .map(|(name, partitions)| ExistingTopic {
+                    name,
+                    partitions,
+                    replication_factor: 1,
+                    retention_ms: None,
+                })
+                .collect()),
+            Log::Kafka(k) => k.describe_topics().await,
+        }
+    }
+
+    /// Brokers in the cluster (1 for memory).
+    ///
+    /// # Errors
+    /// [`LogError`] when metadata cannot be read.
+    pub async fn broker_count(&self) -> Result<u32, LogError> {
+        match self {
+            Log::Memory(_) => Ok(1),
+            Log::Kafka(k) => k.broker_count().await,
+        }
+    }
+
+    /// Creates a topic; `Ok(false)` when it existed.
+    ///
+    /// # Errors
+    /// [`LogError`] when the broker refuses.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        retention_ms: i64,
+    ) -> Result<bool, LogError> {
+        match self {
+            Log::Memory(m) => Ok(m.create_topic(name, partitions)),
+            Log::Kafka(k) => {
+                k.create_topic(name, partitions, replication_factor, retention_ms)
+                    .await
+            }
+        }
+    }
+
+    /// Sets a topic's retention (a no-op on memory, whose retention is by count).
+    ///
+    /// # Errors
+    /// [`LogError`] when the broker refuses.
+    pub async fn set_retention(&self, name: &str, retention_ms: i64) -> Result<(), LogError> {
+        match self {
+            Log::Memory(_) => Ok(()),
+            Log::Kafka(k) => k.set_retention(name, retention_ms).await,
+        }
+    }
+
+    /// Deletes records of a partition below `offset`.
+    ///
+    /// # Errors
+    /// [`LogError`] when the broker refuses.
+    pub async fn delete_records_before(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), LogError> {
+        match self {
+            Log::Memory(m) => {
+                m.truncate_before(topic, partition, offset);
+                Ok(())
+            }
+            Log::Kafka(k) => k.delete_records_before(topic, partition, offset).await,
+        }
+    }
+
+    /// Waits until everything sent is delivered.
+    pub async fn flush(&self) {
+        if let Log::Kafka(k) = self {
+            k.flush().await;
+        }
+    }
+}
+
+/// A consumer of either backend.
+pub enum LogConsumer {
+    /// Memory.
+    Memory(MemoryConsumer),
+    /// Kafka.
+    Kafka(KafkaConsumer),
+}
+
+impl LogConsumer {
+    /// The next record, or `None` after `timeout` with nothing new.
+    ///
+    /// # Errors
+    /// [`LogError`] on a consumer error (infrastructure).
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Option<Record>, LogError> {
+        match self {
+            LogConsumer::Memory(m) => Ok(m.poll(timeout).await),
+            LogConsumer::Kafka(k) => k.poll(timeout).await,
+        }
+    }
+
+    /// Commits next offsets `(topic, partition, next_offset)`.
+    ///
+    /// # Errors
+    /// [`LogError`] when the commit cannot be made.
+    pub fn commit(&mut self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+        match self {
+            LogConsumer::Memory(m) => {
+                for (topic, partition, next) in offsets {
+                    m.commit(topic, *partition, *next);
+                }
+                Ok(())
+            }
+            LogConsumer::Kafka(k) => k.commit(offsets),
+        }
+    }
+
+    /// Final commit, then leave the group.
+    ///
+    /// # Errors
+    /// [`LogError`] when the final commit fails.
+    pub async fn close(self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+        match self {
+            LogConsumer::Memory(mut m) => {
+                for (topic, partition, next) in offsets {
+                    m.commit(topic, *partition, *next);
+                }
+                Ok(())
+            }
+            LogConsumer::Kafka(k) => k.close(offsets).await,
+        }
+    }
+
+    /// Lag of every assigned partition.
+    ///
+    /// # Errors
+    /// [`LogError`] when offsets cannot be read.
+    pub async fn lag(&self) -> Result<Vec<PartitionLag>, LogError> {
+        match self {
+            LogConsumer::Memory(m) => Ok(m.lag()),
+            LogConsumer::Kafka(k) => k.lag().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_validation_names_the_problem() {
+        let empty = BTreeMap::new();
+        assert!(matches!(Log::connect("memory://", &empty), Ok(Log::Memory(_))));
+        for bad in ["redis://x", "kafka://", "kafka://host", "kafka://h:notaport"] {
+            let err = Log::connect(bad, &empty).unwrap_err();
+            assert!(err.to_string().contains("log.url"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The in-process log (`log.url = "memory://"`): partitioned like Kafka (murmur2 of the key), consumer
+//! groups with their own committed offsets, and typed events passed by `Arc` with no serialization.
+//!
+//! It is the embedded default and the test backend. One consumer per group per process owns every
+//! partition of its topics, so no rebalancing is needed. Each partition keeps at most
+//! `max_records_per_partition` records (oldest dropped first) so a long run stays bounded; a
+//! consumer that fell behind the retained start resumes at it, as Kafka's `earliest` reset does.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::record::{
+    partition_for_key, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue,
+};
+
+/// Records handed to a consumer per partition lock.
+const FETCH_BATCH: usize = 512;
+
+/// Settings of the memory log.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryLogConfig {
+    /// Partitions of a topic created implicitly by a first produce or subscribe.
+    pub default_partitions: i32,
+    /// Records kept per partition before the oldest are dropped.
+    pub max_records_per_partition: usize,
+}
+
+impl Default for MemoryLogConfig {
+    fn default() -> Self {
+        Self {
+            default_partitions: 6,
+            max_records_per_partition: 2_000_000,
+        }
+    }
+}
+
+struct Stored {
+    key: Option<String>,
+    value: RecordValue,
+    headers: Vec<(String, String)>,
+    timestamp_ms: i64,
+}
+
+#[derive(Default)]
+struct PartitionLog {
+    start_offset: i64,
+    records: VecDeque<Stored>,
+}
+
+impl PartitionLog {
+    fn end_offset(&self) -> i64 {
+        self.start_offset + self.records.len() as i64
+    }
+}
+
+struct Topic {
+    name: Arc<str>,
+    partitions: Vec<Mutex<PartitionLog>>,
+    round_robin: AtomicU32,
+}
+
+type GroupOffsets = HashMap<(String, Arc<str>, i32), i64>;
+
+struct Inner {
+    config: MemoryLogConfig,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    committed: Mutex<GroupOffsets>,
+    appended: Notify,
+}
+
+/// The in-process log. Cloning shares the same log.
+#[derive(Clone)]
+pub struct MemoryLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MemoryLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLog").finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryLog {
+    fn default() -> Self {
+        Self::new(MemoryLogConfig::default())
+    }
+}
+
+impl MemoryLog {
+    /// An empty log.
+    pub fn new(config: MemoryLogConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                topics: RwLock::new(HashMap::new()),
+                committed: Mutex::new(HashMap::new()),
+                appended: Notify::new(),
+            }),
+        }
+    }
+
+    /// Creates `name` with `partitions` unless it exists; returns whether it was created.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> bool {
+        let mut topics = self.inner.topics.write();
+        if topics.contains_key(name) {
+            return false;
+        }
+        topics.insert(name.to_string(), Arc::new(new_topic(name, partitions)));
+        true
+    }
+
+    /// Existing topics and their partition counts.
+    pub fn topics(&self) -> Vec<(String, i32)> {
+        let topics = self.inner.topics.read();
+        let mut out: Vec<(String, i32)> = topics
+            .values()
+            .map(|t| (t.name.to_string(), t.partitions.len() as i32))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn topic(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = self.inner.topics.read().get(name) {
+            return t.clone();
+        }
+        let mut topics = self.inner.topics.write();
+        topics
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(new_topic(name, self.inner.config.default_partitions)))
+            .clone()
+    }
+
+    /// Appends one record.
+    pub fn append(&self, record: OutgoingRecord) -> Delivery {
+        let topic = self.topic(&record.topic);
+        let partition = match &record.key {
+            Some(key) => partition_for_key(key.as_bytes(), topic.partitions.len() as i32),
+            None => {
+                (topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.partitions.len() as u32)
+                    as i32
+            }
+        };
+        let offset = {
+            let mut log = topic.partitions[partition as usize].lock();
+            let offset = log.end_offset();
+            log.records.push_back(Stored {
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+                timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            });
+            if log.records.len() > self.inner.config.max_records_per_partition {
+                log.records.pop_front();
+                log.start_offset += 1;
+            }
+            offset
+        };
+        self.inner.appended.notify_waiters();
+        Delivery { partition, offset }
+    }
+
+    /// A consumer in `group` over `topics`, starting at the group's committed offsets (or the start).
+    pub fn consumer(&self, group: &str, topics: &[String]) -> MemoryConsumer {
+        let committed = self.inner.committed.lock();
+        let mut assignments = Vec::new();
+        for name in topics {
+            let topic = self.topic(name);
+            for partition in 0..topic.partitions.len() as i32 {
+                let start = topic.partitions[partition as usize].lock().start_offset;
+                let position = committed
+                    .get(&(group.to_string(), topic.name.clone(), partition))
+                    .copied()
+                    .unwrap_or(start)
+                    .max(start);
+                assignments.push(Assignment {
+                    topic: topic.clone(),
+                    partition,
+                    position,
+                });
+            }
+        }
+        MemoryConsumer {
+            log: self.clone(),
+            group: group.to_string(),
+            assignments,
+            next_assignment: 0,
+            buffer: VecDeque::new(),
+        }
+    }
+
+    /// Every retained record of `topic`, partition by partition, in offset order.
+    pub fn read_all(&self, topic: &str) -> Vec<Record> {
+        let Some(topic) = self.inner.topics.read().get(topic).cloned() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (p, part) in topic.partitions.iter().enumerate() {
+            let log = part.lock();
+            for (i, stored) in log.records.iter().enumerate() {
+                out.push(to_record(&topic.name, p as i32, log.start_offset + i as i64, stored));
+            }
+        }
+        out
+    }
+
+    /// Drops records of `topic`'s `partition` below `offset`.
+    pub fn truncate_before(&self, topic: &str, partition: i32, offset: i64) {
+        let Some(topic) = self.inner.topics.read().get(topic).cloned() else {
+            return;
+        };
+        if let Some(part) = topic.partitions.get(partition as usize) {
+            let mut log = part.lock();
+            while log.start_offset < offset && !log.records.is_empty() {
+                log.records.pop_front();
+                log.start_offset += 1;
+            }
+        }
+    }
+
+    /// `(start, end)` offsets of a partition.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
+        let topic = self.inner.topics.read().get(topic).cloned()?;
+        let log = topic.partitions.get(partition as usize)?.lock();
+        Some((log.start_offset, log.end_offset()))
+    }
+
+    fn commit(&self, group: &str, topic: &Arc<str>, partition: i32, next_offset: i64) {
+        self.inner
+            .committed
+            .lock()
+            .insert((group.to_string(), topic.clone(), partition), next_offset);
+    }
+
+    fn committed(&self, group: &str, topic: &Arc<str>, partition: i32) -> Option<i64> {
+        self.inner
+            .committed
+            .lock()
+            .get(&(group.to_string(), topic.clone(), partition))
+            .copied()
+    }
+}
+
+fn new_topic(name: &str, partitions: i32) -> Topic {
+    Topic {
+        name: Arc::from(name),
+        partitions: (0..partitions.max(1))
+            .map(|_| Mutex::new(PartitionLog::default()))
+            .collect(),
+        round_robin: AtomicU32::new(0),
+    }
+}
+
+fn to_record(topic: &Arc<str>, partition: i32, offset: i64, stored: &Stored) -> Record {
+    Record {
+        topic: topic.clone(),
+        partition,
+        offset,
+        key: stored.key.clone(),
+        value: stored.value.clone(),
+        headers: stored.headers.clone(),
+        timestamp_ms: stored.timestamp_ms,
+    }
+}
+
+struct Assignment {
+    topic: Arc<Topic>,
+    partition: i32,
+    position: i64,
+}
+
+/// A consumer of the memory log.
+pub struct MemoryConsumer {
+    log: MemoryLog,
+    group: String,
+    assignments: Vec<Assignment>,
+    next_assignment: usize,
+    buffer: VecDeque<Record>,
+}
+
+impl MemoryConsumer {
+    /// The next record, waiting up to `timeout`; `None` when nothing arrived in time.
+    pub async fn poll(&mut self, timeout: Duration) -> Option<Record> {
+        if let Some(r) = self.buffer.pop_front() {
+            return Some(r);
+        }
+        if self.assignments.is_empty() {
+            tokio::time::sleep(timeout).await;
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let inner = self.log.inner.clone();
+        loop {
+            // Register interest before looking, so an append between the look and the wait wakes us.
+            let appended = inner.appended.notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
+            if self.fetch() {
+                return self.buffer.pop_front();
+            }
+            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Moves up to one batch from the next partition with data into the buffer, round robin so no
+    /// partition starves.
+    fn fetch(&mut self) -> bool {
+        let count = self.assignments.len();
+        for step in 0..count {
+            let index = (self.next_assignment + step) % count;
+            let assignment = &mut self.assignments[index];
+            let log = assignment.topic.partitions[assignment.partition as usize].lock();
+            if assignment.position < log.start_offset {
+                assignment.position = log.start_offset;
+            }
+            let from = (assignment.position - log.start_offset) as usize;
+            if from >= log.records.len() {
+                continue;
+            }
+            let mut fetched = 0i64;
+            for stored in log.records.iter().skip(from).take(FETCH_BATCH) {
+                self.buffer.push_back(to_record(
+                    &assignment.topic.name,
+                    assignment.partition,
+                    assignment.position + fetched,
+                    stored,
+                ));
+                fetched += 1;
+            }
+            assignment.position += fetched;
+            self.next_assignment = (index + 1) % count;
+            return true;
+        }
+        false
+    }
+
+    /// Commits `next_offset` (the offset after the last processed record) for a partition.
+    pub fn commit(&mut self, topic: &Arc<str>, partition: i32, next_offset: i64) {
+        self.log.commit(&self.group, topic, partition, next_offset);
+    }
+
+    /// Lag of every assigned partition.
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        self.assignments
+            .iter()
+            .map(|a| {
+                let (start, end) = {
+                    let log = a.topic.partitions[a.partition as usize].lock();
+                    (log.start_offset, log.end_offset())
+                };
+                let committed = self
+                    .log
+                    .committed(&self.group, &a.topic.name, a.partition)
+                    .unwrap_or(start)
+                    .max(start);
+                PartitionLag {
+                    topic: a.topic.name.to_string(),
+                    partition: a.partition,
+                    high_watermark: end,
+                    committed,
+                    lag: (end - committed).max(0),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn raw(topic: &str, key: &str, value: &'static str) -> OutgoingRecord {
+        OutgoingRecord {
+            topic: topic.into(),
+            key: Some(key.into()),
+            value: RecordValue::Bytes(Bytes::from_static(value.as_bytes())),
+            headers: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn same_key_same_partition_and_groups_are_independent() {
+        let log = MemoryLog::default();
+        log.create_topic("t", 4);
+        let a = log.append(raw("t", "k1", "1"));
+        let b = log.append(raw("t", "k1", "2"));
+        assert_eq!(a.partition, b.partition);
+        assert_eq!(b.offset, a.offset + 1);
+
+        let mut g1 = log.consumer("g1", &["t".into()]);
+        let first = g1.poll(Duration::from_millis(10)).await.unwrap();
+        assert_eq!(first.offset, 0);
+        g1.commit(&first.topic, first.partition, first.offset + 1);
+
+        // A new consumer of g1 resumes after the commit; g2 starts from the beginning.
+        let mut g1_again = log.consumer("g1", &["t".into()]);
+        assert_eq!(g1_again.poll(Duration::from_millis(10)).await.unwrap().offset, 1);
+        let mut g2 = log.consumer("g2", &["t".into()]);
+        assert_eq!(g2.poll(Duration::from_millis(10)).await.unwrap().offset, 0);
+        let lag = g1_again.lag();
+        assert_eq!(lag.iter().map(|l| l.lag).sum::<i64>(), 1);
+    }
+
+    #[tokio::test]
+    async fn poll_wakes_on_append_and_times_out_when_idle() {
+        let log = MemoryLog::default();
+        let mut c = log.consumer("g", &["t".into()]);
+        assert!(c.poll(Duration::from_millis(5)).await.is_none());
+        let producer = log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            producer.append(raw("t", "k", "v"));
+        });
+        assert!(c.poll(Duration::from_secs(10)).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn retention_drops_oldest() {
+        let log = MemoryLog::new(MemoryLogConfig {
+            default_partitions: 1,
+            max_records_per_partition: 2,
+        });
+        for _ in 0..5 {
+            log.append(raw("t", "k", "v"));
+        }
+        assert_eq!(log.watermarks("t", 0), Some((3, 5)));
+        let mut c = log.consumer("g", &["t".into()]);
+        assert_eq!(c.poll(Duration::from_millis(5)).await.unwrap().offset, 3);
+    }
+}

@@ -1,0 +1,545 @@
+//! The processor runtime: the only code that consumes, commits and publishes on behalf of services.
+//!
+//! For each record: decode → dedup → handle → produce outputs (await acks) → mark processed →
+//! commit (batched; a commit only ever covers records whose effects are done). Poison goes straight to
+//! `{topic}.dlq`; transient and infrastructure failures are retried with backoff and jitter, without
+//! committing, until the retry budget sends the input to the DLQ. Shutdown stops taking input,
+//! finishes the record in flight, runs the handler's last words, commits, and leaves the group.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{
+    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventMeta, Payload, TopicMap,
+};
+use base64::Engine;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use crate::handler::{Handler, HandlerError, Input, Output};
+use crate::log::{Log, LogConsumer};
+use crate::record::{OutgoingRecord, Record, RecordValue};
+use crate::retry::RetryPolicy;
+use crate::stats::ProcessorStats;
+use crate::LogError;
+
+/// Ordinal reserved for a DLQ record derived from its input, so replays of the same failure share an
+/// id.
+const DLQ_ORDINAL: u32 = u32::MAX;
+
+/// How long shutdown waits for a handler's last outputs to be acknowledged.
+const SHUTDOWN_PUBLISH_LIMIT: Duration = Duration::from_secs(15);
+
+/// Runtime settings of one processor.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Retry budget and backoff.
+    pub retry: RetryPolicy,
+    /// How long a processed id is remembered.
+    pub dedup_ttl: Duration,
+    /// Commit after this many processed records…
+    pub commit_batch: usize,
+    /// …or this long after the first uncommitted one, whichever comes first (and whenever idle).
+    pub commit_interval: Duration,
+    /// How often consumer lag is measured.
+    pub lag_interval: Duration,
+    /// How long one poll waits before the loop looks at timers and commits.
+    pub poll_timeout: Duration,
+    /// Seed of the backoff jitter.
+    pub jitter_seed: u64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            dedup_ttl: Duration::from_secs(7 * 24 * 3600),
+            commit_batch: 500,
+            commit_interval: Duration::from_millis(200),
+            lag_interval: Duration::from_secs(5),
+            poll_timeout: Duration::from_millis(100),
+            jitter_seed: 0x5eed,
+        }
+    }
+}
+
+/// Why a processor stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// The consumer could not be created or the final commit failed.
+    #[error("processor {service}: {source}")]
+    Log {
+        /// Service.
+        service: String,
+        /// Cause.
+        #[source]
+        source: LogError,
+    },
+}
+
+enum Outcome {
+    /// Effects are done (or the input was dead-lettered / skipped): commit it.
+    Done,
+    /// Shutdown arrived mid-retry: do not commit; the input is read again after restart.
+    Aborted,
+}
+
+/// Runs one [`Handler`].
+pub struct Processor<H: Handler> {
+    handler: H,
+    log: Log,
+    dedup: Arc<dyn DedupStore>,
+    clock: Arc<dyn Clock>,
+    config: ProcessorConfig,
+    stats: Arc<ProcessorStats>,
+    group: String,
+    service: String,
+    rng: StdRng,
+}
+
+impl<H: Handler> Processor<H> {
+    /// A processor for `handler` on `log`.
+    pub fn new(
+        handler: H,
+        log: Log,
+        dedup: Arc<dyn DedupStore>,
+        clock: Arc<dyn Clock>,
+        config: ProcessorConfig,
+    ) -> Self {
+        let service = handler.name().to_string();
+        let rng = StdRng::seed_from_u64(config.jitter_seed);
+        Self {
+            group: format!("alpha-panda.{service}"),
+            service,
+            handler,
+            log,
+            dedup,
+            clock,
+            config,
+            stats: Arc::new(ProcessorStats::default()),
+            rng,
+        }
+    }
+
+    /// The live counters (share them before calling [`Processor::run`]).
+    pub fn stats(&self) -> Arc<ProcessorStats> {
+        self.stats.clone()
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Runs until `shutdown` is cancelled, then returns the handler.
+    ///
+    /// # Errors
+    /// [`ProcessorError`] when the consumer cannot be created or the final commit fails.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<H, ProcessorError> {
+        let topics = self.handler.topics();
+        let span = info_span!("processor", service = %self.service, broker = self.handler.broker().as_str());
+        async move {
+            if topics.is_empty() {
+                // A service that consumes nothing gets no consumer loop: only its timer, if any.
+                self.run_timers_only(&shutdown).await;
+            } else {
+                self.run_consumer(&topics, &shutdown).await?;
+            }
+            Ok(self.handler)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_timers_only(&mut self, shutdown: &CancellationToken) {
+        if let Some(period) = self.handler.timer_interval() {
+            let mut timer = tokio::time::interval(period);
+            timer.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = timer.tick() => self.on_timer(shutdown).await,
+                }
+            }
+        } else {
+            shutdown.cancelled().await;
+        }
+        self.on_shutdown().await;
+    }
+
+    async fn run_consumer(
+        &mut self,
+        topics: &[String],
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProcessorError> {
+        let mut consumer =
+            self.log
+                .consumer(&self.group, topics)
+                .map_err(|source| ProcessorError::Log {
+                    service: self.service.clone(),
+                    source,
+                })?;
+        info!(group = %self.group, ?topics, "consuming");
+        let mut pending: HashMap<(Arc<str>, i32), i64> = HashMap::new();
+        let mut uncommitted = 0usize;
+        let mut first_uncommitted: Option<Instant> = None;
+        let mut timer = self.handler.timer_interval().map(|period| {
+            let mut t = tokio::time::interval_at(Instant::now() + period, period);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        let mut lag_due = Instant::now();
+        let mut poll_failures = 0u32;
+
+        loop {
+            if Instant::now() >= lag_due {
+                lag_due = Instant::now() + self.config.lag_interval;
+                match consumer.lag().await {
+                    Ok(lag) => self.stats.set_lag(lag),
+                    Err(e) => debug!(error = %e, "lag unavailable"),
+                }
+            }
+            let polled = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = async { timer.as_mut().expect("guarded").tick().await }, if timer.is_some() => {
+                    self.on_timer(shutdown).await;
+                    continue;
+                }
+                polled = consumer.poll(self.config.poll_timeout) => polled,
+            };
+            match polled {
+                Err(e) => {
+                    warn!(error = %e, "poll failed; backing off");
+                    let delay = self.config.retry.backoff(poll_failures, &mut self.rng);
+                    poll_failures = poll_failures.saturating_add(1);
+                    if sleep_or_shutdown(delay, shutdown).await {
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    self.commit(&mut consumer, &mut pending, &mut uncommitted);
+                    first_uncommitted = None;
+                }
+                Ok(Some(record)) => {
+                    poll_failures = 0;
+                    let key = (record.topic.clone(), record.partition);
+                    let next = record.offset + 1;
+                    match self.process(record, shutdown).await {
+                        Outcome::Aborted => break,
+                        Outcome::Done => {
+                            pending.insert(key, next);
+                            uncommitted += 1;
+                            let since = *first_uncommitted.get_or_insert_with(Instant::now);
+                            if uncommitted >= self.config.commit_batch
+                                || since.elapsed() >= self.config.commit_interval
+                            {
+                                self.commit(&mut consumer, &mut pending, &mut uncommitted);
+                                first_uncommitted = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        self.on_shutdown().await;
+        let offsets: Vec<(Arc<str>, i32, i64)> =
+            pending.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+        consumer
+            .close(&offsets)
+            .await
+            .map_err(|source| ProcessorError::Log {
+                service: self.service.clone(),
+                source,
+            })?;
+        info!("stopped; offsets committed");
+        Ok(())
+    }
+
+    fn commit(
+        &self,
+        consumer: &mut LogConsumer,
+        pending: &mut HashMap<(Arc<str>, i32), i64>,
+        uncommitted: &mut usize,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let offsets: Vec<(Arc<str>, i32, i64)> = pending
+            .iter()
+            .map(|((t, p), o)| (t.clone(), *p, *o))
+            .collect();
+        match consumer.commit(&offsets) {
+            Ok(()) => {
+                pending.clear();
+                *uncommitted = 0;
+                ProcessorStats::incr(&self.stats.commits, 1);
+            }
+            // Keep them pending: the next commit (or the final one) covers them.
+            Err(e) => warn!(error = %e, "commit failed; will retry"),
+        }
+    }
+
+    async fn process(&mut self, record: Record, shutdown: &CancellationToken) -> Outcome {
+        ProcessorStats::incr(&self.stats.events_in, 1);
+        let envelope = match &record.value {
+            RecordValue::Event(e) => e.clone(),
+            RecordValue::Bytes(bytes) => match Envelope::from_json(bytes) {
+                Ok(e) => Arc::new(e),
+                Err(err) => {
+                    warn!(topic = %record.topic, partition = record.partition, offset = record.offset,
+                        error = %err, "undecodable record; dead-lettering");
+                    return self
+                        .dead_letter(&record, None, err.class(), err.to_string(), 0, shutdown)
+                        .await;
+                }
+            },
+        };
+        let span = info_span!(
+            "handle",
+            event_id = %envelope.id,
+            event_type = envelope.event_type().as_str(),
+            correlation_id = %envelope.correlation_id,
+            causation_id = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default(),
+        );
+        self.process_envelope(record, envelope, shutdown)
+            .instrument(span)
+            .await
+    }
+
+    async fn process_envelope(
+        &mut self,
+        record: Record,
+        envelope: Arc<Envelope>,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        let deduplicate = self.handler.deduplicate(envelope.event_type());
+        if deduplicate {
+            let mut attempt = 0;
+            loop {
+                match self.dedup.is_processed(&self.group, envelope.id).await {
+                    Ok(true) => {
+                        debug!("duplicate; skipped");
+                        ProcessorStats::incr(&self.stats.duplicates, 1);
+                        return Outcome::Done;
+                    }
+                    Ok(false) => break,
+                    Err(e) => {
+                        warn!(error = %e, attempt, "dedup store unavailable; retrying");
+                        if self.backoff(&mut attempt, shutdown).await {
+                            return Outcome::Aborted;
+                        }
+                    }
+                }
+            }
+        }
+
+        let position = record.position();
+        let mut attempt = 0u32;
+        let outputs = loop {
+            let input = Input {
+                envelope: &envelope,
+                position: &position,
+                now: self.clock.now(),
+            };
+            match self.handler.handle(input).await {
+                Ok(outputs) => break outputs,
+                Err(e) if e.class.is_retryable() && attempt < self.config.retry.max_retries => {
+                    warn!(error = %e.message, class = %e.class, attempt, "handler failed; retrying");
+                    if self.backoff(&mut attempt, shutdown).await {
+                        return Outcome::Aborted;
+                    }
+                }
+                Err(HandlerError { class, message }) => {
+                    error!(error = %message, %class, retries = attempt, "dead-lettering input");
+                    return self
+                        .dead_letter(&record, Some(&envelope), class, message, attempt, shutdown)
+                        .await;
+                }
+            }
+        };
+
+        let meta = envelope.meta();
+        let records = self.wrap(Some(&meta), outputs);
+        if !self.publish(records, shutdown).await {
+            return Outcome::Aborted;
+        }
+
+        if deduplicate {
+            let mut attempt = 0;
+            loop {
+                match self
+                    .dedup
+                    .mark_processed(&self.group, envelope.id, self.config.dedup_ttl)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) => {
+                        warn!(error = %e, attempt, "dedup store unavailable; retrying mark");
+                        if self.backoff(&mut attempt, shutdown).await {
+                            return Outcome::Aborted;
+                        }
+                    }
+                }
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Wraps outputs into envelopes: derived from `cause`, or roots for time-driven outputs.
+    fn wrap(&self, cause: Option<&EventMeta>, outputs: Vec<Output>) -> Vec<OutgoingRecord> {
+        let now = self.clock.now();
+        outputs
+            .into_iter()
+            .enumerate()
+            .map(|(ordinal, out)| {
+                let envelope = match cause {
+                    Some(meta) => Envelope::derived(
+                        meta,
+                        ordinal as u32,
+                        out.payload,
+                        out.key,
+                        out.broker,
+                        &self.service,
+                        now,
+                    ),
+                    None => Envelope::root(out.payload, out.key, out.broker, &self.service, now),
+                };
+                OutgoingRecord::event(out.topic, envelope)
+            })
+            .collect()
+    }
+
+    /// Produces until every record is acknowledged; `false` when shutdown interrupted the retries.
+    /// Ids are deterministic, so a partial send retried in full is deduplicated downstream.
+    async fn publish(&mut self, records: Vec<OutgoingRecord>, shutdown: &CancellationToken) -> bool {
+        if records.is_empty() {
+            return true;
+        }
+        let count = records.len() as u64;
+        let mut attempt = 0;
+        loop {
+            match self.log.send_all(records.clone()).await {
+                Ok(_) => {
+                    ProcessorStats::incr(&self.stats.events_out, count);
+                    return true;
+                }
+                Err(e) => {
+                    warn!(error = %e, attempt, "produce failed; retrying");
+                    if self.backoff(&mut attempt, shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps the backoff for `attempt` and counts a retry; `true` when shutdown came first.
+    async fn backoff(&mut self, attempt: &mut u32, shutdown: &CancellationToken) -> bool {
+        ProcessorStats::incr(&self.stats.retries, 1);
+        let delay = self.config.retry.backoff(*attempt, &mut self.rng);
+        *attempt = attempt.saturating_add(1);
+        sleep_or_shutdown(delay, shutdown).await
+    }
+
+    async fn dead_letter(
+        &mut self,
+        record: &Record,
+        envelope: Option<&Arc<Envelope>>,
+        error_class: ErrorClass,
+        error_message: String,
+        retry_count: u32,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        let now = self.clock.now();
+        let broker = self.handler.broker();
+        let message = DlqMessage {
+            original_topic: record.topic.to_string(),
+            original_partition: record.partition,
+            original_offset: record.offset,
+            original_key: record.key.clone(),
+            original: match envelope {
+                Some(e) => DlqPayload::Envelope {
+                    envelope: Box::new(Envelope::clone(e)),
+                },
+                None => DlqPayload::Raw {
+                    value_base64: base64::engine::general_purpose::STANDARD
+                        .encode(record.value.to_bytes()),
+                },
+            },
+            error_class,
+            error_message,
+            retry_count,
+            service: self.service.clone(),
+            broker,
+            failed_at: now,
+        };
+        let key = record.key.clone().unwrap_or_default();
+        let dlq_envelope = match envelope {
+            Some(e) => Envelope::derived(
+                &e.meta(),
+                DLQ_ORDINAL,
+                Payload::DlqMessage(message),
+                key,
+                broker,
+                &self.service,
+                now,
+            ),
+            None => Envelope::root(Payload::DlqMessage(message), key, broker, &self.service, now),
+        };
+        let topic = TopicMap::dlq(&record.topic);
+        if !self
+            .publish(vec![OutgoingRecord::event(topic, dlq_envelope)], shutdown)
+            .await
+        {
+            return Outcome::Aborted;
+        }
+        ProcessorStats::incr(&self.stats.dead_lettered, 1);
+        Outcome::Done
+    }
+
+    async fn on_timer(&mut self, shutdown: &CancellationToken) {
+        let now = self.clock.now();
+        match self.handler.on_timer(now).await {
+            Ok(outputs) => {
+                let records = self.wrap(None, outputs);
+                self.publish(records, shutdown).await;
+            }
+            Err(e) => warn!(error = %e, "timer handler failed"),
+        }
+    }
+
+    async fn on_shutdown(&mut self) {
+        let now = self.clock.now();
+        match self.handler.on_shutdown(now).await {
+            Ok(outputs) => {
+                let records = self.wrap(None, outputs);
+                // Shutdown is already under way: give the last words a bounded time of their own.
+                let deadline = CancellationToken::new();
+                let guard = deadline.clone();
+                let timer = tokio::spawn(async move {
+                    tokio::time::sleep(SHUTDOWN_PUBLISH_LIMIT).await;
+                    guard.cancel();
+                });
+                if !self.publish(records, &deadline).await {
+                    error!("final outputs could not be published before the shutdown limit");
+                }
+                timer.abort();
+            }
+            Err(e) => warn!(error = %e, "shutdown handler failed"),
+        }
+    }
+}
+
+/// Sleeps, unless shutdown comes first (then returns `true`).
+async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(delay) => false,
+    }
+}

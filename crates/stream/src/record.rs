@@ -1,0 +1,219 @@
+//! What flows through the log: records read, records to write, delivery reports, lag.
+
+use std::sync::Arc;
+
+use alpha_panda_core::Envelope;
+use bytes::Bytes;
+
+/// Header names of ARCHITECTURE §2.
+pub mod header {
+    /// The envelope id.
+    pub const EVENT_ID: &str = "event-id";
+    /// The envelope type.
+    pub const EVENT_TYPE: &str = "event-type";
+    /// The correlation id.
+    pub const CORRELATION_ID: &str = "correlation-id";
+    /// The causation id (empty for a root event).
+    pub const CAUSATION_ID: &str = "causation-id";
+    /// W3C trace context.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// Payload schema version.
+    pub const SCHEMA_VERSION: &str = "schema-version";
+    /// Always `application/json`.
+    pub const CONTENT_TYPE: &str = "content-type";
+}
+
+/// The headers an envelope travels with.
+pub fn envelope_headers(envelope: &Envelope) -> Vec<(String, String)> {
+    vec![
+        (header::EVENT_ID.into(), envelope.id.to_string()),
+        (header::EVENT_TYPE.into(), envelope.event_type().to_string()),
+        (
+            header::CORRELATION_ID.into(),
+            envelope.correlation_id.to_string(),
+        ),
+        (
+            header::CAUSATION_ID.into(),
+            envelope
+                .causation_id
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+        ),
+        (header::TRACEPARENT.into(), envelope.traceparent()),
+        (header::SCHEMA_VERSION.into(), envelope.version.to_string()),
+        (header::CONTENT_TYPE.into(), "application/json".into()),
+    ]
+}
+
+/// A record's value: a typed event (memory log, no serialization) or raw bytes (Kafka, or bytes that
+/// were written raw and may not decode at all).
+#[derive(Debug, Clone)]
+pub enum RecordValue {
+    /// An envelope, shared between consumers.
+    Event(Arc<Envelope>),
+    /// Bytes as they were written.
+    Bytes(Bytes),
+}
+
+impl RecordValue {
+    /// The value as wire bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            RecordValue::Event(e) => Bytes::from(e.to_json()),
+            RecordValue::Bytes(b) => b.clone(),
+        }
+    }
+}
+
+/// A record read from the log.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<String>,
+    /// Value.
+    pub value: RecordValue,
+    /// Headers (empty for typed records in the memory log: they are derivable from the envelope).
+    pub headers: Vec<(String, String)>,
+    /// Broker append time, Unix milliseconds.
+    pub timestamp_ms: i64,
+}
+
+impl Record {
+    /// Where the record sits.
+    pub fn position(&self) -> RecordPosition {
+        RecordPosition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// A record's place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordPosition {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// A record to write.
+#[derive(Debug, Clone)]
+pub struct OutgoingRecord {
+    /// Target topic.
+    pub topic: String,
+    /// Key (the partition key).
+    pub key: Option<String>,
+    /// Value.
+    pub value: RecordValue,
+    /// Extra headers (envelope headers are added for typed values).
+    pub headers: Vec<(String, String)>,
+}
+
+impl OutgoingRecord {
+    /// An envelope to `topic`, keyed by its `key`.
+    pub fn event(topic: impl Into<String>, envelope: Envelope) -> Self {
+        Self {
+            topic: topic.into(),
+            key: Some(envelope.key.clone()),
+            value: RecordValue::Event(Arc::new(envelope)),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Where a produced record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// Consumer lag of one partition: high watermark − committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset to be written.
+    pub high_watermark: i64,
+    /// Next offset the group will read (its committed offset), or the log start when none.
+    pub committed: i64,
+    /// `high_watermark − committed`, never negative.
+    pub lag: i64,
+}
+
+/// The partition a key maps to among `partitions`: murmur2, as Kafka's default partitioner does, so a
+/// key lands on the same partition number in both backends.
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    let hash = murmur2(key) & 0x7fff_ffff;
+    (hash % partitions.max(1) as u32) as i32
+}
+
+fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = SEED ^ (len as u32);
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    match tail.len() {
+        3 => {
+            h ^= u32::from(tail[2]) << 16;
+            h ^= u32::from(tail[1]) << 8;
+            h ^= u32::from(tail[0]);
+            h = h.wrapping_mul(M);
+        }
+        2 => {
+            h ^= u32::from(tail[1]) << 8;
+            h ^= u32::from(tail[0]);
+            h = h.wrapping_mul(M);
+        }
+        1 => {
+            h ^= u32::from(tail[0]);
+            h = h.wrapping_mul(M);
+        }
+        _ => {}
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka_reference_values() {
+        // Values from Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21") as i32, -973932308);
+        assert_eq!(murmur2(b"foobar") as i32, -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(murmur2(b"abc") as i32, 479470107);
+    }
+}
