@@ -17,6 +17,7 @@
 //! - [`bootstrap`]: topic creation and drift report.
 //! - [`dlq`]: list, replay, purge dead letters.
 //! - [`stats`]: live counters and consumer lag.
+//! - [`testing`]: a real tansu broker for tests.
 #![deny(unsafe_code)]
 
 pub mod bootstrap;
@@ -32,6 +33,7 @@ pub mod processor;
 pub mod record;
 pub mod retry;
 pub mod stats;
+pub mod testing;
 
 pub use bootstrap::{reconcile_topics, TopicReport, TopicStatus};
 pub use dedup::MemoryDedupStore;

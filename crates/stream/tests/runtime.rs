@@ -1,0 +1,235 @@
+//! The processor runtime's guarantees (ARCHITECTURE §4), each tested on the memory log and on a real
+//! Kafka-protocol broker (tansu).
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{
+    derive_event_id, DlqPayload, Envelope, ErrorClass, EventBroker, Payload, TopicMap,
+};
+use alpha_panda_stream::{
+    HandlerError, MemoryDedupStore, OutgoingRecord, ProcessorConfig, ProcessorStats, RecordValue,
+};
+use base64::Engine;
+use bytes::Bytes;
+use common::*;
+
+const IN: &str = "rt.input";
+const OUT: &str = "rt.output";
+
+async fn publish(backend: &Backend, envelope: &Envelope) {
+    backend
+        .log
+        .send(OutgoingRecord::event(IN, envelope.clone()))
+        .await
+        .unwrap();
+}
+
+/// Handled inputs are committed: a restarted consumer of the group does not see them again.
+async fn commits_after_success(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let dedup = Arc::new(MemoryDedupStore::new());
+    for p in 0..3 {
+        publish(&backend, &tick(1 + p, 100)).await;
+    }
+    let first = start(&backend.log, dedup.clone(), "svc_commit", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    eventually("three inputs handled", || first.seen.lock().len() == 3).await;
+    first.stop().await;
+
+    // A fresh dedup store: only the committed offsets can keep the second run from re-reading.
+    let second = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_commit", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    let late = tick(9, 100);
+    publish(&backend, &late).await;
+    eventually("the new input handled", || !second.seen.lock().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen: Vec<_> = second.seen.lock().iter().map(|e| e.id).collect();
+    assert_eq!(seen, vec![late.id], "only the uncommitted input is read again");
+    second.stop().await;
+}
+
+/// A transient failure is retried; while it keeps failing nothing is committed, so a restarted
+/// consumer reads the input again.
+async fn transient_is_retried_and_not_committed(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let input = tick(7, 100);
+    publish(&backend, &input).await;
+    let mut config = fast_config();
+    config.retry.max_retries = u32::MAX;
+    let failing = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_transient", &[IN], config,
+        Box::new(|_| Err(HandlerError::transient("venue timeout"))));
+    eventually("several retries", || ProcessorStats::get(&failing.stats.retries) >= 3).await;
+    failing.stop().await;
+    assert!(read_events(&backend.log, &TopicMap::dlq(IN)).await.is_empty(), "no DLQ while retrying");
+
+    let healthy = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_transient", &[IN], fast_config(),
+        Box::new(|_| Ok(vec![])));
+    eventually("input re-read after restart", || healthy.seen.lock().iter().any(|e| e.id == input.id)).await;
+    healthy.stop().await;
+}
+
+/// Exhausting the retry budget dead-letters the input with its retry count, and the consumer moves on.
+async fn retry_budget_sends_to_dlq(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let bad = tick(1, 100);
+    let good = tick(2, 100);
+    publish(&backend, &bad).await;
+    publish(&backend, &good).await;
+    let bad_id = bad.id;
+    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_budget", &[IN], fast_config(),
+        Box::new(move |e| if e.id == bad_id { Err(HandlerError::transient("still down")) } else { Ok(vec![]) }));
+    let dlq = wait_for_events(&backend.log, &TopicMap::dlq(IN), 1).await;
+    let Payload::DlqMessage(message) = &dlq[0].payload else { panic!("not a DLQ message") };
+    assert_eq!(message.retry_count, 3);
+    assert_eq!(message.error_class, ErrorClass::Transient);
+    assert!(matches!(&message.original, DlqPayload::Envelope { envelope } if envelope.id == bad_id));
+    eventually("the next input handled", || running.seen.lock().iter().any(|e| e.id == good.id)).await;
+    running.stop().await;
+}
+
+/// Undecodable bytes go to `{topic}.dlq` with their metadata, and the consumer carries on.
+async fn poison_goes_to_dlq_and_consumer_moves_on(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let poison = backend
+        .log
+        .send(OutgoingRecord {
+            topic: IN.into(),
+            key: Some("408065".into()),
+            value: RecordValue::Bytes(Bytes::from_static(b"{not json")),
+            headers: vec![],
+        })
+        .await
+        .unwrap();
+    let good = tick(408065, 100);
+    publish(&backend, &good).await;
+    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_poison", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    eventually("the good record handled", || running.seen.lock().iter().any(|e| e.id == good.id)).await;
+    let dlq = wait_for_events(&backend.log, &TopicMap::dlq(IN), 1).await;
+    running.stop().await;
+
+    assert_eq!(dlq.len(), 1);
+    let Payload::DlqMessage(message) = &dlq[0].payload else { panic!("not a DLQ message") };
+    assert_eq!(message.original_topic, IN);
+    assert_eq!(message.original_partition, poison.partition);
+    assert_eq!(message.original_offset, poison.offset);
+    assert_eq!(message.original_key.as_deref(), Some("408065"));
+    assert_eq!(message.error_class, ErrorClass::Poison);
+    assert_eq!(message.service, "svc_poison");
+    assert_eq!(message.broker, EventBroker::Paper);
+    assert_eq!(message.retry_count, 0);
+    let DlqPayload::Raw { value_base64 } = &message.original else { panic!("raw bytes expected") };
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(value_base64).unwrap(), b"{not json");
+    assert_eq!(dlq[0].key, "408065");
+}
+
+/// The same event id delivered twice is handled once.
+async fn duplicate_is_handled_once(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let event = tick(5, 100);
+    publish(&backend, &event).await;
+    publish(&backend, &event).await;
+    let marker = tick(6, 100);
+    publish(&backend, &marker).await;
+    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_dedup", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    eventually("marker handled", || running.seen.lock().iter().any(|e| e.id == marker.id)).await;
+    eventually("duplicate counted", || ProcessorStats::get(&running.stats.duplicates) == 1).await;
+    let handled = running.seen.lock().iter().filter(|e| e.id == event.id).count();
+    assert_eq!(handled, 1);
+    running.stop().await;
+}
+
+/// Outputs carry the input's correlation id, its id as causation, and derived ids; handling the
+/// same input again (a replay past dedup) yields the very same output ids.
+async fn outputs_are_correlated_and_deterministic(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let input = tick(11, 100);
+    publish(&backend, &input).await;
+    let script = || -> Script { Box::new(|_| Ok(vec![ack_output(OUT, 1), ack_output(OUT, 2)])) };
+    let first = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_corr", &[IN], fast_config(), script());
+    let outputs = wait_for_events(&backend.log, OUT, 2).await;
+    first.stop().await;
+    let mut ids: Vec<_> = outputs.iter().map(|e| e.id).collect();
+    ids.sort();
+    let mut expected = vec![derive_event_id(input.id, "svc_corr", 0), derive_event_id(input.id, "svc_corr", 1)];
+    expected.sort();
+    assert_eq!(ids, expected);
+    for out in &outputs {
+        assert_eq!(out.correlation_id, input.correlation_id);
+        assert_eq!(out.causation_id, Some(input.id));
+        assert_eq!(out.trace_id, input.trace_id);
+        assert_eq!(out.source, "svc_corr");
+    }
+
+    // Replay the input (same id) to a processor whose dedup store has forgotten it.
+    publish(&backend, &input).await;
+    let second = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_corr", &[IN], fast_config(), script());
+    let all = wait_for_events(&backend.log, OUT, 4).await;
+    second.stop().await;
+    let mut again: Vec<_> = all[..].iter().map(|e| e.id).collect();
+    again.sort();
+    again.dedup();
+    assert_eq!(again, expected, "re-handling produced the same ids");
+}
+
+/// A consumer killed (task aborted: no shutdown, no final commit) re-reads what it had not
+/// committed when it comes back.
+async fn killed_consumer_rereads_uncommitted(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    for n in 0..5 {
+        publish(&backend, &tick(100 + n, 100)).await;
+    }
+    let config = ProcessorConfig {
+        commit_batch: usize::MAX,
+        commit_interval: Duration::from_secs(3600),
+        poll_timeout: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let first = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_kill", &[IN], config, Box::new(|_| Ok(vec![])));
+    eventually("five handled", || first.seen.lock().len() == 5).await;
+    first.task.abort();
+    let _ = first.task.await;
+
+    let second = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_kill", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    eventually("all five read again", || second.seen.lock().len() == 5).await;
+    second.stop().await;
+}
+
+/// A handler that succeeds only on its second attempt is retried, then committed once.
+async fn retry_then_success(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    publish(&backend, &tick(1, 100)).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_retry", &[IN], fast_config(),
+        Box::new(move |_| if c.fetch_add(1, Ordering::SeqCst) == 0 { Err(HandlerError::infrastructure("db down")) } else { Ok(vec![ack_output(OUT, 1)]) }));
+    wait_for_events(&backend.log, OUT, 1).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(ProcessorStats::get(&running.stats.retries), 1);
+    running.stop().await;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::memory()).await; })*
+        }
+        mod kafka {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::kafka()).await; })*
+        }
+    };
+}
+
+on_both_backends!(
+    commits_after_success,
+    transient_is_retried_and_not_committed,
+    retry_budget_sends_to_dlq,
+    poison_goes_to_dlq_and_consumer_moves_on,
+    duplicate_is_handled_once,
+    outputs_are_correlated_and_deterministic,
+    killed_consumer_rereads_uncommitted,
+    retry_then_success,
+);
