@@ -1,0 +1,64 @@
+//! The command line. Every command returns an exit code or an error; [`main`] alone turns errors
+//! into a message on stderr and exit code 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::settings::Settings;
+
+/// Alpha Panda: event-driven algorithmic trading for Indian markets.
+#[derive(Debug, Parser)]
+#[command(name = "alpha-panda", version, about)]
+pub struct Cli {
+    /// Settings file (default: ./alpha-panda.toml when it exists).
+    #[arg(long, global = true, env = "ALPHA_PANDA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the effective settings, secrets redacted, with where each value came from.
+    Config(commands::config::ConfigArgs),
+    /// Create every topic of the configured brokers (and each `.dlq`) and report drift.
+    Bootstrap(commands::bootstrap::BootstrapArgs),
+    /// Dead-letter queues: list, replay, purge.
+    Dlq(commands::dlq::DlqArgs),
+}
+
+/// Parses the process arguments, runs the command, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Whatever the command reports; the message says what to do.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let loaded = Settings::load(cli.config.as_deref())?;
+    crate::logging::init(&loaded.settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Config(args) => commands::config::run(&loaded, &args),
+        Command::Bootstrap(args) => {
+            runtime.block_on(commands::bootstrap::run(&loaded.settings, &args))
+        }
+        Command::Dlq(args) => runtime.block_on(commands::dlq::run(&loaded.settings, &args)),
+    }
+}

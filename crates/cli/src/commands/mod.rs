@@ -1,0 +1,5 @@
+//! One module per command.
+
+pub mod bootstrap;
+pub mod config;
+pub mod dlq;
