@@ -1,6 +1,9 @@
 //! Settings: layering (defaults → file → environment), unknown keys named, guards refuse unsafe
 //! combinations, and provenance says where each value came from.
 
+// figment::Jail closures return figment::Error, whose size is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 use std::path::Path;
 
 use alpha_panda::settings::{Settings, SettingsError};
