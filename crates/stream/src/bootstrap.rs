@@ -78,7 +78,13 @@ impl TopicReport {
 
     /// A fixed-width table for people.
     pub fn to_table(&self) -> String {
-        let width = self.rows.iter().map(|r| r.topic.len()).max().unwrap_or(5).max(5);
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.topic.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let mut out = format!(
             "{:<width$}  {:>10}  {:>3}  {:>13}  {}\n",
             "TOPIC", "PARTITIONS", "RF", "RETENTION_MS", "STATUS"
@@ -88,7 +94,9 @@ impl TopicReport {
                 Some(a) => (
                     a.partitions.to_string(),
                     a.replication_factor.to_string(),
-                    a.retention_ms.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                    a.retention_ms
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "?".into()),
                 ),
                 None => (
                     r.expected.partitions.to_string(),
@@ -172,7 +180,8 @@ pub async fn reconcile_topics(
         let status = if !drift.is_empty() {
             TopicStatus::Drift(drift.join("; "))
         } else if retention_differs && apply {
-            log.set_retention(&topic.name, expected.retention_ms).await?;
+            log.set_retention(&topic.name, expected.retention_ms)
+                .await?;
             TopicStatus::Fixed(format!(
                 "retention.ms {} -> {}",
                 found.retention_ms.unwrap_or_default(),
@@ -212,7 +221,10 @@ mod tests {
             .await
             .unwrap();
         assert!(check.has_unfixed_problems());
-        assert!(check.problems().iter().any(|p| p.contains("market.ticks.dlq is missing")));
+        assert!(check
+            .problems()
+            .iter()
+            .any(|p| p.contains("market.ticks.dlq is missing")));
 
         let report = reconcile_topics(&log, &[Broker::Paper], &overlay, true)
             .await

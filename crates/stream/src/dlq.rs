@@ -52,9 +52,10 @@ pub struct DlqFilter {
 
 impl DlqFilter {
     fn matches(&self, entry: &DlqEntry) -> bool {
-        let topic_ok = self.topic.as_ref().is_none_or(|t| {
-            *t == entry.message.original_topic || *t == entry.dlq_topic
-        });
+        let topic_ok = self
+            .topic
+            .as_ref()
+            .is_none_or(|t| *t == entry.message.original_topic || *t == entry.dlq_topic);
         let since_ok = self.since.is_none_or(|s| entry.message.failed_at >= s);
         let until_ok = self.until.is_none_or(|u| entry.message.failed_at < u);
         topic_ok && since_ok && until_ok
@@ -124,15 +125,23 @@ pub async fn list(log: &Log, filter: &DlqFilter) -> Result<Vec<DlqEntry>, LogErr
             }
         }
     }
-    out.sort_by_key(|e| (e.message.failed_at, e.dlq_topic.clone(), e.partition, e.offset));
+    out.sort_by_key(|e| {
+        (
+            e.message.failed_at,
+            e.dlq_topic.clone(),
+            e.partition,
+            e.offset,
+        )
+    });
     Ok(out)
 }
 
 fn replay_record(entry: &DlqEntry) -> OutgoingRecord {
     match &entry.message.original {
-        DlqPayload::Envelope { envelope } => {
-            OutgoingRecord::event(entry.message.original_topic.clone(), Envelope::clone(envelope))
-        }
+        DlqPayload::Envelope { envelope } => OutgoingRecord::event(
+            entry.message.original_topic.clone(),
+            Envelope::clone(envelope),
+        ),
         DlqPayload::Raw { value_base64 } => OutgoingRecord {
             topic: entry.message.original_topic.clone(),
             key: entry.message.original_key.clone(),

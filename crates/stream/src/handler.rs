@@ -9,6 +9,17 @@ use alpha_panda_core::{Envelope, ErrorClass, EventBroker, EventType, Payload, Ti
 
 use crate::record::RecordPosition;
 
+/// The next offset to read of one partition: what a commit (and a checkpoint) records.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CommitOffset {
+    /// Topic.
+    pub topic: std::sync::Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// The first offset not yet reflected.
+    pub next_offset: i64,
+}
+
 /// One event handed to a handler.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
@@ -79,6 +90,12 @@ pub trait Handler: Send + 'static {
     /// The service name: the consumer group is `alpha-panda.{name}` and outputs carry it as `source`.
     fn name(&self) -> &str;
 
+    /// The consumer group. Defaults to `alpha-panda.{name}`; a service that runs once per broker
+    /// namespace uses `alpha-panda.{name}.{broker}` so that namespaces never share offsets.
+    fn consumer_group(&self) -> String {
+        format!("alpha-panda.{}", self.name())
+    }
+
     /// Topics to consume. Empty means the runtime starts no consumer loop at all.
     fn topics(&self) -> Vec<String>;
 
@@ -96,6 +113,17 @@ pub trait Handler: Send + 'static {
         &mut self,
         input: Input<'_>,
     ) -> impl Future<Output = Result<Vec<Output>, HandlerError>> + Send;
+
+    /// Makes the handler's state durable together with the offsets it reflects (ARCHITECTURE §4
+    /// rule 4). The runtime calls it right before every offset commit, when every output of the
+    /// inputs below `offsets` has been acknowledged by the log; a failure keeps the commit back.
+    /// Stateless handlers keep the default, which does nothing.
+    fn checkpoint(
+        &mut self,
+        _offsets: &[CommitOffset],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async { Ok(()) }
+    }
 
     /// How often [`Handler::on_timer`] runs, if at all.
     fn timer_interval(&self) -> Option<Duration> {

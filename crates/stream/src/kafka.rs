@@ -81,10 +81,8 @@ impl KafkaLog {
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "1");
-        let producer: FutureProducer = config
-            .with_overrides(base)
-            .create()
-            .map_err(broker_error)?;
+        let producer: FutureProducer =
+            config.with_overrides(base).create().map_err(broker_error)?;
         Ok(Self {
             config: Arc::new(config),
             producer,
@@ -167,9 +165,12 @@ impl KafkaLog {
     /// [`LogError::Broker`] when the topic cannot be read.
     pub async fn read_all(&self, topic: &str, idle: Duration) -> Result<Vec<Record>, LogError> {
         let mut base = self.config.client_config();
-        base.set("group.id", format!("alpha-panda.reader.{}", uuid::Uuid::now_v7()))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
+        base.set(
+            "group.id",
+            format!("alpha-panda.reader.{}", uuid::Uuid::now_v7()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
         let consumer: StreamConsumer = self
             .config
             .with_overrides(base)
@@ -336,7 +337,8 @@ impl KafkaLog {
     pub async fn set_retention(&self, name: &str, retention_ms: i64) -> Result<(), LogError> {
         let admin = self.admin()?;
         let retention = retention_ms.to_string();
-        let alter = AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", &retention);
+        let alter =
+            AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", &retention);
         let results = admin
             .alter_configs([&alter], &AdminOptions::new())
             .await
@@ -434,7 +436,9 @@ fn to_record<M: Message>(message: &M) -> Record {
         key: message
             .key()
             .map(|k| String::from_utf8_lossy(k).into_owned()),
-        value: RecordValue::Bytes(Bytes::copy_from_slice(message.payload().unwrap_or_default())),
+        value: RecordValue::Bytes(Bytes::copy_from_slice(
+            message.payload().unwrap_or_default(),
+        )),
         headers,
         timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
     }

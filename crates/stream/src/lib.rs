@@ -39,7 +39,7 @@ pub use bootstrap::{reconcile_topics, TopicReport, TopicStatus};
 pub use dedup::MemoryDedupStore;
 pub use emitter::Emitter;
 pub use error::LogError;
-pub use handler::{Handler, HandlerError, Input, Output};
+pub use handler::{CommitOffset, Handler, HandlerError, Input, Output};
 pub use log::{Log, LogConsumer};
 pub use processor::{Processor, ProcessorConfig, ProcessorError};
 pub use record::{OutgoingRecord, PartitionLag, Record, RecordPosition, RecordValue};

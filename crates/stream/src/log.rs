@@ -27,7 +27,10 @@ impl Log {
     /// # Errors
     /// [`LogError::InvalidUrl`] for any other URL; [`LogError::Broker`] when the Kafka client cannot
     /// be created.
-    pub fn connect(url: &str, kafka_properties: &BTreeMap<String, String>) -> Result<Self, LogError> {
+    pub fn connect(
+        url: &str,
+        kafka_properties: &BTreeMap<String, String>,
+    ) -> Result<Self, LogError> {
         if url == "memory://" || url == "memory" {
             return Ok(Log::Memory(MemoryLog::new(MemoryLogConfig::default())));
         }
@@ -268,8 +271,16 @@ mod tests {
     #[test]
     fn url_validation_names_the_problem() {
         let empty = BTreeMap::new();
-        assert!(matches!(Log::connect("memory://", &empty), Ok(Log::Memory(_))));
-        for bad in ["redis://x", "kafka://", "kafka://host", "kafka://h:notaport"] {
+        assert!(matches!(
+            Log::connect("memory://", &empty),
+            Ok(Log::Memory(_))
+        ));
+        for bad in [
+            "redis://x",
+            "kafka://",
+            "kafka://host",
+            "kafka://h:notaport",
+        ] {
             let err = Log::connect(bad, &empty).unwrap_err();
             assert!(err.to_string().contains("log.url"), "{err}");
         }

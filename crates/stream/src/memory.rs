@@ -203,7 +203,12 @@ impl MemoryLog {
         for (p, part) in topic.partitions.iter().enumerate() {
             let log = part.lock();
             for (i, stored) in log.records.iter().enumerate() {
-                out.push(to_record(&topic.name, p as i32, log.start_offset + i as i64, stored));
+                out.push(to_record(
+                    &topic.name,
+                    p as i32,
+                    log.start_offset + i as i64,
+                    stored,
+                ));
             }
         }
         out
@@ -402,7 +407,14 @@ mod tests {
 
         // A new consumer of g1 resumes after the commit; g2 starts from the beginning.
         let mut g1_again = log.consumer("g1", &["t".into()]);
-        assert_eq!(g1_again.poll(Duration::from_millis(10)).await.unwrap().offset, 1);
+        assert_eq!(
+            g1_again
+                .poll(Duration::from_millis(10))
+                .await
+                .unwrap()
+                .offset,
+            1
+        );
         let mut g2 = log.consumer("g2", &["t".into()]);
         assert_eq!(g2.poll(Duration::from_millis(10)).await.unwrap().offset, 0);
         let lag = g1_again.lag();

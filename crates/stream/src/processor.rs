@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use crate::handler::{Handler, HandlerError, Input, Output};
+use crate::handler::{CommitOffset, Handler, HandlerError, Input, Output};
 use crate::log::{Log, LogConsumer};
 use crate::record::{OutgoingRecord, Record, RecordValue};
 use crate::retry::RetryPolicy;
@@ -113,7 +113,7 @@ impl<H: Handler> Processor<H> {
         let service = handler.name().to_string();
         let rng = StdRng::seed_from_u64(config.jitter_seed);
         Self {
-            group: format!("alpha-panda.{service}"),
+            group: handler.consumer_group(),
             service,
             handler,
             log,
@@ -222,7 +222,8 @@ impl<H: Handler> Processor<H> {
                     }
                 }
                 Ok(None) => {
-                    self.commit(&mut consumer, &mut pending, &mut uncommitted);
+                    self.commit(&mut consumer, &mut pending, &mut uncommitted)
+                        .await;
                     first_uncommitted = None;
                 }
                 Ok(Some(record)) => {
@@ -238,7 +239,8 @@ impl<H: Handler> Processor<H> {
                             if uncommitted >= self.config.commit_batch
                                 || since.elapsed() >= self.config.commit_interval
                             {
-                                self.commit(&mut consumer, &mut pending, &mut uncommitted);
+                                self.commit(&mut consumer, &mut pending, &mut uncommitted)
+                                    .await;
                                 first_uncommitted = None;
                             }
                         }
@@ -248,8 +250,23 @@ impl<H: Handler> Processor<H> {
         }
 
         self.on_shutdown().await;
-        let offsets: Vec<(Arc<str>, i32, i64)> =
-            pending.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+        let offsets = to_commit_offsets(&pending);
+        let offsets = if offsets.is_empty() {
+            offsets
+        } else {
+            match self.handler.checkpoint(&offsets).await {
+                Ok(()) => offsets,
+                Err(e) => {
+                    // Without a durable state the inputs must be read again: commit nothing.
+                    error!(error = %e, "final checkpoint failed; leaving offsets uncommitted");
+                    Vec::new()
+                }
+            }
+        };
+        let offsets: Vec<(Arc<str>, i32, i64)> = offsets
+            .into_iter()
+            .map(|o| (o.topic, o.partition, o.next_offset))
+            .collect();
         consumer
             .close(&offsets)
             .await
@@ -261,8 +278,8 @@ impl<H: Handler> Processor<H> {
         Ok(())
     }
 
-    fn commit(
-        &self,
+    async fn commit(
+        &mut self,
         consumer: &mut LogConsumer,
         pending: &mut HashMap<(Arc<str>, i32), i64>,
         uncommitted: &mut usize,
@@ -270,9 +287,15 @@ impl<H: Handler> Processor<H> {
         if pending.is_empty() {
             return;
         }
-        let offsets: Vec<(Arc<str>, i32, i64)> = pending
-            .iter()
-            .map(|((t, p), o)| (t.clone(), *p, *o))
+        let offsets = to_commit_offsets(pending);
+        if let Err(e) = self.handler.checkpoint(&offsets).await {
+            // The state is not durable yet: keep the offsets pending, the next commit retries.
+            warn!(error = %e, "checkpoint failed; commit held back");
+            return;
+        }
+        let offsets: Vec<(Arc<str>, i32, i64)> = offsets
+            .into_iter()
+            .map(|o| (o.topic, o.partition, o.next_offset))
             .collect();
         match consumer.commit(&offsets) {
             Ok(()) => {
@@ -417,7 +440,11 @@ impl<H: Handler> Processor<H> {
 
     /// Produces until every record is acknowledged; `false` when shutdown interrupted the retries.
     /// Ids are deterministic, so a partial send retried in full is deduplicated downstream.
-    async fn publish(&mut self, records: Vec<OutgoingRecord>, shutdown: &CancellationToken) -> bool {
+    async fn publish(
+        &mut self,
+        records: Vec<OutgoingRecord>,
+        shutdown: &CancellationToken,
+    ) -> bool {
         if records.is_empty() {
             return true;
         }
@@ -490,7 +517,13 @@ impl<H: Handler> Processor<H> {
                 &self.service,
                 now,
             ),
-            None => Envelope::root(Payload::DlqMessage(message), key, broker, &self.service, now),
+            None => Envelope::root(
+                Payload::DlqMessage(message),
+                key,
+                broker,
+                &self.service,
+                now,
+            ),
         };
         let topic = TopicMap::dlq(&record.topic);
         if !self
@@ -534,6 +567,19 @@ impl<H: Handler> Processor<H> {
             Err(e) => warn!(error = %e, "shutdown handler failed"),
         }
     }
+}
+
+fn to_commit_offsets(pending: &HashMap<(Arc<str>, i32), i64>) -> Vec<CommitOffset> {
+    let mut offsets: Vec<CommitOffset> = pending
+        .iter()
+        .map(|((topic, partition), next)| CommitOffset {
+            topic: topic.clone(),
+            partition: *partition,
+            next_offset: *next,
+        })
+        .collect();
+    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    offsets
 }
 
 /// Sleeps, unless shutdown comes first (then returns `true`).

@@ -57,7 +57,8 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for attempt in 0..10 {
             let d = policy.backoff(attempt, &mut rng);
-            let full = (Duration::from_millis(100) * 2u32.pow(attempt.min(20))).min(Duration::from_secs(1));
+            let full = (Duration::from_millis(100) * 2u32.pow(attempt.min(20)))
+                .min(Duration::from_secs(1));
             assert!(d <= full && d >= full / 2, "attempt {attempt}: {d:?}");
         }
     }

@@ -35,18 +35,36 @@ async fn commits_after_success(backend: Backend) {
     for p in 0..3 {
         publish(&backend, &tick(1 + p, 100)).await;
     }
-    let first = start(&backend.log, dedup.clone(), "svc_commit", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    let first = start(
+        &backend.log,
+        dedup.clone(),
+        "svc_commit",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
     eventually("three inputs handled", || first.seen.lock().len() == 3).await;
     first.stop().await;
 
     // A fresh dedup store: only the committed offsets can keep the second run from re-reading.
-    let second = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_commit", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    let second = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_commit",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
     let late = tick(9, 100);
     publish(&backend, &late).await;
     eventually("the new input handled", || !second.seen.lock().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen: Vec<_> = second.seen.lock().iter().map(|e| e.id).collect();
-    assert_eq!(seen, vec![late.id], "only the uncommitted input is read again");
+    assert_eq!(
+        seen,
+        vec![late.id],
+        "only the uncommitted input is read again"
+    );
     second.stop().await;
 }
 
@@ -58,15 +76,38 @@ async fn transient_is_retried_and_not_committed(backend: Backend) {
     publish(&backend, &input).await;
     let mut config = fast_config();
     config.retry.max_retries = u32::MAX;
-    let failing = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_transient", &[IN], config,
-        Box::new(|_| Err(HandlerError::transient("venue timeout"))));
-    eventually("several retries", || ProcessorStats::get(&failing.stats.retries) >= 3).await;
+    let failing = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_transient",
+        &[IN],
+        config,
+        Box::new(|_| Err(HandlerError::transient("venue timeout"))),
+    );
+    eventually("several retries", || {
+        ProcessorStats::get(&failing.stats.retries) >= 3
+    })
+    .await;
     failing.stop().await;
-    assert!(read_events(&backend.log, &TopicMap::dlq(IN)).await.is_empty(), "no DLQ while retrying");
+    assert!(
+        read_events(&backend.log, &TopicMap::dlq(IN))
+            .await
+            .is_empty(),
+        "no DLQ while retrying"
+    );
 
-    let healthy = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_transient", &[IN], fast_config(),
-        Box::new(|_| Ok(vec![])));
-    eventually("input re-read after restart", || healthy.seen.lock().iter().any(|e| e.id == input.id)).await;
+    let healthy = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_transient",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
+    eventually("input re-read after restart", || {
+        healthy.seen.lock().iter().any(|e| e.id == input.id)
+    })
+    .await;
     healthy.stop().await;
 }
 
@@ -78,14 +119,33 @@ async fn retry_budget_sends_to_dlq(backend: Backend) {
     publish(&backend, &bad).await;
     publish(&backend, &good).await;
     let bad_id = bad.id;
-    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_budget", &[IN], fast_config(),
-        Box::new(move |e| if e.id == bad_id { Err(HandlerError::transient("still down")) } else { Ok(vec![]) }));
+    let running = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_budget",
+        &[IN],
+        fast_config(),
+        Box::new(move |e| {
+            if e.id == bad_id {
+                Err(HandlerError::transient("still down"))
+            } else {
+                Ok(vec![])
+            }
+        }),
+    );
     let dlq = wait_for_events(&backend.log, &TopicMap::dlq(IN), 1).await;
-    let Payload::DlqMessage(message) = &dlq[0].payload else { panic!("not a DLQ message") };
+    let Payload::DlqMessage(message) = &dlq[0].payload else {
+        panic!("not a DLQ message")
+    };
     assert_eq!(message.retry_count, 3);
     assert_eq!(message.error_class, ErrorClass::Transient);
-    assert!(matches!(&message.original, DlqPayload::Envelope { envelope } if envelope.id == bad_id));
-    eventually("the next input handled", || running.seen.lock().iter().any(|e| e.id == good.id)).await;
+    assert!(
+        matches!(&message.original, DlqPayload::Envelope { envelope } if envelope.id == bad_id)
+    );
+    eventually("the next input handled", || {
+        running.seen.lock().iter().any(|e| e.id == good.id)
+    })
+    .await;
     running.stop().await;
 }
 
@@ -104,13 +164,25 @@ async fn poison_goes_to_dlq_and_consumer_moves_on(backend: Backend) {
         .unwrap();
     let good = tick(408065, 100);
     publish(&backend, &good).await;
-    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_poison", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
-    eventually("the good record handled", || running.seen.lock().iter().any(|e| e.id == good.id)).await;
+    let running = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_poison",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
+    eventually("the good record handled", || {
+        running.seen.lock().iter().any(|e| e.id == good.id)
+    })
+    .await;
     let dlq = wait_for_events(&backend.log, &TopicMap::dlq(IN), 1).await;
     running.stop().await;
 
     assert_eq!(dlq.len(), 1);
-    let Payload::DlqMessage(message) = &dlq[0].payload else { panic!("not a DLQ message") };
+    let Payload::DlqMessage(message) = &dlq[0].payload else {
+        panic!("not a DLQ message")
+    };
     assert_eq!(message.original_topic, IN);
     assert_eq!(message.original_partition, poison.partition);
     assert_eq!(message.original_offset, poison.offset);
@@ -119,8 +191,15 @@ async fn poison_goes_to_dlq_and_consumer_moves_on(backend: Backend) {
     assert_eq!(message.service, "svc_poison");
     assert_eq!(message.broker, EventBroker::Paper);
     assert_eq!(message.retry_count, 0);
-    let DlqPayload::Raw { value_base64 } = &message.original else { panic!("raw bytes expected") };
-    assert_eq!(base64::engine::general_purpose::STANDARD.decode(value_base64).unwrap(), b"{not json");
+    let DlqPayload::Raw { value_base64 } = &message.original else {
+        panic!("raw bytes expected")
+    };
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(value_base64)
+            .unwrap(),
+        b"{not json"
+    );
     assert_eq!(dlq[0].key, "408065");
 }
 
@@ -132,10 +211,28 @@ async fn duplicate_is_handled_once(backend: Backend) {
     publish(&backend, &event).await;
     let marker = tick(6, 100);
     publish(&backend, &marker).await;
-    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_dedup", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
-    eventually("marker handled", || running.seen.lock().iter().any(|e| e.id == marker.id)).await;
-    eventually("duplicate counted", || ProcessorStats::get(&running.stats.duplicates) == 1).await;
-    let handled = running.seen.lock().iter().filter(|e| e.id == event.id).count();
+    let running = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_dedup",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
+    eventually("marker handled", || {
+        running.seen.lock().iter().any(|e| e.id == marker.id)
+    })
+    .await;
+    eventually("duplicate counted", || {
+        ProcessorStats::get(&running.stats.duplicates) == 1
+    })
+    .await;
+    let handled = running
+        .seen
+        .lock()
+        .iter()
+        .filter(|e| e.id == event.id)
+        .count();
     assert_eq!(handled, 1);
     running.stop().await;
 }
@@ -147,12 +244,22 @@ async fn outputs_are_correlated_and_deterministic(backend: Backend) {
     let input = tick(11, 100);
     publish(&backend, &input).await;
     let script = || -> Script { Box::new(|_| Ok(vec![ack_output(OUT, 1), ack_output(OUT, 2)])) };
-    let first = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_corr", &[IN], fast_config(), script());
+    let first = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_corr",
+        &[IN],
+        fast_config(),
+        script(),
+    );
     let outputs = wait_for_events(&backend.log, OUT, 2).await;
     first.stop().await;
     let mut ids: Vec<_> = outputs.iter().map(|e| e.id).collect();
     ids.sort();
-    let mut expected = vec![derive_event_id(input.id, "svc_corr", 0), derive_event_id(input.id, "svc_corr", 1)];
+    let mut expected = vec![
+        derive_event_id(input.id, "svc_corr", 0),
+        derive_event_id(input.id, "svc_corr", 1),
+    ];
     expected.sort();
     assert_eq!(ids, expected);
     for out in &outputs {
@@ -164,7 +271,14 @@ async fn outputs_are_correlated_and_deterministic(backend: Backend) {
 
     // Replay the input (same id) to a processor whose dedup store has forgotten it.
     publish(&backend, &input).await;
-    let second = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_corr", &[IN], fast_config(), script());
+    let second = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_corr",
+        &[IN],
+        fast_config(),
+        script(),
+    );
     let all = wait_for_events(&backend.log, OUT, 4).await;
     second.stop().await;
     let mut again: Vec<_> = all[..].iter().map(|e| e.id).collect();
@@ -186,12 +300,26 @@ async fn killed_consumer_rereads_uncommitted(backend: Backend) {
         poll_timeout: Duration::from_secs(3600),
         ..fast_config()
     };
-    let first = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_kill", &[IN], config, Box::new(|_| Ok(vec![])));
+    let first = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_kill",
+        &[IN],
+        config,
+        Box::new(|_| Ok(vec![])),
+    );
     eventually("five handled", || first.seen.lock().len() == 5).await;
     first.task.abort();
     let _ = first.task.await;
 
-    let second = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_kill", &[IN], fast_config(), Box::new(|_| Ok(vec![])));
+    let second = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_kill",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
     eventually("all five read again", || second.seen.lock().len() == 5).await;
     second.stop().await;
 }
@@ -202,8 +330,20 @@ async fn retry_then_success(backend: Backend) {
     publish(&backend, &tick(1, 100)).await;
     let calls = Arc::new(AtomicU32::new(0));
     let c = calls.clone();
-    let running = start(&backend.log, Arc::new(MemoryDedupStore::new()), "svc_retry", &[IN], fast_config(),
-        Box::new(move |_| if c.fetch_add(1, Ordering::SeqCst) == 0 { Err(HandlerError::infrastructure("db down")) } else { Ok(vec![ack_output(OUT, 1)]) }));
+    let running = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_retry",
+        &[IN],
+        fast_config(),
+        Box::new(move |_| {
+            if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(HandlerError::infrastructure("db down"))
+            } else {
+                Ok(vec![ack_output(OUT, 1)])
+            }
+        }),
+    );
     wait_for_events(&backend.log, OUT, 1).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(ProcessorStats::get(&running.stats.retries), 1);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alpha_panda_core::{
-    Envelope, EventBroker, InstrumentToken, MarketTick, OrderAck, OrderId, Payload, Price,
-    StrategyId, SystemClock, Timestamp, ExecutionMode,
+    Envelope, EventBroker, ExecutionMode, InstrumentToken, MarketTick, OrderAck, OrderId, Payload,
+    Price, StrategyId, SystemClock, Timestamp,
 };
 use alpha_panda_stream::testing::TansuBroker;
 use alpha_panda_stream::{
@@ -50,7 +50,10 @@ impl Backend {
     pub async fn topics(&self, names: &[&str]) {
         for name in names {
             for topic in [name.to_string(), alpha_panda_core::TopicMap::dlq(name)] {
-                self.log.create_topic(&topic, 3, 1, 86_400_000).await.unwrap();
+                self.log
+                    .create_topic(&topic, 3, 1, 86_400_000)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -212,7 +215,10 @@ pub async fn wait_for_events(log: &Log, topic: &str, n: usize) -> Vec<Envelope> 
             return events;
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {n} events on {topic}; have {}", events.len());
+            panic!(
+                "timed out waiting for {n} events on {topic}; have {}",
+                events.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
