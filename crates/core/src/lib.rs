@@ -8,6 +8,7 @@
 //! - [`money`]: `Price`, `Quantity`, `Money` over exact decimals.
 //! - [`broker`]: the trading namespaces (`paper`, `zerodha`) and the envelope's `shared` marker.
 //! - [`clock`]: the injected clock.
+//! - [`calendar`]: the NSE trading calendar and session hours in IST.
 //! - [`dedup`]: the deduplication port the runtime uses.
 //! - [`envelope`]: the wire envelope and `EventType`.
 //! - [`events`]: one typed payload per event type.
@@ -20,6 +21,7 @@
 #![deny(unsafe_code)]
 
 pub mod broker;
+pub mod calendar;
 pub mod clock;
 pub mod dedup;
 pub mod envelope;

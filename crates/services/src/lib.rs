@@ -1,0 +1,35 @@
+//! Alpha Panda's services: the decision logic of the market feed, the strategies, the risk manager,
+//! the paper trading engine and the portfolio manager.
+//!
+//! Everything here is pure and synchronous: state and an event in, decisions out. Time arrives as a
+//! [`alpha_panda_core::Timestamp`], randomness from explicit seeds, so every function is tested without a
+//! log, a database or a clock, and a replay of the same inputs gives the same outputs. The stream
+//! handlers that feed these state machines from the log are layered on top.
+//!
+//! # Layout
+//! - [`strategy`]: the [`Strategy`] trait, `ema_cross` (the exact reference strategy),
+//!   `mean_reversion`, and building strategies from configuration rows.
+//! - [`market_feed`]: the bundled NSE universe, the seeded tick simulator and CSV replay/recording.
+//! - [`risk_manager`]: risk limits, the risk state built from fills, and signal evaluation.
+//! - [`trading_engine`]: the Zerodha fee model and the causal paper trader.
+//! - [`portfolio_manager`]: average-cost portfolio accounting and sealed PnL snapshots.
+//! - [`error`]: the crate's error type.
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod market_feed;
+pub mod portfolio_manager;
+pub mod risk_manager;
+pub mod strategy;
+pub mod trading_engine;
+
+pub use error::ServiceError;
+pub use market_feed::{
+    nse_universe, parse_ticks_csv, ticks_to_csv, BadRow, CsvReplay, TickSimulator,
+};
+pub use portfolio_manager::{Portfolio, Position};
+pub use risk_manager::{evaluate, rule_names, RiskDecision, RiskLimits, RiskState};
+pub use strategy::{
+    build_strategy, default_strategy_set, EmaCross, MeanReversion, Strategy, StrategySeed,
+};
+pub use trading_engine::{FeeModel, PaperConfig, PaperEvent, PaperTrader};

@@ -1,0 +1,6 @@
+//! Portfolio accounting: one average-cost portfolio per (broker, strategy), marked to market by ticks,
+//! reported as sealed PnL snapshots.
+
+pub mod accounting;
+
+pub use accounting::{apply_fill_to_position, FillEffect, Portfolio, Position};

@@ -1,0 +1,225 @@
+//! `mean_reversion`: trades a price's z-score against its rolling mean.
+//!
+//! Per instrument, the last `window` prices (including the current tick) give a mean and a population
+//! standard deviation; `z = (price − mean) / stddev`. Nothing happens until the window is full or while
+//! the deviation is zero. Positions are flat, long or (only when `allow_short`, default false) short:
+//! - flat and `z <= −entry_z` → BUY `quantity` (long); flat and `z >= entry_z` with shorts allowed →
+//!   SELL `quantity` (short);
+//! - long and `z >= −exit_z` → SELL (flat); short and `z <= exit_z` → BUY (flat).
+//!
+//! With the default `exit_z = 0` a position is closed when the price crosses back to its mean.
+//! Indicators use `f64`; signals carry the exact decimal tick price. Ticks with a non-positive price
+//! are ignored.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use alpha_panda_core::{EventId, InstrumentToken, MarketTick, Side, StrategyId, TradingSignal};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::{market_signal, Strategy};
+
+/// Parameters of `mean_reversion`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeanReversionParams {
+    /// Prices in the rolling window (default 20, at least 2).
+    pub window: u32,
+    /// |z| at which a position is opened (default 2.0, positive).
+    pub entry_z: f64,
+    /// z (towards the mean) at which a position is closed (default 0.0, in `[0, entry_z)`).
+    pub exit_z: f64,
+    /// Units per order (default 1).
+    pub quantity: u32,
+    /// Whether to open shorts on high z (default false: long-only).
+    pub allow_short: bool,
+}
+
+impl Default for MeanReversionParams {
+    fn default() -> Self {
+        Self {
+            window: 20,
+            entry_z: 2.0,
+            exit_z: 0.0,
+            quantity: 1,
+            allow_short: false,
+        }
+    }
+}
+
+/// The position a mean-reversion instrument state holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MrPosition {
+    /// No position.
+    #[default]
+    Flat,
+    /// Long `quantity`.
+    Long,
+    /// Short `quantity`.
+    Short,
+}
+
+#[derive(Debug, Clone, Default)]
+struct InstrumentState {
+    prices: VecDeque<f64>,
+    position: MrPosition,
+}
+
+/// The `mean_reversion` strategy.
+#[derive(Debug, Clone)]
+pub struct MeanReversion {
+    id: StrategyId,
+    instruments: Vec<InstrumentToken>,
+    params: MeanReversionParams,
+    states: BTreeMap<InstrumentToken, InstrumentState>,
+}
+
+impl MeanReversion {
+    /// A new strategy. Parameters are validated by [`super::build_strategy`].
+    pub fn new(
+        id: StrategyId,
+        instruments: Vec<InstrumentToken>,
+        params: MeanReversionParams,
+    ) -> Self {
+        Self {
+            id,
+            instruments,
+            params,
+            states: BTreeMap::new(),
+        }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> MeanReversionParams {
+        self.params
+    }
+
+    /// The position held in `token`.
+    pub fn position(&self, token: InstrumentToken) -> MrPosition {
+        self.states
+            .get(&token)
+            .map(|s| s.position)
+            .unwrap_or_default()
+    }
+}
+
+/// z-score of the last price against the window, or None when the deviation is zero.
+fn z_score(prices: &VecDeque<f64>, x: f64) -> Option<f64> {
+    let n = prices.len() as f64;
+    let mean = prices.iter().sum::<f64>() / n;
+    let var = prices.iter().map(|p| (p - mean) * (p - mean)).sum::<f64>() / n;
+    let sd = var.sqrt();
+    (sd > f64::EPSILON * mean.abs().max(1.0)).then(|| (x - mean) / sd)
+}
+
+impl Strategy for MeanReversion {
+    fn id(&self) -> &StrategyId {
+        &self.id
+    }
+
+    fn instruments(&self) -> &[InstrumentToken] {
+        &self.instruments
+    }
+
+    fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal> {
+        if !self.instruments.contains(&tick.instrument_token) || tick.last_price.0 <= Decimal::ZERO
+        {
+            return Vec::new();
+        }
+        let Some(x) = tick.last_price.0.to_f64() else {
+            return Vec::new();
+        };
+        let p = self.params;
+        let state = self.states.entry(tick.instrument_token).or_default();
+        state.prices.push_back(x);
+        while state.prices.len() > p.window as usize {
+            state.prices.pop_front();
+        }
+        if state.prices.len() < p.window as usize {
+            return Vec::new();
+        }
+        let Some(z) = z_score(&state.prices, x) else {
+            return Vec::new();
+        };
+        let (side, next, why) = match state.position {
+            MrPosition::Flat if z <= -p.entry_z => (Side::Buy, MrPosition::Long, "entry long"),
+            MrPosition::Flat if p.allow_short && z >= p.entry_z => {
+                (Side::Sell, MrPosition::Short, "entry short")
+            }
+            MrPosition::Long if z >= -p.exit_z => (Side::Sell, MrPosition::Flat, "exit long"),
+            MrPosition::Short if z <= p.exit_z => (Side::Buy, MrPosition::Flat, "exit short"),
+            _ => return Vec::new(),
+        };
+        state.position = next;
+        let reason = format!(
+            "mean_reversion {why}: z {z:.3} over {} prices (entry ±{}, exit {})",
+            p.window, p.entry_z, p.exit_z
+        );
+        vec![market_signal(
+            &self.id,
+            tick,
+            tick_event_id,
+            side,
+            p.quantity,
+            reason,
+        )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::test_support::tick;
+
+    fn strategy(allow_short: bool) -> MeanReversion {
+        MeanReversion::new(
+            StrategyId::new("mr_test").unwrap(),
+            vec![InstrumentToken(408065)],
+            MeanReversionParams {
+                window: 5,
+                entry_z: 1.5,
+                exit_z: 0.0,
+                quantity: 2,
+                allow_short,
+            },
+        )
+    }
+
+    fn feed(s: &mut MeanReversion, prices: &[i64]) -> Vec<(usize, Side)> {
+        let mut out = Vec::new();
+        for (i, p) in prices.iter().enumerate() {
+            for sig in s.on_tick(
+                &tick(408065, Decimal::from(*p), i as i64),
+                EventId::new_root(),
+            ) {
+                assert_eq!(sig.quantity.0, 2);
+                out.push((i + 1, sig.side));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn waits_for_a_full_window_and_a_nonzero_deviation() {
+        let mut s = strategy(false);
+        assert!(feed(&mut s, &[100, 100, 100, 100, 100, 100]).is_empty());
+    }
+
+    #[test]
+    fn buys_a_drop_and_sells_on_the_return_to_the_mean() {
+        let mut s = strategy(false);
+        // Window of 5: [100,100,100,100,90] → z of 90 = -2.0 → BUY at tick 5.
+        // Then 100 brings z above 0 → SELL.
+        let got = feed(&mut s, &[100, 100, 100, 100, 90, 92, 100]);
+        assert_eq!(got, vec![(5, Side::Buy), (7, Side::Sell)]);
+        assert_eq!(s.position(InstrumentToken(408065)), MrPosition::Flat);
+    }
+
+    #[test]
+    fn long_only_ignores_spikes_but_shorting_trades_them() {
+        let prices = [100, 100, 100, 100, 110, 108, 100];
+        assert!(feed(&mut strategy(false), &prices).is_empty());
+        let got = feed(&mut strategy(true), &prices);
+        assert_eq!(got, vec![(5, Side::Sell), (7, Side::Buy)]);
+    }
+}
