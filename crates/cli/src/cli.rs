@@ -30,6 +30,12 @@ pub enum Command {
     Bootstrap(commands::bootstrap::BootstrapArgs),
     /// Dead-letter queues: list, replay, purge.
     Dlq(commands::dlq::DlqArgs),
+    /// Run the services (all five by default) until stopped.
+    Run(commands::run::RunArgs),
+    /// Apply SQL migrations (`--check`: only report pending ones).
+    Migrate(commands::migrate::MigrateArgs),
+    /// Print the run summary read from the log.
+    Summary(commands::summary::SummaryArgs),
 }
 
 /// Parses the process arguments, runs the command, and maps the outcome to an exit code.
@@ -60,5 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(commands::bootstrap::run(&loaded.settings, &args))
         }
         Command::Dlq(args) => runtime.block_on(commands::dlq::run(&loaded.settings, &args)),
+        Command::Run(args) => runtime.block_on(commands::run::run(&loaded.settings, &args)),
+        Command::Migrate(args) => runtime.block_on(commands::migrate::run(&loaded.settings, &args)),
+        Command::Summary(args) => runtime.block_on(commands::summary::run(&loaded.settings, &args)),
     }
 }

@@ -5,12 +5,16 @@
 //! - [`cli`]: the command line and the one place that decides exit codes.
 //! - [`settings`]: layered settings, provenance, redaction, production guards.
 //! - [`logging`]: the tracing subscriber.
-//! - [`commands`]: one module per command (`config`, `bootstrap`, `dlq`, …).
+//! - [`container`]: the composition root that builds the backends once.
+//! - [`summary`]: the per-broker run summary, read back from the log.
+//! - [`commands`]: one module per command (`run`, `config`, `bootstrap`, `migrate`, `dlq`, …).
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod commands;
+pub mod container;
 pub mod logging;
 pub mod settings;
+pub mod summary;
 
 pub use settings::Settings;

@@ -1,5 +1,7 @@
 //! Structured logging with `tracing`: human lines in development, JSON in production.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, Settings};
@@ -12,6 +14,7 @@ pub fn init(settings: &Settings) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests that run several commands in one process) keeps the first subscriber.
     let _ = match settings.log_format() {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alpha_panda_core::{Broker, Environment, TopicSpecOverlay};
+use alpha_panda_services::portfolio_manager::service::PortfolioSettings;
+use alpha_panda_services::{PaperConfig, RiskLimits};
 use alpha_panda_stream::{ProcessorConfig, RetryPolicy};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -39,6 +41,14 @@ pub struct Settings {
     pub runtime: RuntimeSettings,
     /// Log output.
     pub logging: LoggingSettings,
+    /// Where ticks come from.
+    pub market_feed: MarketFeedSettings,
+    /// Risk limits per broker namespace.
+    pub risk: RiskSettings,
+    /// The paper trader: slippage and fees.
+    pub paper: PaperConfig,
+    /// Portfolio accounting and snapshots.
+    pub portfolio: PortfolioSettings,
 }
 
 impl Default for Settings {
@@ -52,6 +62,70 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             runtime: RuntimeSettings::default(),
             logging: LoggingSettings::default(),
+            market_feed: MarketFeedSettings::default(),
+            risk: RiskSettings::default(),
+            paper: PaperConfig::default(),
+            portfolio: PortfolioSettings::default(),
+        }
+    }
+}
+
+/// `[market_feed]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketFeedSettings {
+    /// `simulated`, `csv:PATH` or `kite`.
+    pub source: String,
+    /// Seed of the simulated random walk.
+    pub seed: u64,
+    /// Pace of the simulator or replay; 0 publishes as fast as possible.
+    pub ticks_per_second: u32,
+    /// Stop the simulator after this many ticks (0: until stopped).
+    pub max_ticks: u64,
+    /// Exchange time of the first simulated tick (RFC 3339); empty: the moment the feed starts.
+    pub start_time: String,
+    /// Instrument tokens to simulate or subscribe; empty: the bundled NSE universe.
+    pub instruments: Vec<u32>,
+}
+
+impl Default for MarketFeedSettings {
+    fn default() -> Self {
+        Self {
+            source: "simulated".into(),
+            seed: 42,
+            ticks_per_second: 500,
+            max_ticks: 0,
+            start_time: String::new(),
+            instruments: Vec::new(),
+        }
+    }
+}
+
+/// `[risk.paper]` and `[risk.zerodha]`: each namespace's limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskSettings {
+    /// Limits of the paper namespace.
+    pub paper: RiskLimits,
+    /// Limits of the zerodha namespace.
+    pub zerodha: RiskLimits,
+}
+
+impl Default for RiskSettings {
+    fn default() -> Self {
+        Self {
+            paper: RiskLimits::default_for(Broker::Paper),
+            zerodha: RiskLimits::default_for(Broker::Zerodha),
+        }
+    }
+}
+
+impl RiskSettings {
+    /// The limits of `broker`.
+    pub fn for_broker(&self, broker: Broker) -> &RiskLimits {
+        match broker {
+            Broker::Paper => &self.paper,
+            Broker::Zerodha => &self.zerodha,
         }
     }
 }
@@ -268,6 +342,32 @@ impl Settings {
         if self.log.partition_multiplier == 0 {
             return Err(SettingsError::Invalid(
                 "log.partition_multiplier: must be at least 1".into(),
+            ));
+        }
+        let source = self.market_feed.source.as_str();
+        if !(source == "simulated" || source == "kite" || source.starts_with("csv:")) {
+            return Err(SettingsError::Invalid(format!(
+                "market_feed.source: {source:?} is not simulated, kite or csv:PATH"
+            )));
+        }
+        if !self.market_feed.start_time.is_empty()
+            && chrono::DateTime::parse_from_rfc3339(&self.market_feed.start_time).is_err()
+        {
+            return Err(SettingsError::Invalid(format!(
+                "market_feed.start_time: {:?} is not an RFC 3339 time such as 2026-01-05T09:15:00+05:30",
+                self.market_feed.start_time
+            )));
+        }
+        if self.paper.slippage_bps_min > self.paper.slippage_bps_max
+            || self.paper.slippage_bps_min.is_sign_negative()
+        {
+            return Err(SettingsError::Invalid(
+                "paper.slippage_bps_min: must be between 0 and paper.slippage_bps_max".into(),
+            ));
+        }
+        if self.portfolio.snapshot_interval.is_zero() {
+            return Err(SettingsError::Invalid(
+                "portfolio.snapshot_interval: must be longer than zero".into(),
             ));
         }
         if self.runtime.initial_backoff > self.runtime.max_backoff {

@@ -1,10 +1,11 @@
 //! Alpha Panda's services: the decision logic of the market feed, the strategies, the risk manager,
 //! the paper trading engine and the portfolio manager.
 //!
-//! Everything here is pure and synchronous: state and an event in, decisions out. Time arrives as a
-//! [`alpha_panda_core::Timestamp`], randomness from explicit seeds, so every function is tested without a
-//! log, a database or a clock, and a replay of the same inputs gives the same outputs. The stream
-//! handlers that feed these state machines from the log are layered on top.
+//! The decision logic is pure and synchronous: state and an event in, decisions out. Time arrives as
+//! a [`alpha_panda_core::Timestamp`], randomness from explicit seeds, so every function is tested
+//! without a log, a database or a clock, and a replay of the same inputs gives the same outputs. Each
+//! service's `service.rs` (and `strategy_runner`, `market_feed::feed`) is the thin stream handler that
+//! feeds those state machines from the log and makes their state durable through [`durable`].
 //!
 //! # Layout
 //! - [`strategy`]: the [`Strategy`] trait, `ema_cross` (the exact reference strategy),
@@ -13,14 +14,18 @@
 //! - [`risk_manager`]: risk limits, the risk state built from fills, and signal evaluation.
 //! - [`trading_engine`]: the Zerodha fee model and the causal paper trader.
 //! - [`portfolio_manager`]: average-cost portfolio accounting and sealed PnL snapshots.
+//! - [`strategy_runner`]: the handler that runs strategies on ticks and routes signals per broker.
+//! - [`durable`]: state checkpointed with its offsets, and the ledger effects written with it.
 //! - [`error`]: the crate's error type.
 #![deny(unsafe_code)]
 
+pub mod durable;
 pub mod error;
 pub mod market_feed;
 pub mod portfolio_manager;
 pub mod risk_manager;
 pub mod strategy;
+pub mod strategy_runner;
 pub mod trading_engine;
 
 pub use error::ServiceError;

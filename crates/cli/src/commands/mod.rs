@@ -3,3 +3,6 @@
 pub mod bootstrap;
 pub mod config;
 pub mod dlq;
+pub mod migrate;
+pub mod run;
+pub mod summary;

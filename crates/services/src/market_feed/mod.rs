@@ -2,6 +2,7 @@
 //! replay / recording of ticks.
 
 pub mod csv_replay;
+pub mod feed;
 pub mod simulator;
 pub mod universe;
 

@@ -2,5 +2,6 @@
 //! reported as sealed PnL snapshots.
 
 pub mod accounting;
+pub mod service;
 
 pub use accounting::{apply_fill_to_position, FillEffect, Portfolio, Position};

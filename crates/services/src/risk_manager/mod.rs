@@ -7,6 +7,7 @@
 
 pub mod limits;
 pub mod rules;
+pub mod service;
 pub mod state;
 
 pub use limits::RiskLimits;

@@ -2,6 +2,7 @@
 
 pub mod fees;
 pub mod paper;
+pub mod service;
 
 pub use fees::FeeModel;
 pub use paper::{PaperConfig, PaperEvent, PaperTrader};

@@ -138,6 +138,11 @@ impl PaperTrader {
         &self.resting
     }
 
+    /// Restores resting orders saved by an earlier run (the configuration stays this run's).
+    pub fn restore_resting(&mut self, resting: Vec<RestingOrder>) {
+        self.resting = resting;
+    }
+
     fn tick_size(&self, token: InstrumentToken) -> Decimal {
         self.instruments.get(&token).map_or(DEFAULT_TICK, |i| i.0)
     }

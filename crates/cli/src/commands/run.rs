@@ -1,0 +1,373 @@
+//! `alpha-panda run`: every service (or a subset, for several processes on Kafka) in this process,
+//! a status line every few seconds, and a summary per broker at the end.
+//!
+//! Stopping is ordered so nothing is lost: the market feed stops first, the pipeline drains (no
+//! service has handled an input for a moment), then every processor finishes its record in flight,
+//! publishes its last words, checkpoints and commits, and leaves its group.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{Broker, Clock, DedupStore, SystemClock, Timestamp};
+use alpha_panda_services::market_feed::feed::{FeedStats, MarketFeed, TickSource};
+use alpha_panda_services::portfolio_manager::service::PortfolioManager;
+use alpha_panda_services::risk_manager::service::RiskManager;
+use alpha_panda_services::strategy_runner::StrategyRunner;
+use alpha_panda_services::trading_engine::service::TradingEngine;
+use alpha_panda_services::{parse_ticks_csv, PaperTrader, TickSimulator};
+use alpha_panda_stream::{Emitter, Handler, Processor, ProcessorStats};
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::container::{self, Backends};
+use crate::settings::Settings;
+use crate::summary;
+
+/// The services `run` can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ServiceName {
+    /// Publishes ticks.
+    MarketFeed,
+    /// Runs the strategies.
+    StrategyRunner,
+    /// Checks signals against the risk rules.
+    RiskManager,
+    /// Places orders.
+    TradingEngine,
+    /// Keeps portfolios and PnL.
+    PortfolioManager,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Only these services (comma separated); default: all five.
+    #[arg(long, value_delimiter = ',')]
+    pub services: Vec<ServiceName>,
+    /// Stop cleanly after this long (`30s`, `5m`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop once no service has handled an input for this long (after the feed, if any, ended).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub stop_when_idle: Option<Duration>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between status lines.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub status_every: Duration,
+}
+
+/// A processor's name and counters, for the status line and idle detection.
+struct Running {
+    name: String,
+    stats: Arc<ProcessorStats>,
+}
+
+/// Runs the pipeline.
+///
+/// # Errors
+/// When a backend cannot be reached or a service cannot start; the message says what to fix.
+pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let services: BTreeSet<ServiceName> = if args.services.is_empty() {
+        ServiceName::value_variants().iter().copied().collect()
+    } else {
+        args.services.iter().copied().collect()
+    };
+    let backends = Backends::connect(settings).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dedup: Arc<dyn DedupStore> = Arc::new(backends.cache.dedup());
+    let processor_config = settings.runtime.processor_config();
+    let instruments = container::instruments(&backends.store).await?;
+
+    let shutdown = CancellationToken::new();
+    let mut processors: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut running: Vec<Running> = Vec::new();
+
+    macro_rules! spawn {
+        ($handler:expr) => {{
+            let handler = $handler;
+            let name = match handler.broker().namespace() {
+                Some(broker) => format!("{}.{broker}", handler.name()),
+                None => handler.name().to_string(),
+            };
+            let processor = Processor::new(
+                handler,
+                backends.log.clone(),
+                dedup.clone(),
+                clock.clone(),
+                processor_config.clone(),
+            );
+            running.push(Running {
+                name: name.clone(),
+                stats: processor.stats(),
+            });
+            let token = shutdown.clone();
+            processors.spawn(async move {
+                processor
+                    .run(token)
+                    .await
+                    .map(|_| ())
+                    .with_context(|| format!("{name} stopped with an error"))
+            });
+        }};
+    }
+
+    if services.contains(&ServiceName::StrategyRunner) {
+        let strategies = container::strategies(&backends.store, clock.now()).await?;
+        if strategies.is_empty() {
+            warn!("no active strategy: the strategy runner will emit no signals");
+        }
+        spawn!(StrategyRunner::new(strategies, &settings.brokers));
+    }
+    for &broker in &settings.brokers {
+        if services.contains(&ServiceName::RiskManager) {
+            spawn!(
+                RiskManager::open(
+                    broker,
+                    settings.risk.for_broker(broker).clone(),
+                    instruments.clone(),
+                    backends.store.clone(),
+                    Some(backends.cache.risk_state()),
+                )
+                .await?
+            );
+        }
+        if services.contains(&ServiceName::TradingEngine) {
+            match broker {
+                Broker::Paper => {
+                    let instruments: Vec<_> = instruments.values().cloned().collect();
+                    let trader = PaperTrader::new(settings.paper.clone(), &instruments);
+                    spawn!(TradingEngine::open_paper(trader, backends.store.clone()).await?);
+                }
+                Broker::Zerodha => bail!(
+                    "the zerodha trading engine needs the Kite live trader, which this build does \
+                     not include; remove \"zerodha\" from brokers"
+                ),
+            }
+        }
+        if services.contains(&ServiceName::PortfolioManager) {
+            spawn!(
+                PortfolioManager::open(
+                    broker,
+                    settings.portfolio.clone(),
+                    backends.store.clone(),
+                    Some(backends.cache.portfolios()),
+                )
+                .await?
+            );
+        }
+    }
+
+    let feed_shutdown = CancellationToken::new();
+    let mut feed_task = None;
+    let mut feed_stats: Option<Arc<FeedStats>> = None;
+    if services.contains(&ServiceName::MarketFeed) {
+        let source = tick_source(settings, &instruments, clock.now())?;
+        let emitter = Emitter::new(
+            backends.log.clone(),
+            alpha_panda_services::market_feed::feed::SERVICE,
+            clock.clone(),
+        );
+        let feed = MarketFeed::new(emitter, source);
+        feed_stats = Some(feed.stats());
+        let token = feed_shutdown.clone();
+        feed_task = Some(tokio::spawn(feed.run(token)));
+    }
+    info!(
+        services = ?services,
+        brokers = ?settings.brokers,
+        log = backends.log.backend_name(),
+        "alpha panda running"
+    );
+
+    // Wait for a reason to stop.
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut status = tokio::time::interval(args.status_every.max(Duration::from_millis(100)));
+    status.tick().await;
+    let mut idle = IdleWatch::default();
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    let stop_reason = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break "interrupted",
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break "duration reached",
+            _ = status.tick() => eprintln!("{}", status_line(feed_stats.as_deref(), &running)),
+            _ = check.tick() => {
+                let feed_done = feed_task.as_ref().is_none_or(|t| t.is_finished());
+                let quiet = idle.quiet_for(&running);
+                if feed_task.is_some() && feed_done && quiet >= Duration::from_millis(500) {
+                    break "the feed ended and the pipeline drained";
+                }
+                if let Some(limit) = args.stop_when_idle {
+                    if feed_done && quiet >= limit {
+                        break "idle";
+                    }
+                }
+            }
+        }
+    };
+    info!(reason = stop_reason, "stopping");
+
+    feed_shutdown.cancel();
+    if let Some(task) = feed_task {
+        match task.await {
+            Ok(Ok(published)) => info!(published, "market feed stopped"),
+            Ok(Err(e)) => warn!(error = %e, "market feed stopped with an error"),
+            Err(e) => warn!(error = %e, "market feed task failed"),
+        }
+    }
+    drain(
+        &running,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .await;
+    shutdown.cancel();
+    let mut failure = None;
+    while let Some(joined) = processors.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(anyhow::anyhow!("a service task panicked: {e}")),
+        }
+    }
+    backends.log.flush().await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    eprintln!("{}", status_line(feed_stats.as_deref(), &running));
+
+    let summary = summary::collect(&backends.log, &settings.brokers).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{}", summary.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The feed's source from settings.
+fn tick_source(
+    settings: &Settings,
+    instruments: &std::collections::HashMap<
+        alpha_panda_core::InstrumentToken,
+        alpha_panda_core::Instrument,
+    >,
+    now: Timestamp,
+) -> anyhow::Result<TickSource> {
+    let feed = &settings.market_feed;
+    if let Some(path) = feed.source.strip_prefix("csv:") {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("market_feed.source: cannot read the tick CSV {path}"))?;
+        let replay =
+            parse_ticks_csv(&text).with_context(|| format!("market_feed.source: {path}"))?;
+        return Ok(TickSource::Replay {
+            ticks: replay.ticks,
+            bad_rows: replay.bad_rows,
+            ticks_per_second: feed.ticks_per_second,
+        });
+    }
+    if feed.source == "kite" {
+        bail!("market_feed.source = \"kite\" needs the KiteTicker source, which this build does not include; use simulated or csv:PATH");
+    }
+    let universe: Vec<_> = if feed.instruments.is_empty() {
+        alpha_panda_services::nse_universe()
+    } else {
+        let mut chosen = Vec::new();
+        for token in &feed.instruments {
+            let instrument = instruments
+                .get(&alpha_panda_core::InstrumentToken(*token))
+                .with_context(|| {
+                    format!(
+                        "market_feed.instruments: token {token} is not in the instruments master"
+                    )
+                })?;
+            chosen.push(instrument.clone());
+        }
+        chosen
+    };
+    let start = if feed.start_time.is_empty() {
+        now
+    } else {
+        let at = chrono::DateTime::parse_from_rfc3339(&feed.start_time)
+            .context("market_feed.start_time")?;
+        Timestamp::from_datetime(at.with_timezone(&chrono::Utc))
+    };
+    let step = if feed.ticks_per_second == 0 {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_secs(1) / feed.ticks_per_second
+    };
+    Ok(TickSource::Simulated {
+        simulator: Box::new(TickSimulator::new(feed.seed, universe)?),
+        start,
+        step,
+        ticks_per_second: feed.ticks_per_second,
+        max_ticks: (feed.max_ticks > 0).then_some(feed.max_ticks),
+    })
+}
+
+/// Notices when no processor has handled an input for a while.
+#[derive(Default)]
+struct IdleWatch {
+    last_total: u64,
+    since: Option<tokio::time::Instant>,
+}
+
+impl IdleWatch {
+    fn quiet_for(&mut self, running: &[Running]) -> Duration {
+        let total: u64 = running
+            .iter()
+            .map(|r| {
+                ProcessorStats::get(&r.stats.events_in) + ProcessorStats::get(&r.stats.events_out)
+            })
+            .sum();
+        let now = tokio::time::Instant::now();
+        if total != self.last_total || self.since.is_none() {
+            self.last_total = total;
+            self.since = Some(now);
+        }
+        self.since.map_or(Duration::ZERO, |since| now - since)
+    }
+}
+
+/// Waits until the processors have been quiet for `quiet`, or `limit` passed.
+async fn drain(running: &[Running], quiet: Duration, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut idle = IdleWatch::default();
+    while tokio::time::Instant::now() < deadline {
+        if idle.quiet_for(running) >= quiet {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    warn!("the pipeline did not drain within {limit:?}; stopping anyway");
+}
+
+fn status_line(feed: Option<&FeedStats>, running: &[Running]) -> String {
+    let mut parts = Vec::new();
+    if let Some(feed) = feed {
+        parts.push(format!(
+            "feed published={}",
+            feed.published.load(Ordering::Relaxed)
+        ));
+    }
+    for r in running {
+        parts.push(format!(
+            "{} in={} out={} dlq={} lag={}",
+            r.name,
+            ProcessorStats::get(&r.stats.events_in),
+            ProcessorStats::get(&r.stats.events_out),
+            ProcessorStats::get(&r.stats.dead_lettered),
+            r.stats.total_lag()
+        ));
+    }
+    format!("status: {}", parts.join(" | "))
+}

@@ -1,0 +1,235 @@
+//! The run summary, read back from the log itself so that a single process and a fleet of processes
+//! on Kafka report the same thing: per broker, ticks, signals raw/validated/rejected with the top
+//! rejection reasons, orders filled/failed, and each portfolio's latest snapshot.
+//!
+//! Events are counted once per event id: a redelivery after a crash carries the same id.
+
+use std::collections::{BTreeMap, HashSet};
+
+use alpha_panda_core::{Broker, Envelope, EventId, Payload, PnlSnapshot, TopicMap};
+use alpha_panda_stream::{Log, LogError, RecordValue};
+use serde::Serialize;
+
+/// The whole summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Per broker namespace.
+    pub brokers: BTreeMap<String, BrokerSummary>,
+}
+
+/// One namespace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BrokerSummary {
+    /// Ticks on `market.ticks`.
+    pub ticks: u64,
+    /// Signals.
+    pub signals: SignalCounts,
+    /// The most frequent failed rules, most frequent first.
+    pub top_rejection_reasons: Vec<RejectionCount>,
+    /// Orders.
+    pub orders: OrderCounts,
+    /// Portfolios, by id.
+    pub portfolios: Vec<PortfolioSummary>,
+}
+
+/// Signal counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SignalCounts {
+    /// `{broker}.signals.raw`
+    pub raw: u64,
+    /// `{broker}.signals.validated`
+    pub validated: u64,
+    /// `{broker}.signals.rejected`
+    pub rejected: u64,
+}
+
+/// How often one rule failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectionCount {
+    /// Rule name.
+    pub rule: String,
+    /// Failures.
+    pub count: u64,
+}
+
+/// Order counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct OrderCounts {
+    /// Fills.
+    pub filled: u64,
+    /// Failures.
+    pub failed: u64,
+}
+
+/// A portfolio as of its latest snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortfolioSummary {
+    /// `{broker}:{strategy}`.
+    pub id: String,
+    /// The strategy.
+    pub strategy_id: String,
+    /// Cash.
+    pub cash: String,
+    /// Realized PnL.
+    pub realized_pnl: String,
+    /// Unrealized PnL.
+    pub unrealized_pnl: String,
+    /// Fees.
+    pub fees: String,
+    /// realized + unrealized − fees.
+    pub total_pnl: String,
+    /// Open and closed positions.
+    pub positions: Vec<PositionSummary>,
+}
+
+/// One position.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PositionSummary {
+    /// The instrument.
+    pub instrument_token: u32,
+    /// Signed quantity.
+    pub quantity: i64,
+    /// Average price of the open quantity.
+    pub average_price: String,
+    /// Last price marked.
+    pub last_price: String,
+}
+
+/// Distinct events of a topic, in log order.
+async fn events(log: &Log, topic: &str) -> Result<Vec<Envelope>, LogError> {
+    let mut seen: HashSet<EventId> = HashSet::new();
+    let mut out = Vec::new();
+    for record in log.read_all(topic).await? {
+        let envelope = match record.value {
+            RecordValue::Event(e) => Envelope::clone(&e),
+            // Undecodable records are not events; they are counted by the DLQ tools.
+            RecordValue::Bytes(bytes) => match Envelope::from_json(&bytes) {
+                Ok(e) => e,
+                Err(_) => continue,
+            },
+        };
+        if seen.insert(envelope.id) {
+            out.push(envelope);
+        }
+    }
+    Ok(out)
+}
+
+async fn count(log: &Log, topic: &str) -> Result<u64, LogError> {
+    Ok(events(log, topic).await?.len() as u64)
+}
+
+/// Reads the summary of `brokers` from the log.
+///
+/// # Errors
+/// [`LogError`] when a topic cannot be read.
+pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogError> {
+    let ticks = count(log, &TopicMap::market_ticks()).await?;
+    let mut out = BTreeMap::new();
+    for &broker in brokers {
+        let topics = TopicMap::new(broker);
+        let rejected = events(log, &topics.signals_rejected()).await?;
+        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+        for envelope in &rejected {
+            if let Payload::RejectedSignal(r) = &envelope.payload {
+                for violation in &r.violations {
+                    *reasons.entry(violation.rule.clone()).or_default() += 1;
+                }
+            }
+        }
+        let mut top: Vec<RejectionCount> = reasons
+            .into_iter()
+            .map(|(rule, count)| RejectionCount { rule, count })
+            .collect();
+        top.sort_by(|a, b| b.count.cmp(&a.count).then(a.rule.cmp(&b.rule)));
+        top.truncate(5);
+
+        let mut latest: BTreeMap<String, PnlSnapshot> = BTreeMap::new();
+        for envelope in events(log, &topics.pnl_snapshots()).await? {
+            if let Payload::PnlSnapshot(snapshot) = envelope.payload {
+                let id = snapshot.portfolio_id.to_string();
+                let newer = latest.get(&id).is_none_or(|s| snapshot.as_of >= s.as_of);
+                if newer {
+                    latest.insert(id, snapshot);
+                }
+            }
+        }
+        out.insert(
+            broker.to_string(),
+            BrokerSummary {
+                ticks,
+                signals: SignalCounts {
+                    raw: count(log, &topics.signals_raw()).await?,
+                    validated: count(log, &topics.signals_validated()).await?,
+                    rejected: rejected.len() as u64,
+                },
+                top_rejection_reasons: top,
+                orders: OrderCounts {
+                    filled: count(log, &topics.orders_filled()).await?,
+                    failed: count(log, &topics.orders_failed()).await?,
+                },
+                portfolios: latest.into_values().map(portfolio_summary).collect(),
+            },
+        );
+    }
+    Ok(RunSummary { brokers: out })
+}
+
+fn portfolio_summary(s: PnlSnapshot) -> PortfolioSummary {
+    PortfolioSummary {
+        id: s.portfolio_id.to_string(),
+        strategy_id: s.strategy_id.to_string(),
+        cash: s.cash.to_string(),
+        realized_pnl: s.realized_pnl.to_string(),
+        unrealized_pnl: s.unrealized_pnl.to_string(),
+        fees: s.fees.to_string(),
+        total_pnl: s.total_pnl.to_string(),
+        positions: s
+            .positions
+            .into_iter()
+            .map(|p| PositionSummary {
+                instrument_token: p.instrument_token.0,
+                quantity: p.quantity,
+                average_price: p.average_price.to_string(),
+                last_price: p.last_price.to_string(),
+            })
+            .collect(),
+    }
+}
+
+impl RunSummary {
+    /// The summary as text for people.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (broker, b) in &self.brokers {
+            out.push_str(&format!(
+                "== {broker} ==\nticks {}   signals raw {} / validated {} / rejected {}   orders filled {} / failed {}\n",
+                b.ticks, b.signals.raw, b.signals.validated, b.signals.rejected, b.orders.filled, b.orders.failed
+            ));
+            if !b.top_rejection_reasons.is_empty() {
+                let reasons: Vec<String> = b
+                    .top_rejection_reasons
+                    .iter()
+                    .map(|r| format!("{} ×{}", r.rule, r.count))
+                    .collect();
+                out.push_str(&format!("top rejection reasons: {}\n", reasons.join(", ")));
+            }
+            if b.portfolios.is_empty() {
+                out.push_str("no portfolio has a fill yet\n");
+            }
+            for p in &b.portfolios {
+                out.push_str(&format!(
+                    "{:<28} realized {:>12}  unrealized {:>12}  fees {:>10}  total {:>12}  cash {:>14}\n",
+                    p.id, p.realized_pnl, p.unrealized_pnl, p.fees, p.total_pnl, p.cash
+                ));
+                for pos in p.positions.iter().filter(|pos| pos.quantity != 0) {
+                    out.push_str(&format!(
+                        "    {:>10}  qty {:>6}  avg {:>12}  last {:>12}\n",
+                        pos.instrument_token, pos.quantity, pos.average_price, pos.last_price
+                    ));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,266 @@
+//! The fake server's REST routes: session, profile, orders, trades and the instruments dump,
+//! with Kite's envelopes, error bodies and status codes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, State as AxumState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::{json, Value};
+
+use super::state::{kite_now, State};
+use crate::rest::session_checksum;
+
+type Shared = Arc<State>;
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/session/token", post(generate_session))
+        .route("/user/profile", get(profile))
+        .route("/orders", get(orders))
+        .route("/orders/{id}", get(order_history).post(place_order))
+        .route("/orders/{id}/trades", get(order_trades))
+        .route("/trades", get(trades))
+        .route("/instruments", get(instruments))
+        .with_state(state)
+}
+
+fn error(status: u16, error_type: &str, message: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        code,
+        Json(
+            json!({"status": "error", "message": message, "error_type": error_type, "data": null}),
+        ),
+    )
+        .into_response()
+}
+
+fn success(data: Value) -> Response {
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// Counts the request, applies an injected failure, and checks the version and Authorization
+/// headers; returns the error response when the request must be refused.
+fn preflight(state: &State, headers: &HeaderMap, authenticated: bool) -> Option<Response> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(injected) = state.injected.lock().pop_front() {
+        return Some(error(
+            injected.status,
+            &injected.error_type,
+            &injected.message,
+        ));
+    }
+    if headers.get("X-Kite-Version").and_then(|v| v.to_str().ok()) != Some("3") {
+        return Some(error(
+            400,
+            "InputException",
+            "Missing or invalid X-Kite-Version header",
+        ));
+    }
+    if authenticated {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let ok = auth
+            .strip_prefix("token ")
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(key, token)| state.token_ok(key, token));
+        if !ok {
+            return Some(error(
+                403,
+                "TokenException",
+                "Incorrect `api_key` or `access_token`.",
+            ));
+        }
+    }
+    None
+}
+
+async fn generate_session(
+    AxumState(state): AxumState<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = preflight(&state, &headers, false) {
+        return response;
+    }
+    let cfg = &state.config;
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if get("api_key") != cfg.api_key || get("request_token") != cfg.request_token {
+        return error(403, "TokenException", "Token is invalid or has expired.");
+    }
+    let expected = session_checksum(&cfg.api_key, &cfg.request_token, &cfg.api_secret);
+    if get("checksum") != expected {
+        return error(403, "TokenException", "Invalid checksum");
+    }
+    state.token_valid.store(true, Ordering::SeqCst);
+    success(json!({
+        "user_type": "individual",
+        "email": "xxxyyy@example.com",
+        "user_name": "Kite Connect",
+        "user_shortname": "Connect",
+        "broker": "ZERODHA",
+        "exchanges": ["NSE", "NFO", "BFO", "CDS", "BSE", "MCX", "BCD", "MF"],
+        "products": ["CNC", "NRML", "MIS", "BO", "CO"],
+        "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+        "avatar_url": "abc",
+        "user_id": cfg.user_id,
+        "api_key": cfg.api_key,
+        "access_token": cfg.access_token,
+        "public_token": "fake_public_token",
+        "enctoken": "fake_enctoken",
+        "refresh_token": "",
+        "silo": "",
+        "login_time": kite_now(),
+        "meta": {"demat_consent": "physical"},
+    }))
+}
+
+async fn profile(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    success(json!({
+        "user_id": state.config.user_id,
+        "user_type": "individual",
+        "email": "xxxyyy@example.com",
+        "user_name": "Kite Connect",
+        "user_shortname": "Connect",
+        "broker": "ZERODHA",
+        "exchanges": ["NSE", "NFO", "BFO", "CDS", "BSE", "MCX", "BCD", "MF"],
+        "products": ["CNC", "NRML", "MIS", "BO", "CO"],
+        "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+        "avatar_url": null,
+        "meta": {"demat_consent": "physical"},
+    }))
+}
+
+const VARIETIES: [&str; 5] = ["regular", "amo", "co", "iceberg", "auction"];
+const REQUIRED: [&str; 6] = [
+    "tradingsymbol",
+    "exchange",
+    "transaction_type",
+    "order_type",
+    "quantity",
+    "product",
+];
+
+async fn place_order(
+    AxumState(state): AxumState<Shared>,
+    Path(variety): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    if !VARIETIES.contains(&variety.as_str()) {
+        return error(
+            400,
+            "InputException",
+            &format!("Invalid variety `{variety}`."),
+        );
+    }
+    if let Some(missing) = REQUIRED
+        .iter()
+        .find(|f| form.get(**f).is_none_or(String::is_empty))
+    {
+        return error(400, "InputException", &format!("Missing `{missing}`."));
+    }
+    if form
+        .get("quantity")
+        .and_then(|q| q.parse::<u32>().ok())
+        .is_none_or(|q| q == 0)
+    {
+        return error(400, "InputException", "Invalid `quantity`.");
+    }
+    if form.get("order_type").map(String::as_str) == Some("LIMIT") && !form.contains_key("price") {
+        return error(400, "InputException", "Missing `price` for a LIMIT order.");
+    }
+    let order_id = state.place(&variety, form);
+    success(json!({ "order_id": order_id }))
+}
+
+async fn orders(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    let latest: Vec<Value> = state
+        .orders
+        .lock()
+        .iter()
+        .filter_map(|o| o.latest().cloned())
+        .collect();
+    success(Value::Array(latest))
+}
+
+async fn order_history(
+    AxumState(state): AxumState<Shared>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    let orders = state.orders.lock();
+    match orders.iter().find(|o| o.order_id == order_id) {
+        Some(order) => success(Value::Array(order.history.clone())),
+        None => error(400, "InputException", "Couldn't find that `order_id`."),
+    }
+}
+
+async fn order_trades(
+    AxumState(state): AxumState<Shared>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    let orders = state.orders.lock();
+    match orders.iter().find(|o| o.order_id == order_id) {
+        Some(order) => success(Value::Array(order.trades.clone())),
+        None => error(400, "InputException", "Couldn't find that `order_id`."),
+    }
+}
+
+async fn trades(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    let all: Vec<Value> = state
+        .orders
+        .lock()
+        .iter()
+        .flat_map(|o| o.trades.iter().cloned())
+        .collect();
+    success(Value::Array(all))
+}
+
+async fn instruments(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let body = encoder
+        .write_all(state.config.instruments_csv.as_bytes())
+        .and_then(|()| encoder.finish());
+    match body {
+        Ok(gz) => (
+            [
+                (header::CONTENT_TYPE, "text/csv"),
+                (header::CONTENT_ENCODING, "gzip"),
+            ],
+            gz,
+        )
+            .into_response(),
+        Err(e) => error(500, "GeneralException", &format!("gzip failed: {e}")),
+    }
+}

@@ -1,0 +1,11 @@
+//! Kite Connect v3 REST: the client, its request/response types, errors and rate limiter.
+
+pub mod client;
+pub mod error;
+pub mod rate_limit;
+pub mod types;
+
+pub use client::{session_checksum, KiteClient};
+pub use error::KiteError;
+pub use rate_limit::{EndpointClass, RateLimiter};
+pub use types::{KiteOrderId, Order, OrderParams, Session, Trade, UserProfile, Variety};

@@ -1,0 +1,523 @@
+//! Kite Connect request and response types: sessions, profiles, orders, trades. Prices are exact
+//! `Decimal`s parsed from Kite's JSON numbers through their text, never through `f64`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use alpha_panda_core::{OrderType, Price, Quantity, Side};
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// Kite's order id (a numeric string such as `151220000000000`), distinct from Alpha Panda's
+/// own `OrderId`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct KiteOrderId(pub String);
+
+impl KiteOrderId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KiteOrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses a Kite number (JSON number, numeric string, or null → 0) into an exact decimal.
+pub(crate) fn decimal_from_value(value: &Value) -> Result<Decimal, String> {
+    match value {
+        Value::Null => Ok(Decimal::ZERO),
+        Value::Number(n) => parse_decimal_text(&n.to_string()),
+        Value::String(s) if s.trim().is_empty() => Ok(Decimal::ZERO),
+        Value::String(s) => parse_decimal_text(s.trim()),
+        other => Err(format!("expected a number, got {other}")),
+    }
+}
+
+/// Parses decimal text, accepting scientific notation (`1e-05`).
+pub(crate) fn parse_decimal_text(text: &str) -> Result<Decimal, String> {
+    Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .map_err(|e| format!("{text:?} is not a decimal number: {e}"))
+}
+
+fn kite_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    let value = Value::deserialize(d)?;
+    decimal_from_value(&value).map_err(serde::de::Error::custom)
+}
+
+/// Parses `yyyy-mm-dd hh:mm:ss` (IST wall time); anything else (null, time-only) is `None`.
+fn kite_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDateTime>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    Ok(value.and_then(|s| NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S").ok()))
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The result of `POST /session/token`. `Debug` hides the tokens.
+#[derive(Clone, Deserialize)]
+pub struct Session {
+    /// Kite user id (`AB1234`).
+    pub user_id: String,
+    /// Full name.
+    #[serde(default)]
+    pub user_name: String,
+    /// Short name.
+    #[serde(default)]
+    pub user_shortname: String,
+    /// E-mail.
+    #[serde(default)]
+    pub email: String,
+    /// `individual`, …
+    #[serde(default)]
+    pub user_type: String,
+    /// `ZERODHA`.
+    #[serde(default)]
+    pub broker: String,
+    /// Enabled exchanges.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub exchanges: Vec<String>,
+    /// Enabled products.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub products: Vec<String>,
+    /// Enabled order types.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub order_types: Vec<String>,
+    /// The app's api_key.
+    #[serde(default)]
+    pub api_key: String,
+    /// The access token for `Authorization` and the ticker (valid until 06:00 IST next day).
+    pub access_token: String,
+    /// Public token.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub public_token: String,
+    /// Refresh token (empty for most apps).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub refresh_token: String,
+    /// Login time, IST wall clock.
+    #[serde(default, deserialize_with = "kite_time")]
+    pub login_time: Option<NaiveDateTime>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("user_id", &self.user_id)
+            .field("user_name", &self.user_name)
+            .field("broker", &self.broker)
+            .field("api_key", &self.api_key)
+            .field("access_token", &"<redacted>")
+            .field("login_time", &self.login_time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /user/profile`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct UserProfile {
+    /// Kite user id.
+    pub user_id: String,
+    /// `individual`, …
+    #[serde(default)]
+    pub user_type: String,
+    /// E-mail.
+    #[serde(default)]
+    pub email: String,
+    /// Full name.
+    #[serde(default)]
+    pub user_name: String,
+    /// Short name.
+    #[serde(default)]
+    pub user_shortname: String,
+    /// `ZERODHA`.
+    #[serde(default)]
+    pub broker: String,
+    /// Enabled exchanges.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub exchanges: Vec<String>,
+    /// Enabled products.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub products: Vec<String>,
+    /// Enabled order types.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub order_types: Vec<String>,
+    /// Avatar URL.
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+}
+
+/// One state of an order, from `GET /orders` or `GET /orders/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct Order {
+    /// Kite's order id.
+    pub order_id: KiteOrderId,
+    /// The exchange's order id (null until the exchange has it).
+    pub exchange_order_id: Option<String>,
+    /// Parent order (cover / bracket legs).
+    pub parent_order_id: Option<String>,
+    /// Who placed it.
+    pub placed_by: Option<String>,
+    /// Status: `OPEN`, `COMPLETE`, `CANCELLED`, `REJECTED`, or a transient state (open set).
+    pub status: String,
+    /// Why it was rejected or cancelled.
+    pub status_message: Option<String>,
+    /// Raw OMS message.
+    pub status_message_raw: Option<String>,
+    /// When the order was placed (IST).
+    #[serde(deserialize_with = "kite_time")]
+    pub order_timestamp: Option<NaiveDateTime>,
+    /// Last update from the exchange (IST).
+    #[serde(deserialize_with = "kite_time")]
+    pub exchange_update_timestamp: Option<NaiveDateTime>,
+    /// Exchange acceptance time (IST).
+    #[serde(deserialize_with = "kite_time")]
+    pub exchange_timestamp: Option<NaiveDateTime>,
+    /// `regular`, `amo`, `co`, `iceberg`, `auction`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub variety: String,
+    /// Whether it was modified.
+    #[serde(deserialize_with = "null_as_default")]
+    pub modified: bool,
+    /// Exchange.
+    #[serde(deserialize_with = "null_as_default")]
+    pub exchange: String,
+    /// Trading symbol.
+    #[serde(deserialize_with = "null_as_default")]
+    pub tradingsymbol: String,
+    /// Instrument token.
+    #[serde(deserialize_with = "null_as_default")]
+    pub instrument_token: u32,
+    /// `MARKET`, `LIMIT`, `SL`, `SL-M`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub order_type: String,
+    /// `BUY` or `SELL`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub transaction_type: String,
+    /// `DAY`, `IOC`, `TTL`.
+    pub validity: Option<String>,
+    /// `CNC`, `NRML`, `MIS`, `MTF`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub product: String,
+    /// Ordered quantity.
+    #[serde(deserialize_with = "null_as_default")]
+    pub quantity: u32,
+    /// Disclosed quantity.
+    #[serde(deserialize_with = "null_as_default")]
+    pub disclosed_quantity: u32,
+    /// Limit price (0 for MARKET).
+    #[serde(deserialize_with = "kite_decimal")]
+    pub price: Decimal,
+    /// Trigger price (SL orders).
+    #[serde(deserialize_with = "kite_decimal")]
+    pub trigger_price: Decimal,
+    /// Average fill price (0 until filled).
+    #[serde(deserialize_with = "kite_decimal")]
+    pub average_price: Decimal,
+    /// Filled quantity.
+    #[serde(deserialize_with = "null_as_default")]
+    pub filled_quantity: u32,
+    /// Quantity still pending.
+    #[serde(deserialize_with = "null_as_default")]
+    pub pending_quantity: u32,
+    /// Cancelled quantity.
+    #[serde(deserialize_with = "null_as_default")]
+    pub cancelled_quantity: u32,
+    /// The tag given at placement.
+    pub tag: Option<String>,
+    /// All tags.
+    #[serde(deserialize_with = "null_as_default")]
+    pub tags: Vec<String>,
+    /// Kite's guid.
+    pub guid: Option<String>,
+}
+
+impl Order {
+    /// Whether the order is filled completely.
+    pub fn is_complete(&self) -> bool {
+        self.status == "COMPLETE"
+    }
+
+    /// Whether the order reached a final state (`COMPLETE`, `CANCELLED`, `REJECTED`).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status.as_str(), "COMPLETE" | "CANCELLED" | "REJECTED")
+    }
+
+    /// Rank for choosing the latest state among snapshots whose order is not guaranteed
+    /// (reference §2.3): terminal beats open beats transient.
+    pub(crate) fn status_rank(&self) -> u8 {
+        match self.status.as_str() {
+            "COMPLETE" | "CANCELLED" | "REJECTED" => 3,
+            "OPEN" | "TRIGGER PENDING" => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// One fill, from `GET /trades` or `GET /orders/{id}/trades`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct Trade {
+    /// Exchange trade id.
+    #[serde(deserialize_with = "null_as_default")]
+    pub trade_id: String,
+    /// Kite order id.
+    pub order_id: KiteOrderId,
+    /// Exchange.
+    #[serde(deserialize_with = "null_as_default")]
+    pub exchange: String,
+    /// Trading symbol.
+    #[serde(deserialize_with = "null_as_default")]
+    pub tradingsymbol: String,
+    /// Instrument token.
+    #[serde(deserialize_with = "null_as_default")]
+    pub instrument_token: u32,
+    /// Product.
+    #[serde(deserialize_with = "null_as_default")]
+    pub product: String,
+    /// Fill price.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub average_price: Decimal,
+    /// Filled quantity.
+    #[serde(deserialize_with = "null_as_default")]
+    pub quantity: u32,
+    /// Exchange order id.
+    pub exchange_order_id: Option<String>,
+    /// `BUY` or `SELL`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub transaction_type: String,
+    /// Fill time (IST).
+    #[serde(deserialize_with = "kite_time")]
+    pub fill_timestamp: Option<NaiveDateTime>,
+    /// Order time as sent (often time-only, e.g. `09:16:39`).
+    pub order_timestamp: Option<String>,
+    /// Exchange time (IST).
+    #[serde(deserialize_with = "kite_time")]
+    pub exchange_timestamp: Option<NaiveDateTime>,
+}
+
+/// Order variety: the path segment of `POST /orders/{variety}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Variety {
+    /// A normal order.
+    #[default]
+    Regular,
+    /// After-market order.
+    Amo,
+    /// Cover order.
+    Co,
+    /// Iceberg order.
+    Iceberg,
+    /// Auction order.
+    Auction,
+}
+
+impl Variety {
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variety::Regular => "regular",
+            Variety::Amo => "amo",
+            Variety::Co => "co",
+            Variety::Iceberg => "iceberg",
+            Variety::Auction => "auction",
+        }
+    }
+}
+
+/// What to place with `KiteClient::place_order`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderParams {
+    /// Variety (default `regular`).
+    pub variety: Variety,
+    /// Exchange (`NSE`, `BSE`, `NFO`, …).
+    pub exchange: String,
+    /// Trading symbol.
+    pub tradingsymbol: String,
+    /// BUY or SELL.
+    pub transaction_type: Side,
+    /// Quantity in units (a multiple of the lot size for derivatives).
+    pub quantity: Quantity,
+    /// Product; `None` uses the configured default (MIS).
+    pub product: Option<String>,
+    /// MARKET or LIMIT.
+    pub order_type: OrderType,
+    /// Limit price (LIMIT only).
+    pub price: Option<Price>,
+    /// Validity (default `DAY`).
+    pub validity: String,
+    /// Alphanumeric tag, at most 20 characters; used to find the order again after a timeout.
+    pub tag: Option<String>,
+}
+
+impl OrderParams {
+    /// A regular DAY MARKET order with the default product.
+    pub fn market(
+        exchange: impl Into<String>,
+        tradingsymbol: impl Into<String>,
+        transaction_type: Side,
+        quantity: Quantity,
+    ) -> OrderParams {
+        OrderParams {
+            variety: Variety::Regular,
+            exchange: exchange.into(),
+            tradingsymbol: tradingsymbol.into(),
+            transaction_type,
+            quantity,
+            product: None,
+            order_type: OrderType::Market,
+            price: None,
+            validity: "DAY".into(),
+            tag: None,
+        }
+    }
+
+    /// A regular DAY LIMIT order with the default product.
+    pub fn limit(
+        exchange: impl Into<String>,
+        tradingsymbol: impl Into<String>,
+        transaction_type: Side,
+        quantity: Quantity,
+        price: Price,
+    ) -> OrderParams {
+        OrderParams {
+            order_type: OrderType::Limit,
+            price: Some(price),
+            ..OrderParams::market(exchange, tradingsymbol, transaction_type, quantity)
+        }
+    }
+
+    /// Sets the tag.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> OrderParams {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    /// Sets the product.
+    pub fn with_product(mut self, product: impl Into<String>) -> OrderParams {
+        self.product = Some(product.into());
+        self
+    }
+
+    /// Checks the order before it leaves the process.
+    ///
+    /// # Errors
+    /// A description of the first problem found.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.exchange.trim().is_empty() || self.tradingsymbol.trim().is_empty() {
+            return Err("exchange and tradingsymbol are required".into());
+        }
+        if self.quantity.0 == 0 {
+            return Err("quantity must be positive".into());
+        }
+        match (self.order_type, self.price) {
+            (OrderType::Limit, None) => return Err("a LIMIT order needs a price".into()),
+            (OrderType::Limit, Some(p)) if p.0 <= Decimal::ZERO => {
+                return Err(format!("limit price {p} must be positive"))
+            }
+            (OrderType::Market, Some(_)) => return Err("a MARKET order takes no price".into()),
+            _ => {}
+        }
+        if let Some(tag) = &self.tag {
+            if tag.is_empty() || tag.len() > 20 || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(format!(
+                    "tag {tag:?} must be 1 to 20 ASCII letters or digits"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The form fields, in Kite's names; `None` values are left out as the official client does.
+    pub fn form_fields(&self, default_product: &str) -> Vec<(&'static str, String)> {
+        let side = match self.transaction_type {
+            Side::Buy => "BUY",
+            Side::Sell => "SELL",
+        };
+        let order_type = match self.order_type {
+            OrderType::Market => "MARKET",
+            OrderType::Limit => "LIMIT",
+        };
+        let mut fields = vec![
+            ("exchange", self.exchange.clone()),
+            ("tradingsymbol", self.tradingsymbol.clone()),
+            ("transaction_type", side.to_string()),
+            ("quantity", self.quantity.0.to_string()),
+            (
+                "product",
+                self.product
+                    .clone()
+                    .unwrap_or_else(|| default_product.to_string()),
+            ),
+            ("order_type", order_type.to_string()),
+            ("validity", self.validity.clone()),
+        ];
+        if let Some(price) = self.price {
+            fields.push(("price", price.0.to_string()));
+        }
+        if let Some(tag) = &self.tag {
+            fields.push(("tag", tag.clone()));
+        }
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn kite_numbers_become_exact_decimals() {
+        let v: Value = serde_json::from_str("[109.4, 72.755, 0, null, \"12.30\", 1e-05]").unwrap();
+        let parsed: Vec<Decimal> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| decimal_from_value(x).unwrap())
+            .collect();
+        assert_eq!(
+            parsed,
+            vec![
+                dec!(109.4),
+                dec!(72.755),
+                dec!(0),
+                dec!(0),
+                dec!(12.30),
+                dec!(0.00001)
+            ]
+        );
+    }
+
+    #[test]
+    fn order_params_validation() {
+        let ok = OrderParams::limit("NSE", "INFY", Side::Buy, Quantity(1), Price(dec!(1500)))
+            .with_tag("sig123");
+        assert_eq!(ok.validate(), Ok(()));
+        let fields = ok.form_fields("MIS");
+        assert!(fields.contains(&("product", "MIS".to_string())));
+        assert!(fields.contains(&("price", "1500".to_string())));
+        let mut no_price = ok.clone();
+        no_price.price = None;
+        assert!(no_price.validate().is_err());
+        assert!(ok.clone().with_tag("has space").validate().is_err());
+        assert!(ok.clone().with_tag("a".repeat(21)).validate().is_err());
+        let mut zero = OrderParams::market("NSE", "INFY", Side::Sell, Quantity(0));
+        assert!(zero.validate().is_err());
+        zero.quantity = Quantity(2);
+        assert_eq!(zero.validate(), Ok(()));
+    }
+}

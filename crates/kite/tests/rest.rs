@@ -1,0 +1,358 @@
+//! REST client tests against the fake Kite server: login checksum, order fields as received,
+//! error mapping and classes, 429 retry, rate limiting, order book, trades and instruments.
+
+use alpha_panda_core::{ErrorClass, Price, Quantity, Side};
+use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, FillBehaviour};
+use alpha_panda_kite::rest::KiteOrderId;
+use alpha_panda_kite::{KiteClient, KiteError, OrderParams, RateLimits, ZerodhaSettings};
+use rust_decimal_macros::dec;
+
+async fn fake() -> FakeKite {
+    FakeKite::start(FakeKiteConfig::default()).await.unwrap()
+}
+
+async fn logged_in(fake: &FakeKite, settings: &ZerodhaSettings) -> KiteClient {
+    let client = KiteClient::new(settings).unwrap();
+    client
+        .generate_session(&fake.config().request_token, &fake.config().api_secret)
+        .await
+        .unwrap();
+    client
+}
+
+#[tokio::test]
+async fn login_with_the_right_checksum_and_refusal_with_a_wrong_one() {
+    let fake = fake().await;
+    let client = KiteClient::new(&fake.settings()).unwrap();
+    let err = client
+        .generate_session(&fake.config().request_token, "wrong-secret")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KiteError::TokenExpired { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Business);
+    assert!(client.access_token().is_none());
+    assert!(matches!(
+        client.profile().await,
+        Err(KiteError::NotLoggedIn)
+    ));
+
+    let session = client
+        .generate_session(&fake.config().request_token, &fake.config().api_secret)
+        .await
+        .unwrap();
+    assert_eq!(session.access_token, fake.config().access_token);
+    assert_eq!(session.user_id, "AB1234");
+    assert!(!format!("{session:?}").contains(&fake.config().access_token));
+    assert_eq!(client.access_token().as_deref(), Some("fake_access_token"));
+    let profile = client.profile().await.unwrap();
+    assert_eq!(profile.user_id, "AB1234");
+    assert!(profile.exchanges.contains(&"NSE".to_string()));
+    assert!(client.login_url().contains("v=3&api_key=fake_api_key"));
+}
+
+#[tokio::test]
+async fn expired_token_asks_for_a_new_login() {
+    let fake = fake().await;
+    let client = logged_in(&fake, &fake.settings()).await;
+    fake.expire_token();
+    let err = client.profile().await.unwrap_err();
+    assert!(err.is_auth());
+    assert_eq!(err.class(), ErrorClass::Business);
+    assert!(err.to_string().contains("alpha-panda kite login"));
+    let bad = KiteClient::new(&fake.settings())
+        .unwrap()
+        .with_access_token("someone-elses-token");
+    assert!(matches!(
+        bad.orders().await,
+        Err(KiteError::TokenExpired { .. })
+    ));
+    client
+        .generate_session(&fake.config().request_token, &fake.config().api_secret)
+        .await
+        .unwrap();
+    assert!(client.profile().await.is_ok());
+}
+
+#[tokio::test]
+async fn order_fields_arrive_form_encoded_as_kite_expects() {
+    let fake = fake().await;
+    let client = logged_in(&fake, &fake.settings()).await;
+    let limit = OrderParams::limit("NSE", "INFY", Side::Buy, Quantity(3), Price(dec!(1573.70)))
+        .with_tag("sigA1");
+    let id = client.place_order(&limit).await.unwrap();
+    let market = OrderParams::market("NSE", "SBIN", Side::Sell, Quantity(5)).with_product("CNC");
+    client.place_order(&market).await.unwrap();
+
+    let orders = fake.orders();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(orders[0].order_id, id.0);
+    assert_eq!(orders[0].variety, "regular");
+    let form: Vec<(&str, &str)> = orders[0]
+        .form
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        form,
+        vec![
+            ("exchange", "NSE"),
+            ("order_type", "LIMIT"),
+            ("price", "1573.70"),
+            ("product", "MIS"),
+            ("quantity", "3"),
+            ("tag", "sigA1"),
+            ("tradingsymbol", "INFY"),
+            ("transaction_type", "BUY"),
+            ("validity", "DAY"),
+        ]
+    );
+    let second = &orders[1].form;
+    assert_eq!(second.get("order_type").map(String::as_str), Some("MARKET"));
+    assert_eq!(second.get("product").map(String::as_str), Some("CNC"));
+    assert_eq!(
+        second.get("transaction_type").map(String::as_str),
+        Some("SELL")
+    );
+    assert!(!second.contains_key("price"));
+    assert!(!second.contains_key("tag"));
+
+    let invalid = OrderParams::market("NSE", "INFY", Side::Buy, Quantity(0));
+    let err = client.place_order(&invalid).await.unwrap_err();
+    assert!(matches!(err, KiteError::InvalidOrder { .. }));
+    assert_eq!(
+        fake.orders().len(),
+        2,
+        "invalid orders never leave the process"
+    );
+}
+
+#[tokio::test]
+async fn every_kite_error_type_maps_to_a_typed_error_and_class() {
+    let fake = fake().await;
+    let settings = ZerodhaSettings {
+        max_retries: 0,
+        ..fake.settings()
+    };
+    let client = logged_in(&fake, &settings).await;
+    let cases: [(u16, &str, ErrorClass); 11] = [
+        (403, "TokenException", ErrorClass::Business),
+        (400, "UserException", ErrorClass::Business),
+        (500, "OrderException", ErrorClass::Business),
+        (400, "InputException", ErrorClass::Business),
+        (400, "MarginException", ErrorClass::Business),
+        (400, "HoldingException", ErrorClass::Business),
+        (503, "NetworkException", ErrorClass::Transient),
+        (502, "DataException", ErrorClass::Infrastructure),
+        (500, "GeneralException", ErrorClass::Infrastructure),
+        (403, "PermissionException", ErrorClass::Business),
+        (429, "NetworkException", ErrorClass::Transient),
+    ];
+    for (status, error_type, class) in cases {
+        fake.fail_next(status, error_type, "injected failure");
+        let err = client.orders().await.unwrap_err();
+        let variant_ok = match error_type {
+            "TokenException" => matches!(err, KiteError::TokenExpired { .. }),
+            "UserException" => matches!(err, KiteError::User { .. }),
+            "OrderException" => matches!(err, KiteError::Order { .. }),
+            "InputException" => matches!(err, KiteError::Input { .. }),
+            "MarginException" => matches!(err, KiteError::Margin { .. }),
+            "HoldingException" => matches!(err, KiteError::Holding { .. }),
+            "NetworkException" if status == 429 => matches!(err, KiteError::RateLimited { .. }),
+            "NetworkException" => matches!(err, KiteError::Network { .. }),
+            "DataException" => matches!(err, KiteError::Data { .. }),
+            "GeneralException" => matches!(err, KiteError::General { status: 500, .. }),
+            "PermissionException" => matches!(err, KiteError::Permission { .. }),
+            _ => false,
+        };
+        assert!(variant_ok, "{status} {error_type} → {err:?}");
+        assert_eq!(err.class(), class, "{error_type}");
+        assert!(err.to_string().contains("injected failure"), "{err}");
+    }
+    // Kite's rejection of a placement is a business error the engine answers with order_failed.
+    fake.fail_next(400, "MarginException", "Insufficient funds");
+    let err = client
+        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Business);
+}
+
+#[tokio::test]
+async fn rate_limited_calls_are_retried_then_succeed() {
+    let fake = fake().await;
+    let client = logged_in(&fake, &fake.settings()).await;
+    let before = fake.requests();
+    fake.rate_limit_next();
+    assert!(client.orders().await.unwrap().is_empty());
+    assert_eq!(fake.requests() - before, 2);
+    assert_eq!(client.retries(), 1);
+
+    // An order refused with 429 was certainly not taken, so it is retried too…
+    fake.rate_limit_next();
+    let id = client
+        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+        .await
+        .unwrap();
+    assert_eq!(fake.orders().len(), 1);
+    assert_eq!(fake.orders()[0].order_id, id.0);
+    // …but a 503 on placement may hide an accepted order: it goes back to the caller.
+    fake.fail_next(503, "NetworkException", "OMS unreachable");
+    let err = client
+        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KiteError::Network { .. }));
+    assert_eq!(client.retries(), 2);
+
+    // A read gives up after its budget.
+    let settings = ZerodhaSettings {
+        max_retries: 2,
+        ..fake.settings()
+    };
+    let client = logged_in(&fake, &settings).await;
+    for _ in 0..3 {
+        fake.rate_limit_next();
+    }
+    assert!(matches!(
+        client.trades().await,
+        Err(KiteError::RateLimited { .. })
+    ));
+    assert_eq!(client.retries(), 2);
+}
+
+#[tokio::test]
+async fn client_side_rate_limiter_delays_orders_beyond_the_limit() {
+    let fake = fake().await;
+    let settings = ZerodhaSettings {
+        rate_limits: RateLimits {
+            orders_per_second: 2,
+            orders_per_minute: 0,
+            orders_per_day: 0,
+            quotes_per_second: 0,
+            other_per_second: 0,
+        },
+        ..fake.settings()
+    };
+    let client = logged_in(&fake, &settings).await;
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        client
+            .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(client.rate_limiter().delayed_calls(), 1);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(fake.orders().len(), 3);
+}
+
+#[tokio::test]
+async fn fills_history_trades_and_lookup_by_tag() {
+    let fake = fake().await;
+    let client = logged_in(&fake, &fake.settings()).await;
+    fake.set_fill(FillBehaviour::Complete {
+        market_price: dec!(1573.75),
+    });
+    let id = client
+        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(2)).with_tag("sigB2"))
+        .await
+        .unwrap();
+    let history = client.order_history(&id).await.unwrap();
+    let statuses: Vec<&str> = history.iter().map(|o| o.status.as_str()).collect();
+    assert_eq!(
+        statuses,
+        [
+            "PUT ORDER REQ RECEIVED",
+            "VALIDATION PENDING",
+            "OPEN PENDING",
+            "OPEN",
+            "COMPLETE"
+        ]
+    );
+    let done = history.last().unwrap();
+    assert!(done.is_complete());
+    assert_eq!(done.average_price, dec!(1573.75));
+    assert_eq!(done.filled_quantity, 2);
+    assert_eq!(done.tag.as_deref(), Some("sigB2"));
+    assert!(done.order_timestamp.is_some());
+
+    let trades = client.order_trades(&id).await.unwrap();
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].average_price, dec!(1573.75));
+    assert_eq!(trades[0].quantity, 2);
+    assert_eq!(trades[0].order_id, id);
+    assert_eq!(client.trades().await.unwrap().len(), 1);
+
+    fake.set_fill(FillBehaviour::Open);
+    let open_id = client
+        .place_order(
+            &OrderParams::limit("NSE", "SBIN", Side::Sell, Quantity(1), Price(dec!(812.35)))
+                .with_tag("sigC3"),
+        )
+        .await
+        .unwrap();
+    let open = client.order_by_tag("sigC3").await.unwrap().unwrap();
+    assert_eq!(open.order_id, open_id);
+    assert_eq!(open.status, "OPEN");
+    assert_eq!(open.price, dec!(812.35));
+    assert!(fake.complete_order(&open_id.0, dec!(812.40)));
+    let filled = client.order_by_tag("sigC3").await.unwrap().unwrap();
+    assert!(filled.is_complete());
+    assert_eq!(filled.average_price, dec!(812.40));
+    assert!(client.order_by_tag("nosuchtag").await.unwrap().is_none());
+    assert_eq!(
+        fake.order_by_tag("sigB2").map(|o| o.order_id),
+        Some(id.0.clone())
+    );
+
+    fake.reject_orders(Some(
+        "Insufficient funds. Required margin is 95417.84".into(),
+    ));
+    let rejected = client
+        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)).with_tag("sigD4"))
+        .await
+        .unwrap();
+    let state = client.order_history(&rejected).await.unwrap();
+    let last = state.last().unwrap();
+    assert_eq!(last.status, "REJECTED");
+    assert!(last
+        .status_message
+        .as_deref()
+        .unwrap()
+        .starts_with("Insufficient funds"));
+
+    let missing = client
+        .order_history(&KiteOrderId("999".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, KiteError::Input { .. }));
+}
+
+#[tokio::test]
+async fn instruments_download_is_gunzipped_and_parsed() {
+    let csv = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/instruments_all.csv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let fake = FakeKite::start(FakeKiteConfig {
+        instruments_csv: csv,
+        ..FakeKiteConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = logged_in(&fake, &fake.settings()).await;
+    let rows = client.instruments().await.unwrap();
+    assert_eq!(rows.len(), 99);
+    assert_eq!(rows[0].tradingsymbol, "CENTRALBK-BE");
+
+    let broken = FakeKite::start(FakeKiteConfig {
+        instruments_csv: "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,instrument_type,segment,exchange\nX,1,A,,0,,,0.05,1,EQ,NSE,NSE\n".into(),
+        ..FakeKiteConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = logged_in(&broken, &broken.settings()).await;
+    let err = client.instruments().await.unwrap_err();
+    assert!(err.to_string().contains("line 2"), "{err}");
+}

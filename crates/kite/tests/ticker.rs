@@ -1,0 +1,357 @@
+//! KiteTicker client tests against the fake server: subscribe + mode, reconnect and resubscribe
+//! after a drop, the read-idle watchdog, conflation, order updates, and a refused token.
+//!
+//! Waits poll for a condition with a generous deadline, so a slow machine only makes them slower.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use alpha_panda_core::{InstrumentToken, Price, Quantity, Side};
+use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, FillBehaviour, RandomWalk};
+use alpha_panda_kite::ticker::TickerError;
+use alpha_panda_kite::ticker::{TickMode, TickerMetrics};
+use alpha_panda_kite::{KiteClient, KiteTicker, OrderParams, TickPacket, TickerConfig};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+const INFY: u32 = 408065;
+const SBIN: u32 = 779521;
+const NIFTY: u32 = 256265;
+
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn count(counter: &AtomicU64) -> u64 {
+    TickerMetrics::get(counter)
+}
+
+fn config(fake: &FakeKite) -> TickerConfig {
+    TickerConfig {
+        read_idle_timeout: Duration::from_secs(10),
+        reconnect_base_delay: Duration::from_millis(20),
+        max_reconnect_delay: Duration::from_millis(200),
+        max_reconnect_attempts: 5,
+        connect_timeout: Duration::from_secs(10),
+        ..TickerConfig::from_settings(&fake.settings(), &fake.config().access_token)
+    }
+}
+
+fn full_tick(token: u32, price: Decimal) -> TickPacket {
+    let mut tick = TickPacket::ltp(InstrumentToken(token), Price(price)).project(TickMode::Full);
+    tick.volume_traded = Some(1000);
+    tick.exchange_timestamp = Some(1625461887);
+    tick
+}
+
+/// Pushes `tick` until the ticker delivers a tick of that token (a push can race a reconnect).
+async fn deliver(fake: &FakeKite, ticker: &KiteTicker, tick: TickPacket) -> TickPacket {
+    let token = tick.instrument_token;
+    for _ in 0..150 {
+        fake.push_ticks(vec![tick.clone()]);
+        if let Ok(Some(got)) =
+            tokio::time::timeout(Duration::from_millis(200), ticker.next_tick()).await
+        {
+            if got.instrument_token == token {
+                return got;
+            }
+        }
+    }
+    panic!("tick for {token} never arrived");
+}
+
+fn modes(pairs: &[(u32, TickMode)]) -> BTreeMap<u32, TickMode> {
+    pairs.iter().copied().collect()
+}
+
+#[tokio::test]
+async fn subscribe_set_mode_and_receive_ticks_in_that_mode() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let ticker = KiteTicker::start(config(&fake)).unwrap();
+    ticker
+        .subscribe(&[InstrumentToken(INFY)], TickMode::Full)
+        .await
+        .unwrap();
+    ticker
+        .subscribe(
+            &[InstrumentToken(SBIN), InstrumentToken(NIFTY)],
+            TickMode::Quote,
+        )
+        .await
+        .unwrap();
+    let want = modes(&[
+        (INFY, TickMode::Full),
+        (SBIN, TickMode::Quote),
+        (NIFTY, TickMode::Quote),
+    ]);
+    eventually("subscriptions on the server", || {
+        fake.subscriptions() == want
+    })
+    .await;
+    let sent = fake.ws_messages();
+    assert_eq!(sent[0], serde_json::json!({"a": "subscribe", "v": [INFY]}));
+    assert_eq!(
+        sent[1],
+        serde_json::json!({"a": "mode", "v": ["full", [INFY]]})
+    );
+
+    let tick = full_tick(INFY, dec!(1573.70));
+    let got = deliver(&fake, &ticker, tick.clone()).await;
+    assert_eq!(got, tick, "full mode round-trips every field");
+
+    let got = deliver(&fake, &ticker, full_tick(SBIN, dec!(812.35))).await;
+    assert_eq!(got.mode(), TickMode::Quote);
+    assert_eq!(got.last_price, Price(dec!(812.35)));
+    assert_eq!(got.depth, None);
+
+    let got = deliver(&fake, &ticker, full_tick(NIFTY, dec!(15790.45))).await;
+    assert!(!got.tradable());
+    assert_eq!(got.mode(), TickMode::Quote);
+
+    ticker
+        .set_mode(&[InstrumentToken(SBIN)], TickMode::Ltp)
+        .await
+        .unwrap();
+    ticker.unsubscribe(&[InstrumentToken(NIFTY)]).await.unwrap();
+    let want = modes(&[(INFY, TickMode::Full), (SBIN, TickMode::Ltp)]);
+    eventually("mode change and unsubscribe", || {
+        fake.subscriptions() == want
+    })
+    .await;
+    let got = deliver(&fake, &ticker, full_tick(SBIN, dec!(812.40))).await;
+    assert_eq!(got.mode(), TickMode::Ltp);
+    assert_eq!(got.ohlc, None);
+    assert!(count(&ticker.metrics().binary_frames) >= 3);
+    ticker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn reconnects_and_resubscribes_with_the_same_modes_after_a_drop() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let ticker = KiteTicker::start(config(&fake)).unwrap();
+    ticker
+        .subscribe(&[InstrumentToken(INFY)], TickMode::Full)
+        .await
+        .unwrap();
+    ticker
+        .subscribe(&[InstrumentToken(SBIN)], TickMode::Ltp)
+        .await
+        .unwrap();
+    let want = modes(&[(INFY, TickMode::Full), (SBIN, TickMode::Ltp)]);
+    eventually("first subscriptions", || fake.subscriptions() == want).await;
+    assert_eq!(fake.ws_connections(), 1);
+
+    fake.drop_connections();
+    eventually("a second connection", || fake.ws_connections() >= 2).await;
+    eventually("resubscription", || fake.subscriptions() == want).await;
+    eventually("reconnect counted", || {
+        count(&ticker.metrics().reconnects) >= 1
+    })
+    .await;
+    let messages = fake.ws_messages();
+    let resent = &messages[messages.len() - 3..];
+    assert_eq!(
+        resent[0],
+        serde_json::json!({"a": "subscribe", "v": [INFY, SBIN]})
+    );
+    assert_eq!(
+        resent[1],
+        serde_json::json!({"a": "mode", "v": ["ltp", [SBIN]]})
+    );
+    assert_eq!(
+        resent[2],
+        serde_json::json!({"a": "mode", "v": ["full", [INFY]]})
+    );
+
+    let got = deliver(&fake, &ticker, full_tick(INFY, dec!(1574.00))).await;
+    assert_eq!(got.mode(), TickMode::Full);
+    ticker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn watchdog_reconnects_after_silence() {
+    let fake = FakeKite::start(FakeKiteConfig {
+        heartbeat_interval: Duration::from_millis(50),
+        ..FakeKiteConfig::default()
+    })
+    .await
+    .unwrap();
+    let ticker = KiteTicker::start(TickerConfig {
+        read_idle_timeout: Duration::from_millis(500),
+        ..config(&fake)
+    })
+    .unwrap();
+    ticker
+        .subscribe(&[InstrumentToken(INFY)], TickMode::Quote)
+        .await
+        .unwrap();
+    eventually("subscription", || fake.subscriptions().contains_key(&INFY)).await;
+    eventually("heartbeats", || count(&ticker.metrics().binary_frames) >= 2).await;
+
+    fake.set_silent(true);
+    eventually("the watchdog firing", || {
+        count(&ticker.metrics().watchdog_timeouts) >= 1
+    })
+    .await;
+    fake.set_silent(false);
+    eventually("a reconnect", || count(&ticker.metrics().reconnects) >= 1).await;
+    eventually("resubscription", || {
+        fake.subscriptions().get(&INFY) == Some(&TickMode::Quote)
+    })
+    .await;
+    let got = deliver(&fake, &ticker, full_tick(INFY, dec!(1575.05))).await;
+    assert_eq!(got.last_price, Price(dec!(1575.05)));
+    ticker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_consumer_gets_only_the_latest_tick_per_token() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let ticker = KiteTicker::start(config(&fake)).unwrap();
+    ticker
+        .subscribe(
+            &[InstrumentToken(INFY), InstrumentToken(SBIN)],
+            TickMode::Ltp,
+        )
+        .await
+        .unwrap();
+    eventually("subscriptions", || fake.subscriptions().len() == 2).await;
+    let ltp = |token, price| TickPacket::ltp(InstrumentToken(token), Price(price));
+    fake.push_ticks(vec![ltp(INFY, dec!(1570.00)), ltp(SBIN, dec!(810.00))]);
+    fake.push_ticks(vec![ltp(INFY, dec!(1571.00))]);
+    fake.push_ticks(vec![ltp(INFY, dec!(1572.00))]);
+    fake.push_ticks(vec![ltp(SBIN, dec!(811.00))]);
+    eventually("all ticks decoded", || count(&ticker.metrics().ticks) >= 5).await;
+
+    assert_eq!(ticker.conflated_ticks(), 3);
+    assert_eq!(ticker.next_tick().await, Some(ltp(INFY, dec!(1572.00))));
+    assert_eq!(ticker.next_tick().await, Some(ltp(SBIN, dec!(811.00))));
+    assert!(ticker.buffer().is_empty());
+    ticker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn order_updates_arrive_on_their_channel() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    fake.set_fill(FillBehaviour::Complete {
+        market_price: dec!(1573.75),
+    });
+    let ticker = KiteTicker::start(config(&fake)).unwrap();
+    let mut updates = ticker.take_order_updates().unwrap();
+    assert!(ticker.take_order_updates().is_none());
+    eventually("a connection", || {
+        count(&ticker.metrics().connects) == 1 && fake.ws_connections() == 1
+    })
+    .await;
+    // The server counts the connection before its event subscription is live; a placement
+    // racing that is retried with a new tag until an update arrives.
+    let client = KiteClient::new(&fake.settings())
+        .unwrap()
+        .with_access_token(&fake.config().access_token);
+    let mut first = None;
+    for attempt in 0..50 {
+        let tag = format!("sigE{attempt}");
+        client
+            .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(4)).with_tag(&tag))
+            .await
+            .unwrap();
+        if let Ok(Some(update)) =
+            tokio::time::timeout(Duration::from_millis(300), updates.recv()).await
+        {
+            first = Some((tag, update));
+            break;
+        }
+    }
+    let (tag, open) = first.expect("an order update");
+    assert_eq!(open.order.status, "OPEN");
+    assert_eq!(open.order.tag.as_deref(), Some(tag.as_str()));
+    let complete = updates.recv().await.unwrap();
+    assert!(complete.order.is_complete());
+    assert_eq!(complete.order.average_price, dec!(1573.75));
+    assert_eq!(complete.order.filled_quantity, 4);
+    assert_eq!(complete.raw["tag"], tag.as_str());
+    ticker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_token_stops_the_ticker_with_a_login_hint() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let ticker = KiteTicker::start(TickerConfig {
+        access_token: "expired".into(),
+        ..config(&fake)
+    })
+    .unwrap();
+    assert_eq!(ticker.next_tick().await, None);
+    let err = ticker.shutdown().await.unwrap_err();
+    assert_eq!(err, TickerError::Forbidden { status: 403 });
+    assert!(err.to_string().contains("alpha-panda kite login"));
+    assert_eq!(err.class(), alpha_panda_core::ErrorClass::Business);
+}
+
+#[tokio::test]
+async fn gives_up_after_the_retry_budget() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let ticker = KiteTicker::start(TickerConfig {
+        ws_url: url,
+        max_reconnect_attempts: 2,
+        ..config(&fake)
+    })
+    .unwrap();
+    assert_eq!(ticker.next_tick().await, None);
+    match ticker.shutdown().await {
+        Err(TickerError::RetriesExhausted { attempts, .. }) => assert_eq!(attempts, 3),
+        other => panic!("expected RetriesExhausted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn random_walk_streams_seeded_ticks() {
+    let fake = FakeKite::start(FakeKiteConfig {
+        random_walk: Some(RandomWalk {
+            seed: 7,
+            interval: Duration::from_millis(20),
+            start_price: Price(dec!(1500.00)),
+        }),
+        ..FakeKiteConfig::default()
+    })
+    .await
+    .unwrap();
+    let ticker = KiteTicker::start(config(&fake)).unwrap();
+    ticker
+        .subscribe(&[InstrumentToken(INFY)], TickMode::Quote)
+        .await
+        .unwrap();
+    let mut prices = Vec::new();
+    while prices.len() < 5 {
+        let tick = tokio::time::timeout(Duration::from_secs(30), ticker.next_tick())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(tick.instrument_token, InstrumentToken(INFY));
+        assert_eq!(tick.mode(), TickMode::Quote);
+        prices.push(tick.last_price.0);
+    }
+    for pair in prices.windows(2) {
+        assert!(
+            (pair[1] - pair[0]).abs() <= dec!(0.15) * Decimal::from(50),
+            "{pair:?}"
+        );
+        assert!(
+            (pair[1] * dec!(20)).fract().is_zero(),
+            "on the 0.05 grid: {}",
+            pair[1]
+        );
+    }
+    ticker.shutdown().await.unwrap();
+}

@@ -1,0 +1,208 @@
+//! Durable state with its offsets (ARCHITECTURE §4 rule 4) for the stateful services.
+//!
+//! A service keeps its state in memory, marks it changed as it handles inputs, and queues the ledger
+//! effects those inputs produced. When the runtime is about to commit offsets it calls the handler's
+//! `checkpoint`, and [`Durable::save`] writes the queued effects, the serialized state and the offsets
+//! it reflects in one transaction. After a crash the service resumes from that state and skips every
+//! input below the saved offsets ([`Durable::already_applied`]): their effects are in the state and
+//! their outputs were published before the checkpoint was written.
+
+use std::collections::BTreeMap;
+
+use alpha_panda_core::{Broker, EventId, OrderFilled, PnlSnapshot, Timestamp};
+use alpha_panda_store::{
+    Checkpoint, CheckpointOffset, OrderRecord, Store, StoreError, ValidationStatus,
+};
+use alpha_panda_stream::{CommitOffset, HandlerError, RecordPosition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A ledger write that must become durable together with the state that reflects it.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// An order lifecycle event.
+    Order {
+        /// Namespace.
+        broker: Broker,
+        /// The order event's id (idempotency key).
+        event_id: EventId,
+        /// The record.
+        record: OrderRecord,
+    },
+    /// A fill.
+    Fill {
+        /// Namespace.
+        broker: Broker,
+        /// The fill event's id (idempotency key).
+        event_id: EventId,
+        /// The fill.
+        fill: Box<OrderFilled>,
+    },
+    /// A PnL snapshot with its validation verdict.
+    Snapshot {
+        /// The snapshot event's id (idempotency key).
+        event_id: EventId,
+        /// The snapshot.
+        snapshot: Box<PnlSnapshot>,
+        /// The verdict.
+        status: ValidationStatus,
+    },
+}
+
+/// The persistence side of one stateful service instance.
+pub struct Durable {
+    store: Store,
+    service_key: String,
+    applied: BTreeMap<(String, i32), i64>,
+    dirty: bool,
+    effects: Vec<Effect>,
+}
+
+/// A store failure as the runtime sees it: retried (infrastructure) or dead-lettered (poison).
+pub fn store_error(context: &str, error: StoreError) -> HandlerError {
+    HandlerError {
+        class: error.class(),
+        message: format!("{context}: {error}"),
+    }
+}
+
+impl Durable {
+    /// Opens the checkpoint of `service_key`, returning the saved state when there is one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the checkpoint cannot be read or its state no longer decodes.
+    pub async fn open<S: DeserializeOwned>(
+        store: Store,
+        service_key: impl Into<String>,
+    ) -> Result<(Self, Option<S>), StoreError> {
+        let service_key = service_key.into();
+        let checkpoint = store.checkpoints().load(&service_key).await?;
+        let (applied, state) = match checkpoint {
+            Some(checkpoint) => {
+                let state: S =
+                    serde_json::from_value(checkpoint.state).map_err(|e| StoreError::Decode {
+                        operation: "load checkpoint",
+                        column: "state",
+                        detail: format!(
+                            "the checkpoint of {service_key} does not match this version's state \
+                             ({e}); delete its row in service_checkpoints to start afresh"
+                        ),
+                    })?;
+                let applied = checkpoint
+                    .offsets
+                    .into_iter()
+                    .map(|o| ((o.topic, o.partition), o.next_offset))
+                    .collect();
+                (applied, Some(state))
+            }
+            None => (BTreeMap::new(), None),
+        };
+        Ok((
+            Self {
+                store,
+                service_key,
+                applied,
+                dirty: false,
+                effects: Vec::new(),
+            },
+            state,
+        ))
+    }
+
+    /// The service instance's key (`portfolio_manager:paper`).
+    pub fn service_key(&self) -> &str {
+        &self.service_key
+    }
+
+    /// Whether the saved state already reflects the input at `position`.
+    pub fn already_applied(&self, position: &RecordPosition) -> bool {
+        self.applied
+            .get(&(position.topic.to_string(), position.partition))
+            .is_some_and(|next| position.offset < *next)
+    }
+
+    /// The state changed and must be saved at the next checkpoint.
+    pub fn changed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Queues a ledger write for the next checkpoint.
+    pub fn effect(&mut self, effect: Effect) {
+        self.effects.push(effect);
+        self.dirty = true;
+    }
+
+    /// Writes queued effects, `state` and the offsets in one transaction; does nothing when nothing
+    /// changed since the last save. Returns whether anything was written.
+    ///
+    /// # Errors
+    /// A [`HandlerError`] of the store error's class; the effects stay queued for the next try.
+    pub async fn save<S: Serialize>(
+        &mut self,
+        state: &S,
+        offsets: &[CommitOffset],
+        now: Timestamp,
+    ) -> Result<bool, HandlerError> {
+        let mut applied = self.applied.clone();
+        for o in offsets {
+            applied.insert((o.topic.to_string(), o.partition), o.next_offset);
+        }
+        if !self.dirty {
+            self.applied = applied;
+            return Ok(false);
+        }
+        let state = serde_json::to_value(state).map_err(|e| {
+            HandlerError::poison(format!(
+                "state of {} does not serialize: {e}",
+                self.service_key
+            ))
+        })?;
+        let checkpoint = Checkpoint {
+            service_key: self.service_key.clone(),
+            state,
+            offsets: applied
+                .iter()
+                .map(|((topic, partition), next)| CheckpointOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    next_offset: *next,
+                })
+                .collect(),
+            updated_at: now,
+        };
+        let context = "checkpoint";
+        let mut tx = self
+            .store
+            .begin()
+            .await
+            .map_err(|e| store_error(context, e))?;
+        for effect in &self.effects {
+            let written = match effect {
+                Effect::Order {
+                    broker,
+                    event_id,
+                    record,
+                } => tx.record_order(*broker, *event_id, record).await,
+                Effect::Fill {
+                    broker,
+                    event_id,
+                    fill,
+                } => tx.record_fill(*broker, *event_id, fill).await,
+                Effect::Snapshot {
+                    event_id,
+                    snapshot,
+                    status,
+                } => tx.record_pnl_snapshot(*event_id, snapshot, *status).await,
+            };
+            written.map_err(|e| store_error(context, e))?;
+        }
+        tx.save_checkpoint(&checkpoint)
+            .await
+            .map_err(|e| store_error(context, e))?;
+        tx.commit().await.map_err(|e| store_error(context, e))?;
+        self.applied = applied;
+        self.effects.clear();
+        self.dirty = false;
+        Ok(true)
+    }
+}

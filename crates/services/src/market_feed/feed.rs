@@ -1,0 +1,215 @@
+//! The market feed service: takes ticks from a source (the simulator, a CSV replay, or KiteTicker)
+//! and publishes them as `market_tick` events on `market.ticks`, keyed by token, broker `shared`.
+//!
+//! It consumes nothing, so it runs no consumer loop; the [`Emitter`] builds the root envelopes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{keys, EventBroker, MarketTick, Payload, Timestamp, TopicMap};
+use alpha_panda_stream::{Emitter, LogError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::market_feed::{BadRow, TickSimulator};
+
+/// The service name (envelope `source`).
+pub const SERVICE: &str = "market_feed";
+
+/// Largest batch handed to the log at once when running as fast as possible.
+const MAX_BATCH: usize = 512;
+
+/// Where ticks come from.
+pub enum TickSource {
+    /// A seeded random walk.
+    Simulated {
+        /// The generator (boxed: it is by far the largest source).
+        simulator: Box<TickSimulator>,
+        /// Exchange time of the first tick.
+        start: Timestamp,
+        /// Exchange time between two ticks.
+        step: Duration,
+        /// Pace (0: as fast as possible).
+        ticks_per_second: u32,
+        /// Stop after this many ticks (None: until shutdown).
+        max_ticks: Option<u64>,
+    },
+    /// Recorded ticks, replayed in file order as fast as possible or paced.
+    Replay {
+        /// The ticks.
+        ticks: Vec<MarketTick>,
+        /// Rows of the file that were skipped.
+        bad_rows: Vec<BadRow>,
+        /// Pace (0: as fast as possible).
+        ticks_per_second: u32,
+    },
+    /// Ticks pushed by a live source (KiteTicker) through a channel; ends when the channel closes.
+    Channel(mpsc::Receiver<MarketTick>),
+}
+
+/// Live counters of the feed.
+#[derive(Debug, Default)]
+pub struct FeedStats {
+    /// Ticks published.
+    pub published: AtomicU64,
+    /// Source rows skipped as malformed.
+    pub bad_rows: AtomicU64,
+}
+
+/// The market feed.
+pub struct MarketFeed {
+    emitter: Emitter,
+    source: TickSource,
+    stats: Arc<FeedStats>,
+}
+
+impl MarketFeed {
+    /// A feed publishing through `emitter`.
+    pub fn new(emitter: Emitter, source: TickSource) -> Self {
+        Self {
+            emitter,
+            source,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<FeedStats> {
+        self.stats.clone()
+    }
+
+    /// Publishes until the source ends or `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// [`LogError`] when the log stops acknowledging (after the emitter's own retries).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<u64, LogError> {
+        let Self {
+            emitter,
+            source,
+            stats,
+        } = self;
+        let publisher = Publisher {
+            emitter,
+            stats,
+            topic: TopicMap::market_ticks(),
+        };
+        match source {
+            TickSource::Simulated {
+                mut simulator,
+                start,
+                step,
+                ticks_per_second,
+                max_ticks,
+            } => {
+                let step_micros = i64::try_from(step.as_micros()).unwrap_or(i64::MAX);
+                let mut n: u64 = 0;
+                let mut next = move || {
+                    if max_ticks.is_some_and(|max| n >= max) {
+                        return None;
+                    }
+                    let offset = step_micros.saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
+                    let at =
+                        Timestamp::from_unix_micros(start.unix_micros().saturating_add(offset))?;
+                    n += 1;
+                    Some(simulator.next_tick(at))
+                };
+                publisher.pump(&mut next, ticks_per_second, &shutdown).await
+            }
+            TickSource::Replay {
+                ticks,
+                bad_rows,
+                ticks_per_second,
+            } => {
+                for row in &bad_rows {
+                    warn!(line = row.line, reason = %row.reason, "tick CSV row skipped");
+                }
+                publisher
+                    .stats
+                    .bad_rows
+                    .fetch_add(bad_rows.len() as u64, Ordering::Relaxed);
+                let mut ticks = ticks.into_iter();
+                let mut next = move || ticks.next();
+                publisher.pump(&mut next, ticks_per_second, &shutdown).await
+            }
+            TickSource::Channel(mut receiver) => {
+                let mut published = 0;
+                loop {
+                    let tick = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        tick = receiver.recv() => tick,
+                    };
+                    let Some(tick) = tick else { break };
+                    publisher.publish(vec![tick]).await?;
+                    published += 1;
+                }
+                Ok(published)
+            }
+        }
+    }
+}
+
+struct Publisher {
+    emitter: Emitter,
+    stats: Arc<FeedStats>,
+    topic: String,
+}
+
+impl Publisher {
+    /// Pulls ticks from `next` and publishes them, paced or in batches.
+    async fn pump(
+        &self,
+        next: &mut impl FnMut() -> Option<MarketTick>,
+        ticks_per_second: u32,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, LogError> {
+        let mut published = 0u64;
+        if ticks_per_second == 0 {
+            loop {
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                let batch: Vec<MarketTick> =
+                    std::iter::from_fn(&mut *next).take(MAX_BATCH).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                published += batch.len() as u64;
+                self.publish(batch).await?;
+                // Let consumers on the same runtime in: an in-process log has no network to wait on.
+                tokio::task::yield_now().await;
+            }
+        } else {
+            let period = Duration::from_secs(1) / ticks_per_second;
+            let mut pace = tokio::time::interval(period);
+            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = pace.tick() => {}
+                }
+                let Some(tick) = next() else { break };
+                self.publish(vec![tick]).await?;
+                published += 1;
+            }
+        }
+        info!(published, "market feed finished");
+        Ok(published)
+    }
+
+    async fn publish(&self, ticks: Vec<MarketTick>) -> Result<(), LogError> {
+        let count = ticks.len() as u64;
+        let envelopes = ticks
+            .into_iter()
+            .map(|tick| {
+                let key = keys::market_tick_key(tick.instrument_token);
+                self.emitter
+                    .envelope(Payload::MarketTick(tick), key, EventBroker::Shared)
+            })
+            .collect();
+        self.emitter.emit_all(&self.topic, envelopes).await?;
+        self.stats.published.fetch_add(count, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,342 @@
+//! The portfolio manager service for one broker namespace: one portfolio per strategy, fills applied
+//! exactly once, positions marked to market on ticks, PnL snapshots every `snapshot_interval`, at the
+//! end of the trading day and at shutdown. It also reads its own snapshots back from the log, stores
+//! each with a validation verdict and records the order ledger, all durable with its offsets.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_cache::PortfolioCache;
+use alpha_panda_core::{
+    calendar, keys, Broker, EventBroker, InstrumentToken, Money, Payload, PnlSnapshot, PortfolioId,
+    Price, SnapshotType, StrategyId, Timestamp, TopicMap,
+};
+use alpha_panda_store::{OrderRecord, Store, StoreError, ValidationStatus};
+use alpha_panda_stream::{CommitOffset, Handler, HandlerError, Input, Output};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tracing::{error, info};
+
+use crate::durable::{Durable, Effect};
+use crate::portfolio_manager::Portfolio;
+
+/// The service name.
+pub const SERVICE: &str = "portfolio_manager";
+
+/// How many produced snapshots are remembered to check the copies read back from the log.
+const PRODUCED_MEMORY: usize = 4096;
+
+/// `[portfolio]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortfolioSettings {
+    /// Cash each new portfolio starts with.
+    pub initial_cash: Money,
+    /// How often periodic snapshots are taken.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
+}
+
+impl Default for PortfolioSettings {
+    fn default() -> Self {
+        Self {
+            initial_cash: Money(Decimal::from(1_000_000)),
+            snapshot_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What is checkpointed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PortfolioBook {
+    portfolios: BTreeMap<StrategyId, Portfolio>,
+    last_prices: BTreeMap<InstrumentToken, Price>,
+    /// The IST trading day whose end-of-day snapshot was taken.
+    end_of_day_taken: Option<NaiveDate>,
+}
+
+/// Counters the status line and metrics read.
+#[derive(Debug, Default)]
+pub struct PortfolioStats {
+    /// Fills applied.
+    pub fills_applied: AtomicU64,
+    /// Snapshots read back whose figures did not hold.
+    pub snapshot_mismatches: AtomicU64,
+}
+
+/// The portfolio manager of one namespace.
+pub struct PortfolioManager {
+    broker: Broker,
+    topics: TopicMap,
+    settings: PortfolioSettings,
+    book: PortfolioBook,
+    durable: Durable,
+    cache: Option<PortfolioCache>,
+    /// Checksums of snapshots this instance produced, by (portfolio, as_of).
+    produced: BTreeMap<(PortfolioId, Timestamp), String>,
+    produced_order: VecDeque<(PortfolioId, Timestamp)>,
+    stats: Arc<PortfolioStats>,
+    last_input_at: Option<Timestamp>,
+}
+
+impl PortfolioManager {
+    /// Opens the portfolio manager of `broker`, resuming from its checkpoint when there is one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the checkpoint cannot be read.
+    pub async fn open(
+        broker: Broker,
+        settings: PortfolioSettings,
+        store: Store,
+        cache: Option<PortfolioCache>,
+    ) -> Result<Self, StoreError> {
+        let (durable, book) = Durable::open(store, format!("{SERVICE}:{broker}")).await?;
+        if book.is_some() {
+            info!(%broker, "portfolio manager resumed from its checkpoint");
+        }
+        Ok(Self {
+            broker,
+            topics: TopicMap::new(broker),
+            settings,
+            book: book.unwrap_or_default(),
+            durable,
+            cache,
+            produced: BTreeMap::new(),
+            produced_order: VecDeque::new(),
+            stats: Arc::default(),
+            last_input_at: None,
+        })
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<PortfolioStats> {
+        self.stats.clone()
+    }
+
+    /// The portfolios, by strategy.
+    pub fn portfolios(&self) -> impl Iterator<Item = &Portfolio> {
+        self.book.portfolios.values()
+    }
+
+    fn snapshots(&mut self, at: Timestamp, snapshot_type: SnapshotType) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        for portfolio in self.book.portfolios.values() {
+            let snapshot = portfolio.snapshot(at, snapshot_type);
+            let key = (snapshot.portfolio_id.clone(), snapshot.as_of);
+            if self
+                .produced
+                .insert(key.clone(), snapshot.checksum.clone())
+                .is_none()
+            {
+                self.produced_order.push_back(key);
+            }
+            outputs.push(Output {
+                topic: self.topics.pnl_snapshots(),
+                key: keys::portfolio_key(&snapshot.portfolio_id),
+                payload: Payload::PnlSnapshot(snapshot),
+                broker: EventBroker::from(self.broker),
+            });
+        }
+        while self.produced_order.len() > PRODUCED_MEMORY {
+            if let Some(old) = self.produced_order.pop_front() {
+                self.produced.remove(&old);
+            }
+        }
+        outputs
+    }
+
+    /// Checks a snapshot read back from the log: its checksum, its own arithmetic, and — when this
+    /// instance produced it — that it is exactly what was produced.
+    fn validate(&self, snapshot: &PnlSnapshot) -> ValidationStatus {
+        if !snapshot.checksum_is_valid() {
+            return ValidationStatus::ChecksumMismatch;
+        }
+        let consistent = snapshot.total_pnl
+            == snapshot.realized_pnl + snapshot.unrealized_pnl - snapshot.fees
+            && snapshot.broker == self.broker;
+        if !consistent {
+            return ValidationStatus::Diverged;
+        }
+        match self
+            .produced
+            .get(&(snapshot.portfolio_id.clone(), snapshot.as_of))
+        {
+            Some(checksum) if *checksum != snapshot.checksum => ValidationStatus::Diverged,
+            _ => ValidationStatus::Valid,
+        }
+    }
+
+    async fn publish_read_model(&self, at: Timestamp) -> Result<(), HandlerError> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        for portfolio in self.book.portfolios.values() {
+            cache
+                .put(&portfolio.snapshot(at, SnapshotType::Periodic))
+                .await
+                .map_err(|e| HandlerError {
+                    class: e.class(),
+                    message: format!("portfolio cache: {e}"),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+impl Handler for PortfolioManager {
+    fn name(&self) -> &str {
+        SERVICE
+    }
+
+    fn consumer_group(&self) -> String {
+        format!("alpha-panda.{SERVICE}.{}", self.broker)
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![
+            self.topics.orders_filled(),
+            self.topics.orders_submitted(),
+            self.topics.orders_ack(),
+            self.topics.orders_failed(),
+            TopicMap::market_ticks(),
+            self.topics.pnl_snapshots(),
+        ]
+    }
+
+    fn broker(&self) -> EventBroker {
+        EventBroker::from(self.broker)
+    }
+
+    async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
+        if self.durable.already_applied(input.position) {
+            return Ok(Vec::new());
+        }
+        self.last_input_at = Some(input.now);
+        let envelope = input.envelope;
+        let broker = self.broker;
+        match &envelope.payload {
+            Payload::OrderFilled(fill) => {
+                let initial_cash = self.settings.initial_cash;
+                let portfolio = self
+                    .book
+                    .portfolios
+                    .entry(fill.strategy_id.clone())
+                    .or_insert_with(|| {
+                        Portfolio::new(broker, fill.strategy_id.clone(), initial_cash)
+                    });
+                portfolio.apply_fill(fill);
+                if let Some(last) = self.book.last_prices.get(&fill.instrument_token) {
+                    portfolio.mark(fill.instrument_token, *last);
+                }
+                self.durable.effect(Effect::Fill {
+                    broker,
+                    event_id: envelope.id,
+                    fill: Box::new(fill.clone()),
+                });
+                self.stats.fills_applied.fetch_add(1, Ordering::Relaxed);
+            }
+            Payload::OrderSubmitted(order) => self.durable.effect(Effect::Order {
+                broker,
+                event_id: envelope.id,
+                record: OrderRecord::submitted(order, envelope.ts),
+            }),
+            Payload::OrderAck(ack) => self.durable.effect(Effect::Order {
+                broker,
+                event_id: envelope.id,
+                record: OrderRecord::acknowledged(ack, envelope.ts),
+            }),
+            Payload::OrderFailed(failure) => self.durable.effect(Effect::Order {
+                broker,
+                event_id: envelope.id,
+                record: OrderRecord::failed(failure, envelope.ts),
+            }),
+            Payload::MarketTick(tick) => {
+                self.book
+                    .last_prices
+                    .insert(tick.instrument_token, tick.last_price);
+                let mut marked = false;
+                for portfolio in self.book.portfolios.values_mut() {
+                    if portfolio.positions.contains_key(&tick.instrument_token) {
+                        portfolio.mark(tick.instrument_token, tick.last_price);
+                        marked = true;
+                    }
+                }
+                if marked {
+                    self.durable.changed();
+                }
+            }
+            Payload::PnlSnapshot(snapshot) => {
+                let status = self.validate(snapshot);
+                if status != ValidationStatus::Valid {
+                    self.stats
+                        .snapshot_mismatches
+                        .fetch_add(1, Ordering::Relaxed);
+                    let own = self
+                        .book
+                        .portfolios
+                        .get(&snapshot.strategy_id)
+                        .map(|p| p.snapshot(snapshot.as_of, snapshot.snapshot_type));
+                    error!(
+                        portfolio = %snapshot.portfolio_id,
+                        status = status.as_str(),
+                        snapshot_total = %snapshot.total_pnl,
+                        snapshot_realized = %snapshot.realized_pnl,
+                        snapshot_unrealized = %snapshot.unrealized_pnl,
+                        own_total = own.as_ref().map(|s| s.total_pnl.to_string()).unwrap_or_default(),
+                        own_realized = own.as_ref().map(|s| s.realized_pnl.to_string()).unwrap_or_default(),
+                        own_unrealized = own.as_ref().map(|s| s.unrealized_pnl.to_string()).unwrap_or_default(),
+                        "pnl snapshot failed validation"
+                    );
+                }
+                self.durable.effect(Effect::Snapshot {
+                    event_id: envelope.id,
+                    snapshot: Box::new(snapshot.clone()),
+                    status,
+                });
+            }
+            other => {
+                return Err(HandlerError::poison(format!(
+                    "{} event on {}: the portfolio manager reads orders, ticks and pnl snapshots",
+                    other.event_type(),
+                    input.position.topic
+                )))
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
+        let now = self
+            .last_input_at
+            .unwrap_or_else(|| Timestamp::from_datetime(chrono::Utc::now()));
+        if self.durable.save(&self.book, offsets, now).await? {
+            self.publish_read_model(now).await?;
+        }
+        Ok(())
+    }
+
+    fn timer_interval(&self) -> Option<Duration> {
+        Some(self.settings.snapshot_interval)
+    }
+
+    async fn on_timer(&mut self, now: Timestamp) -> Result<Vec<Output>, HandlerError> {
+        let day = calendar::trading_day(now);
+        let session_over = calendar::is_trading_day(day) && !calendar::is_market_open(now) && {
+            let close = calendar::to_ist(now).time();
+            close >= calendar::SESSION_CLOSE
+        };
+        if session_over && self.book.end_of_day_taken != Some(day) {
+            self.book.end_of_day_taken = Some(day);
+            self.durable.changed();
+            return Ok(self.snapshots(now, SnapshotType::EndOfDay));
+        }
+        Ok(self.snapshots(now, SnapshotType::Periodic))
+    }
+
+    async fn on_shutdown(&mut self, now: Timestamp) -> Result<Vec<Output>, HandlerError> {
+        Ok(self.snapshots(now, SnapshotType::Reconciliation))
+    }
+}

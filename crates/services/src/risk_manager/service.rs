@@ -1,0 +1,200 @@
+//! The risk manager service for one broker namespace: every raw signal is checked against every rule
+//! and answered with a `validated_signal` or a `rejected_signal` listing each failed rule. Positions
+//! come from fills; the state is checkpointed with its offsets and mirrored to the cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alpha_panda_cache::RiskStateCache;
+use alpha_panda_core::{
+    calendar, keys, Broker, EventBroker, Instrument, InstrumentToken, Payload, RejectedSignal,
+    Timestamp, TopicMap, TradingSignal, ValidatedSignal,
+};
+use alpha_panda_store::{Store, StoreError};
+use alpha_panda_stream::{CommitOffset, Handler, HandlerError, Input, Output};
+use tracing::info;
+
+use crate::durable::Durable;
+use crate::risk_manager::{evaluate, rule_names, RiskDecision, RiskLimits, RiskState};
+
+/// The service name.
+pub const SERVICE: &str = "risk_manager";
+
+/// The risk manager of one namespace.
+pub struct RiskManager {
+    broker: Broker,
+    topics: TopicMap,
+    limits: RiskLimits,
+    rules_checked: Vec<String>,
+    state: RiskState,
+    instruments: Arc<HashMap<InstrumentToken, Instrument>>,
+    durable: Durable,
+    cache: Option<RiskStateCache>,
+    last_input_at: Option<Timestamp>,
+}
+
+impl RiskManager {
+    /// Opens the risk manager of `broker`, resuming from its checkpoint when there is one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the checkpoint cannot be read.
+    pub async fn open(
+        broker: Broker,
+        limits: RiskLimits,
+        instruments: Arc<HashMap<InstrumentToken, Instrument>>,
+        store: Store,
+        cache: Option<RiskStateCache>,
+    ) -> Result<Self, StoreError> {
+        let (durable, state) = Durable::open(store, format!("{SERVICE}:{broker}")).await?;
+        if state.is_some() {
+            info!(%broker, "risk manager resumed from its checkpoint");
+        }
+        Ok(Self {
+            broker,
+            topics: TopicMap::new(broker),
+            rules_checked: rule_names(&limits),
+            limits,
+            state: state.unwrap_or_default(),
+            instruments,
+            durable,
+            cache,
+            last_input_at: None,
+        })
+    }
+
+    /// The current state (positions, counters).
+    pub fn state(&self) -> &RiskState {
+        &self.state
+    }
+
+    /// The instant rules are judged at. Paper decides at the causing tick's exchange time, so a
+    /// replay of the same ticks decides the same way whatever the scheduling; Zerodha decides at
+    /// the wall clock (never later than the tick), since real orders go out now.
+    fn decision_time(&self, signal: &TradingSignal, now: Timestamp) -> Timestamp {
+        match self.broker {
+            Broker::Paper => signal.tick.exchange_timestamp,
+            Broker::Zerodha => now.max(signal.tick.exchange_timestamp),
+        }
+    }
+
+    fn decide(
+        &mut self,
+        signal: &TradingSignal,
+        signal_event_id: alpha_panda_core::EventId,
+        now: Timestamp,
+    ) -> Output {
+        let at = self.decision_time(signal, now);
+        let instrument = self.instruments.get(&signal.instrument_token);
+        let key = keys::strategy_instrument_key(&signal.strategy_id, signal.instrument_token);
+        let broker = EventBroker::from(self.broker);
+        match evaluate(signal, &self.state, &self.limits, instrument, at) {
+            RiskDecision::Approved => {
+                self.state
+                    .record_approved(&signal.strategy_id, calendar::trading_day(at));
+                self.durable.changed();
+                Output {
+                    topic: self.topics.signals_validated(),
+                    key,
+                    payload: Payload::ValidatedSignal(ValidatedSignal {
+                        signal: signal.clone(),
+                        signal_event_id,
+                        rules_checked: self.rules_checked.clone(),
+                    }),
+                    broker,
+                }
+            }
+            RiskDecision::Rejected(violations) => Output {
+                topic: self.topics.signals_rejected(),
+                key,
+                payload: Payload::RejectedSignal(RejectedSignal {
+                    signal: signal.clone(),
+                    signal_event_id,
+                    violations,
+                }),
+                broker,
+            },
+        }
+    }
+
+    /// Mirrors positions to the cache for readers outside this process (the checkpoint stays the
+    /// source of truth; the cache is a read model).
+    async fn mirror_to_cache(&self) -> Result<(), HandlerError> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        let infra = |e: alpha_panda_cache::CacheError| HandlerError {
+            class: e.class(),
+            message: format!("risk state cache: {e}"),
+        };
+        for (strategy, positions) in &self.state.positions {
+            for (token, position) in positions {
+                cache
+                    .set_position(self.broker, strategy, *token, position.quantity)
+                    .await
+                    .map_err(infra)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler for RiskManager {
+    fn name(&self) -> &str {
+        SERVICE
+    }
+
+    fn consumer_group(&self) -> String {
+        format!("alpha-panda.{SERVICE}.{}", self.broker)
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![
+            self.topics.signals_raw(),
+            TopicMap::market_ticks(),
+            self.topics.orders_filled(),
+        ]
+    }
+
+    fn broker(&self) -> EventBroker {
+        EventBroker::from(self.broker)
+    }
+
+    async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
+        if self.durable.already_applied(input.position) {
+            return Ok(Vec::new());
+        }
+        self.last_input_at = Some(input.now);
+        match &input.envelope.payload {
+            Payload::MarketTick(tick) => {
+                // Soft state: the rules price from the signal's own tick; this is only a fallback,
+                // rebuilt by the next tick after a restart, so it does not force a checkpoint.
+                self.state.on_tick(tick.instrument_token, tick.last_price);
+                Ok(Vec::new())
+            }
+            Payload::TradingSignal(signal) => {
+                Ok(vec![self.decide(signal, input.envelope.id, input.now)])
+            }
+            Payload::OrderFilled(fill) => {
+                self.state
+                    .apply_fill(fill, calendar::trading_day(fill.filled_at));
+                self.durable.changed();
+                Ok(Vec::new())
+            }
+            other => Err(HandlerError::poison(format!(
+                "{} event on {}: the risk manager reads trading_signal, market_tick and order_filled",
+                other.event_type(),
+                input.position.topic
+            ))),
+        }
+    }
+
+    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
+        let now = self
+            .last_input_at
+            .unwrap_or_else(|| Timestamp::from_datetime(chrono::Utc::now()));
+        if self.durable.save(&self.state, offsets, now).await? {
+            self.mirror_to_cache().await?;
+        }
+        Ok(())
+    }
+}
