@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use alpha_panda_core::{Envelope, ErrorClass, EventBroker, EventType, Payload, Timestamp};
+use alpha_panda_core::{Envelope, ErrorClass, EventBroker, EventId, EventType, Payload, Timestamp};
 
 use crate::record::RecordPosition;
 
@@ -42,6 +42,9 @@ pub struct Output {
     pub payload: Payload,
     /// The namespace it belongs to.
     pub broker: EventBroker,
+    /// The event id, for a time-driven output that must keep one id across restarts (a fill seen
+    /// by polling the venue). `None` — the rule — lets the runtime derive it from the input.
+    pub id: Option<EventId>,
 }
 
 /// A handler's failure, with the class that decides what the runtime does.

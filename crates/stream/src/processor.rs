@@ -421,7 +421,7 @@ impl<H: Handler> Processor<H> {
             .into_iter()
             .enumerate()
             .map(|(ordinal, out)| {
-                let envelope = match cause {
+                let mut envelope = match cause {
                     Some(meta) => Envelope::derived(
                         meta,
                         ordinal as u32,
@@ -433,6 +433,9 @@ impl<H: Handler> Processor<H> {
                     ),
                     None => Envelope::root(out.payload, out.key, out.broker, &self.service, now),
                 };
+                if let Some(id) = out.id {
+                    envelope.id = id;
+                }
                 OutgoingRecord::event(out.topic, envelope)
             })
             .collect()

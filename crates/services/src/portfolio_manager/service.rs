@@ -138,6 +138,7 @@ impl PortfolioManager {
                 key: keys::portfolio_key(&snapshot.portfolio_id),
                 payload: Payload::PnlSnapshot(snapshot),
                 broker: EventBroker::from(self.broker),
+                id: None,
             });
         }
         while self.produced_order.len() > PRODUCED_MEMORY {

@@ -101,6 +101,7 @@ impl RiskManager {
                         rules_checked: self.rules_checked.clone(),
                     }),
                     broker,
+                    id: None,
                 }
             }
             RiskDecision::Rejected(violations) => Output {
@@ -112,6 +113,7 @@ impl RiskManager {
                     violations,
                 }),
                 broker,
+                id: None,
             },
         }
     }

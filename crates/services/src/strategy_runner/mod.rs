@@ -64,6 +64,7 @@ impl StrategyRunner {
                 key: key.clone(),
                 payload: Payload::TradingSignal(signal.clone()),
                 broker: EventBroker::from(topics.broker()),
+                id: None,
             });
         }
     }

@@ -82,6 +82,7 @@ impl TradingEngine {
                     key: keys::strategy_instrument_key(&strategy, token),
                     payload,
                     broker,
+                    id: None,
                 }
             })
             .collect()

@@ -137,6 +137,7 @@ pub fn ack_output(topic: &str, n: u32) -> Output {
             execution_mode: ExecutionMode::Paper,
         }),
         broker: EventBroker::Paper,
+        id: None,
     }
 }
 
