@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alpha_panda_core::{Broker, Clock, DedupStore, SystemClock, Timestamp};
-use alpha_panda_services::market_feed::feed::{FeedStats, MarketFeed, TickSource};
+use alpha_panda_services::market_feed::feed::{
+    deterministic_ids, FeedStats, MarketFeed, TickSource,
+};
 use alpha_panda_services::portfolio_manager::service::PortfolioManager;
 use alpha_panda_services::risk_manager::service::RiskManager;
 use alpha_panda_services::strategy_runner::StrategyRunner;
@@ -197,6 +199,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     let stop_reason = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break "interrupted",
+            _ = terminated() => break "terminated",
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break "duration reached",
             _ = status.tick() => eprintln!("{}", status_line(feed_stats.as_deref(), &running)),
             _ = check.tick() => {
@@ -268,10 +271,13 @@ fn tick_source(
             .with_context(|| format!("market_feed.source: cannot read the tick CSV {path}"))?;
         let replay =
             parse_ticks_csv(&text).with_context(|| format!("market_feed.source: {path}"))?;
+        // The same file always gets the same tick ids, so a replay reproduces its orders exactly.
+        let first = replay.ticks.first().map_or(now, |t| t.exchange_timestamp);
         return Ok(TickSource::Replay {
             ticks: replay.ticks,
             bad_rows: replay.bad_rows,
             ticks_per_second: feed.ticks_per_second,
+            ids: Some(deterministic_ids(text.as_bytes(), first)),
         });
     }
     if feed.source == "kite" {
@@ -293,12 +299,26 @@ fn tick_source(
         }
         chosen
     };
-    let start = if feed.start_time.is_empty() {
-        now
+    // A session with a fixed start is reproducible down to its tick ids; one that starts "now" is
+    // a new session every time.
+    let (start, ids) = if feed.start_time.is_empty() {
+        (now, None)
     } else {
         let at = chrono::DateTime::parse_from_rfc3339(&feed.start_time)
             .context("market_feed.start_time")?;
-        Timestamp::from_datetime(at.with_timezone(&chrono::Utc))
+        let start = Timestamp::from_datetime(at.with_timezone(&chrono::Utc));
+        let tokens: Vec<String> = universe
+            .iter()
+            .map(|i| i.instrument_token.to_string())
+            .collect();
+        let identity = format!(
+            "simulated|{}|{}|{}|{}",
+            feed.seed,
+            start,
+            feed.ticks_per_second,
+            tokens.join(",")
+        );
+        (start, Some(deterministic_ids(identity.as_bytes(), start)))
     };
     let step = if feed.ticks_per_second == 0 {
         Duration::from_millis(1)
@@ -311,7 +331,23 @@ fn tick_source(
         step,
         ticks_per_second: feed.ticks_per_second,
         max_ticks: (feed.max_ticks > 0).then_some(feed.max_ticks),
+        ids,
     })
+}
+
+/// Resolves on SIGTERM (a service manager stopping the process), like Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 /// Notices when no processor has handled an input for a while.

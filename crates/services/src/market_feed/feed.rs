@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_core::{keys, EventBroker, MarketTick, Payload, Timestamp, TopicMap};
+use alpha_panda_core::{
+    derive_event_id, keys, EventBroker, EventId, MarketTick, Payload, Timestamp, TopicMap,
+};
 use alpha_panda_stream::{Emitter, LogError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,10 @@ pub const SERVICE: &str = "market_feed";
 const MAX_BATCH: usize = 512;
 
 /// Where ticks come from.
+///
+/// A simulated session with a fixed start, or a replayed file, can publish *deterministic* tick
+/// ids: tick `n` gets `derive_event_id(base, "market_feed", n)`. Every id downstream derives from
+/// the tick ids, so the same seed or file yields byte-identical orders and fills run after run.
 pub enum TickSource {
     /// A seeded random walk.
     Simulated {
@@ -35,6 +41,8 @@ pub enum TickSource {
         ticks_per_second: u32,
         /// Stop after this many ticks (None: until shutdown).
         max_ticks: Option<u64>,
+        /// Base of deterministic tick ids (None: fresh ids).
+        ids: Option<EventId>,
     },
     /// Recorded ticks, replayed in file order as fast as possible or paced.
     Replay {
@@ -44,6 +52,8 @@ pub enum TickSource {
         bad_rows: Vec<BadRow>,
         /// Pace (0: as fast as possible).
         ticks_per_second: u32,
+        /// Base of deterministic tick ids (None: fresh ids).
+        ids: Option<EventId>,
     },
     /// Ticks pushed by a live source (KiteTicker) through a channel; ends when the channel closes.
     Channel(mpsc::Receiver<MarketTick>),
@@ -90,10 +100,12 @@ impl MarketFeed {
             source,
             stats,
         } = self;
-        let publisher = Publisher {
+        let mut publisher = Publisher {
             emitter,
             stats,
             topic: TopicMap::market_ticks(),
+            ids: None,
+            sequence: 0,
         };
         match source {
             TickSource::Simulated {
@@ -102,7 +114,9 @@ impl MarketFeed {
                 step,
                 ticks_per_second,
                 max_ticks,
+                ids,
             } => {
+                publisher.ids = ids;
                 let step_micros = i64::try_from(step.as_micros()).unwrap_or(i64::MAX);
                 let mut n: u64 = 0;
                 let mut next = move || {
@@ -121,7 +135,9 @@ impl MarketFeed {
                 ticks,
                 bad_rows,
                 ticks_per_second,
+                ids,
             } => {
+                publisher.ids = ids;
                 for row in &bad_rows {
                     warn!(line = row.line, reason = %row.reason, "tick CSV row skipped");
                 }
@@ -154,12 +170,28 @@ struct Publisher {
     emitter: Emitter,
     stats: Arc<FeedStats>,
     topic: String,
+    ids: Option<EventId>,
+    sequence: u64,
+}
+
+/// The base of deterministic tick ids for a source identified by `identity` (a seed and start
+/// time, or a file's digest): a UUIDv7 whose timestamp is `at`, so derived ids still sort by time.
+pub fn deterministic_ids(identity: &[u8], at: Timestamp) -> EventId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(identity);
+    let millis = u64::try_from(at.unix_micros() / 1000).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6..].copy_from_slice(&digest[..10]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x70;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    EventId(uuid::Uuid::from_bytes(bytes))
 }
 
 impl Publisher {
     /// Pulls ticks from `next` and publishes them, paced or in batches.
     async fn pump(
-        &self,
+        &mut self,
         next: &mut impl FnMut() -> Option<MarketTick>,
         ticks_per_second: u32,
         shutdown: &CancellationToken,
@@ -198,16 +230,22 @@ impl Publisher {
         Ok(published)
     }
 
-    async fn publish(&self, ticks: Vec<MarketTick>) -> Result<(), LogError> {
+    async fn publish(&mut self, ticks: Vec<MarketTick>) -> Result<(), LogError> {
         let count = ticks.len() as u64;
-        let envelopes = ticks
-            .into_iter()
-            .map(|tick| {
-                let key = keys::market_tick_key(tick.instrument_token);
+        let mut envelopes = Vec::with_capacity(ticks.len());
+        for tick in ticks {
+            let key = keys::market_tick_key(tick.instrument_token);
+            let mut envelope =
                 self.emitter
-                    .envelope(Payload::MarketTick(tick), key, EventBroker::Shared)
-            })
-            .collect();
+                    .envelope(Payload::MarketTick(tick), key, EventBroker::Shared);
+            if let Some(base) = self.ids {
+                // The high bits of the sequence go into the scope so ids never repeat.
+                let scope = format!("market_feed:{}", self.sequence >> 32);
+                envelope.id = derive_event_id(base, &scope, self.sequence as u32);
+            }
+            self.sequence += 1;
+            envelopes.push(envelope);
+        }
         self.emitter.emit_all(&self.topic, envelopes).await?;
         self.stats.published.fetch_add(count, Ordering::Relaxed);
         Ok(())
