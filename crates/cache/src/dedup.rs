@@ -1,14 +1,11 @@
 //! The dedup store: `(consumer group, event id)` pairs marked processed for a TTL.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use alpha_panda_core::{DedupError, DedupStore, EventId};
+use alpha_panda_core::{DedupError, DedupStore, EventId, SystemClock};
 use async_trait::async_trait;
-use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
-use tokio::time::Instant;
 
-use crate::CacheError;
+use crate::{backend::Backend, keys::KeySpace, CacheError};
 
 /// Key prefix used when settings give none; tests pass a random one to isolate themselves.
 pub const DEFAULT_PREFIX: &str = "alpha_panda:";
@@ -16,73 +13,38 @@ pub const DEFAULT_PREFIX: &str = "alpha_panda:";
 /// A dedup store over Redis or memory; services hold this and never learn which.
 #[derive(Clone)]
 pub struct Dedup {
-    prefix: String,
+    keys: KeySpace,
     backend: Backend,
 }
 
-#[derive(Clone)]
-enum Backend {
-    Memory(Arc<Mutex<HashMap<String, Instant>>>),
-    Redis(ConnectionManager),
-}
-
 impl Dedup {
-    /// Connects to `memory://` or `redis://…` (auto-reconnecting connection manager).
+    /// Connects to `memory://` or `redis://…` (auto-reconnecting connection manager) with its own
+    /// connection. Prefer [`crate::Cache::dedup`], which shares the cache's connection.
     ///
     /// # Errors
     /// [`CacheError::UnsupportedUrl`] for other schemes, [`CacheError::Redis`] when Redis is down.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
-        let backend = if url.starts_with("memory://") {
-            Backend::Memory(Arc::default())
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            let client = redis::Client::open(url)?;
-            Backend::Redis(ConnectionManager::new(client).await?)
-        } else {
-            // Only the scheme is echoed: the rest of a URL may hold a password.
-            let scheme = url.split("://").next().unwrap_or_default().to_owned();
-            return Err(CacheError::UnsupportedUrl(scheme));
-        };
-        Ok(Self {
-            prefix: prefix.to_owned(),
-            backend,
-        })
+        let backend = Backend::connect(url, Arc::new(SystemClock)).await?;
+        Ok(Self::new(KeySpace::new(prefix), backend))
     }
 
-    /// The one place a dedup key is formatted, so writer and reader cannot disagree.
-    fn key(&self, group: &str, event: EventId) -> String {
-        format!("{}dedup:{}:{}", self.prefix, group, event)
+    pub(crate) fn new(keys: KeySpace, backend: Backend) -> Self {
+        Self { keys, backend }
     }
 }
 
-fn infra(e: redis::RedisError) -> DedupError {
+/// The port speaks [`DedupError`]; the runtime classes it as infrastructure, as [`CacheError`] is.
+fn unavailable(e: CacheError) -> DedupError {
     DedupError(e.to_string())
 }
 
 #[async_trait]
 impl DedupStore for Dedup {
     async fn is_processed(&self, group: &str, event: EventId) -> Result<bool, DedupError> {
-        let key = self.key(group, event);
-        match &self.backend {
-            Backend::Memory(map) => {
-                let mut map = map.lock();
-                match map.get(&key) {
-                    Some(expiry) if *expiry > Instant::now() => Ok(true),
-                    Some(_) => {
-                        map.remove(&key);
-                        Ok(false)
-                    }
-                    None => Ok(false),
-                }
-            }
-            Backend::Redis(conn) => {
-                let mut conn = conn.clone();
-                redis::cmd("EXISTS")
-                    .arg(&key)
-                    .query_async::<bool>(&mut conn)
-                    .await
-                    .map_err(infra)
-            }
-        }
+        self.backend
+            .exists(&self.keys.dedup(group, event))
+            .await
+            .map_err(unavailable)
     }
 
     async fn mark_processed(
@@ -91,28 +53,9 @@ impl DedupStore for Dedup {
         event: EventId,
         ttl: Duration,
     ) -> Result<(), DedupError> {
-        let key = self.key(group, event);
-        match &self.backend {
-            Backend::Memory(map) => {
-                let expiry = Instant::now() + ttl;
-                map.lock().entry(key).or_insert(expiry);
-                Ok(())
-            }
-            Backend::Redis(conn) => {
-                let mut conn = conn.clone();
-                // Redis rejects EX 0; a sub-second TTL still means "remember briefly".
-                let secs = ttl.as_secs().max(1);
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(secs)
-                    .query_async::<Option<String>>(&mut conn)
-                    .await
-                    .map(|_| ())
-                    .map_err(infra)
-            }
-        }
+        self.backend
+            .set_marker_if_absent(&self.keys.dedup(group, event), ttl)
+            .await
+            .map_err(unavailable)
     }
 }
