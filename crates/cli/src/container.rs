@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use alpha_panda_cache::Cache;
 use alpha_panda_core::{Environment, Instrument, InstrumentToken, Timestamp};
+use alpha_panda_kite::{InstrumentRegistry, KiteClient};
 use alpha_panda_services::strategy_runner::RunnerStrategy;
 use alpha_panda_services::{build_strategy, default_strategy_set, nse_universe};
 use alpha_panda_store::{apply_policy, Store, StrategyConfiguration};
@@ -150,4 +151,74 @@ pub async fn strategies(store: &Store, now: Timestamp) -> anyhow::Result<Vec<Run
         }
     }
     Ok(strategies)
+}
+
+/// The Kite client of a run that trades on or streams from Zerodha: the session stored by
+/// `alpha-panda kite login` for `zerodha.api_key`, validated with `/user/profile`. Refuses to start
+/// when the credentials are missing, or the session is missing, expired or refused by Kite.
+///
+/// # Errors
+/// A message naming the missing key or saying to run `alpha-panda kite login`.
+pub async fn zerodha_session(
+    settings: &Settings,
+    store: &Store,
+    now: Timestamp,
+) -> anyhow::Result<Arc<KiteClient>> {
+    let zerodha = &settings.zerodha;
+    if !zerodha.has_credentials() {
+        bail!(
+            "Zerodha needs zerodha.api_key and zerodha.api_secret; set them in alpha-panda.toml or \
+             ALPHA_PANDA__ZERODHA__API_KEY / ALPHA_PANDA__ZERODHA__API_SECRET"
+        );
+    }
+    let session = store
+        .trading_sessions()
+        .current(&zerodha.api_key, now)
+        .await
+        .context("could not read trading_sessions")?;
+    let Some(session) = session else {
+        bail!(
+            "no current Kite session for api_key {}: it is missing or expired (Kite tokens expire \
+             at 06:00 IST); run `alpha-panda kite login`",
+            zerodha.api_key
+        );
+    };
+    let client = KiteClient::new(zerodha)?.with_access_token(session.access_token.expose());
+    match client.profile().await {
+        Ok(profile) => {
+            info!(user_id = %profile.user_id, expires_at = %session.expires_at, "Kite session valid");
+            Ok(Arc::new(client))
+        }
+        Err(e) if e.is_auth() => {
+            bail!("Kite refused the stored session ({e}); run `alpha-panda kite login`")
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "could not validate the Kite session through {}/user/profile",
+            zerodha.api_url
+        ))),
+    }
+}
+
+/// The Kite instrument registry (token → exchange, tradingsymbol, lot and tick size) built from
+/// the store's instruments master.
+pub fn instrument_registry(
+    instruments: &HashMap<InstrumentToken, Instrument>,
+) -> Arc<InstrumentRegistry> {
+    Arc::new(InstrumentRegistry::from_rows(instruments.values().cloned()))
+}
+
+/// Opens the store alone (for the `kite` commands), applying the migration policy.
+///
+/// # Errors
+/// When the database cannot be opened or migrated.
+pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
+    let database_url = settings.database_url();
+    let store = Store::connect(&database_url).await.with_context(|| {
+        format!(
+            "could not open the database {}",
+            alpha_panda_store::redact_url(&database_url)
+        )
+    })?;
+    apply_policy(&store, settings.environment).await?;
+    Ok(store)
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alpha_panda_core::{Broker, Environment, TopicSpecOverlay};
+use alpha_panda_kite::ZerodhaSettings;
 use alpha_panda_services::portfolio_manager::service::PortfolioSettings;
 use alpha_panda_services::{PaperConfig, RiskLimits};
 use alpha_panda_stream::{ProcessorConfig, RetryPolicy};
@@ -49,6 +50,8 @@ pub struct Settings {
     pub paper: PaperConfig,
     /// Portfolio accounting and snapshots.
     pub portfolio: PortfolioSettings,
+    /// Zerodha Kite Connect: credentials, endpoints, order product, rate limits, ticker policy.
+    pub zerodha: ZerodhaSettings,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             risk: RiskSettings::default(),
             paper: PaperConfig::default(),
             portfolio: PortfolioSettings::default(),
+            zerodha: ZerodhaSettings::default(),
         }
     }
 }
@@ -378,13 +382,36 @@ impl Settings {
         Ok(())
     }
 
-    /// The production guards of ARCHITECTURE §7 that can be decided from settings alone (the
-    /// migrations guard runs against the database at start-up).
+    /// The guards of ARCHITECTURE §7 that can be decided from settings alone: Zerodha without
+    /// credentials in every environment, and the production guards (the migrations guard and the
+    /// Kite session check run against the database and Kite at start-up).
     ///
     /// # Errors
     /// [`SettingsError::Refused`] listing every problem.
     pub fn guard(&self) -> Result<(), SettingsError> {
         let mut problems = Vec::new();
+        if self.brokers.contains(&Broker::Zerodha) {
+            let mut missing = Vec::new();
+            if self.zerodha.api_key.trim().is_empty() {
+                missing.push("zerodha.api_key");
+            }
+            if self.zerodha.api_secret.trim().is_empty() {
+                missing.push("zerodha.api_secret");
+            }
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "brokers includes \"zerodha\" but {} {} empty: set {} (e.g. {}) or remove \"zerodha\" from brokers",
+                    missing.join(" and "),
+                    if missing.len() == 1 { "is" } else { "are" },
+                    if missing.len() == 1 { "it" } else { "them" },
+                    missing
+                        .iter()
+                        .map(|k| format!("{ENV_PREFIX}{}", k.replace('.', "__").to_uppercase()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
         if self.environment == Environment::Production {
             if self.log.url.starts_with("memory") {
                 problems.push(

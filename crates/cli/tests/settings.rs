@@ -159,3 +159,70 @@ fn provenance_never_shows_secrets() {
         Ok(())
     });
 }
+
+#[test]
+fn zerodha_without_credentials_refuses_to_start_in_every_environment() {
+    for environment in ["development", "testing", "production"] {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "alpha-panda.toml",
+                &format!(
+                    "environment = \"{environment}\"\nbrokers = [\"paper\", \"zerodha\"]\n\
+                     [log]\nurl = \"kafka://127.0.0.1:9092\"\n[zerodha]\napi_key = \"kitekey\"\n"
+                ),
+            )?;
+            let loaded = Settings::load(None).unwrap();
+            let err = loaded.settings.guard().err().unwrap();
+            assert!(
+                matches!(err, SettingsError::Refused(_)),
+                "{environment}: {err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains("zerodha.api_secret"), "{environment}: {text}");
+            assert!(
+                !text.contains("zerodha.api_key and"),
+                "{environment}: {text}"
+            );
+            Ok(())
+        });
+    }
+    Jail::expect_with(|jail| {
+        jail.create_file("alpha-panda.toml", "brokers = [\"zerodha\"]\n")?;
+        let text = Settings::load(None)
+            .unwrap()
+            .settings
+            .guard()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("zerodha.api_key and zerodha.api_secret"),
+            "{text}"
+        );
+        assert!(text.contains("ALPHA_PANDA__ZERODHA__API_SECRET"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn zerodha_with_credentials_passes_and_paper_alone_needs_none() {
+    Jail::expect_with(|jail| {
+        jail.create_file("alpha-panda.toml", "brokers = [\"paper\", \"zerodha\"]\n")?;
+        jail.set_env("ALPHA_PANDA__ZERODHA__API_KEY", "kitekey");
+        jail.set_env("ALPHA_PANDA__ZERODHA__API_SECRET", "kitesecret");
+        let loaded = Settings::load(None).unwrap();
+        loaded.settings.guard().unwrap();
+        assert_eq!(loaded.settings.zerodha.product, "MIS");
+        let secret = loaded
+            .provenance()
+            .into_iter()
+            .find(|p| p.key == "zerodha.api_secret")
+            .unwrap();
+        assert_eq!(secret.value, "<redacted>");
+        Ok(())
+    });
+    Jail::expect_with(|_jail| {
+        Settings::load(None).unwrap().settings.guard().unwrap();
+        Ok(())
+    });
+}

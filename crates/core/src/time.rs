@@ -49,7 +49,9 @@ impl<'de> Deserialize<'de> for Timestamp {
         let raw = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         DateTime::parse_from_rfc3339(&raw)
             .map(|t| Timestamp::from_datetime(t.with_timezone(&Utc)))
-            .map_err(|e| serde::de::Error::custom(format!("invalid RFC 3339 timestamp {raw:?}: {e}")))
+            .map_err(|e| {
+                serde::de::Error::custom(format!("invalid RFC 3339 timestamp {raw:?}: {e}"))
+            })
     }
 }
 

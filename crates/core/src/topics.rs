@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(zerodha.orders_filled(), "zerodha.orders.filled");
         assert_eq!(zerodha.pnl_snapshots(), "zerodha.pnl.snapshots");
         assert_eq!(TopicMap::dlq("market.ticks"), "market.ticks.dlq");
-        assert_eq!(TopicMap::dlq_origin("paper.orders.ack.dlq"), Some("paper.orders.ack"));
+        assert_eq!(
+            TopicMap::dlq_origin("paper.orders.ack.dlq"),
+            Some("paper.orders.ack")
+        );
         let all = TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]);
         assert_eq!(all.len(), 2 * (1 + 2 * 8));
         assert!(all.iter().all(|t| !t.name.contains("live")));

@@ -66,7 +66,9 @@ fn checked_in_schemas_match_the_types() {
 
 fn id(n: u128) -> EventId {
     // A fixed UUIDv7-shaped id so golden files are stable.
-    EventId(uuid::Uuid::from_u128(0x0193_5f2a_7c00_7000_8000_0000_0000_0000 | n))
+    EventId(uuid::Uuid::from_u128(
+        0x0193_5f2a_7c00_7000_8000_0000_0000_0000 | n,
+    ))
 }
 
 fn ts(micros: i64) -> Timestamp {
@@ -252,7 +254,10 @@ fn samples() -> Vec<Payload> {
 
 fn envelope_of(payload: Payload, n: u128) -> Envelope {
     let (broker, key) = match &payload {
-        Payload::MarketTick(t) => (EventBroker::Shared, keys::market_tick_key(t.instrument_token)),
+        Payload::MarketTick(t) => (
+            EventBroker::Shared,
+            keys::market_tick_key(t.instrument_token),
+        ),
         _ => (
             EventBroker::Paper,
             keys::strategy_instrument_key(&strategy(), InstrumentToken(408065)),
@@ -282,10 +287,7 @@ fn every_event_type_has_a_stable_golden_encoding() {
         let envelope = envelope_of(payload, n as u128);
         let mut text = serde_json::to_string_pretty(&envelope).unwrap();
         text.push('\n');
-        check_file(
-            &dir.join(format!("{}.json", envelope.event_type())),
-            &text,
-        );
+        check_file(&dir.join(format!("{}.json", envelope.event_type())), &text);
         let back = Envelope::from_json(text.as_bytes()).unwrap();
         assert_eq!(back, envelope);
         // The compact wire form decodes to the same event too.
@@ -297,7 +299,12 @@ fn every_event_type_has_a_stable_golden_encoding() {
 fn envelope_fields_are_the_eleven_of_the_design() {
     let envelope = envelope_of(samples().remove(0), 0);
     let value: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
-    let mut fields: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut fields: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     fields.sort_unstable();
     assert_eq!(
         fields,
@@ -431,25 +438,27 @@ fn arb_signal() -> impl Strategy<Value = TradingSignal> {
         text(),
         (price(), timestamp(), event_id()),
     )
-        .prop_map(|(sid, token, side, qty, limit, reason, (p, at, eid))| TradingSignal {
-            strategy_id: StrategyId::new(sid).unwrap(),
-            instrument_token: InstrumentToken(token),
-            side,
-            quantity: Quantity(qty),
-            order_type: if limit.is_some() {
-                OrderType::Limit
-            } else {
-                OrderType::Market
-            },
-            limit_price: limit,
-            reason,
-            tick: TickRef {
+        .prop_map(
+            |(sid, token, side, qty, limit, reason, (p, at, eid))| TradingSignal {
+                strategy_id: StrategyId::new(sid).unwrap(),
                 instrument_token: InstrumentToken(token),
-                last_price: p,
-                exchange_timestamp: at,
-                event_id: eid,
+                side,
+                quantity: Quantity(qty),
+                order_type: if limit.is_some() {
+                    OrderType::Limit
+                } else {
+                    OrderType::Market
+                },
+                limit_price: limit,
+                reason,
+                tick: TickRef {
+                    instrument_token: InstrumentToken(token),
+                    last_price: p,
+                    exchange_timestamp: at,
+                    event_id: eid,
+                },
             },
-        })
+        )
 }
 
 fn arb_fees() -> impl Strategy<Value = FeeBreakdown> {
@@ -468,34 +477,52 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
         arb_tick().prop_map(Payload::MarketTick),
         arb_signal().prop_map(Payload::TradingSignal),
-        (arb_signal(), event_id(), proptest::collection::vec(ident(), 0..4)).prop_map(
-            |(signal, signal_event_id, rules_checked)| Payload::ValidatedSignal(ValidatedSignal {
-                signal,
-                signal_event_id,
-                rules_checked
-            })
-        ),
+        (
+            arb_signal(),
+            event_id(),
+            proptest::collection::vec(ident(), 0..4)
+        )
+            .prop_map(
+                |(signal, signal_event_id, rules_checked)| Payload::ValidatedSignal(
+                    ValidatedSignal {
+                        signal,
+                        signal_event_id,
+                        rules_checked
+                    }
+                )
+            ),
         (
             arb_signal(),
             event_id(),
             proptest::collection::vec((ident(), text(), text(), text()), 1..4)
         )
-            .prop_map(|(signal, signal_event_id, v)| Payload::RejectedSignal(RejectedSignal {
-                signal,
-                signal_event_id,
-                violations: v
-                    .into_iter()
-                    .map(|(rule, limit, actual, message)| RuleViolation {
-                        rule,
-                        limit,
-                        actual,
-                        message
-                    })
-                    .collect(),
-            })),
-        (ident(), ident(), any::<u32>(), side(), any::<u32>(), arb_fees(), price(), timestamp())
-            .prop_map(|(oid, sid, token, side, qty, fees, p, at)| Payload::OrderFilled(
-                OrderFilled {
+            .prop_map(|(signal, signal_event_id, v)| Payload::RejectedSignal(
+                RejectedSignal {
+                    signal,
+                    signal_event_id,
+                    violations: v
+                        .into_iter()
+                        .map(|(rule, limit, actual, message)| RuleViolation {
+                            rule,
+                            limit,
+                            actual,
+                            message
+                        })
+                        .collect(),
+                }
+            )),
+        (
+            ident(),
+            ident(),
+            any::<u32>(),
+            side(),
+            any::<u32>(),
+            arb_fees(),
+            price(),
+            timestamp()
+        )
+            .prop_map(
+                |(oid, sid, token, side, qty, fees, p, at)| Payload::OrderFilled(OrderFilled {
                     order_id: OrderId::new(oid).unwrap(),
                     broker_order_id: None,
                     strategy_id: StrategyId::new(sid).unwrap(),
@@ -507,21 +534,30 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
                     fees,
                     execution_mode: ExecutionMode::Zerodha,
                     filled_at: at,
-                }
-            )),
-        (ident(), ident(), any::<u32>(), side(), any::<u32>(), text(), any::<bool>()).prop_map(
-            |(oid, sid, token, side, qty, reason, retryable)| Payload::OrderFailed(OrderFailed {
-                order_id: OrderId::new(oid).unwrap(),
-                broker_order_id: Some("kite-1".into()),
-                strategy_id: StrategyId::new(sid).unwrap(),
-                instrument_token: InstrumentToken(token),
-                side,
-                quantity: Quantity(qty),
-                reason,
-                retryable,
-                execution_mode: ExecutionMode::Paper,
-            })
-        ),
+                })
+            ),
+        (
+            ident(),
+            ident(),
+            any::<u32>(),
+            side(),
+            any::<u32>(),
+            text(),
+            any::<bool>()
+        )
+            .prop_map(|(oid, sid, token, side, qty, reason, retryable)| {
+                Payload::OrderFailed(OrderFailed {
+                    order_id: OrderId::new(oid).unwrap(),
+                    broker_order_id: Some("kite-1".into()),
+                    strategy_id: StrategyId::new(sid).unwrap(),
+                    instrument_token: InstrumentToken(token),
+                    side,
+                    quantity: Quantity(qty),
+                    reason,
+                    retryable,
+                    execution_mode: ExecutionMode::Paper,
+                })
+            }),
         (
             ident(),
             timestamp(),
@@ -543,14 +579,16 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
                         cash: m[4],
                         positions: positions
                             .into_iter()
-                            .map(|(token, quantity, average_price, last_price)| PositionSnapshot {
-                                instrument_token: InstrumentToken(token),
-                                quantity,
-                                average_price,
-                                last_price,
-                                realized_pnl: m[0],
-                                unrealized_pnl: m[1],
-                            })
+                            .map(
+                                |(token, quantity, average_price, last_price)| PositionSnapshot {
+                                    instrument_token: InstrumentToken(token),
+                                    quantity,
+                                    average_price,
+                                    last_price,
+                                    realized_pnl: m[0],
+                                    unrealized_pnl: m[1],
+                                },
+                            )
                             .collect(),
                         snapshot_type: SnapshotType::EndOfDay,
                         checksum: String::new(),
@@ -575,18 +613,20 @@ fn arb_envelope() -> impl Strategy<Value = Envelope> {
             Just(EventBroker::Shared)
         ],
     )
-        .prop_map(|(payload, id, causation_id, correlation, ts, key, broker)| Envelope {
-            id,
-            correlation_id: CorrelationId(correlation),
-            causation_id,
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-            broker,
-            ts,
-            key,
-            source: "proptest".into(),
-            version: 1,
-            payload,
-        })
+        .prop_map(
+            |(payload, id, causation_id, correlation, ts, key, broker)| Envelope {
+                id,
+                correlation_id: CorrelationId(correlation),
+                causation_id,
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                broker,
+                ts,
+                key,
+                source: "proptest".into(),
+                version: 1,
+                payload,
+            },
+        )
 }
 
 proptest! {

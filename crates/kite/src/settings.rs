@@ -69,6 +69,9 @@ pub struct ZerodhaSettings {
     pub ws_max_reconnect_delay: Duration,
     /// Ticker: reconnect attempts before giving up.
     pub ws_max_reconnect_attempts: u32,
+    /// `alpha-panda kite login`: port of the local callback route on 127.0.0.1 (the redirect URL
+    /// registered for the Kite app is `http://127.0.0.1:{callback_port}/kite/callback`).
+    pub callback_port: u16,
 }
 
 impl Default for ZerodhaSettings {
@@ -87,6 +90,7 @@ impl Default for ZerodhaSettings {
             ws_read_idle_timeout: Duration::from_secs(5),
             ws_max_reconnect_delay: Duration::from_secs(60),
             ws_max_reconnect_attempts: 50,
+            callback_port: 5010,
         }
     }
 }
@@ -119,6 +123,7 @@ impl fmt::Debug for ZerodhaSettings {
             .field("ws_read_idle_timeout", &self.ws_read_idle_timeout)
             .field("ws_max_reconnect_delay", &self.ws_max_reconnect_delay)
             .field("ws_max_reconnect_attempts", &self.ws_max_reconnect_attempts)
+            .field("callback_port", &self.callback_port)
             .finish()
     }
 }

@@ -502,6 +502,32 @@ impl KafkaConsumer {
     /// # Errors
     /// [`LogError::Broker`] when offsets or watermarks cannot be fetched.
     pub async fn lag(&self) -> Result<Vec<PartitionLag>, LogError> {
+        self.lag_probe().lag().await
+    }
+
+    /// A handle that measures this consumer's lag from another task: the broker round trips it
+    /// needs must never hold up consumption.
+    pub fn lag_probe(&self) -> KafkaLagProbe {
+        KafkaLagProbe {
+            consumer: self.consumer.clone(),
+            topics: self.topics.clone(),
+        }
+    }
+}
+
+/// Measures a Kafka consumer's lag (see [`KafkaConsumer::lag_probe`]).
+#[derive(Clone)]
+pub struct KafkaLagProbe {
+    consumer: Arc<StreamConsumer>,
+    topics: Vec<String>,
+}
+
+impl KafkaLagProbe {
+    /// Lag per assigned partition (high watermark − committed offset).
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when offsets or watermarks cannot be fetched.
+    pub async fn lag(&self) -> Result<Vec<PartitionLag>, LogError> {
         let consumer = self.consumer.clone();
         let topics = self.topics.clone();
         tokio::task::spawn_blocking(move || {

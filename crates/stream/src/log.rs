@@ -252,6 +252,15 @@ impl LogConsumer {
         }
     }
 
+    /// A lag probe that can run on its own task, for backends whose lag needs broker round trips
+    /// (Kafka); `None` for the memory log, whose lag is read in place.
+    pub fn lag_probe(&self) -> Option<crate::kafka::KafkaLagProbe> {
+        match self {
+            LogConsumer::Memory(_) => None,
+            LogConsumer::Kafka(k) => Some(k.lag_probe()),
+        }
+    }
+
     /// Lag of every assigned partition.
     ///
     /// # Errors

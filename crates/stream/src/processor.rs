@@ -194,9 +194,26 @@ impl<H: Handler> Processor<H> {
         });
         let mut lag_due = Instant::now();
         let mut poll_failures = 0u32;
+        let lag_probe = consumer.lag_probe();
+        let lag_task = lag_probe.map(|probe| {
+            let stats = self.stats.clone();
+            let period = self.config.lag_interval;
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    match probe.lag().await {
+                        Ok(lag) => stats.set_lag(lag),
+                        Err(e) => debug!(error = %e, "lag unavailable"),
+                    }
+                    if sleep_or_shutdown(period, &stop).await {
+                        break;
+                    }
+                }
+            })
+        });
 
         loop {
-            if Instant::now() >= lag_due {
+            if lag_task.is_none() && Instant::now() >= lag_due {
                 lag_due = Instant::now() + self.config.lag_interval;
                 match consumer.lag().await {
                     Ok(lag) => self.stats.set_lag(lag),
@@ -249,6 +266,9 @@ impl<H: Handler> Processor<H> {
             }
         }
 
+        if let Some(task) = lag_task {
+            task.abort();
+        }
         self.on_shutdown().await;
         let offsets = to_commit_offsets(&pending);
         let offsets = if offsets.is_empty() {

@@ -3,6 +3,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod dlq;
+pub mod kite;
 pub mod migrate;
 pub mod run;
 pub mod summary;

@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_core::{Broker, Clock, DedupStore, SystemClock, Timestamp};
+use alpha_panda_core::{Broker, Clock, DedupStore, InstrumentToken, SystemClock, Timestamp};
+use alpha_panda_kite::{InstrumentRegistry, KiteTicker, TickMode, TickerConfig};
 use alpha_panda_services::market_feed::feed::{
     deterministic_ids, FeedStats, MarketFeed, TickSource,
 };
@@ -19,7 +20,9 @@ use alpha_panda_services::portfolio_manager::service::PortfolioManager;
 use alpha_panda_services::risk_manager::service::RiskManager;
 use alpha_panda_services::strategy_runner::StrategyRunner;
 use alpha_panda_services::trading_engine::service::TradingEngine;
+use alpha_panda_services::trading_engine::{ZerodhaConfig, ZerodhaTrader};
 use alpha_panda_services::{parse_ticks_csv, PaperTrader, TickSimulator};
+use alpha_panda_store::Store;
 use alpha_panda_stream::{Emitter, Handler, Processor, ProcessorStats};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -88,6 +91,29 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     let dedup: Arc<dyn DedupStore> = Arc::new(backends.cache.dedup());
     let processor_config = settings.runtime.processor_config();
     let instruments = container::instruments(&backends.store).await?;
+    let registry = container::instrument_registry(&instruments);
+
+    // Zerodha: a validated Kite session before anything starts, and one ticker for both the
+    // market feed (source = "kite") and the live trader's order updates.
+    let kite_feed =
+        services.contains(&ServiceName::MarketFeed) && settings.market_feed.source == "kite";
+    let kite = if settings.brokers.contains(&Broker::Zerodha) || kite_feed {
+        Some(container::zerodha_session(settings, &backends.store, clock.now()).await?)
+    } else {
+        None
+    };
+    let ticker = match &kite {
+        Some(client) => {
+            let access_token = client
+                .access_token()
+                .context("the Kite client has no access token; run `alpha-panda kite login`")?;
+            Some(Arc::new(
+                KiteTicker::start(TickerConfig::from_settings(&settings.zerodha, access_token))
+                    .context("zerodha.ws_url")?,
+            ))
+        }
+        None => None,
+    };
 
     let shutdown = CancellationToken::new();
     let mut processors: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -149,10 +175,22 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                     let trader = PaperTrader::new(settings.paper.clone(), &instruments);
                     spawn!(TradingEngine::open_paper(trader, backends.store.clone()).await?);
                 }
-                Broker::Zerodha => bail!(
-                    "the zerodha trading engine needs the Kite live trader, which this build does \
-                     not include; remove \"zerodha\" from brokers"
-                ),
+                Broker::Zerodha => {
+                    let client = kite
+                        .clone()
+                        .context("the zerodha trading engine needs a Kite session")?;
+                    let config = ZerodhaConfig {
+                        product: settings.zerodha.product.clone(),
+                        // Kite reports no charges per order: the paper fee model's estimate.
+                        fees: settings.paper.fees.clone(),
+                        ..ZerodhaConfig::default()
+                    };
+                    let mut trader = ZerodhaTrader::new(client, registry.clone(), config);
+                    if let Some(updates) = ticker.as_ref().and_then(|t| t.take_order_updates()) {
+                        trader = trader.with_order_updates(updates);
+                    }
+                    spawn!(TradingEngine::open_zerodha(trader, backends.store.clone()).await?);
+                }
             }
         }
         if services.contains(&ServiceName::PortfolioManager) {
@@ -172,7 +210,20 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     let mut feed_task = None;
     let mut feed_stats: Option<Arc<FeedStats>> = None;
     if services.contains(&ServiceName::MarketFeed) {
-        let source = tick_source(settings, &instruments, clock.now())?;
+        let source = match (&ticker, kite_feed) {
+            (Some(ticker), true) => {
+                kite_source(
+                    settings,
+                    ticker.clone(),
+                    registry.clone(),
+                    &backends.store,
+                    clock.clone(),
+                    feed_shutdown.clone(),
+                )
+                .await?
+            }
+            _ => tick_source(settings, &instruments, clock.now())?,
+        };
         let emitter = Emitter::new(
             backends.log.clone(),
             alpha_panda_services::market_feed::feed::SERVICE,
@@ -209,7 +260,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                     break "the feed ended and the pipeline drained";
                 }
                 if let Some(limit) = args.stop_when_idle {
-                    if feed_done && quiet >= limit {
+                    if feed_done && (idle.started() || running.is_empty()) && quiet >= limit {
                         break "idle";
                     }
                 }
@@ -281,7 +332,7 @@ fn tick_source(
         });
     }
     if feed.source == "kite" {
-        bail!("market_feed.source = \"kite\" needs the KiteTicker source, which this build does not include; use simulated or csv:PATH");
+        bail!("market_feed.source = \"kite\" needs a Kite session; run `alpha-panda kite login`");
     }
     let universe: Vec<_> = if feed.instruments.is_empty() {
         alpha_panda_services::nse_universe()
@@ -350,7 +401,67 @@ async fn terminated() {
     std::future::pending::<()>().await;
 }
 
-/// Notices when no processor has handled an input for a while.
+/// The live market feed: the ticker subscribed in full mode to `market_feed.instruments` (or,
+/// when empty, every active strategy's instruments), its ticks turned into market ticks with the
+/// registry's trading symbols and handed to the feed through a channel. Ends when the ticker gives
+/// up or the feed is stopped.
+async fn kite_source(
+    settings: &Settings,
+    ticker: Arc<KiteTicker>,
+    registry: Arc<InstrumentRegistry>,
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+) -> anyhow::Result<TickSource> {
+    let mut tokens: BTreeSet<u32> = settings.market_feed.instruments.iter().copied().collect();
+    if tokens.is_empty() {
+        for config in store.strategy_configurations().list_active().await? {
+            tokens.extend(config.instruments);
+        }
+    }
+    if tokens.is_empty() {
+        bail!(
+            "market_feed.source = \"kite\" has nothing to subscribe: set market_feed.instruments \
+             or activate a strategy"
+        );
+    }
+    let tokens: Vec<InstrumentToken> = tokens.into_iter().map(InstrumentToken).collect();
+    ticker
+        .subscribe(&tokens, TickMode::Full)
+        .await
+        .context("the Kite ticker stopped before it could subscribe")?;
+    info!(
+        instruments = tokens.len(),
+        "subscribed to KiteTicker in full mode"
+    );
+    let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        loop {
+            let packet = tokio::select! {
+                _ = stop.cancelled() => break,
+                packet = ticker.next_tick() => packet,
+            };
+            let Some(packet) = packet else {
+                warn!("the Kite ticker stopped; the market feed ends");
+                break;
+            };
+            let symbol = registry
+                .tradingsymbol(packet.instrument_token)
+                .map(str::to_string);
+            if sender
+                .send(packet.to_market_tick_at(symbol, clock.now()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(TickSource::Channel(receiver))
+}
+
+/// Notices when no processor has handled an input for a while. A process that has not handled
+/// anything yet is waiting for its first input, not idle.
 #[derive(Default)]
 struct IdleWatch {
     last_total: u64,
@@ -371,6 +482,10 @@ impl IdleWatch {
             self.since = Some(now);
         }
         self.since.map_or(Duration::ZERO, |since| now - since)
+    }
+
+    fn started(&self) -> bool {
+        self.last_total > 0
     }
 }
 

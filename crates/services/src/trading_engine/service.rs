@@ -1,6 +1,9 @@
 //! The trading engine service for one broker namespace: turns validated signals into orders through
-//! the namespace's trader and publishes the order lifecycle (`order_submitted`, `order_ack`, then
-//! `order_filled` or `order_failed`) on `{broker}.orders.*`. Resting orders are durable state.
+//! the namespace's [`Trader`] (the paper trader or the Zerodha live trader) and publishes the order
+//! lifecycle (`order_submitted`, `order_ack`, then `order_filled` or `order_failed`) on
+//! `{broker}.orders.*`. Resting paper orders and open Zerodha orders are durable state.
+
+use std::time::Duration;
 
 use alpha_panda_core::{keys, Broker, EventBroker, Payload, Timestamp, TopicMap};
 use alpha_panda_store::{Store, StoreError};
@@ -9,16 +12,36 @@ use tracing::info;
 
 use crate::durable::Durable;
 use crate::trading_engine::paper::RestingOrder;
-use crate::trading_engine::{PaperEvent, PaperTrader};
+use crate::trading_engine::zerodha::{OpenOrder, TraderOutput, ZerodhaTrader};
+use crate::trading_engine::{OrderEvent, PaperTrader};
 
 /// The service name.
 pub const SERVICE: &str = "trading_engine";
+
+/// The trader behind a namespace: one interface, two venues.
+#[derive(Debug)]
+pub enum Trader {
+    /// The causal paper trader (`paper` namespace).
+    Paper(PaperTrader),
+    /// The Kite live trader (`zerodha` namespace).
+    Zerodha(ZerodhaTrader),
+}
+
+impl Trader {
+    /// The namespace this trader works for.
+    pub fn broker(&self) -> Broker {
+        match self {
+            Trader::Paper(_) => Broker::Paper,
+            Trader::Zerodha(_) => Broker::Zerodha,
+        }
+    }
+}
 
 /// The trading engine of one namespace.
 pub struct TradingEngine {
     broker: Broker,
     topics: TopicMap,
-    trader: PaperTrader,
+    trader: Trader,
     durable: Durable,
     last_input_at: Option<Timestamp>,
 }
@@ -29,14 +52,42 @@ impl TradingEngine {
     /// # Errors
     /// [`StoreError`] when the checkpoint cannot be read.
     pub async fn open_paper(trader: PaperTrader, store: Store) -> Result<Self, StoreError> {
-        let broker = Broker::Paper;
-        let (durable, saved) =
-            Durable::open::<Vec<RestingOrder>>(store, format!("{SERVICE}:{broker}")).await?;
-        let mut trader = trader;
-        if let Some(resting) = saved {
-            info!(%broker, resting = resting.len(), "trading engine resumed from its checkpoint");
-            trader.restore_resting(resting);
-        }
+        Self::open(Trader::Paper(trader), store).await
+    }
+
+    /// Opens the Zerodha trading engine, resuming the open Kite orders it was following.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the checkpoint cannot be read.
+    pub async fn open_zerodha(trader: ZerodhaTrader, store: Store) -> Result<Self, StoreError> {
+        Self::open(Trader::Zerodha(trader), store).await
+    }
+
+    /// Opens the engine of `trader`'s namespace, resuming its state from the checkpoint.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the checkpoint cannot be read.
+    pub async fn open(trader: Trader, store: Store) -> Result<Self, StoreError> {
+        let broker = trader.broker();
+        let key = format!("{SERVICE}:{broker}");
+        let (durable, trader) = match trader {
+            Trader::Paper(mut paper) => {
+                let (durable, saved) = Durable::open::<Vec<RestingOrder>>(store, key).await?;
+                if let Some(resting) = saved {
+                    info!(%broker, resting = resting.len(), "trading engine resumed from its checkpoint");
+                    paper.restore_resting(resting);
+                }
+                (durable, Trader::Paper(paper))
+            }
+            Trader::Zerodha(mut live) => {
+                let (durable, saved) = Durable::open::<Vec<OpenOrder>>(store, key).await?;
+                if let Some(open) = saved {
+                    info!(%broker, open = open.len(), "trading engine resumed its open Kite orders");
+                    live.restore_open(open);
+                }
+                (durable, Trader::Zerodha(live))
+            }
+        };
         Ok(Self {
             broker,
             topics: TopicMap::new(broker),
@@ -46,31 +97,36 @@ impl TradingEngine {
         })
     }
 
-    fn outputs(&self, events: Vec<PaperEvent>) -> Vec<Output> {
+    /// The trader (its open or resting orders).
+    pub fn trader(&self) -> &Trader {
+        &self.trader
+    }
+
+    fn outputs(&self, events: Vec<TraderOutput>) -> Vec<Output> {
         let broker = EventBroker::from(self.broker);
         events
             .into_iter()
-            .map(|event| {
+            .map(|TraderOutput { event, id }| {
                 let (topic, strategy, token, payload) = match event {
-                    PaperEvent::Submitted(o) => (
+                    OrderEvent::Submitted(o) => (
                         self.topics.orders_submitted(),
                         o.strategy_id.clone(),
                         o.instrument_token,
                         Payload::OrderSubmitted(o),
                     ),
-                    PaperEvent::Acknowledged(o) => (
+                    OrderEvent::Acknowledged(o) => (
                         self.topics.orders_ack(),
                         o.strategy_id.clone(),
                         o.instrument_token,
                         Payload::OrderAck(o),
                     ),
-                    PaperEvent::Filled(o) => (
+                    OrderEvent::Filled(o) => (
                         self.topics.orders_filled(),
                         o.strategy_id.clone(),
                         o.instrument_token,
                         Payload::OrderFilled(o),
                     ),
-                    PaperEvent::Failed(o) => (
+                    OrderEvent::Failed(o) => (
                         self.topics.orders_failed(),
                         o.strategy_id.clone(),
                         o.instrument_token,
@@ -82,11 +138,18 @@ impl TradingEngine {
                     key: keys::strategy_instrument_key(&strategy, token),
                     payload,
                     broker,
-                    id: None,
+                    id,
                 }
             })
             .collect()
     }
+}
+
+fn derived(events: Vec<OrderEvent>) -> Vec<TraderOutput> {
+    events
+        .into_iter()
+        .map(|event| TraderOutput { event, id: None })
+        .collect()
 }
 
 impl Handler for TradingEngine {
@@ -111,26 +174,34 @@ impl Handler for TradingEngine {
             return Ok(Vec::new());
         }
         self.last_input_at = Some(input.now);
-        let events = match &input.envelope.payload {
-            Payload::ValidatedSignal(validated) => {
-                let events = self
-                    .trader
+        let events = match (&input.envelope.payload, &mut self.trader) {
+            (Payload::ValidatedSignal(validated), Trader::Paper(paper)) => {
+                let events = paper
                     .on_validated(validated, input.envelope.id)
                     .map_err(|e| HandlerError {
                         class: e.class(),
                         message: e.to_string(),
                     })?;
                 self.durable.changed();
+                derived(events)
+            }
+            (Payload::ValidatedSignal(validated), Trader::Zerodha(live)) => {
+                let events = live
+                    .on_validated(validated, input.envelope.id, input.now)
+                    .await?;
+                self.durable.changed();
                 events
             }
-            Payload::MarketTick(tick) => {
-                let events = self.trader.on_tick(tick);
+            (Payload::MarketTick(tick), Trader::Paper(paper)) => {
+                let events = paper.on_tick(tick);
                 if !events.is_empty() {
                     self.durable.changed();
                 }
-                events
+                derived(events)
             }
-            other => {
+            // Kite fills orders itself; ticks only keep the engine's consumer current.
+            (Payload::MarketTick(_), Trader::Zerodha(_)) => Vec::new(),
+            (other, _) => {
                 return Err(HandlerError::poison(format!(
                     "{} event on {}: the trading engine reads validated_signal and market_tick",
                     other.event_type(),
@@ -141,13 +212,39 @@ impl Handler for TradingEngine {
         Ok(self.outputs(events))
     }
 
+    fn timer_interval(&self) -> Option<Duration> {
+        match &self.trader {
+            Trader::Paper(_) => None,
+            Trader::Zerodha(live) => Some(live.config().poll_interval),
+        }
+    }
+
+    /// Follows open Kite orders. The state change (an order leaving the open set) is saved at the
+    /// next checkpoint, never before the outputs are published: after a crash in between the same
+    /// fills are reported again under the same ids, and downstream deduplication drops them.
+    async fn on_timer(&mut self, now: Timestamp) -> Result<Vec<Output>, HandlerError> {
+        let events = match &mut self.trader {
+            Trader::Paper(_) => return Ok(Vec::new()),
+            Trader::Zerodha(live) => live.on_timer(now).await?,
+        };
+        if !events.is_empty() {
+            self.durable.changed();
+        }
+        Ok(self.outputs(events))
+    }
+
     async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
         let now = self
             .last_input_at
             .unwrap_or_else(|| Timestamp::from_datetime(chrono::Utc::now()));
-        self.durable
-            .save(&self.trader.resting_orders(), offsets, now)
-            .await
-            .map(|_| ())
+        match &self.trader {
+            Trader::Paper(paper) => {
+                self.durable
+                    .save(&paper.resting_orders(), offsets, now)
+                    .await
+            }
+            Trader::Zerodha(live) => self.durable.save(&live.open_orders(), offsets, now).await,
+        }
+        .map(|_| ())
     }
 }

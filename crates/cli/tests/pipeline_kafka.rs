@@ -1,0 +1,303 @@
+//! The pipeline as separate processes on real components — a Kafka-protocol broker (tansu),
+//! PostgreSQL and Redis — compared with the single-process run on the embedded defaults over the same
+//! recorded ticks. The trading engine and the portfolio manager are killed with SIGKILL mid-stream and
+//! restarted; a malformed record is written to `market.ticks`. The run must still end with exactly the
+//! fills and PnL of the uninterrupted single-process run, and the malformed record in its DLQ.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use alpha_panda_core::{Broker, Envelope, OrderFilled, Payload, Timestamp, TopicMap};
+use alpha_panda_services::{nse_universe, ticks_to_csv, TickSimulator};
+use alpha_panda_store::testing::fresh_postgres_url;
+use alpha_panda_store::Store;
+use alpha_panda_stream::testing::TansuBroker;
+use alpha_panda_stream::{Log, OutgoingRecord, RecordValue};
+
+const TICKS: usize = 4_000;
+
+struct Deployment {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Deployment {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_alpha-panda"));
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env("ALPHA_PANDA__LOGGING__LEVEL", "warn")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    fn spawn(&self, name: &str, args: &[&str]) -> Child {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        let output = self.command(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                out.push_str(&format!("--- {}\n", path.display()));
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+        out
+    }
+}
+
+fn record_ticks(path: &Path) {
+    let mut simulator = TickSimulator::new(11, nse_universe()).unwrap();
+    let start = 1_767_584_700_000_000i64; // 2026-01-05 09:15 IST
+    let ticks: Vec<_> = (0..TICKS as i64)
+        .map(|n| simulator.next_tick(Timestamp::from_unix_micros(start + n * 10_000).unwrap()))
+        .collect();
+    std::fs::write(path, ticks_to_csv(&ticks)).unwrap();
+}
+
+fn wait(child: &mut Child, name: &str, limit: Duration, deployment: &Deployment) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "{name} exited with {status}:\n{}",
+                deployment.logs()
+            );
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "{name} did not finish within {limit:?}:\n{}",
+                deployment.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The paper ledger's fills by order id. Compared as values: PostgreSQL NUMERIC may give `0` back
+/// where SQLite's text keeps `0.00`, and the two are the same amount.
+async fn ledger_fills(url: &str) -> Vec<OrderFilled> {
+    let store = Store::connect(url).await.unwrap();
+    let mut fills: Vec<OrderFilled> = store
+        .ledger()
+        .fills(Broker::Paper, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.fill)
+        .collect();
+    fills.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    store.close().await;
+    fills
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_survive_kill_9_and_match_the_single_process_run() {
+    let work = tempfile::tempdir().unwrap();
+    let csv = work.path().join("ticks.csv");
+    record_ticks(&csv);
+    let source = format!("csv:{}", csv.display());
+
+    // The reference: one process, embedded defaults, no interruption.
+    let reference_dir = work.path().join("reference");
+    std::fs::create_dir_all(&reference_dir).unwrap();
+    let reference = Deployment {
+        dir: reference_dir.clone(),
+        env: vec![
+            ("ALPHA_PANDA__MARKET_FEED__SOURCE".into(), source.clone()),
+            (
+                "ALPHA_PANDA__MARKET_FEED__TICKS_PER_SECOND".into(),
+                "0".into(),
+            ),
+            (
+                "ALPHA_PANDA__DATA_DIR".into(),
+                reference_dir.join("data").display().to_string(),
+            ),
+        ],
+    };
+    let expected: serde_json::Value = tokio::task::block_in_place(|| {
+        serde_json::from_slice(&reference.output(&["run", "--json"]).stdout).unwrap()
+    });
+    let expected_fills = ledger_fills(&format!(
+        "sqlite://{}",
+        reference_dir.join("data/alpha-panda.db").display()
+    ))
+    .await;
+    assert!(!expected_fills.is_empty(), "the reference run made no fill");
+
+    // The fleet: tansu, PostgreSQL (own schema), Redis (own prefix), one process per service group.
+    let broker = TansuBroker::start().unwrap();
+    let postgres = fresh_postgres_url().await.unwrap();
+    let fleet_dir = work.path().join("fleet");
+    std::fs::create_dir_all(&fleet_dir).unwrap();
+    let prefix = format!("ap_test_{}:", uuid_like());
+    let fleet = Deployment {
+        dir: fleet_dir,
+        env: vec![
+            ("ALPHA_PANDA__LOG__URL".into(), broker.log_url()),
+            (
+                "ALPHA_PANDA__DATABASE__URL".into(),
+                postgres.url().to_string(),
+            ),
+            (
+                "ALPHA_PANDA__CACHE__URL".into(),
+                "redis://127.0.0.1:6379".into(),
+            ),
+            ("ALPHA_PANDA__CACHE__PREFIX".into(), prefix),
+            ("ALPHA_PANDA__MARKET_FEED__SOURCE".into(), source.clone()),
+            // Slow enough that the kills land mid-stream.
+            (
+                "ALPHA_PANDA__MARKET_FEED__TICKS_PER_SECOND".into(),
+                "400".into(),
+            ),
+            (
+                "ALPHA_PANDA__RUNTIME__COMMIT_INTERVAL".into(),
+                "100ms".into(),
+            ),
+        ],
+    };
+    tokio::task::block_in_place(|| {
+        fleet.output(&["bootstrap"]);
+        fleet.output(&["migrate"]);
+    });
+
+    let idle = ["--stop-when-idle", "10s"];
+    let mut strategy = fleet.spawn(
+        "strategy",
+        &[
+            &["run", "--services", "strategy_runner,risk_manager"][..],
+            &idle,
+        ]
+        .concat(),
+    );
+    let mut trading = fleet.spawn("trading-1", &["run", "--services", "trading_engine"]);
+    let mut portfolio = fleet.spawn("portfolio-1", &["run", "--services", "portfolio_manager"]);
+    // Let the consumers join their groups before the ticks flow.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut feed = fleet.spawn("feed", &["run", "--services", "market_feed"]);
+
+    // A malformed record on market.ticks: every consumer must dead-letter it and carry on.
+    let log = Log::connect(&broker.log_url(), &BTreeMap::new()).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    log.send(OutgoingRecord {
+        topic: TopicMap::market_ticks(),
+        key: Some("408065".into()),
+        value: RecordValue::Bytes(bytes::Bytes::from_static(b"{\"this is\": not an envelope")),
+        headers: Vec::new(),
+    })
+    .await
+    .unwrap();
+
+    // Mid-stream: SIGKILL the trading engine and the portfolio manager, then restart both.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    trading.kill().unwrap();
+    portfolio.kill().unwrap();
+    let _ = trading.wait();
+    let _ = portfolio.wait();
+    assert!(
+        feed.try_wait().unwrap().is_none(),
+        "the feed finished before the kill; the test would prove nothing"
+    );
+    let mut trading = fleet.spawn(
+        "trading-2",
+        &[&["run", "--services", "trading_engine"][..], &idle].concat(),
+    );
+    let mut portfolio = fleet.spawn(
+        "portfolio-2",
+        &[&["run", "--services", "portfolio_manager"][..], &idle].concat(),
+    );
+
+    tokio::task::block_in_place(|| {
+        let limit = Duration::from_secs(240);
+        wait(&mut feed, "feed", limit, &fleet);
+        wait(
+            &mut strategy,
+            "strategy runner + risk manager",
+            limit,
+            &fleet,
+        );
+        wait(&mut trading, "trading engine", limit, &fleet);
+        wait(&mut portfolio, "portfolio manager", limit, &fleet);
+    });
+
+    let actual: serde_json::Value = tokio::task::block_in_place(|| {
+        serde_json::from_slice(&fleet.output(&["summary", "--json"]).stdout).unwrap()
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "the fleet's summary differs from the single-process run:\n{}",
+        fleet.logs()
+    );
+    let fleet_fills = ledger_fills(postgres.url()).await;
+    assert_eq!(fleet_fills, expected_fills, "the ledgers differ");
+
+    // The malformed record went to market.ticks.dlq, classified as poison, by every consumer.
+    let dlq = log
+        .read_all(&TopicMap::dlq(&TopicMap::market_ticks()))
+        .await
+        .unwrap();
+    let mut services: Vec<String> = dlq
+        .iter()
+        .filter_map(|r| match &r.value {
+            RecordValue::Bytes(b) => Envelope::from_json(b).ok(),
+            RecordValue::Event(e) => Some(Envelope::clone(e)),
+        })
+        .filter_map(|e| match e.payload {
+            Payload::DlqMessage(m) => {
+                assert_eq!(m.error_class.as_str(), "poison");
+                Some(m.service)
+            }
+            _ => None,
+        })
+        .collect();
+    services.sort();
+    services.dedup();
+    assert_eq!(
+        services,
+        [
+            "portfolio_manager",
+            "risk_manager",
+            "strategy_runner",
+            "trading_engine"
+        ],
+        "every consumer of market.ticks dead-letters the malformed record once"
+    );
+    postgres.drop_schema().await.unwrap();
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}

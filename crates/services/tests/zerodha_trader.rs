@@ -1,0 +1,381 @@
+//! The Zerodha live trader against the fake Kite server: orders carry the registry's exchange and
+//! symbol, a COMPLETE order becomes a fill that moves only the zerodha portfolio (through the real
+//! processor runtime), rejections and unknown instruments become `order_failed`, and a crash between
+//! placing and acknowledging never places the order twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{
+    Broker, Envelope, EventBroker, EventId, InstrumentToken, OrderType, Payload, Price, Quantity,
+    Side, StrategyId, SystemClock, TickRef, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
+};
+use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, DEFAULT_INSTRUMENTS_CSV};
+use alpha_panda_kite::{parse_instruments_csv, InstrumentRegistry, KiteClient};
+use alpha_panda_services::portfolio_manager::service::{PortfolioManager, PortfolioSettings};
+use alpha_panda_services::trading_engine::service::TradingEngine;
+use alpha_panda_services::trading_engine::zerodha::order_tag;
+use alpha_panda_services::trading_engine::{ZerodhaConfig, ZerodhaTrader};
+use alpha_panda_store::Store;
+use alpha_panda_stream::{
+    Handler, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor, ProcessorConfig,
+    ProcessorStats, RecordPosition,
+};
+use rust_decimal_macros::dec;
+use tokio_util::sync::CancellationToken;
+
+const INFY: u32 = 408065;
+
+async fn store() -> Store {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn trader(fake: &FakeKite, poll_interval: Duration) -> ZerodhaTrader {
+    let settings = fake.settings();
+    let client = KiteClient::new(&settings)
+        .unwrap()
+        .with_access_token(fake.config().access_token.clone());
+    let registry = InstrumentRegistry::from_rows(
+        parse_instruments_csv(DEFAULT_INSTRUMENTS_CSV.as_bytes()).unwrap(),
+    );
+    ZerodhaTrader::new(
+        Arc::new(client),
+        Arc::new(registry),
+        ZerodhaConfig {
+            product: settings.product.clone(),
+            poll_interval,
+            ..ZerodhaConfig::default()
+        },
+    )
+}
+
+fn validated(token: u32, order_type: OrderType, limit_price: Option<Price>) -> Envelope {
+    let at = Timestamp::from_unix_micros(1_763_800_000_000_000).unwrap();
+    let strategy_id = StrategyId::new("ema_cross_infy").unwrap();
+    let signal = TradingSignal {
+        strategy_id: strategy_id.clone(),
+        instrument_token: InstrumentToken(token),
+        side: Side::Buy,
+        quantity: Quantity(5),
+        order_type,
+        limit_price,
+        reason: "fast ema crossed above slow".into(),
+        tick: TickRef {
+            instrument_token: InstrumentToken(token),
+            last_price: Price(dec!(1500.00)),
+            exchange_timestamp: at,
+            event_id: EventId::new_root(),
+        },
+    };
+    Envelope::root(
+        Payload::ValidatedSignal(ValidatedSignal {
+            signal,
+            signal_event_id: EventId::new_root(),
+            rules_checked: vec!["max_order_value".into()],
+        }),
+        format!("{strategy_id}:{token}"),
+        EventBroker::Zerodha,
+        "risk_manager",
+        at,
+    )
+}
+
+async fn handle(engine: &mut TradingEngine, envelope: &Envelope, offset: i64) -> Vec<Output> {
+    let position = RecordPosition {
+        topic: Arc::from(TopicMap::new(Broker::Zerodha).signals_validated().as_str()),
+        partition: 0,
+        offset,
+    };
+    engine
+        .handle(Input {
+            envelope,
+            position: &position,
+            now: envelope.ts,
+        })
+        .await
+        .unwrap()
+}
+
+fn types(outputs: &[Output]) -> Vec<&'static str> {
+    outputs
+        .iter()
+        .map(|o| o.payload.event_type().as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signal_becomes_a_kite_order_and_a_complete_order_moves_only_the_zerodha_portfolio() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let store = store().await;
+    let log = Log::connect("memory://", &BTreeMap::new()).unwrap();
+    for topic in TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]) {
+        log.create_topic(&topic.name, 1, 1, 86_400_000)
+            .await
+            .unwrap();
+    }
+    let dedup = Arc::new(MemoryDedupStore::new());
+    let config = ProcessorConfig {
+        commit_batch: 1,
+        commit_interval: Duration::from_millis(0),
+        poll_timeout: Duration::from_millis(20),
+        ..ProcessorConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    let engine =
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_millis(50)), store.clone())
+            .await
+            .unwrap();
+    let engine_task = tokio::spawn(
+        Processor::new(
+            engine,
+            log.clone(),
+            dedup.clone(),
+            Arc::new(SystemClock),
+            config.clone(),
+        )
+        .run(shutdown.clone()),
+    );
+    let mut portfolio_tasks = Vec::new();
+    let mut portfolio_stats = Vec::new();
+    for broker in [Broker::Zerodha, Broker::Paper] {
+        let manager =
+            PortfolioManager::open(broker, PortfolioSettings::default(), store.clone(), None)
+                .await
+                .unwrap();
+        let processor = Processor::new(
+            manager,
+            log.clone(),
+            dedup.clone(),
+            Arc::new(SystemClock),
+            config.clone(),
+        );
+        portfolio_stats.push(processor.stats());
+        portfolio_tasks.push(tokio::spawn(processor.run(shutdown.clone())));
+    }
+    let zerodha_portfolio = portfolio_stats[0].clone();
+
+    let signal = validated(INFY, OrderType::Market, None);
+    let zerodha = TopicMap::new(Broker::Zerodha);
+    log.send(OutgoingRecord::event(
+        zerodha.signals_validated(),
+        signal.clone(),
+    ))
+    .await
+    .unwrap();
+
+    let placed = eventually("the order reaches Kite", || {
+        fake.orders().into_iter().next()
+    })
+    .await;
+    assert_eq!(placed.variety, "regular");
+    assert_eq!(placed.form.get("exchange").map(String::as_str), Some("NSE"));
+    assert_eq!(
+        placed.form.get("tradingsymbol").map(String::as_str),
+        Some("INFY")
+    );
+    assert_eq!(
+        placed.form.get("transaction_type").map(String::as_str),
+        Some("BUY")
+    );
+    assert_eq!(placed.form.get("quantity").map(String::as_str), Some("5"));
+    assert_eq!(
+        placed.form.get("order_type").map(String::as_str),
+        Some("MARKET")
+    );
+    assert_eq!(placed.form.get("product").map(String::as_str), Some("MIS"));
+    assert_eq!(
+        placed.form.get("tag").cloned(),
+        Some(order_tag(signal.id)),
+        "the tag is derived from the signal event id"
+    );
+    let acks = eventually_events(&log, &zerodha.orders_ack(), 1).await;
+    let Payload::OrderAck(ack) = &acks[0].payload else {
+        panic!("not an ack: {:?}", acks[0].payload)
+    };
+    assert_eq!(ack.broker_order_id, placed.order_id);
+
+    assert!(fake.complete_order(&placed.order_id, dec!(1501.25)));
+    let fills = eventually_events(&log, &zerodha.orders_filled(), 1).await;
+    let Payload::OrderFilled(fill) = &fills[0].payload else {
+        panic!("not a fill: {:?}", fills[0].payload)
+    };
+    assert_eq!(fill.quantity, Quantity(5));
+    assert_eq!(fill.fill_price, Price(dec!(1501.25)));
+    assert_eq!(fill.tradingsymbol.as_deref(), Some("INFY"));
+    assert_eq!(
+        fill.broker_order_id.as_deref(),
+        Some(placed.order_id.as_str())
+    );
+    assert!(
+        fill.fees.total.0 > rust_decimal::Decimal::ZERO,
+        "fees use the paper fee model"
+    );
+    assert_eq!(fills[0].broker, EventBroker::Zerodha);
+    assert_eq!(
+        fills[0].id,
+        alpha_panda_services::trading_engine::zerodha::fill_event_id(signal.id, 5)
+    );
+
+    // Let the portfolio managers consume the fill, then stop everything and look at their books.
+    eventually("the zerodha portfolio takes the fill", || {
+        (ProcessorStats::get(&zerodha_portfolio.events_in) >= 1).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    engine_task.await.unwrap().unwrap();
+    let mut books = Vec::new();
+    for task in portfolio_tasks {
+        books.push(task.await.unwrap().unwrap());
+    }
+    let zerodha_book: Vec<_> = books[0].portfolios().collect();
+    assert_eq!(zerodha_book.len(), 1, "one zerodha portfolio");
+    let position = zerodha_book[0]
+        .positions
+        .get(&InstrumentToken(INFY))
+        .unwrap();
+    assert_eq!(position.quantity, 5);
+    assert_eq!(zerodha_book[0].broker, Broker::Zerodha);
+    assert_eq!(
+        books[1].portfolios().count(),
+        0,
+        "the paper portfolio never moves"
+    );
+    assert!(log
+        .read_all(&TopicMap::new(Broker::Paper).orders_filled())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_rejected_order_becomes_order_failed_with_kites_message() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    fake.reject_orders(Some(
+        "Insufficient funds. Required margin is 95417.84".into(),
+    ));
+    let store = store().await;
+    let mut engine = TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store)
+        .await
+        .unwrap();
+    let signal = validated(INFY, OrderType::Limit, Some(Price(dec!(1499.95))));
+    let outputs = handle(&mut engine, &signal, 0).await;
+    assert_eq!(types(&outputs), ["order_submitted", "order_ack"]);
+    assert_eq!(
+        fake.orders()[0].form.get("price").map(String::as_str),
+        Some("1499.95")
+    );
+    let later = engine.on_timer(signal.ts).await.unwrap();
+    assert_eq!(types(&later), ["order_failed"]);
+    let Payload::OrderFailed(failed) = &later[0].payload else {
+        panic!("not a failure")
+    };
+    assert!(failed.reason.contains("REJECTED"), "{}", failed.reason);
+    assert!(
+        failed.reason.contains("Insufficient funds"),
+        "{}",
+        failed.reason
+    );
+    assert!(
+        later[0].id.is_some(),
+        "a time-driven failure carries a fixed id"
+    );
+    // Terminal: nothing more to follow.
+    assert!(engine.on_timer(signal.ts).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_instrument_fails_without_reaching_kite() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let mut engine =
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+            .await
+            .unwrap();
+    let outputs = handle(&mut engine, &validated(999_999, OrderType::Market, None), 0).await;
+    assert_eq!(types(&outputs), ["order_submitted", "order_failed"]);
+    let Payload::OrderFailed(failed) = &outputs[1].payload else {
+        panic!("not a failure")
+    };
+    assert!(failed.reason.contains("999999"), "{}", failed.reason);
+    assert!(
+        failed.reason.contains("alpha-panda kite instruments"),
+        "{}",
+        failed.reason
+    );
+    assert!(fake.orders().is_empty(), "no made-up symbol is ever sent");
+}
+
+#[tokio::test]
+async fn a_crash_between_placing_and_acknowledging_does_not_place_twice() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let store = store().await;
+    let signal = validated(INFY, OrderType::Market, None);
+    {
+        // Places the order, then "crashes": its outputs are never published and no checkpoint runs.
+        let mut engine =
+            TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store.clone())
+                .await
+                .unwrap();
+        let lost = handle(&mut engine, &signal, 0).await;
+        assert_eq!(types(&lost), ["order_submitted", "order_ack"]);
+    }
+    assert_eq!(fake.orders().len(), 1);
+    let first = fake.orders()[0].order_id.clone();
+
+    // The restarted engine reads the same signal again (its offset was never committed).
+    let mut engine = TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store)
+        .await
+        .unwrap();
+    let outputs = handle(&mut engine, &signal, 0).await;
+    assert_eq!(types(&outputs), ["order_submitted", "order_ack"]);
+    let Payload::OrderAck(ack) = &outputs[1].payload else {
+        panic!("not an ack")
+    };
+    assert_eq!(ack.broker_order_id, first, "the existing order is adopted");
+    assert_eq!(fake.orders().len(), 1, "the order was not placed twice");
+
+    // And it is followed to its fill.
+    assert!(fake.complete_order(&first, dec!(1500.10)));
+    let later = engine.on_timer(signal.ts).await.unwrap();
+    assert_eq!(types(&later), ["order_filled"]);
+}
+
+async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn eventually_events(log: &Log, topic: &str, count: usize) -> Vec<Envelope> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let events: Vec<Envelope> = log
+            .read_all(topic)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.value {
+                alpha_panda_stream::RecordValue::Event(e) => Some((*e).clone()),
+                alpha_panda_stream::RecordValue::Bytes(b) => Envelope::from_json(&b).ok(),
+            })
+            .collect();
+        if events.len() >= count {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {count} events on {topic}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
