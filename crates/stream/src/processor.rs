@@ -195,6 +195,8 @@ impl<H: Handler> Processor<H> {
         let mut lag_due = Instant::now();
         let mut poll_failures = 0u32;
         let lag_probe = consumer.lag_probe();
+        // Aborted with this loop, even when the loop itself is dropped rather than shut down: the
+        // probe holds the consumer, which must leave the group when the loop is gone.
         let lag_task = lag_probe.map(|probe| {
             let stats = self.stats.clone();
             let period = self.config.lag_interval;
@@ -211,6 +213,7 @@ impl<H: Handler> Processor<H> {
                 }
             })
         });
+        let lag_task = lag_task.map(AbortOnDrop);
 
         loop {
             if lag_task.is_none() && Instant::now() >= lag_due {
@@ -266,9 +269,7 @@ impl<H: Handler> Processor<H> {
             }
         }
 
-        if let Some(task) = lag_task {
-            task.abort();
-        }
+        drop(lag_task);
         self.on_shutdown().await;
         let offsets = to_commit_offsets(&pending);
         let offsets = if offsets.is_empty() {
@@ -589,6 +590,15 @@ impl<H: Handler> Processor<H> {
             }
             Err(e) => warn!(error = %e, "shutdown handler failed"),
         }
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
