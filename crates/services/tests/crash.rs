@@ -1,0 +1,201 @@
+//! Crash safety of a stateful service (ARCHITECTURE §4 rule 4), on both SQL backends: the portfolio
+//! manager writes its ledger effects and its checkpoint in one transaction, the process dies before
+//! the log commit, and the restarted service — which the log hands every uncommitted input again —
+//! ends with each fill applied and recorded exactly once.
+
+use std::sync::Arc;
+
+use alpha_panda_core::{
+    Broker, Envelope, EventBroker, ExecutionMode, FeeBreakdown, InstrumentToken, MarketTick, Money,
+    OrderFilled, OrderId, Payload, PortfolioId, Price, Quantity, Side, StrategyId, Timestamp,
+};
+use alpha_panda_services::portfolio_manager::service::{PortfolioManager, PortfolioSettings};
+use alpha_panda_store::testing::TestStore;
+use alpha_panda_store::SqlBackend;
+use alpha_panda_stream::{CommitOffset, Handler, Input, RecordPosition};
+use rust_decimal::Decimal;
+
+const FILLS: &str = "paper.orders.filled";
+const TICKS: &str = "market.ticks";
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_unix_micros(1_767_584_700_000_000 + second * 1_000_000).unwrap()
+}
+
+fn fill(n: i64, side: Side, quantity: u32, price: i64) -> Envelope {
+    Envelope::root(
+        Payload::OrderFilled(OrderFilled {
+            order_id: OrderId::new(format!("paper-{n}")).unwrap(),
+            broker_order_id: None,
+            strategy_id: StrategyId::new("s1").unwrap(),
+            instrument_token: InstrumentToken(408065),
+            tradingsymbol: Some("INFY".into()),
+            side,
+            quantity: Quantity(quantity),
+            fill_price: Price(Decimal::from(price)),
+            fees: FeeBreakdown {
+                total: Money(Decimal::ONE),
+                brokerage: Money(Decimal::ONE),
+                ..FeeBreakdown::default()
+            },
+            execution_mode: ExecutionMode::Paper,
+            filled_at: at(n),
+        }),
+        "s1:408065".into(),
+        EventBroker::Paper,
+        "trading_engine",
+        at(n),
+    )
+}
+
+fn tick(price: i64) -> Envelope {
+    Envelope::root(
+        Payload::MarketTick(MarketTick {
+            instrument_token: InstrumentToken(408065),
+            tradingsymbol: None,
+            last_price: Price(Decimal::from(price)),
+            last_traded_quantity: 1,
+            average_traded_price: None,
+            volume_traded: 1,
+            total_buy_quantity: 0,
+            total_sell_quantity: 0,
+            ohlc: None,
+            oi: None,
+            exchange_timestamp: at(100),
+            depth: None,
+        }),
+        "408065".into(),
+        EventBroker::Shared,
+        "market_feed",
+        at(100),
+    )
+}
+
+/// The log as the service sees it: (topic, offset, event), in delivery order.
+fn log() -> Vec<(&'static str, i64, Envelope)> {
+    vec![
+        (FILLS, 0, fill(1, Side::Buy, 10, 100)),
+        (FILLS, 1, fill(2, Side::Buy, 10, 110)),
+        (TICKS, 0, tick(120)),
+        (FILLS, 2, fill(3, Side::Sell, 5, 130)),
+        (FILLS, 3, fill(4, Side::Sell, 5, 90)),
+        (TICKS, 1, tick(95)),
+    ]
+}
+
+async fn deliver(manager: &mut PortfolioManager, topic: &str, offset: i64, envelope: &Envelope) {
+    let position = RecordPosition {
+        topic: Arc::from(topic),
+        partition: 0,
+        offset,
+    };
+    let input = Input {
+        envelope,
+        position: &position,
+        now: at(200),
+    };
+    let outputs = manager.handle(input).await.unwrap();
+    assert!(outputs.is_empty());
+}
+
+fn offsets(fills_next: i64, ticks_next: i64) -> Vec<CommitOffset> {
+    vec![
+        CommitOffset {
+            topic: Arc::from(FILLS),
+            partition: 0,
+            next_offset: fills_next,
+        },
+        CommitOffset {
+            topic: Arc::from(TICKS),
+            partition: 0,
+            next_offset: ticks_next,
+        },
+    ]
+}
+
+async fn killed_between_effects_and_commit(backend: SqlBackend) {
+    let db = TestStore::new(backend).await.unwrap();
+    let store = db.store.clone();
+    let log = log();
+
+    // First life: the first three inputs are handled and checkpointed (effects + state + offsets in
+    // one transaction); the fourth is handled but not yet checkpointed; then the process dies before
+    // the log commit, so the log will hand every input out again.
+    let mut first = PortfolioManager::open(
+        Broker::Paper,
+        PortfolioSettings::default(),
+        store.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    for (topic, offset, event) in &log[..3] {
+        deliver(&mut first, topic, *offset, event).await;
+    }
+    first.checkpoint(&offsets(2, 1)).await.unwrap();
+    deliver(&mut first, log[3].0, log[3].1, &log[3].2).await;
+    drop(first);
+
+    // Second life: everything is delivered again from the start.
+    let mut second = PortfolioManager::open(
+        Broker::Paper,
+        PortfolioSettings::default(),
+        store.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    for (topic, offset, event) in &log {
+        deliver(&mut second, topic, *offset, event).await;
+    }
+    second.checkpoint(&offsets(4, 2)).await.unwrap();
+
+    // The state shows each fill once: bought 10@100 and 10@110 (avg 105), sold 5@130 and 5@90.
+    let portfolio = second.portfolios().next().expect("one portfolio");
+    let position = &portfolio.positions[&InstrumentToken(408065)];
+    assert_eq!(position.quantity, 10);
+    assert_eq!(position.average_price, Decimal::from(105));
+    assert_eq!(portfolio.realized_pnl, Decimal::from(5 * 25 + 5 * -15));
+    assert_eq!(portfolio.fees, Decimal::from(4));
+    assert_eq!(
+        portfolio.cash,
+        Decimal::from(1_000_000 - 1000 - 1100 + 650 + 450 - 4)
+    );
+
+    // The ledger holds each fill once.
+    let ledger = store
+        .ledger()
+        .fills_for_portfolio(&PortfolioId::new("paper:s1").unwrap(), 100)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = ledger.iter().map(|f| f.fill.order_id.to_string()).collect();
+    ids.sort();
+    assert_eq!(ids, ["paper-1", "paper-2", "paper-3", "paper-4"]);
+
+    // A third life after the final checkpoint changes nothing.
+    let mut third = PortfolioManager::open(
+        Broker::Paper,
+        PortfolioSettings::default(),
+        store.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    for (topic, offset, event) in &log {
+        deliver(&mut third, topic, *offset, event).await;
+    }
+    let again = third.portfolios().next().unwrap();
+    assert_eq!(again.realized_pnl, portfolio.realized_pnl);
+    assert_eq!(again.cash, portfolio.cash);
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_killed_between_effects_and_commit() {
+    killed_between_effects_and_commit(SqlBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_killed_between_effects_and_commit() {
+    killed_between_effects_and_commit(SqlBackend::Postgres).await;
+}
