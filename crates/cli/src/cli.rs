@@ -36,6 +36,8 @@ pub enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// Print the run summary read from the log.
     Summary(commands::summary::SummaryArgs),
+    /// Measure the pipeline: ticks per second and tick-to-fill latency on the memory log.
+    Bench(commands::bench::BenchArgs),
     /// Zerodha Kite: login, instruments master, ticker message decoding.
     Kite(commands::kite::KiteArgs),
 }
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => runtime.block_on(commands::run::run(&loaded.settings, &args)),
         Command::Migrate(args) => runtime.block_on(commands::migrate::run(&loaded.settings, &args)),
         Command::Summary(args) => runtime.block_on(commands::summary::run(&loaded.settings, &args)),
+        Command::Bench(args) => runtime.block_on(commands::bench::run(&loaded.settings, &args)),
         Command::Kite(args) => runtime.block_on(commands::kite::run(&loaded.settings, &args)),
     }
 }

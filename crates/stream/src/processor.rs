@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alpha_panda_core::{
-    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventMeta, Payload, TopicMap,
+    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventMeta, EventType, Payload,
+    TopicMap,
 };
 use base64::Engine;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, info_span, warn, Instrument};
+use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::handler::{CommitOffset, Handler, HandlerError, Input, Output};
 use crate::log::{Log, LogConsumer};
@@ -344,13 +345,25 @@ impl<H: Handler> Processor<H> {
                 }
             },
         };
-        let span = info_span!(
-            "handle",
-            event_id = %envelope.id,
-            event_type = envelope.event_type().as_str(),
-            correlation_id = %envelope.correlation_id,
-            causation_id = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default(),
-        );
+        // Ticks are the bulk of the traffic and are root events that rarely log: their span is
+        // kept at debug level so that recording its fields does not dominate the hot path. Every
+        // other event carries its correlation into every log line at info.
+        let span = if envelope.event_type() == EventType::MarketTick {
+            debug_span!(
+                "handle",
+                event_id = %envelope.id,
+                event_type = envelope.event_type().as_str(),
+                correlation_id = %envelope.correlation_id,
+            )
+        } else {
+            info_span!(
+                "handle",
+                event_id = %envelope.id,
+                event_type = envelope.event_type().as_str(),
+                correlation_id = %envelope.correlation_id,
+                causation_id = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default(),
+            )
+        };
         self.process_envelope(record, envelope, shutdown)
             .instrument(span)
             .await

@@ -1,0 +1,348 @@
+//! `alpha-panda bench pipeline`: drives simulated ticks through all five services in this process on
+//! the memory log (SQLite in a temporary directory, in-memory cache) and reports throughput and
+//! tick-to-fill latency.
+//!
+//! Two phases, because a saturated pipeline measures its queue, not its latency:
+//! - **throughput**: ticks published as fast as possible; ticks/s is the count over the time until
+//!   every consumer of `market.ticks` has read them all;
+//! - **latency**: ticks paced at `--latency-rate`; tick-to-fill is a fill's envelope time minus the
+//!   envelope time of the tick that caused it (same correlation id), p50/p99/p99.9.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alpha_panda_cache::Cache;
+use alpha_panda_core::{
+    Broker, Clock, CorrelationId, DedupStore, Payload, SystemClock, Timestamp, TopicMap,
+};
+use alpha_panda_services::market_feed::feed::{deterministic_ids, MarketFeed, TickSource};
+use alpha_panda_services::portfolio_manager::service::PortfolioManager;
+use alpha_panda_services::risk_manager::service::RiskManager;
+use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
+use alpha_panda_services::trading_engine::service::TradingEngine;
+use alpha_panda_services::{build_strategy, nse_universe, PaperTrader, TickSimulator};
+use alpha_panda_store::Store;
+use alpha_panda_stream::{Emitter, Log, Processor, ProcessorStats, RecordValue};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub target: BenchTarget,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// All five services on the memory log.
+    Pipeline(PipelineArgs),
+}
+
+/// Arguments of `bench pipeline`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Ticks in the throughput phase.
+    #[arg(long, default_value_t = 500_000)]
+    pub ticks: u64,
+    /// Instruments simulated (at most the bundled universe).
+    #[arg(long, default_value_t = 50)]
+    pub instruments: usize,
+    /// Strategies, each over every simulated instrument (alternating ema_cross / mean_reversion).
+    #[arg(long, default_value_t = 4)]
+    pub strategies: usize,
+    /// Ticks per second in the latency phase.
+    #[arg(long, default_value_t = 2_000)]
+    pub latency_rate: u32,
+    /// Length of the latency phase.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub latency_duration: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `bench pipeline` reports.
+#[derive(Debug, Serialize)]
+pub struct PipelineReport {
+    /// Ticks in the throughput phase.
+    pub ticks: u64,
+    /// Instruments.
+    pub instruments: usize,
+    /// Strategies.
+    pub strategies: usize,
+    /// Seconds until every tick was read by every consumer.
+    pub seconds: f64,
+    /// Ticks per second.
+    pub ticks_per_second: f64,
+    /// Fills in the throughput phase.
+    pub fills: u64,
+    /// Fills measured in the latency phase.
+    pub latency_samples: usize,
+    /// Tick-to-fill latency, microseconds.
+    pub tick_to_fill_us: Percentiles,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Default, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: i64,
+    /// 99th percentile.
+    pub p99: i64,
+    /// 99.9th percentile.
+    pub p999: i64,
+    /// Largest.
+    pub max: i64,
+}
+
+/// Runs a benchmark.
+///
+/// # Errors
+/// When the pipeline cannot be built.
+pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let BenchTarget::Pipeline(args) = &args.target;
+    let throughput = phase(settings, args, 0, Some(args.ticks)).await?;
+    let rate_ticks = u64::from(args.latency_rate) * args.latency_duration.as_secs().max(1);
+    let latency = phase(settings, args, args.latency_rate, Some(rate_ticks)).await?;
+    let report = PipelineReport {
+        ticks: args.ticks,
+        instruments: throughput.instruments,
+        strategies: args.strategies,
+        seconds: throughput.elapsed.as_secs_f64(),
+        ticks_per_second: args.ticks as f64 / throughput.elapsed.as_secs_f64().max(1e-9),
+        fills: throughput.fills,
+        latency_samples: latency.latencies.len(),
+        tick_to_fill_us: percentiles(latency.latencies),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "pipeline: {} ticks over {} instruments, {} strategies: {:.2} s, {:.0} ticks/s, {} fills",
+            report.ticks,
+            report.instruments,
+            report.strategies,
+            report.seconds,
+            report.ticks_per_second,
+            report.fills
+        );
+        let p = &report.tick_to_fill_us;
+        println!(
+            "tick-to-fill at {} ticks/s ({} fills): p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            args.latency_rate, report.latency_samples, p.p50, p.p99, p.p999, p.max
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct PhaseResult {
+    elapsed: Duration,
+    fills: u64,
+    instruments: usize,
+    latencies: Vec<i64>,
+}
+
+/// One pipeline, fresh backends, `max_ticks` at `rate` (0: as fast as possible).
+async fn phase(
+    settings: &Settings,
+    args: &PipelineArgs,
+    rate: u32,
+    max_ticks: Option<u64>,
+) -> anyhow::Result<PhaseResult> {
+    let dir = tempfile::tempdir().context("no temporary directory for the bench database")?;
+    let store = Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ))
+    .await?;
+    store.migrate().await?;
+    let cache = Cache::connect("memory://", "bench:").await?;
+    let log = Log::connect("memory://", &Default::default())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dedup: Arc<dyn DedupStore> = Arc::new(cache.dedup());
+    let config = settings.runtime.processor_config();
+
+    let universe: Vec<_> = nse_universe()
+        .into_iter()
+        .take(args.instruments.max(1))
+        .collect();
+    store.instruments().upsert_many(&universe).await?;
+    let instruments: Arc<HashMap<_, _>> = Arc::new(
+        universe
+            .iter()
+            .map(|i| (i.instrument_token, i.clone()))
+            .collect(),
+    );
+    let tokens: Vec<u32> = universe.iter().map(|i| i.instrument_token.0).collect();
+    let mut strategies = Vec::new();
+    for n in 0..args.strategies {
+        let (kind, parameters) = if n % 2 == 0 {
+            (
+                "ema_cross",
+                serde_json::json!({"fast": 5 + n, "slow": 20 + n}),
+            )
+        } else {
+            (
+                "mean_reversion",
+                serde_json::json!({"window": 20 + n, "entry_z": 1.5}),
+            )
+        };
+        strategies.push(RunnerStrategy {
+            strategy: build_strategy(&format!("bench_{n}"), kind, &tokens, &parameters)?,
+            zerodha_trading_enabled: false,
+        });
+    }
+
+    let shutdown = CancellationToken::new();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut tick_readers: Vec<Arc<ProcessorStats>> = Vec::new();
+    macro_rules! spawn {
+        ($handler:expr) => {{
+            let processor = Processor::new(
+                $handler,
+                log.clone(),
+                dedup.clone(),
+                clock.clone(),
+                config.clone(),
+            );
+            tick_readers.push(processor.stats());
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = processor.run(token).await {
+                    tracing::error!(error = %e, "bench processor failed");
+                }
+            });
+        }};
+    }
+    spawn!(StrategyRunner::new(strategies, &[Broker::Paper]));
+    spawn!(
+        RiskManager::open(
+            Broker::Paper,
+            settings.risk.paper.clone(),
+            instruments.clone(),
+            store.clone(),
+            None,
+        )
+        .await?
+    );
+    let trader = PaperTrader::new(settings.paper.clone(), &universe);
+    spawn!(TradingEngine::open_paper(trader, store.clone()).await?);
+    spawn!(
+        PortfolioManager::open(
+            Broker::Paper,
+            settings.portfolio.clone(),
+            store.clone(),
+            Some(cache.portfolios()),
+        )
+        .await?
+    );
+    // Give the consumers their first poll before the ticks flow.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let start_at = Timestamp::from_datetime(chrono::Utc::now());
+    let source = TickSource::Simulated {
+        simulator: Box::new(TickSimulator::new(7, universe.clone())?),
+        start: start_at,
+        step: Duration::from_millis(1),
+        ticks_per_second: rate,
+        max_ticks,
+        ids: Some(deterministic_ids(b"bench", start_at)),
+    };
+    let feed = MarketFeed::new(
+        Emitter::new(log.clone(), "market_feed", clock.clone()),
+        source,
+    );
+    let feed_stats = feed.stats();
+    let started = Instant::now();
+    let feed_task = tokio::spawn(feed.run(CancellationToken::new()));
+    let total = max_ticks.unwrap_or(0);
+    // Every service reads every tick: strategy runner, risk manager, trading engine, portfolio.
+    loop {
+        let published = feed_stats
+            .published
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let done = published >= total
+            && tick_readers
+                .iter()
+                .all(|s| ProcessorStats::get(&s.events_in) >= total);
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    feed_task.await??;
+    // Let the last signals become fills, then stop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+
+    let tick_times: HashMap<CorrelationId, Timestamp> = log
+        .read_all(&TopicMap::market_ticks())
+        .await?
+        .into_iter()
+        .filter_map(|r| match r.value {
+            RecordValue::Event(e) => Some((e.correlation_id.clone(), e.ts)),
+            RecordValue::Bytes(_) => None,
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let fills = log
+        .read_all(&TopicMap::new(Broker::Paper).orders_filled())
+        .await?;
+    for record in &fills {
+        if let RecordValue::Event(e) = &record.value {
+            if let (Payload::OrderFilled(_), Some(tick_at)) =
+                (&e.payload, tick_times.get(&e.correlation_id))
+            {
+                latencies.push(e.ts.unix_micros() - tick_at.unix_micros());
+            }
+        }
+    }
+    store.close().await;
+    Ok(PhaseResult {
+        elapsed,
+        fills: fills.len() as u64,
+        instruments: universe.len(),
+        latencies,
+    })
+}
+
+fn percentiles(mut samples: Vec<i64>) -> Percentiles {
+    if samples.is_empty() {
+        return Percentiles::default();
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[index.min(samples.len() - 1)]
+    };
+    Percentiles {
+        p50: at(0.50),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: samples[samples.len() - 1],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_ranks() {
+        let p = percentiles((1..=1000).collect());
+        assert_eq!((p.p50, p.p99, p.p999, p.max), (501, 990, 999, 1000));
+        assert_eq!(percentiles(Vec::new()).max, 0);
+    }
+}
