@@ -6,6 +6,7 @@
 //! - [`settings`]: layered settings, provenance, redaction, production guards.
 //! - [`logging`]: the tracing subscriber.
 //! - [`container`]: the composition root that builds the backends once.
+//! - [`instruments_refresh`]: the instruments master refreshed from Kite once per trading day.
 //! - [`summary`]: the per-broker run summary, read back from the log.
 //! - [`commands`]: one module per command (`run`, `config`, `bootstrap`, `migrate`, `dlq`, …).
 #![deny(unsafe_code)]
@@ -13,6 +14,7 @@
 pub mod cli;
 pub mod commands;
 pub mod container;
+pub mod instruments_refresh;
 pub mod logging;
 pub mod settings;
 pub mod summary;

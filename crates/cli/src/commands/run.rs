@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::container::{self, Backends};
+use crate::instruments_refresh::{self, DailyInstrumentsRefresh};
 use crate::settings::Settings;
 use crate::summary;
 
@@ -90,8 +91,6 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dedup: Arc<dyn DedupStore> = Arc::new(backends.cache.dedup());
     let processor_config = settings.runtime.processor_config();
-    let instruments = container::instruments(&backends.store).await?;
-    let registry = container::instrument_registry(&instruments);
 
     // Zerodha: a validated Kite session before anything starts, and one ticker for both the
     // market feed (source = "kite") and the live trader's order updates.
@@ -102,6 +101,23 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     } else {
         None
     };
+    // With Kite active, today's instruments master comes from Kite before the registry is built;
+    // a failure falls back to the stored master and is retried by the daily refresh task.
+    let mut instruments_refresh = kite.as_ref().map(|client| {
+        DailyInstrumentsRefresh::new(client.clone(), backends.store.clone(), clock.clone())
+    });
+    if let Some(refresh) = instruments_refresh.as_mut() {
+        if let Err(e) = refresh.refresh_if_new_day().await {
+            warn!(
+                error = format!("{e:#}"),
+                "could not refresh the instruments master from Kite at start-up; using the \
+                 stored one and retrying every {:?}",
+                instruments_refresh::CHECK_EVERY
+            );
+        }
+    }
+    let instruments = container::instruments(&backends.store).await?;
+    let registry = container::instrument_registry(&instruments);
     let ticker = match &kite {
         Some(client) => {
             let access_token = client
@@ -234,6 +250,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
         let token = feed_shutdown.clone();
         feed_task = Some(tokio::spawn(feed.run(token)));
     }
+    let refresh_task = instruments_refresh.map(|refresh| {
+        tokio::spawn(refresh.run(instruments_refresh::CHECK_EVERY, shutdown.clone()))
+    });
     info!(
         services = ?services,
         brokers = ?settings.brokers,
@@ -284,6 +303,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     )
     .await;
     shutdown.cancel();
+    if let Some(task) = refresh_task {
+        if let Err(e) = task.await {
+            warn!(error = %e, "the instruments refresh task failed");
+        }
+    }
     let mut failure = None;
     while let Some(joined) = processors.join_next().await {
         match joined {

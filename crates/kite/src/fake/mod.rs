@@ -168,6 +168,15 @@ impl FakeKite {
         self.state.silent.store(silent, Ordering::SeqCst);
     }
 
+    /// Makes `GET /orders/{id}` and `GET /orders/{id}/trades` answer 503 `NetworkException`
+    /// (or serve again with `false`), so a client can only learn of order changes through the
+    /// websocket order updates.
+    pub fn set_order_history_unavailable(&self, unavailable: bool) {
+        self.state
+            .history_unavailable
+            .store(unavailable, Ordering::SeqCst);
+    }
+
     /// Makes the exchange reject every new order with this message (`None` accepts again).
     /// Placement still returns an order id, as Kite does; the order ends `REJECTED`.
     pub fn reject_orders(&self, message: Option<String>) {

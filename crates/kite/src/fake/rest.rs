@@ -142,6 +142,9 @@ async fn profile(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Res
     }))
 }
 
+/// The message of the order history switch ([`super::FakeKite::set_order_history_unavailable`]).
+const HISTORY_UNAVAILABLE: &str = "Order history is temporarily unavailable.";
+
 const VARIETIES: [&str; 5] = ["regular", "amo", "co", "iceberg", "auction"];
 const REQUIRED: [&str; 6] = [
     "tradingsymbol",
@@ -209,6 +212,9 @@ async fn order_history(
     if let Some(response) = preflight(&state, &headers, true) {
         return response;
     }
+    if state.history_unavailable.load(Ordering::SeqCst) {
+        return error(503, "NetworkException", HISTORY_UNAVAILABLE);
+    }
     let orders = state.orders.lock();
     match orders.iter().find(|o| o.order_id == order_id) {
         Some(order) => success(Value::Array(order.history.clone())),
@@ -223,6 +229,9 @@ async fn order_trades(
 ) -> Response {
     if let Some(response) = preflight(&state, &headers, true) {
         return response;
+    }
+    if state.history_unavailable.load(Ordering::SeqCst) {
+        return error(503, "NetworkException", HISTORY_UNAVAILABLE);
     }
     let orders = state.orders.lock();
     match orders.iter().find(|o| o.order_id == order_id) {

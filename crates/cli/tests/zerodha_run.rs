@@ -1,0 +1,397 @@
+//! `alpha-panda run` with brokers paper + zerodha against the fake Kite server, end to end through
+//! the binary: the session stored by `kite login`, the instruments master refreshed from Kite at
+//! start-up, ticks from the fake's websocket (`market_feed.source = "kite"`), a strategy with
+//! `zerodha_trading_enabled` trading on Kite (MIS, tagged orders), fills arriving both at once
+//! (COMPLETE) and later through websocket order updates only, and the paper and zerodha namespaces
+//! kept apart. Unix only: the run is stopped with SIGTERM, as a service manager stops it.
+#![cfg(unix)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use alpha_panda_core::{Broker, Clock, ExecutionMode, Price, Side, SystemClock};
+use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, FillBehaviour, RandomWalk};
+use alpha_panda_store::{LedgerFill, Store, StrategyConfiguration};
+use rust_decimal::Decimal;
+
+const STRATEGY: &str = "ema_fast_infy";
+const INFY: u32 = 408065;
+const INITIAL_CASH: i64 = 1_000_000;
+/// Generous: the binary shares two cores with other builds and tests.
+const DEADLINE: Duration = Duration::from_secs(150);
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn command(dir: &Path, envs: &[(String, String)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alpha-panda"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("ALPHA_PANDA__DATA_DIR", dir.join("data"))
+        .env("ALPHA_PANDA__LOGGING__LEVEL", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+}
+
+fn database(dir: &Path) -> PathBuf {
+    dir.join("data/alpha-panda.db")
+}
+
+async fn open_store(dir: &Path) -> Store {
+    Store::connect(&format!("sqlite://{}", database(dir).display()))
+        .await
+        .unwrap()
+}
+
+async fn fills(store: &Store, broker: Broker) -> Vec<LedgerFill> {
+    store.ledger().fills(broker, 1_000_000).await.unwrap()
+}
+
+/// The signed quantity the fills add up to.
+fn net_quantity(fills: &[LedgerFill]) -> i64 {
+    fills
+        .iter()
+        .map(|f| {
+            let q = i64::from(f.fill.quantity.0);
+            match f.fill.side {
+                Side::Buy => q,
+                Side::Sell => -q,
+            }
+        })
+        .sum()
+}
+
+/// The cash a portfolio starting with [`INITIAL_CASH`] holds after `fills` and their fees.
+fn cash_after(fills: &[LedgerFill]) -> Decimal {
+    fills.iter().fold(Decimal::from(INITIAL_CASH), |cash, f| {
+        let notional = f.fill.fill_price.0 * Decimal::from(f.fill.quantity.0);
+        let cash = match f.fill.side {
+            Side::Buy => cash - notional,
+            Side::Sell => cash + notional,
+        };
+        cash - f.fill.fees.total.0
+    })
+}
+
+/// A portfolio's (cash, position in INFY) from the summary.
+fn portfolio(summary: &serde_json::Value, broker: &str) -> (Decimal, i64) {
+    let portfolios = summary["brokers"][broker]["portfolios"].as_array().unwrap();
+    let portfolio = portfolios
+        .iter()
+        .find(|p| p["strategy_id"] == STRATEGY)
+        .unwrap_or_else(|| panic!("no {broker} portfolio for {STRATEGY}: {summary}"));
+    assert_eq!(portfolio["id"], format!("{broker}:{STRATEGY}"));
+    let cash: Decimal = portfolio["cash"].as_str().unwrap().parse().unwrap();
+    let quantity = portfolio["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["instrument_token"] == INFY)
+        .map(|p| p["quantity"].as_i64().unwrap())
+        .sum();
+    (cash, quantity)
+}
+
+/// Polls `done` every 100 ms until it holds, failing with `what` at the deadline.
+async fn wait_until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_trades_paper_and_zerodha_apart_on_kite_ticks_and_order_updates() {
+    let market_price = Decimal::new(150_000, 2);
+    let late_price = Decimal::new(150_050, 2);
+    let fake = FakeKite::start(FakeKiteConfig {
+        random_walk: Some(RandomWalk {
+            seed: 11,
+            interval: Duration::from_millis(100),
+            start_price: Price(market_price),
+        }),
+        ..FakeKiteConfig::default()
+    })
+    .await
+    .unwrap();
+    fake.set_fill(FillBehaviour::Complete { market_price });
+    let kite = fake.settings();
+    let dir = tempfile::tempdir().unwrap();
+    let envs: Vec<(String, String)> = [
+        (
+            "ALPHA_PANDA__BROKERS",
+            "[\"paper\",\"zerodha\"]".to_string(),
+        ),
+        ("ALPHA_PANDA__ZERODHA__API_KEY", kite.api_key.clone()),
+        ("ALPHA_PANDA__ZERODHA__API_SECRET", kite.api_secret.clone()),
+        ("ALPHA_PANDA__ZERODHA__API_URL", kite.api_url.clone()),
+        ("ALPHA_PANDA__ZERODHA__LOGIN_URL", kite.login_url.clone()),
+        ("ALPHA_PANDA__ZERODHA__WS_URL", kite.ws_url.clone()),
+        ("ALPHA_PANDA__ZERODHA__MAX_RETRIES", "1".to_string()),
+        ("ALPHA_PANDA__ZERODHA__RETRY_BASE_DELAY", "20ms".to_string()),
+        (
+            "ALPHA_PANDA__ZERODHA__WS_READ_IDLE_TIMEOUT",
+            "30s".to_string(),
+        ),
+        ("ALPHA_PANDA__MARKET_FEED__SOURCE", "kite".to_string()),
+        (
+            "ALPHA_PANDA__PORTFOLIO__INITIAL_CASH",
+            INITIAL_CASH.to_string(),
+        ),
+        // Tests run at any hour, and the random walk crosses often.
+        (
+            "ALPHA_PANDA__RISK__ZERODHA__ENFORCE_MARKET_HOURS",
+            "false".to_string(),
+        ),
+        (
+            "ALPHA_PANDA__RISK__ZERODHA__MAX_DAILY_TRADES_PER_STRATEGY",
+            "100000".to_string(),
+        ),
+        (
+            "ALPHA_PANDA__RISK__PAPER__MAX_DAILY_TRADES_PER_STRATEGY",
+            "100000".to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+
+    // 1. The session, stored by `kite login` (which also creates and migrates the database).
+    let login = command(
+        dir.path(),
+        &envs,
+        &[
+            "kite",
+            "login",
+            "--request-token",
+            &fake.config().request_token,
+        ],
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let mut login = login;
+        login.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "login failed: {}", text(&out.stderr));
+
+    // 2. One strategy, allowed on zerodha; being the only configuration, no defaults are seeded.
+    let store = open_store(dir.path()).await;
+    let now = SystemClock.now();
+    store
+        .strategy_configurations()
+        .upsert(&StrategyConfiguration {
+            id: STRATEGY.into(),
+            strategy_type: "ema_cross".into(),
+            instruments: vec![INFY],
+            parameters: serde_json::json!({"fast": 2, "slow": 4, "quantity": 1}),
+            is_active: true,
+            zerodha_trading_enabled: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.instruments().count().await.unwrap(),
+        0,
+        "nothing loaded the instruments master yet"
+    );
+
+    // 3. Run until stopped (the duration is only a safety net).
+    let mut child = command(dir.path(), &envs, &["run", "--json", "--duration", "300s"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let read_stdout = tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut { stdout }, &mut bytes).unwrap();
+        bytes
+    });
+    let read_stderr = tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut { stderr }, &mut bytes).unwrap();
+        bytes
+    });
+    let waited = tokio::task::spawn_blocking(move || child.wait().unwrap());
+
+    // Phase 1: orders fill at once (COMPLETE), seen through updates or polling.
+    wait_until("a zerodha fill at the market price", || async {
+        fills(&store, Broker::Zerodha)
+            .await
+            .iter()
+            .any(|f| f.fill.fill_price == Price(market_price))
+    })
+    .await;
+    // The start-up refresh loaded Kite's master (the fake serves 4 instruments).
+    assert_eq!(store.instruments().count().await.unwrap(), 4);
+
+    // Phase 2: order history is down and orders stay OPEN until the exchange fills them; the
+    // fills can only reach the trader through the websocket order updates.
+    fake.set_order_history_unavailable(true);
+    fake.set_fill(FillBehaviour::Open);
+    let mut completed_late: BTreeSet<String> = BTreeSet::new();
+    wait_until("a zerodha fill pushed as a websocket order update", || {
+        for order in fake.orders() {
+            if order.status() == Some("OPEN") && fake.complete_order(&order.order_id, late_price) {
+                completed_late.insert(order.order_id.clone());
+            }
+        }
+        let store = store.clone();
+        async move {
+            fills(&store, Broker::Zerodha)
+                .await
+                .iter()
+                .any(|f| f.fill.fill_price == Price(late_price))
+        }
+    })
+    .await;
+
+    // A clean stop, as a service manager does it.
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(DEADLINE, waited)
+        .await
+        .expect("run did not stop after SIGTERM")
+        .unwrap();
+    let out = Output {
+        status,
+        stdout: read_stdout.await.unwrap(),
+        stderr: read_stderr.await.unwrap(),
+    };
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "run failed: {log}");
+    assert!(
+        !log.contains(&fake.config().access_token),
+        "the access token leaked in the logs"
+    );
+    assert!(
+        log.contains("instruments master refreshed from Kite"),
+        "no refresh logged: {log}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {}", text(&out.stdout)));
+
+    // Ticks came from the Kite feed.
+    assert!(
+        summary["brokers"]["zerodha"]["ticks"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert!(fake.subscriptions().contains_key(&INFY));
+
+    // Orders on Kite: the registry's exchange and symbol, MIS, one distinct tag per order.
+    let orders = fake.orders();
+    assert!(!orders.is_empty());
+    let mut tags = BTreeSet::new();
+    for order in &orders {
+        let field = |name: &str| order.form.get(name).map(String::as_str);
+        assert_eq!(field("exchange"), Some("NSE"), "{:?}", order.form);
+        assert_eq!(field("tradingsymbol"), Some("INFY"), "{:?}", order.form);
+        assert_eq!(field("product"), Some("MIS"), "{:?}", order.form);
+        assert_eq!(field("order_type"), Some("MARKET"), "{:?}", order.form);
+        assert_eq!(field("quantity"), Some("1"), "{:?}", order.form);
+        let tag = field("tag").unwrap_or_else(|| panic!("untagged order {:?}", order.form));
+        assert!(
+            tag.len() == 20
+                && tag.starts_with("AP")
+                && tag.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{tag}"
+        );
+        assert!(tags.insert(tag.to_string()), "tag {tag} placed twice");
+    }
+    let kite_ids: BTreeSet<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
+
+    // Zerodha fills: every one from a Kite order, the late ones from the pushed updates.
+    let zerodha = fills(&store, Broker::Zerodha).await;
+    let filled = summary["brokers"]["zerodha"]["orders"]["filled"]
+        .as_u64()
+        .unwrap();
+    assert!(filled > 0, "{summary}");
+    assert!(!zerodha.is_empty() && zerodha.len() as u64 <= filled);
+    let mut late_fills = 0;
+    for f in &zerodha {
+        assert_eq!(f.fill.execution_mode, ExecutionMode::Zerodha);
+        assert_eq!(f.portfolio_id.to_string(), format!("zerodha:{STRATEGY}"));
+        assert_eq!(f.fill.tradingsymbol.as_deref(), Some("INFY"));
+        let kite_id = f.fill.broker_order_id.as_deref().unwrap();
+        assert!(
+            kite_ids.contains(kite_id),
+            "fill of unknown Kite order {kite_id}"
+        );
+        if f.fill.fill_price == Price(late_price) {
+            assert!(completed_late.contains(kite_id));
+            late_fills += 1;
+        }
+    }
+    assert!(late_fills > 0);
+    eprintln!(
+        "kite orders {}, zerodha fills {} ({late_fills} through order updates), summary {summary}",
+        orders.len(),
+        zerodha.len()
+    );
+
+    // Paper fills never carry a Kite order, and the two namespaces never share an order.
+    let paper = fills(&store, Broker::Paper).await;
+    assert!(!paper.is_empty(), "the strategy also trades on paper");
+    let zerodha_orders: BTreeSet<String> = zerodha
+        .iter()
+        .map(|f| f.fill.order_id.to_string())
+        .collect();
+    for f in &paper {
+        assert_eq!(f.fill.execution_mode, ExecutionMode::Paper);
+        assert_eq!(f.portfolio_id.to_string(), format!("paper:{STRATEGY}"));
+        assert!(
+            f.fill
+                .broker_order_id
+                .as_deref()
+                .is_none_or(|id| !kite_ids.contains(id)),
+            "a paper fill carries a Kite order id: {:?}",
+            f.fill
+        );
+        assert!(!zerodha_orders.contains(&f.fill.order_id.to_string()));
+    }
+
+    // Each namespace's portfolio holds exactly its own fills.
+    assert_eq!(
+        portfolio(&summary, "zerodha"),
+        (cash_after(&zerodha), net_quantity(&zerodha)),
+        "{summary}"
+    );
+    assert_eq!(
+        portfolio(&summary, "paper"),
+        (cash_after(&paper), net_quantity(&paper)),
+        "{summary}"
+    );
+    let by_portfolio: BTreeMap<String, usize> =
+        zerodha
+            .iter()
+            .chain(&paper)
+            .fold(BTreeMap::new(), |mut m, f| {
+                *m.entry(f.portfolio_id.to_string()).or_default() += 1;
+                m
+            });
+    assert_eq!(by_portfolio.len(), 2, "{by_portfolio:?}");
+    store.close().await;
+}
