@@ -168,3 +168,63 @@ fn a_csv_replay_skips_bad_rows_and_carries_on() {
         "bad row not reported: {log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_with_bad_parameters_is_refused_and_the_others_trade() {
+    use alpha_panda_store::StrategyConfiguration;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/alpha-panda.db").display()
+    );
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = Timestamp::from_unix_micros(1_767_584_700_000_000).unwrap();
+    let config = |id: &str, parameters: serde_json::Value| StrategyConfiguration {
+        id: id.into(),
+        strategy_type: "ema_cross".into(),
+        instruments: vec![408065, 738561, 341249],
+        parameters,
+        is_active: true,
+        zerodha_trading_enabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let configs = store.strategy_configurations();
+    configs
+        .upsert(&config(
+            "broken",
+            serde_json::json!({"fast": 30, "slow": 10}),
+        ))
+        .await
+        .unwrap();
+    configs
+        .upsert(&config(
+            "healthy",
+            serde_json::json!({"fast": 3, "slow": 8}),
+        ))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let output = tokio::task::block_in_place(|| {
+        run(
+            dir.path(),
+            &[
+                ("ALPHA_PANDA__MARKET_FEED__MAX_TICKS", "3000"),
+                ("ALPHA_PANDA__LOGGING__LEVEL", "error"),
+            ],
+        )
+    });
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("broken"),
+        "the refusal names the strategy: {log}"
+    );
+    let summary = summary(&output);
+    let portfolios = summary["brokers"]["paper"]["portfolios"]
+        .as_array()
+        .unwrap();
+    assert_eq!(portfolios.len(), 1, "{portfolios:?}");
+    assert_eq!(portfolios[0]["strategy_id"], "healthy");
+}
