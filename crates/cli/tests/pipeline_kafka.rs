@@ -157,6 +157,7 @@ async fn separate_processes_survive_kill_9_and_match_the_single_process_run() {
     let fleet_dir = work.path().join("fleet");
     std::fs::create_dir_all(&fleet_dir).unwrap();
     let prefix = format!("ap_test_{}:", uuid_like());
+    let cache_prefix = prefix.clone();
     let fleet = Deployment {
         dir: fleet_dir,
         env: vec![
@@ -289,6 +290,25 @@ async fn separate_processes_survive_kill_9_and_match_the_single_process_run() {
         ],
         "every consumer of market.ticks dead-letters the malformed record once"
     );
+
+    // Every service published its counters to the cache the dashboard reads.
+    let cache = alpha_panda_cache::Cache::connect("redis://127.0.0.1:6379", &cache_prefix)
+        .await
+        .unwrap();
+    let services: Vec<String> = cache
+        .metrics()
+        .list(Broker::Paper)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.service)
+        .collect();
+    for service in ["portfolio_manager", "risk_manager", "trading_engine"] {
+        assert!(
+            services.iter().any(|s| s == service),
+            "{service} missing from {services:?}"
+        );
+    }
     postgres.drop_schema().await.unwrap();
 }
 

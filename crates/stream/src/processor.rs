@@ -332,6 +332,7 @@ impl<H: Handler> Processor<H> {
 
     async fn process(&mut self, record: Record, shutdown: &CancellationToken) -> Outcome {
         ProcessorStats::incr(&self.stats.events_in, 1);
+        self.stats.touch(self.clock.now());
         let envelope = match &record.value {
             RecordValue::Event(e) => e.clone(),
             RecordValue::Bytes(bytes) => match Envelope::from_json(bytes) {

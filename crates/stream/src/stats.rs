@@ -1,6 +1,8 @@
 //! Counters a running processor keeps, readable by the API, metrics and the run summary.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use alpha_panda_core::Timestamp;
 
 use parking_lot::Mutex;
 
@@ -21,6 +23,8 @@ pub struct ProcessorStats {
     pub dead_lettered: AtomicU64,
     /// Offsets commits made.
     pub commits: AtomicU64,
+    /// Unix microseconds of the last record read (0: none yet).
+    last_event_micros: AtomicI64,
     lag: Mutex<Vec<PartitionLag>>,
 }
 
@@ -32,6 +36,19 @@ impl ProcessorStats {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// When the last record was read, if any.
+    pub fn last_event_at(&self) -> Option<Timestamp> {
+        match self.last_event_micros.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Timestamp::from_unix_micros(micros),
+        }
+    }
+
+    pub(crate) fn touch(&self, at: Timestamp) {
+        self.last_event_micros
+            .store(at.unix_micros(), Ordering::Relaxed);
     }
 
     /// The last measured lag, per partition.

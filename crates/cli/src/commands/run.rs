@@ -11,7 +11,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_core::{Broker, Clock, DedupStore, InstrumentToken, SystemClock, Timestamp};
+use alpha_panda_cache::{MetricsCache, ServiceMetrics};
+use alpha_panda_core::{
+    Broker, Clock, DedupStore, EventBroker, InstrumentToken, SystemClock, Timestamp,
+};
 use alpha_panda_kite::{InstrumentRegistry, KiteTicker, TickMode, TickerConfig};
 use alpha_panda_services::market_feed::feed::{
     deterministic_ids, FeedStats, MarketFeed, TickSource,
@@ -74,6 +77,8 @@ pub struct RunArgs {
 /// A processor's name and counters, for the status line and idle detection.
 struct Running {
     name: String,
+    service: String,
+    broker: EventBroker,
     stats: Arc<ProcessorStats>,
 }
 
@@ -138,6 +143,8 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     macro_rules! spawn {
         ($handler:expr) => {{
             let handler = $handler;
+            let handler_name = handler.name().to_string();
+            let handler_broker = handler.broker();
             let name = match handler.broker().namespace() {
                 Some(broker) => format!("{}.{broker}", handler.name()),
                 None => handler.name().to_string(),
@@ -151,6 +158,8 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             );
             running.push(Running {
                 name: name.clone(),
+                service: handler_name,
+                broker: handler_broker,
                 stats: processor.stats(),
             });
             let token = shutdown.clone();
@@ -271,7 +280,10 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             _ = tokio::signal::ctrl_c() => break "interrupted",
             _ = terminated() => break "terminated",
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break "duration reached",
-            _ = status.tick() => eprintln!("{}", status_line(feed_stats.as_deref(), &running)),
+            _ = status.tick() => {
+                eprintln!("{}", status_line(feed_stats.as_deref(), &running));
+                record_metrics(&backends.cache.metrics(), &running, clock.now()).await;
+            }
             _ = check.tick() => {
                 let feed_done = feed_task.as_ref().is_none_or(|t| t.is_finished());
                 let quiet = idle.quiet_for(&running);
@@ -524,6 +536,26 @@ async fn drain(running: &[Running], quiet: Duration, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     warn!("the pipeline did not drain within {limit:?}; stopping anyway");
+}
+
+/// Publishes every service's counters to the metrics cache (the dashboard's source). A cache outage
+/// only costs a stale figure, never the run.
+async fn record_metrics(metrics: &MetricsCache, running: &[Running], now: Timestamp) {
+    for r in running {
+        let figures = ServiceMetrics {
+            events_in: ProcessorStats::get(&r.stats.events_in),
+            events_out: ProcessorStats::get(&r.stats.events_out),
+            duplicates: ProcessorStats::get(&r.stats.duplicates),
+            retries: ProcessorStats::get(&r.stats.retries),
+            dead_lettered: ProcessorStats::get(&r.stats.dead_lettered),
+            lag: u64::try_from(r.stats.total_lag()).unwrap_or(0),
+            last_event_at: r.stats.last_event_at(),
+            updated_at: now,
+        };
+        if let Err(e) = metrics.record(r.broker, &r.service, &figures).await {
+            warn!(service = %r.name, error = %e, "could not record service metrics");
+        }
+    }
 }
 
 fn status_line(feed: Option<&FeedStats>, running: &[Running]) -> String {
