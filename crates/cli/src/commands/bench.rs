@@ -1,6 +1,6 @@
 //! `alpha-panda bench pipeline`: drives simulated ticks through all five services in this process on
-//! the memory log (SQLite in a temporary directory, in-memory cache) and reports throughput and
-//! tick-to-fill latency.
+//! the memory log — or on Kafka with `--log-url kafka://…` — (SQLite in a temporary directory,
+//! in-memory cache) and reports throughput and tick-to-fill latency.
 //!
 //! Two phases, because a saturated pipeline measures its queue, not its latency:
 //! - **throughput**: ticks published as fast as possible; ticks/s is the count over the time until
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use alpha_panda_cache::Cache;
 use alpha_panda_core::{
-    Broker, Clock, CorrelationId, DedupStore, Payload, SystemClock, Timestamp, TopicMap,
+    Broker, Clock, CorrelationId, DedupStore, Envelope, Payload, SystemClock, Timestamp, TopicMap,
 };
 use alpha_panda_services::market_feed::feed::{deterministic_ids, MarketFeed, TickSource};
 use alpha_panda_services::portfolio_manager::service::PortfolioManager;
@@ -24,7 +24,7 @@ use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
 use alpha_panda_services::trading_engine::service::TradingEngine;
 use alpha_panda_services::{build_strategy, nse_universe, PaperTrader, TickSimulator};
 use alpha_panda_store::Store;
-use alpha_panda_stream::{Emitter, Log, Processor, ProcessorStats, RecordValue};
+use alpha_panda_stream::{reconcile_topics, Emitter, Log, Processor, ProcessorStats, RecordValue};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -66,6 +66,9 @@ pub struct PipelineArgs {
     /// Length of the latency phase.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub latency_duration: Duration,
+    /// The log to run on: `memory://` or `kafka://host:port` (topics are created as needed).
+    #[arg(long, default_value = "memory://")]
+    pub log_url: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -74,6 +77,8 @@ pub struct PipelineArgs {
 /// What `bench pipeline` reports.
 #[derive(Debug, Serialize)]
 pub struct PipelineReport {
+    /// `memory` or `kafka`.
+    pub log: &'static str,
     /// Ticks in the throughput phase.
     pub ticks: u64,
     /// Instruments.
@@ -115,6 +120,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCo
     let rate_ticks = u64::from(args.latency_rate) * args.latency_duration.as_secs().max(1);
     let latency = phase(settings, args, args.latency_rate, Some(rate_ticks)).await?;
     let report = PipelineReport {
+        log: throughput.log,
         ticks: args.ticks,
         instruments: throughput.instruments,
         strategies: args.strategies,
@@ -128,7 +134,8 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCo
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "pipeline: {} ticks over {} instruments, {} strategies: {:.2} s, {:.0} ticks/s, {} fills",
+            "pipeline on {}: {} ticks over {} instruments, {} strategies: {:.2} s, {:.0} ticks/s, {} fills",
+            report.log,
             report.ticks,
             report.instruments,
             report.strategies,
@@ -146,6 +153,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCo
 }
 
 struct PhaseResult {
+    log: &'static str,
     elapsed: Duration,
     fills: u64,
     instruments: usize,
@@ -167,7 +175,12 @@ async fn phase(
     .await?;
     store.migrate().await?;
     let cache = Cache::connect("memory://", "bench:").await?;
-    let log = Log::connect("memory://", &Default::default())?;
+    let log = Log::connect(&args.log_url, &settings.log.kafka)?;
+    let is_kafka = log.backend_name() == "kafka";
+    if is_kafka {
+        let overlay = settings.topic_overlay(log.broker_count().await?);
+        reconcile_topics(&log, &[Broker::Paper], &overlay, true).await?;
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dedup: Arc<dyn DedupStore> = Arc::new(cache.dedup());
     let config = settings.runtime.processor_config();
@@ -246,8 +259,13 @@ async fn phase(
         )
         .await?
     );
-    // Give the consumers their first poll before the ticks flow.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Give the consumers their first poll (on Kafka: their group join) before the ticks flow.
+    let join = if is_kafka {
+        Duration::from_secs(8)
+    } else {
+        Duration::from_millis(200)
+    };
+    tokio::time::sleep(join).await;
 
     let start_at = Timestamp::from_datetime(chrono::Utc::now());
     let source = TickSource::Simulated {
@@ -287,32 +305,44 @@ async fn phase(
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
 
+    let decode = |value: RecordValue| match value {
+        RecordValue::Event(e) => Some(e),
+        RecordValue::Bytes(b) => Envelope::from_json(&b).ok().map(Arc::new),
+    };
+    // On Kafka the topics outlive a phase: only this phase's events count.
     let tick_times: HashMap<CorrelationId, Timestamp> = log
         .read_all(&TopicMap::market_ticks())
         .await?
         .into_iter()
-        .filter_map(|r| match r.value {
-            RecordValue::Event(e) => Some((e.correlation_id.clone(), e.ts)),
-            RecordValue::Bytes(_) => None,
-        })
+        .filter_map(|r| decode(r.value))
+        .filter(|e| e.ts >= start_at)
+        .map(|e| (e.correlation_id.clone(), e.ts))
         .collect();
     let mut latencies = Vec::new();
-    let fills = log
+    let mut fill_count = 0u64;
+    for record in log
         .read_all(&TopicMap::new(Broker::Paper).orders_filled())
-        .await?;
-    for record in &fills {
-        if let RecordValue::Event(e) = &record.value {
-            if let (Payload::OrderFilled(_), Some(tick_at)) =
-                (&e.payload, tick_times.get(&e.correlation_id))
-            {
-                latencies.push(e.ts.unix_micros() - tick_at.unix_micros());
-            }
+        .await?
+    {
+        let Some(e) = decode(record.value) else {
+            continue;
+        };
+        if e.ts < start_at {
+            continue;
+        }
+        fill_count += 1;
+        if let (Payload::OrderFilled(_), Some(tick_at)) =
+            (&e.payload, tick_times.get(&e.correlation_id))
+        {
+            latencies.push(e.ts.unix_micros() - tick_at.unix_micros());
         }
     }
     store.close().await;
+    log.flush().await;
     Ok(PhaseResult {
+        log: if is_kafka { "kafka" } else { "memory" },
         elapsed,
-        fills: fills.len() as u64,
+        fills: fill_count,
         instruments: universe.len(),
         latencies,
     })
