@@ -38,17 +38,7 @@ impl Backends {
         settings.guard()?;
         let log = Log::connect(&settings.log.url, &settings.log.kafka)?;
         ensure_topics(&log, settings).await?;
-        let database_url = settings.database_url();
-        let store = Store::connect(&database_url).await.with_context(|| {
-            format!(
-                "could not open the database {}",
-                alpha_panda_store::redact_url(&database_url)
-            )
-        })?;
-        let applied = apply_policy(&store, settings.environment).await?;
-        if !applied.is_empty() {
-            info!(?applied, "database migrations applied");
-        }
+        let store = store(settings).await?;
         let cache = Cache::connect(&settings.cache.url, &settings.cache.prefix)
             .await
             .context("could not reach cache.url")?;
@@ -207,10 +197,11 @@ pub fn instrument_registry(
     Arc::new(InstrumentRegistry::from_rows(instruments.values().cloned()))
 }
 
-/// Opens the store alone (for the `kite` commands), applying the migration policy.
+/// Opens the store and applies the migration policy (development migrates, production only
+/// verifies); used by `run` and, on its own, by the `kite` commands.
 ///
 /// # Errors
-/// When the database cannot be opened or migrated.
+/// When the database cannot be opened, or its migrations are not current in production.
 pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
     let database_url = settings.database_url();
     let store = Store::connect(&database_url).await.with_context(|| {
@@ -219,6 +210,9 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
             alpha_panda_store::redact_url(&database_url)
         )
     })?;
-    apply_policy(&store, settings.environment).await?;
+    let applied = apply_policy(&store, settings.environment).await?;
+    if !applied.is_empty() {
+        info!(?applied, "database migrations applied");
+    }
     Ok(store)
 }

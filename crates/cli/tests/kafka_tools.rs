@@ -127,3 +127,37 @@ async fn dlq_list_and_replay_by_id() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an event id"));
 }
+
+#[test]
+fn production_refuses_missing_topics_then_pending_migrations() {
+    let broker = TansuBroker::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let production = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_alpha-panda"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("ALPHA_PANDA__ENVIRONMENT", "production")
+            .env("ALPHA_PANDA__LOG__URL", broker.log_url())
+            .env("ALPHA_PANDA__LOGGING__LEVEL", "error")
+            .output()
+            .unwrap()
+    };
+    let no_topics = production(&["run", "--duration", "1s"]);
+    assert!(!no_topics.status.success());
+    let err = String::from_utf8_lossy(&no_topics.stderr);
+    assert!(err.contains("alpha-panda bootstrap"), "{err}");
+
+    assert!(production(&["bootstrap"]).status.success());
+    let pending = production(&["run", "--duration", "1s"]);
+    assert!(!pending.status.success());
+    let err = String::from_utf8_lossy(&pending.stderr);
+    assert!(err.contains("alpha-panda migrate"), "{err}");
+
+    assert!(production(&["migrate"]).status.success());
+    let ok = production(&["run", "--duration", "2s", "--json"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
