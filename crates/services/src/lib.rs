@@ -1,5 +1,5 @@
-//! Alpha Panda's services: the decision logic of the market feed, the strategies, the risk manager,
-//! the paper trading engine and the portfolio manager.
+//! Alpha Panda's services: the market feed, the strategy runner and its strategies, the risk
+//! manager, the trading engine (paper and Zerodha) and the portfolio manager.
 //!
 //! The decision logic is pure and synchronous: state and an event in, decisions out. Time arrives as
 //! a [`alpha_panda_core::Timestamp`], randomness from explicit seeds, so every function is tested
@@ -12,7 +12,8 @@
 //!   `mean_reversion`, and building strategies from configuration rows.
 //! - [`market_feed`]: the bundled NSE universe, the seeded tick simulator and CSV replay/recording.
 //! - [`risk_manager`]: risk limits, the risk state built from fills, and signal evaluation.
-//! - [`trading_engine`]: the Zerodha fee model and the causal paper trader.
+//! - [`trading_engine`]: the Zerodha fee model, the causal paper trader and the Zerodha live
+//!   trader (orders placed, adopted after a crash, followed to a fill).
 //! - [`portfolio_manager`]: average-cost portfolio accounting and sealed PnL snapshots.
 //! - [`strategy_runner`]: the handler that runs strategies on ticks and routes signals per broker.
 //! - [`durable`]: state checkpointed with its offsets, and the ledger effects written with it.
