@@ -105,6 +105,15 @@ impl Strategy for EmaCross {
         &self.instruments
     }
 
+    fn save_state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.states).unwrap_or_default()
+    }
+
+    fn restore_state(&mut self, state: serde_json::Value) -> Result<(), serde_json::Error> {
+        self.states = serde_json::from_value(state)?;
+        Ok(())
+    }
+
     fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal> {
         if !self.instruments.contains(&tick.instrument_token) || tick.last_price.0 <= Decimal::ZERO
         {

@@ -59,7 +59,7 @@ pub enum MrPosition {
     Short,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct InstrumentState {
     prices: VecDeque<f64>,
     position: MrPosition,
@@ -119,6 +119,15 @@ impl Strategy for MeanReversion {
 
     fn instruments(&self) -> &[InstrumentToken] {
         &self.instruments
+    }
+
+    fn save_state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.states).unwrap_or_default()
+    }
+
+    fn restore_state(&mut self, state: serde_json::Value) -> Result<(), serde_json::Error> {
+        self.states = serde_json::from_value(state)?;
+        Ok(())
     }
 
     fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal> {

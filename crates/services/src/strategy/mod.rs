@@ -26,6 +26,13 @@ pub trait Strategy: Send {
     /// Handles one tick (`tick_event_id` is the tick event's id) and returns the signals it causes,
     /// each carrying that tick as its [`TickRef`].
     fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal>;
+    /// The indicator state of every instrument, for the runner's checkpoint.
+    fn save_state(&self) -> serde_json::Value;
+    /// Restores a state saved by [`Strategy::save_state`] of the same strategy.
+    ///
+    /// # Errors
+    /// When the saved state does not decode into this strategy's state.
+    fn restore_state(&mut self, state: serde_json::Value) -> Result<(), serde_json::Error>;
 }
 
 /// A MARKET signal caused by `tick`.
