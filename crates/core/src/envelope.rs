@@ -126,6 +126,16 @@ pub struct Envelope {
     pub payload: Payload,
 }
 
+/// A fresh W3C trace id: 32 lowercase hex digits of a new UUIDv7, written without going through
+/// the formatting machinery.
+fn new_trace_id() -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    uuid::Uuid::now_v7()
+        .simple()
+        .encode_lower(&mut buffer)
+        .to_owned()
+}
+
 /// Why bytes could not become an envelope. Always [`ErrorClass::Poison`].
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
@@ -158,12 +168,24 @@ impl Envelope {
         source: &str,
         ts: Timestamp,
     ) -> Self {
-        let id = EventId::new_root();
+        Self::root_with_id(EventId::new_root(), payload, key, broker, source, ts)
+    }
+
+    /// A root event whose id the source chose (a deterministic replay id): new correlation id, new
+    /// trace. Saves drawing a random id that would only be thrown away.
+    pub fn root_with_id(
+        id: EventId,
+        payload: Payload,
+        key: String,
+        broker: EventBroker,
+        source: &str,
+        ts: Timestamp,
+    ) -> Self {
         Self {
             id,
             correlation_id: CorrelationId::new_root(),
             causation_id: None,
-            trace_id: uuid::Uuid::now_v7().simple().to_string(),
+            trace_id: new_trace_id(),
             broker,
             ts,
             key,
@@ -189,6 +211,31 @@ impl Envelope {
             correlation_id: cause.correlation_id.clone(),
             causation_id: Some(cause.id),
             trace_id: cause.trace_id.clone(),
+            broker,
+            ts,
+            key,
+            source: source.to_string(),
+            version: CURRENT_VERSION,
+            payload,
+        }
+    }
+
+    /// The `ordinal`-th output of `source` while handling `self`: the same envelope as
+    /// [`Envelope::derived`] from `self.meta()`, without copying the meta first.
+    pub fn derive(
+        &self,
+        ordinal: u32,
+        payload: Payload,
+        key: String,
+        broker: EventBroker,
+        source: &str,
+        ts: Timestamp,
+    ) -> Self {
+        Self {
+            id: derive_event_id(self.id, source, ordinal),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: Some(self.id),
+            trace_id: self.trace_id.clone(),
             broker,
             ts,
             key,

@@ -76,7 +76,13 @@ pub struct CorrelationId(pub String);
 impl CorrelationId {
     /// A new correlation id for a root event.
     pub fn new_root() -> Self {
-        Self(Uuid::now_v7().to_string())
+        let mut buffer = Uuid::encode_buffer();
+        Self(
+            Uuid::now_v7()
+                .hyphenated()
+                .encode_lower(&mut buffer)
+                .to_owned(),
+        )
     }
 }
 

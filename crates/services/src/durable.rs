@@ -53,7 +53,8 @@ pub enum Effect {
 pub struct Durable {
     store: Store,
     service_key: String,
-    applied: BTreeMap<(String, i32), i64>,
+    /// Next offset per topic and partition that the saved state reflects.
+    applied: BTreeMap<String, BTreeMap<i32, i64>>,
     dirty: bool,
     effects: Vec<Effect>,
 }
@@ -88,11 +89,13 @@ impl Durable {
                              ({e}); delete its row in service_checkpoints to start afresh"
                         ),
                     })?;
-                let applied = checkpoint
-                    .offsets
-                    .into_iter()
-                    .map(|o| ((o.topic, o.partition), o.next_offset))
-                    .collect();
+                let mut applied: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+                for o in checkpoint.offsets {
+                    applied
+                        .entry(o.topic)
+                        .or_default()
+                        .insert(o.partition, o.next_offset);
+                }
                 (applied, Some(state))
             }
             None => (BTreeMap::new(), None),
@@ -116,8 +119,10 @@ impl Durable {
 
     /// Whether the saved state already reflects the input at `position`.
     pub fn already_applied(&self, position: &RecordPosition) -> bool {
+        // Looked up by borrowed name: this runs for every input, so it must not allocate.
         self.applied
-            .get(&(position.topic.to_string(), position.partition))
+            .get(&*position.topic)
+            .and_then(|partitions| partitions.get(&position.partition))
             .is_some_and(|next| position.offset < *next)
     }
 
@@ -132,6 +137,48 @@ impl Durable {
         self.dirty = true;
     }
 
+    /// Takes `offsets` into the offsets the saved state reflects.
+    fn record_applied(&mut self, offsets: &[CommitOffset]) {
+        for o in offsets {
+            match self.applied.get_mut(&*o.topic) {
+                Some(partitions) => {
+                    partitions.insert(o.partition, o.next_offset);
+                }
+                None => {
+                    self.applied.insert(
+                        o.topic.to_string(),
+                        BTreeMap::from([(o.partition, o.next_offset)]),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The offsets a checkpoint written now records: those already saved, moved on by `offsets`,
+    /// in (topic, partition) order.
+    fn offsets_with(&self, offsets: &[CommitOffset]) -> Vec<CheckpointOffset> {
+        let mut merged: BTreeMap<(&str, i32), i64> = self
+            .applied
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions
+                    .iter()
+                    .map(move |(partition, next)| ((topic.as_str(), *partition), *next))
+            })
+            .collect();
+        for o in offsets {
+            merged.insert((&*o.topic, o.partition), o.next_offset);
+        }
+        merged
+            .into_iter()
+            .map(|((topic, partition), next_offset)| CheckpointOffset {
+                topic: topic.to_string(),
+                partition,
+                next_offset,
+            })
+            .collect()
+    }
+
     /// Writes queued effects, `state` and the offsets in one transaction; does nothing when nothing
     /// changed since the last save. Returns whether anything was written.
     ///
@@ -143,12 +190,8 @@ impl Durable {
         offsets: &[CommitOffset],
         now: Timestamp,
     ) -> Result<bool, HandlerError> {
-        let mut applied = self.applied.clone();
-        for o in offsets {
-            applied.insert((o.topic.to_string(), o.partition), o.next_offset);
-        }
         if !self.dirty {
-            self.applied = applied;
+            self.record_applied(offsets);
             return Ok(false);
         }
         let state = serde_json::to_value(state).map_err(|e| {
@@ -160,14 +203,7 @@ impl Durable {
         let checkpoint = Checkpoint {
             service_key: self.service_key.clone(),
             state,
-            offsets: applied
-                .iter()
-                .map(|((topic, partition), next)| CheckpointOffset {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    next_offset: *next,
-                })
-                .collect(),
+            offsets: self.offsets_with(offsets),
             updated_at: now,
         };
         let context = "checkpoint";
@@ -200,7 +236,7 @@ impl Durable {
             .await
             .map_err(|e| store_error(context, e))?;
         tx.commit().await.map_err(|e| store_error(context, e))?;
-        self.applied = applied;
+        self.record_applied(offsets);
         self.effects.clear();
         self.dirty = false;
         Ok(true)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use alpha_panda_core::{Clock, Envelope, EventBroker, Payload};
+use alpha_panda_core::{Clock, Envelope, EventBroker, EventId, Payload};
 
 use crate::log::Log;
 use crate::record::{Delivery, OutgoingRecord};
@@ -30,6 +30,18 @@ impl Emitter {
     /// Builds the root envelope for `payload` (not yet sent).
     pub fn envelope(&self, payload: Payload, key: String, broker: EventBroker) -> Envelope {
         Envelope::root(payload, key, broker, &self.source, self.clock.now())
+    }
+
+    /// Builds the root envelope for `payload` under an id the source chose (a deterministic replay
+    /// id), not yet sent.
+    pub fn envelope_with_id(
+        &self,
+        id: EventId,
+        payload: Payload,
+        key: String,
+        broker: EventBroker,
+    ) -> Envelope {
+        Envelope::root_with_id(id, payload, key, broker, &self.source, self.clock.now())
     }
 
     /// Publishes one root event to `topic` and waits for its acknowledgement.

@@ -433,9 +433,7 @@ fn to_record<M: Message>(message: &M) -> Record {
         topic: Arc::from(message.topic()),
         partition: message.partition(),
         offset: message.offset(),
-        key: message
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        key: message.key().map(|k| Arc::from(String::from_utf8_lossy(k))),
         value: RecordValue::Bytes(Bytes::copy_from_slice(
             message.payload().unwrap_or_default(),
         )),

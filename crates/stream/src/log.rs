@@ -84,8 +84,27 @@ impl Log {
     /// deterministic ids, not on all-or-nothing).
     pub async fn send_all(&self, records: Vec<OutgoingRecord>) -> Result<Vec<Delivery>, LogError> {
         match self {
-            Log::Memory(m) => Ok(records.into_iter().map(|r| m.append(r)).collect()),
+            Log::Memory(m) => Ok(m.append_all(records)),
             Log::Kafka(k) => try_join_all(records.iter().map(|r| k.send(r))).await,
+        }
+    }
+
+    /// Writes records and waits until every one is acknowledged, handing the records back with the
+    /// error when any is not, so that a caller that retries does not have to keep a copy of them.
+    ///
+    /// # Errors
+    /// The [`LogError`] and the records, when any record is not acknowledged (some may have been
+    /// written: callers rely on deterministic ids, not on all-or-nothing).
+    pub async fn send_all_or_return(
+        &self,
+        records: Vec<OutgoingRecord>,
+    ) -> Result<Vec<Delivery>, (LogError, Vec<OutgoingRecord>)> {
+        match self {
+            Log::Memory(m) => Ok(m.append_all(records)),
+            Log::Kafka(k) => match try_join_all(records.iter().map(|r| k.send(r))).await {
+                Ok(deliveries) => Ok(deliveries),
+                Err(e) => Err((e, records)),
+            },
         }
     }
 
@@ -217,6 +236,15 @@ impl LogConsumer {
         match self {
             LogConsumer::Memory(m) => Ok(m.poll(timeout).await),
             LogConsumer::Kafka(k) => k.poll(timeout).await,
+        }
+    }
+
+    /// The next record already fetched by an earlier poll, without waiting: `None` when the batch
+    /// is used up (or the backend hands records over one poll at a time, as Kafka's does).
+    pub fn next_buffered(&mut self) -> Option<Record> {
+        match self {
+            LogConsumer::Memory(m) => m.next_buffered(),
+            LogConsumer::Kafka(_) => None,
         }
     }
 

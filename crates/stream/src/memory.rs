@@ -40,7 +40,7 @@ impl Default for MemoryLogConfig {
 }
 
 struct Stored {
-    key: Option<String>,
+    key: Option<Arc<str>>,
     value: RecordValue,
     headers: Vec<(String, String)>,
     timestamp_ms: i64,
@@ -139,6 +139,35 @@ impl MemoryLog {
     /// Appends one record.
     pub fn append(&self, record: OutgoingRecord) -> Delivery {
         let topic = self.topic(&record.topic);
+        let delivery = self.push(&topic, record, chrono::Utc::now().timestamp_millis());
+        self.inner.appended.notify_waiters();
+        delivery
+    }
+
+    /// Appends records in order, as one batch: one append time and one wake-up of the consumers
+    /// for the whole batch (each record is still in its partition, in order, before any consumer
+    /// is woken).
+    pub fn append_all(&self, records: Vec<OutgoingRecord>) -> Vec<Delivery> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let timestamp_ms = chrono::Utc::now().timestamp_millis();
+        let mut deliveries = Vec::with_capacity(records.len());
+        let mut topic: Option<Arc<Topic>> = None;
+        for record in records {
+            let current = match topic.take() {
+                Some(t) if *t.name == *record.topic => t,
+                _ => self.topic(&record.topic),
+            };
+            deliveries.push(self.push(&current, record, timestamp_ms));
+            topic = Some(current);
+        }
+        self.inner.appended.notify_waiters();
+        deliveries
+    }
+
+    /// Puts `record` at the end of its partition of `topic` (the caller wakes the consumers).
+    fn push(&self, topic: &Topic, record: OutgoingRecord, timestamp_ms: i64) -> Delivery {
         let partition = match &record.key {
             Some(key) => partition_for_key(key.as_bytes(), topic.partitions.len() as i32),
             None => {
@@ -146,22 +175,18 @@ impl MemoryLog {
                     as i32
             }
         };
-        let offset = {
-            let mut log = topic.partitions[partition as usize].lock();
-            let offset = log.end_offset();
-            log.records.push_back(Stored {
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-                timestamp_ms: chrono::Utc::now().timestamp_millis(),
-            });
-            if log.records.len() > self.inner.config.max_records_per_partition {
-                log.records.pop_front();
-                log.start_offset += 1;
-            }
-            offset
-        };
-        self.inner.appended.notify_waiters();
+        let mut log = topic.partitions[partition as usize].lock();
+        let offset = log.end_offset();
+        log.records.push_back(Stored {
+            key: record.key.map(Arc::from),
+            value: record.value,
+            headers: record.headers,
+            timestamp_ms,
+        });
+        if log.records.len() > self.inner.config.max_records_per_partition {
+            log.records.pop_front();
+            log.start_offset += 1;
+        }
         Delivery { partition, offset }
     }
 
@@ -314,6 +339,12 @@ impl MemoryConsumer {
         }
     }
 
+    /// The next record already fetched, if any, without waiting or looking at the log: lets the
+    /// runtime work through a fetched batch without a poll per record.
+    pub fn next_buffered(&mut self) -> Option<Record> {
+        self.buffer.pop_front()
+    }
+
     /// Moves up to one batch from the next partition with data into the buffer, round robin so no
     /// partition starves.
     fn fetch(&mut self) -> bool {
@@ -330,7 +361,9 @@ impl MemoryConsumer {
                 continue;
             }
             let mut fetched = 0i64;
-            for stored in log.records.iter().skip(from).take(FETCH_BATCH) {
+            let until = log.records.len().min(from + FETCH_BATCH);
+            self.buffer.reserve(until - from);
+            for stored in log.records.range(from..until) {
                 self.buffer.push_back(to_record(
                     &assignment.topic.name,
                     assignment.partition,
@@ -432,6 +465,26 @@ mod tests {
             producer.append(raw("t", "k", "v"));
         });
         assert!(c.poll(Duration::from_secs(10)).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_batch_lands_in_order_and_is_read_back_from_the_buffer() {
+        let log = MemoryLog::new(MemoryLogConfig {
+            default_partitions: 1,
+            max_records_per_partition: 100,
+        });
+        let deliveries = log.append_all(vec![
+            raw("t", "k", "1"),
+            raw("t", "k", "2"),
+            raw("u", "k", "3"),
+        ]);
+        let offsets: Vec<i64> = deliveries.iter().map(|d| d.offset).collect();
+        assert_eq!(offsets, vec![0, 1, 0]);
+        let mut c = log.consumer("g", &["t".into()]);
+        let first = c.poll(Duration::from_millis(5)).await.unwrap();
+        assert_eq!((first.offset, first.key.as_deref()), (0, Some("k")));
+        assert_eq!(c.next_buffered().map(|r| r.offset), Some(1));
+        assert!(c.next_buffered().is_none());
     }
 
     #[tokio::test]

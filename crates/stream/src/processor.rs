@@ -6,12 +6,13 @@
 //! committing, until the retry budget sends the input to the DLQ. Shutdown stops taking input,
 //! finishes the record in flight, runs the handler's last words, commits, and leaves the group.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use alpha_panda_core::{
-    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventMeta, EventType, Payload,
+    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventType, Payload, Timestamp,
     TopicMap,
 };
 use base64::Engine;
@@ -185,14 +186,18 @@ impl<H: Handler> Processor<H> {
                     source,
                 })?;
         info!(group = %self.group, ?topics, "consuming");
-        let mut pending: HashMap<(Arc<str>, i32), i64> = HashMap::new();
+        let mut pending = PendingOffsets::default();
         let mut uncommitted = 0usize;
         let mut first_uncommitted: Option<Instant> = None;
-        let mut timer = self.handler.timer_interval().map(|period| {
+        let timer_period = self.handler.timer_interval();
+        let mut timer = timer_period.map(|period| {
             let mut t = tokio::time::interval_at(Instant::now() + period, period);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
+        // When the timer is next expected: between buffered records the loop looks at the timer
+        // only from then on, instead of polling it for every record.
+        let mut timer_due = timer_period.map(|period| Instant::now() + period);
         let mut lag_due = Instant::now();
         let mut poll_failures = 0u32;
         let lag_probe = consumer.lag_probe();
@@ -215,8 +220,19 @@ impl<H: Handler> Processor<H> {
             })
         });
         let lag_task = lag_task.map(AbortOnDrop);
+        // Shutdown as a flag that is cheap to read between two buffered records (reading the token
+        // itself takes a lock shared by every processor).
+        let stopping = Arc::new(AtomicBool::new(shutdown.is_cancelled()));
+        let _stop_watch = {
+            let stopping = stopping.clone();
+            let token = shutdown.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                token.cancelled().await;
+                stopping.store(true, AtomicOrdering::Release);
+            }))
+        };
 
-        loop {
+        'consume: loop {
             if lag_task.is_none() && Instant::now() >= lag_due {
                 lag_due = Instant::now() + self.config.lag_interval;
                 match consumer.lag().await {
@@ -228,6 +244,7 @@ impl<H: Handler> Processor<H> {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = async { timer.as_mut().expect("guarded").tick().await }, if timer.is_some() => {
+                    timer_due = timer_period.map(|period| Instant::now() + period);
                     self.on_timer(shutdown).await;
                     continue;
                 }
@@ -249,22 +266,39 @@ impl<H: Handler> Processor<H> {
                 }
                 Ok(Some(record)) => {
                     poll_failures = 0;
-                    let key = (record.topic.clone(), record.partition);
-                    let next = record.offset + 1;
-                    match self.process(record, shutdown).await {
-                        Outcome::Aborted => break,
-                        Outcome::Done => {
-                            pending.insert(key, next);
-                            uncommitted += 1;
-                            let since = *first_uncommitted.get_or_insert_with(Instant::now);
-                            if uncommitted >= self.config.commit_batch
-                                || since.elapsed() >= self.config.commit_interval
-                            {
-                                self.commit(&mut consumer, &mut pending, &mut uncommitted)
-                                    .await;
-                                first_uncommitted = None;
+                    // Work through the records this poll fetched without going back to the select
+                    // for each; shutdown, the timer and the commit cadence are still looked at
+                    // between every two records.
+                    let mut next = Some(record);
+                    while let Some(record) = next {
+                        if let Outcome::Aborted = self.process(&record, shutdown).await {
+                            break 'consume;
+                        }
+                        pending.record(&record.topic, record.partition, record.offset + 1);
+                        uncommitted += 1;
+                        let at = Instant::now();
+                        let since = *first_uncommitted.get_or_insert(at);
+                        if uncommitted >= self.config.commit_batch
+                            || at.duration_since(since) >= self.config.commit_interval
+                        {
+                            self.commit(&mut consumer, &mut pending, &mut uncommitted)
+                                .await;
+                            first_uncommitted = None;
+                        }
+                        if stopping.load(AtomicOrdering::Acquire) {
+                            break 'consume;
+                        }
+                        if timer_due.is_some_and(|due| at >= due) {
+                            let ticked = timer.as_mut().is_some_and(|t| {
+                                let mut cx = Context::from_waker(Waker::noop());
+                                t.poll_tick(&mut cx).is_ready()
+                            });
+                            if ticked {
+                                timer_due = timer_period.map(|period| Instant::now() + period);
+                                self.on_timer(shutdown).await;
                             }
                         }
+                        next = consumer.next_buffered();
                     }
                 }
             }
@@ -272,7 +306,7 @@ impl<H: Handler> Processor<H> {
 
         drop(lag_task);
         self.on_shutdown().await;
-        let offsets = to_commit_offsets(&pending);
+        let offsets = pending.to_commit_offsets();
         let offsets = if offsets.is_empty() {
             offsets
         } else {
@@ -303,13 +337,13 @@ impl<H: Handler> Processor<H> {
     async fn commit(
         &mut self,
         consumer: &mut LogConsumer,
-        pending: &mut HashMap<(Arc<str>, i32), i64>,
+        pending: &mut PendingOffsets,
         uncommitted: &mut usize,
     ) {
         if pending.is_empty() {
             return;
         }
-        let offsets = to_commit_offsets(pending);
+        let offsets = pending.to_commit_offsets();
         if let Err(e) = self.handler.checkpoint(&offsets).await {
             // The state is not durable yet: keep the offsets pending, the next commit retries.
             warn!(error = %e, "checkpoint failed; commit held back");
@@ -330,18 +364,24 @@ impl<H: Handler> Processor<H> {
         }
     }
 
-    async fn process(&mut self, record: Record, shutdown: &CancellationToken) -> Outcome {
+    async fn process(&mut self, record: &Record, shutdown: &CancellationToken) -> Outcome {
         ProcessorStats::incr(&self.stats.events_in, 1);
-        self.stats.touch(self.clock.now());
-        let envelope = match &record.value {
-            RecordValue::Event(e) => e.clone(),
+        let now = self.clock.now();
+        self.stats.touch(now);
+        // A typed record is read in place; only bytes are decoded into an envelope of our own.
+        let decoded;
+        let envelope: &Envelope = match &record.value {
+            RecordValue::Event(e) => e,
             RecordValue::Bytes(bytes) => match Envelope::from_json(bytes) {
-                Ok(e) => Arc::new(e),
+                Ok(e) => {
+                    decoded = e;
+                    &decoded
+                }
                 Err(err) => {
                     warn!(topic = %record.topic, partition = record.partition, offset = record.offset,
                         error = %err, "undecodable record; dead-lettering");
                     return self
-                        .dead_letter(&record, None, err.class(), err.to_string(), 0, shutdown)
+                        .dead_letter(record, None, err.class(), err.to_string(), 0, shutdown)
                         .await;
                 }
             },
@@ -365,15 +405,18 @@ impl<H: Handler> Processor<H> {
                 causation_id = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default(),
             )
         };
-        self.process_envelope(record, envelope, shutdown)
+        self.process_envelope(record, envelope, now, shutdown)
             .instrument(span)
             .await
     }
 
+    /// Dedup → handle → publish → mark processed. `now` is the clock read when the record was
+    /// taken; a retried handler gets a fresh one.
     async fn process_envelope(
         &mut self,
-        record: Record,
-        envelope: Arc<Envelope>,
+        record: &Record,
+        envelope: &Envelope,
+        now: Timestamp,
         shutdown: &CancellationToken,
     ) -> Outcome {
         let deduplicate = self.handler.deduplicate(envelope.event_type());
@@ -401,9 +444,9 @@ impl<H: Handler> Processor<H> {
         let mut attempt = 0u32;
         let outputs = loop {
             let input = Input {
-                envelope: &envelope,
+                envelope,
                 position: &position,
-                now: self.clock.now(),
+                now: if attempt == 0 { now } else { self.clock.now() },
             };
             match self.handler.handle(input).await {
                 Ok(outputs) => break outputs,
@@ -416,16 +459,17 @@ impl<H: Handler> Processor<H> {
                 Err(HandlerError { class, message }) => {
                     error!(error = %message, %class, retries = attempt, "dead-lettering input");
                     return self
-                        .dead_letter(&record, Some(&envelope), class, message, attempt, shutdown)
+                        .dead_letter(record, Some(envelope), class, message, attempt, shutdown)
                         .await;
                 }
             }
         };
 
-        let meta = envelope.meta();
-        let records = self.wrap(Some(&meta), outputs);
-        if !self.publish(records, shutdown).await {
-            return Outcome::Aborted;
+        if !outputs.is_empty() {
+            let records = self.wrap(Some(envelope), outputs);
+            if !self.publish(records, shutdown).await {
+                return Outcome::Aborted;
+            }
         }
 
         if deduplicate {
@@ -450,15 +494,17 @@ impl<H: Handler> Processor<H> {
     }
 
     /// Wraps outputs into envelopes: derived from `cause`, or roots for time-driven outputs.
-    fn wrap(&self, cause: Option<&EventMeta>, outputs: Vec<Output>) -> Vec<OutgoingRecord> {
+    fn wrap(&self, cause: Option<&Envelope>, outputs: Vec<Output>) -> Vec<OutgoingRecord> {
+        if outputs.is_empty() {
+            return Vec::new();
+        }
         let now = self.clock.now();
         outputs
             .into_iter()
             .enumerate()
             .map(|(ordinal, out)| {
                 let mut envelope = match cause {
-                    Some(meta) => Envelope::derived(
-                        meta,
+                    Some(cause) => cause.derive(
                         ordinal as u32,
                         out.payload,
                         out.key,
@@ -480,7 +526,7 @@ impl<H: Handler> Processor<H> {
     /// Ids are deterministic, so a partial send retried in full is deduplicated downstream.
     async fn publish(
         &mut self,
-        records: Vec<OutgoingRecord>,
+        mut records: Vec<OutgoingRecord>,
         shutdown: &CancellationToken,
     ) -> bool {
         if records.is_empty() {
@@ -489,12 +535,13 @@ impl<H: Handler> Processor<H> {
         let count = records.len() as u64;
         let mut attempt = 0;
         loop {
-            match self.log.send_all(records.clone()).await {
+            match self.log.send_all_or_return(records).await {
                 Ok(_) => {
                     ProcessorStats::incr(&self.stats.events_out, count);
                     return true;
                 }
-                Err(e) => {
+                Err((e, unsent)) => {
+                    records = unsent;
                     warn!(error = %e, attempt, "produce failed; retrying");
                     if self.backoff(&mut attempt, shutdown).await {
                         return false;
@@ -515,7 +562,7 @@ impl<H: Handler> Processor<H> {
     async fn dead_letter(
         &mut self,
         record: &Record,
-        envelope: Option<&Arc<Envelope>>,
+        envelope: Option<&Envelope>,
         error_class: ErrorClass,
         error_message: String,
         retry_count: u32,
@@ -527,10 +574,10 @@ impl<H: Handler> Processor<H> {
             original_topic: record.topic.to_string(),
             original_partition: record.partition,
             original_offset: record.offset,
-            original_key: record.key.clone(),
+            original_key: record.key.as_deref().map(str::to_string),
             original: match envelope {
                 Some(e) => DlqPayload::Envelope {
-                    envelope: Box::new(Envelope::clone(e)),
+                    envelope: Box::new(e.clone()),
                 },
                 None => DlqPayload::Raw {
                     value_base64: base64::engine::general_purpose::STANDARD
@@ -544,10 +591,9 @@ impl<H: Handler> Processor<H> {
             broker,
             failed_at: now,
         };
-        let key = record.key.clone().unwrap_or_default();
+        let key = record.key.as_deref().unwrap_or_default().to_string();
         let dlq_envelope = match envelope {
-            Some(e) => Envelope::derived(
-                &e.meta(),
+            Some(e) => e.derive(
                 DLQ_ORDINAL,
                 Payload::DlqMessage(message),
                 key,
@@ -616,17 +662,48 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn to_commit_offsets(pending: &HashMap<(Arc<str>, i32), i64>) -> Vec<CommitOffset> {
-    let mut offsets: Vec<CommitOffset> = pending
-        .iter()
-        .map(|((topic, partition), next)| CommitOffset {
-            topic: topic.clone(),
-            partition: *partition,
-            next_offset: *next,
-        })
-        .collect();
-    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    offsets
+/// The next offset of every partition processed since the last commit. A handful of partitions at
+/// most, so a list searched from the most recent entry (the same topic `Arc` is found by pointer
+/// first) beats hashing the topic name for every record.
+#[derive(Debug, Default)]
+struct PendingOffsets {
+    entries: Vec<(Arc<str>, i32, i64)>,
+}
+
+impl PendingOffsets {
+    fn record(&mut self, topic: &Arc<str>, partition: i32, next_offset: i64) {
+        let found = self
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|(t, p, _)| *p == partition && (Arc::ptr_eq(t, topic) || **t == **topic));
+        match found {
+            Some(entry) => entry.2 = next_offset,
+            None => self.entries.push((topic.clone(), partition, next_offset)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    fn to_commit_offsets(&self) -> Vec<CommitOffset> {
+        let mut offsets: Vec<CommitOffset> = self
+            .entries
+            .iter()
+            .map(|(topic, partition, next)| CommitOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                next_offset: *next,
+            })
+            .collect();
+        offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        offsets
+    }
 }
 
 /// Sleeps, unless shutdown comes first (then returns `true`).

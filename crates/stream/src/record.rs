@@ -74,8 +74,8 @@ pub struct Record {
     pub partition: i32,
     /// Offset within the partition.
     pub offset: i64,
-    /// Key.
-    pub key: Option<String>,
+    /// Key (shared: every consumer of the memory log reads the same one).
+    pub key: Option<Arc<str>>,
     /// Value.
     pub value: RecordValue,
     /// Headers (empty for typed records in the memory log: they are derivable from the envelope).

@@ -106,6 +106,7 @@ impl MarketFeed {
             topic: TopicMap::market_ticks(),
             ids: None,
             sequence: 0,
+            scope: None,
         };
         match source {
             TickSource::Simulated {
@@ -172,6 +173,8 @@ struct Publisher {
     topic: String,
     ids: Option<EventId>,
     sequence: u64,
+    /// The id scope of the current 2^32 ticks (`market_feed:{sequence >> 32}`), built once.
+    scope: Option<(u64, String)>,
 }
 
 /// The base of deterministic tick ids for a source identified by `identity` (a seed and start
@@ -235,14 +238,21 @@ impl Publisher {
         let mut envelopes = Vec::with_capacity(ticks.len());
         for tick in ticks {
             let key = keys::market_tick_key(tick.instrument_token);
-            let mut envelope =
-                self.emitter
-                    .envelope(Payload::MarketTick(tick), key, EventBroker::Shared);
-            if let Some(base) = self.ids {
-                // The high bits of the sequence go into the scope so ids never repeat.
-                let scope = format!("market_feed:{}", self.sequence >> 32);
-                envelope.id = derive_event_id(base, &scope, self.sequence as u32);
-            }
+            let payload = Payload::MarketTick(tick);
+            let envelope = match self.ids {
+                Some(base) => {
+                    // The high bits of the sequence go into the scope so ids never repeat.
+                    let high = self.sequence >> 32;
+                    if self.scope.as_ref().is_none_or(|(h, _)| *h != high) {
+                        self.scope = Some((high, format!("market_feed:{high}")));
+                    }
+                    let scope = self.scope.as_ref().map_or("", |(_, s)| s.as_str());
+                    let id = derive_event_id(base, scope, self.sequence as u32);
+                    self.emitter
+                        .envelope_with_id(id, payload, key, EventBroker::Shared)
+                }
+                None => self.emitter.envelope(payload, key, EventBroker::Shared),
+            };
             self.sequence += 1;
             envelopes.push(envelope);
         }
