@@ -134,6 +134,7 @@ pub async fn strategies(store: &Store, now: Timestamp) -> anyhow::Result<Vec<Run
             Ok(strategy) => strategies.push(RunnerStrategy {
                 strategy,
                 zerodha_trading_enabled: config.zerodha_trading_enabled,
+                configuration: format!("{}:{}", config.strategy_type, config.parameters),
             }),
             Err(e) => {
                 error!(strategy = %config.id, error = %e, "strategy refused; the others keep running")

@@ -1,7 +1,7 @@
 //! The pipeline as separate processes on real components — a Kafka-protocol broker (tansu),
 //! PostgreSQL and Redis — compared with the single-process run on the embedded defaults over the same
-//! recorded ticks. The trading engine and the portfolio manager are killed with SIGKILL mid-stream and
-//! restarted; a malformed record is written to `market.ticks`. The run must still end with exactly the
+//! recorded ticks. The strategy runner and risk manager, the trading engine and the portfolio
+//! manager are killed with SIGKILL mid-stream and restarted; a malformed record is written to `market.ticks`. The run must still end with exactly the
 //! fills and PnL of the uninterrupted single-process run, and the malformed record in its DLQ.
 
 use std::collections::BTreeMap;
@@ -215,15 +215,26 @@ async fn separate_processes_survive_kill_9_and_match_the_single_process_run() {
     .await
     .unwrap();
 
-    // Mid-stream: SIGKILL the trading engine and the portfolio manager, then restart both.
+    // Mid-stream: SIGKILL every stateful process — strategy runner + risk manager, trading engine,
+    // portfolio manager — then restart them.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    strategy.kill().unwrap();
     trading.kill().unwrap();
     portfolio.kill().unwrap();
+    let _ = strategy.wait();
     let _ = trading.wait();
     let _ = portfolio.wait();
     assert!(
         feed.try_wait().unwrap().is_none(),
         "the feed finished before the kill; the test would prove nothing"
+    );
+    let mut strategy = fleet.spawn(
+        "strategy-2",
+        &[
+            &["run", "--services", "strategy_runner,risk_manager"][..],
+            &idle,
+        ]
+        .concat(),
     );
     let mut trading = fleet.spawn(
         "trading-2",

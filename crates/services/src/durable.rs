@@ -57,6 +57,7 @@ pub struct Durable {
     applied: BTreeMap<String, BTreeMap<i32, i64>>,
     dirty: bool,
     effects: Vec<Effect>,
+    last_input_at: Option<Timestamp>,
 }
 
 /// A store failure as the runtime sees it: retried (infrastructure) or dead-lettered (poison).
@@ -107,6 +108,7 @@ impl Durable {
                 applied,
                 dirty: false,
                 effects: Vec::new(),
+                last_input_at: None,
             },
             state,
         ))
@@ -124,6 +126,17 @@ impl Durable {
             .get(&*position.topic)
             .and_then(|partitions| partitions.get(&position.partition))
             .is_some_and(|next| position.offset < *next)
+    }
+
+    /// Notes the runtime's "now" of an input: the checkpoint is stamped with the last one.
+    pub fn saw(&mut self, now: Timestamp) {
+        self.last_input_at = Some(now);
+    }
+
+    /// The "now" of the last input, or the wall clock before any input.
+    pub fn last_input_at(&self) -> Timestamp {
+        self.last_input_at
+            .unwrap_or_else(|| Timestamp::from_datetime(chrono::Utc::now()))
     }
 
     /// The state changed and must be saved at the next checkpoint.
@@ -188,8 +201,8 @@ impl Durable {
         &mut self,
         state: &S,
         offsets: &[CommitOffset],
-        now: Timestamp,
     ) -> Result<bool, HandlerError> {
+        let now = self.last_input_at();
         if !self.dirty {
             self.record_applied(offsets);
             return Ok(false);

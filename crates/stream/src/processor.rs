@@ -60,7 +60,7 @@ impl Default for ProcessorConfig {
         Self {
             retry: RetryPolicy::default(),
             dedup_ttl: Duration::from_secs(7 * 24 * 3600),
-            commit_batch: 500,
+            commit_batch: 10_000,
             commit_interval: Duration::from_millis(200),
             lag_interval: Duration::from_secs(5),
             poll_timeout: Duration::from_millis(100),

@@ -213,6 +213,7 @@ async fn phase(
         strategies.push(RunnerStrategy {
             strategy: build_strategy(&format!("bench_{n}"), kind, &tokens, &parameters)?,
             zerodha_trading_enabled: false,
+            configuration: format!("{kind}:{parameters}"),
         });
     }
 
@@ -237,7 +238,7 @@ async fn phase(
             });
         }};
     }
-    spawn!(StrategyRunner::new(strategies, &[Broker::Paper]));
+    spawn!(StrategyRunner::open(strategies, &[Broker::Paper], store.clone()).await?);
     spawn!(
         RiskManager::open(
             Broker::Paper,

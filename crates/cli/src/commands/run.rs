@@ -178,7 +178,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
         if strategies.is_empty() {
             warn!("no active strategy: the strategy runner will emit no signals");
         }
-        spawn!(StrategyRunner::new(strategies, &settings.brokers));
+        spawn!(StrategyRunner::open(strategies, &settings.brokers, backends.store.clone()).await?);
     }
     for &broker in &settings.brokers {
         if services.contains(&ServiceName::RiskManager) {

@@ -26,6 +26,10 @@ use crate::portfolio_manager::Portfolio;
 /// The service name.
 pub const SERVICE: &str = "portfolio_manager";
 
+/// The cached read model is refreshed at most this often (microseconds): it is for people, and
+/// every refresh computes and checksums a snapshot per portfolio.
+const READ_MODEL_EVERY_MICROS: i64 = 1_000_000;
+
 /// How many produced snapshots are remembered to check the copies read back from the log.
 const PRODUCED_MEMORY: usize = 4096;
 
@@ -79,7 +83,7 @@ pub struct PortfolioManager {
     produced: BTreeMap<(PortfolioId, Timestamp), String>,
     produced_order: VecDeque<(PortfolioId, Timestamp)>,
     stats: Arc<PortfolioStats>,
-    last_input_at: Option<Timestamp>,
+    read_model_published_at: Option<Timestamp>,
 }
 
 impl PortfolioManager {
@@ -107,7 +111,7 @@ impl PortfolioManager {
             produced: BTreeMap::new(),
             produced_order: VecDeque::new(),
             stats: Arc::default(),
-            last_input_at: None,
+            read_model_published_at: None,
         })
     }
 
@@ -170,7 +174,9 @@ impl PortfolioManager {
         }
     }
 
-    async fn publish_read_model(&self, at: Timestamp) -> Result<(), HandlerError> {
+    /// Puts the latest figures of every portfolio in the cache the API serves.
+    async fn publish_read_model(&mut self, at: Timestamp) -> Result<(), HandlerError> {
+        self.read_model_published_at = Some(at);
         let Some(cache) = &self.cache else {
             return Ok(());
         };
@@ -215,7 +221,7 @@ impl Handler for PortfolioManager {
         if self.durable.already_applied(input.position) {
             return Ok(Vec::new());
         }
-        self.last_input_at = Some(input.now);
+        self.durable.saw(input.now);
         let envelope = input.envelope;
         let broker = self.broker;
         match &envelope.payload {
@@ -310,11 +316,14 @@ impl Handler for PortfolioManager {
     }
 
     async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
-        let now = self
-            .last_input_at
-            .unwrap_or_else(|| Timestamp::from_datetime(chrono::Utc::now()));
-        if self.durable.save(&self.book, offsets, now).await? {
-            self.publish_read_model(now).await?;
+        if self.durable.save(&self.book, offsets).await? {
+            let now = self.durable.last_input_at();
+            let due = self
+                .read_model_published_at
+                .is_none_or(|at| now.unix_micros() - at.unix_micros() >= READ_MODEL_EVERY_MICROS);
+            if due {
+                self.publish_read_model(now).await?;
+            }
         }
         Ok(())
     }
@@ -338,6 +347,7 @@ impl Handler for PortfolioManager {
     }
 
     async fn on_shutdown(&mut self, now: Timestamp) -> Result<Vec<Output>, HandlerError> {
+        self.publish_read_model(now).await?;
         Ok(self.snapshots(now, SnapshotType::Reconciliation))
     }
 }

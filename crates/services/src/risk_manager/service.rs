@@ -30,7 +30,6 @@ pub struct RiskManager {
     instruments: Arc<HashMap<InstrumentToken, Instrument>>,
     durable: Durable,
     cache: Option<RiskStateCache>,
-    last_input_at: Option<Timestamp>,
 }
 
 impl RiskManager {
@@ -58,7 +57,6 @@ impl RiskManager {
             instruments,
             durable,
             cache,
-            last_input_at: None,
         })
     }
 
@@ -165,7 +163,7 @@ impl Handler for RiskManager {
         if self.durable.already_applied(input.position) {
             return Ok(Vec::new());
         }
-        self.last_input_at = Some(input.now);
+        self.durable.saw(input.now);
         match &input.envelope.payload {
             Payload::MarketTick(tick) => {
                 // Soft state: the rules price from the signal's own tick; this is only a fallback,
@@ -191,10 +189,7 @@ impl Handler for RiskManager {
     }
 
     async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
-        let now = self
-            .last_input_at
-            .unwrap_or_else(|| Timestamp::from_datetime(chrono::Utc::now()));
-        if self.durable.save(&self.state, offsets, now).await? {
+        if self.durable.save(&self.state, offsets).await? {
             self.mirror_to_cache().await?;
         }
         Ok(())

@@ -2,15 +2,21 @@
 //! publishes their signals — always to `paper.signals.raw` when `paper` is active, and to
 //! `zerodha.signals.raw` only for strategies with `zerodha_trading_enabled` while `zerodha` is active.
 //!
-//! Strategies are pure ([`Strategy::on_tick`]); this handler only routes.
+//! Strategies are pure ([`Strategy::on_tick`]); this handler routes their signals and checkpoints
+//! their indicator state with the offsets it reflects, so a restarted runner continues exactly where
+//! it stopped (a strategy whose configuration changed in between starts afresh).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use alpha_panda_core::{
     keys, Broker, EventBroker, InstrumentToken, Payload, TopicMap, TradingSignal,
 };
-use alpha_panda_stream::{Handler, HandlerError, Input, Output};
+use alpha_panda_store::{Store, StoreError};
+use alpha_panda_stream::{CommitOffset, Handler, HandlerError, Input, Output};
+use serde::{Deserialize, Serialize};
+use tracing::info;
 
+use crate::durable::Durable;
 use crate::strategy::Strategy;
 
 /// The service name.
@@ -22,6 +28,16 @@ pub struct RunnerStrategy {
     pub strategy: Box<dyn Strategy>,
     /// Whether its signals also go to the `zerodha` namespace.
     pub zerodha_trading_enabled: bool,
+    /// The configuration it was built from (type and parameters): saved indicator state is
+    /// restored only into the same configuration.
+    pub configuration: String,
+}
+
+/// One strategy's checkpointed indicator state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedStrategy {
+    configuration: String,
+    state: serde_json::Value,
 }
 
 /// The strategy runner.
@@ -30,6 +46,7 @@ pub struct StrategyRunner {
     by_token: HashMap<InstrumentToken, Vec<usize>>,
     paper: Option<TopicMap>,
     zerodha: Option<TopicMap>,
+    durable: Option<Durable>,
 }
 
 impl StrategyRunner {
@@ -47,7 +64,37 @@ impl StrategyRunner {
             by_token,
             paper: active(Broker::Paper),
             zerodha: active(Broker::Zerodha),
+            durable: None,
         }
+    }
+
+    /// A runner whose indicator state is durable in `store`, resumed from its checkpoint.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the checkpoint cannot be read.
+    pub async fn open(
+        strategies: Vec<RunnerStrategy>,
+        brokers: &[Broker],
+        store: Store,
+    ) -> Result<Self, StoreError> {
+        let (durable, saved) =
+            Durable::open::<BTreeMap<String, SavedStrategy>>(store, SERVICE).await?;
+        let mut runner = Self::new(strategies, brokers);
+        for entry in &mut runner.strategies {
+            let id = entry.strategy.id().to_string();
+            let Some(saved) = saved.as_ref().and_then(|s| s.get(&id)) else {
+                continue;
+            };
+            if saved.configuration != entry.configuration {
+                info!(strategy = %id, "configuration changed since the checkpoint; indicators start afresh");
+                continue;
+            }
+            if let Err(e) = entry.strategy.restore_state(saved.state.clone()) {
+                info!(strategy = %id, error = %e, "saved indicators do not fit; they start afresh");
+            }
+        }
+        runner.durable = Some(durable);
+        Ok(runner)
     }
 
     /// How many strategies run.
@@ -92,9 +139,18 @@ impl Handler for StrategyRunner {
             )));
         };
         let mut outputs = Vec::new();
+        if let Some(durable) = &mut self.durable {
+            if durable.already_applied(input.position) {
+                return Ok(outputs);
+            }
+            durable.saw(input.now);
+        }
         let Some(indexes) = self.by_token.get(&tick.instrument_token) else {
             return Ok(outputs);
         };
+        if let Some(durable) = &mut self.durable {
+            durable.changed();
+        }
         for &index in indexes {
             let entry = &mut self.strategies[index];
             let zerodha_enabled = entry.zerodha_trading_enabled;
@@ -104,5 +160,25 @@ impl Handler for StrategyRunner {
             }
         }
         Ok(outputs)
+    }
+
+    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
+        let Some(durable) = &mut self.durable else {
+            return Ok(());
+        };
+        let saved: BTreeMap<String, SavedStrategy> = self
+            .strategies
+            .iter()
+            .map(|entry| {
+                (
+                    entry.strategy.id().to_string(),
+                    SavedStrategy {
+                        configuration: entry.configuration.clone(),
+                        state: entry.strategy.save_state(),
+                    },
+                )
+            })
+            .collect();
+        durable.save(&saved, offsets).await.map(|_| ())
     }
 }

@@ -43,7 +43,6 @@ pub struct TradingEngine {
     topics: TopicMap,
     trader: Trader,
     durable: Durable,
-    last_input_at: Option<Timestamp>,
 }
 
 impl TradingEngine {
@@ -93,7 +92,6 @@ impl TradingEngine {
             topics: TopicMap::new(broker),
             trader,
             durable,
-            last_input_at: None,
         })
     }
 
@@ -173,7 +171,7 @@ impl Handler for TradingEngine {
         if self.durable.already_applied(input.position) {
             return Ok(Vec::new());
         }
-        self.last_input_at = Some(input.now);
+        self.durable.saw(input.now);
         let events = match (&input.envelope.payload, &mut self.trader) {
             (Payload::ValidatedSignal(validated), Trader::Paper(paper)) => {
                 let events = paper
@@ -234,16 +232,9 @@ impl Handler for TradingEngine {
     }
 
     async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
-        let now = self
-            .last_input_at
-            .unwrap_or_else(|| Timestamp::from_datetime(chrono::Utc::now()));
         match &self.trader {
-            Trader::Paper(paper) => {
-                self.durable
-                    .save(&paper.resting_orders(), offsets, now)
-                    .await
-            }
-            Trader::Zerodha(live) => self.durable.save(&live.open_orders(), offsets, now).await,
+            Trader::Paper(paper) => self.durable.save(&paper.resting_orders(), offsets).await,
+            Trader::Zerodha(live) => self.durable.save(&live.open_orders(), offsets).await,
         }
         .map(|_| ())
     }
