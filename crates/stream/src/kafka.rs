@@ -144,6 +144,9 @@ impl KafkaLog {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
+            // A trading pipeline is latency-bound, not byte-bound: librdkafka's default lets a
+            // quiet partition's fetch wait 500 ms for data at every hop. Settings can override it.
+            .set("fetch.wait.max.ms", "10")
             .set("enable.partition.eof", "false");
         let consumer: StreamConsumer = self
             .config
