@@ -23,4 +23,12 @@ require PostgreSQL 127.0.0.1 5432
 require Redis 127.0.0.1 6379
 
 
-exec cargo test --workspace "$@"
+# cargo prints one result line per test binary, the last often a crate's empty doc-tests; close with
+# the totals so the whole run reads as one result.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
