@@ -1,7 +1,7 @@
 //! The wire envelope (ARCHITECTURE §2): eleven fields, one JSON object per record.
 //!
 //! Services never build envelopes by hand: the processor runtime wraps their payloads with
-//! [`Envelope::root`] (a tick) or [`Envelope::derived`] (anything caused by an input), which is what
+//! [`Envelope::root`] (a tick) or [`Envelope::derive`] (anything caused by an input), which is what
 //! makes correlation, causation and deterministic ids hold on every hop.
 
 use std::fmt;
@@ -87,17 +87,6 @@ impl FromStr for EventType {
             .find(|t| t.as_str() == s)
             .ok_or_else(|| format!("unknown event type {s:?}"))
     }
-}
-
-/// Everything in the envelope except the payload: what a derived event inherits from its cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventMeta {
-    /// The event's id.
-    pub id: EventId,
-    /// The causal chain.
-    pub correlation_id: CorrelationId,
-    /// The W3C trace id.
-    pub trace_id: String,
 }
 
 /// One event on the log.
@@ -195,33 +184,8 @@ impl Envelope {
         }
     }
 
-    /// The `ordinal`-th output of `source` while handling `cause`: its id is derived from the cause's,
-    /// its correlation and trace are the cause's, its causation is the cause's id.
-    pub fn derived(
-        cause: &EventMeta,
-        ordinal: u32,
-        payload: Payload,
-        key: String,
-        broker: EventBroker,
-        source: &str,
-        ts: Timestamp,
-    ) -> Self {
-        Self {
-            id: derive_event_id(cause.id, source, ordinal),
-            correlation_id: cause.correlation_id.clone(),
-            causation_id: Some(cause.id),
-            trace_id: cause.trace_id.clone(),
-            broker,
-            ts,
-            key,
-            source: source.to_string(),
-            version: CURRENT_VERSION,
-            payload,
-        }
-    }
-
-    /// The `ordinal`-th output of `source` while handling `self`: the same envelope as
-    /// [`Envelope::derived`] from `self.meta()`, without copying the meta first.
+    /// The `ordinal`-th output of `source` while handling `self`: its id is derived from this
+    /// event's, its correlation and trace are this event's, its causation is this event's id.
     pub fn derive(
         &self,
         ordinal: u32,
@@ -242,15 +206,6 @@ impl Envelope {
             source: source.to_string(),
             version: CURRENT_VERSION,
             payload,
-        }
-    }
-
-    /// What a derived event inherits from this one.
-    pub fn meta(&self) -> EventMeta {
-        EventMeta {
-            id: self.id,
-            correlation_id: self.correlation_id.clone(),
-            trace_id: self.trace_id.clone(),
         }
     }
 

@@ -39,7 +39,7 @@ pub mod topics;
 pub use broker::{Broker, EventBroker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dedup::{DedupError, DedupStore};
-pub use envelope::{Envelope, EnvelopeError, EventMeta, EventType};
+pub use envelope::{Envelope, EnvelopeError, EventType};
 pub use environment::Environment;
 pub use error_class::ErrorClass;
 pub use events::{
