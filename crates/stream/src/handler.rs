@@ -93,10 +93,13 @@ pub trait Handler: Send + 'static {
     /// The service name: the consumer group is `alpha-panda.{name}` and outputs carry it as `source`.
     fn name(&self) -> &str;
 
-    /// The consumer group. Defaults to `alpha-panda.{name}`; a service that runs once per broker
-    /// namespace uses `alpha-panda.{name}.{broker}` so that namespaces never share offsets.
+    /// The consumer group: `alpha-panda.{name}`, and `alpha-panda.{name}.{broker}` for a service
+    /// that works for one broker namespace, so that namespaces never share offsets.
     fn consumer_group(&self) -> String {
-        format!("alpha-panda.{}", self.name())
+        match self.broker().namespace() {
+            Some(broker) => format!("alpha-panda.{}.{broker}", self.name()),
+            None => format!("alpha-panda.{}", self.name()),
+        }
     }
 
     /// Topics to consume. Empty means the runtime starts no consumer loop at all.

@@ -27,9 +27,6 @@ impl Handler for Stateful {
     fn name(&self) -> &str {
         "stateful"
     }
-    fn consumer_group(&self) -> String {
-        "alpha-panda.stateful.paper".into()
-    }
     fn topics(&self) -> Vec<String> {
         vec![IN.into()]
     }

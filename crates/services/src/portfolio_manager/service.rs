@@ -198,10 +198,6 @@ impl Handler for PortfolioManager {
         SERVICE
     }
 
-    fn consumer_group(&self) -> String {
-        format!("alpha-panda.{SERVICE}.{}", self.broker)
-    }
-
     fn topics(&self) -> Vec<String> {
         vec![
             self.topics.orders_filled(),

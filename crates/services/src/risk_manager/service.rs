@@ -143,10 +143,6 @@ impl Handler for RiskManager {
         SERVICE
     }
 
-    fn consumer_group(&self) -> String {
-        format!("alpha-panda.{SERVICE}.{}", self.broker)
-    }
-
     fn topics(&self) -> Vec<String> {
         vec![
             self.topics.signals_raw(),

@@ -155,10 +155,6 @@ impl Handler for TradingEngine {
         SERVICE
     }
 
-    fn consumer_group(&self) -> String {
-        format!("alpha-panda.{SERVICE}.{}", self.broker)
-    }
-
     fn topics(&self) -> Vec<String> {
         vec![self.topics.signals_validated(), TopicMap::market_ticks()]
     }
