@@ -14,8 +14,6 @@
 use std::collections::BTreeMap;
 
 use alpha_panda_core::{EventId, InstrumentToken, MarketTick, Side, StrategyId, TradingSignal};
-use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{market_signal, Strategy};
@@ -115,11 +113,7 @@ impl Strategy for EmaCross {
     }
 
     fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal> {
-        if !self.instruments.contains(&tick.instrument_token) || tick.last_price.0 <= Decimal::ZERO
-        {
-            return Vec::new();
-        }
-        let Some(x) = tick.last_price.0.to_f64() else {
+        let Some(x) = super::indicator_price(&self.instruments, tick) else {
             return Vec::new();
         };
         let (alpha_fast, alpha_slow) = (alpha(self.params.fast), alpha(self.params.slow));
@@ -172,6 +166,7 @@ mod tests {
     use super::*;
     use crate::strategy::test_support::tick;
     use alpha_panda_core::OrderType;
+    use rust_decimal::prelude::ToPrimitive;
     use rust_decimal::Decimal;
 
     fn strategy(fast: u32, slow: u32) -> EmaCross {

@@ -14,8 +14,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use alpha_panda_core::{EventId, InstrumentToken, MarketTick, Side, StrategyId, TradingSignal};
-use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{market_signal, Strategy};
@@ -131,11 +129,7 @@ impl Strategy for MeanReversion {
     }
 
     fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal> {
-        if !self.instruments.contains(&tick.instrument_token) || tick.last_price.0 <= Decimal::ZERO
-        {
-            return Vec::new();
-        }
-        let Some(x) = tick.last_price.0.to_f64() else {
+        let Some(x) = super::indicator_price(&self.instruments, tick) else {
             return Vec::new();
         };
         let p = self.params;
@@ -179,6 +173,7 @@ impl Strategy for MeanReversion {
 mod tests {
     use super::*;
     use crate::strategy::test_support::tick;
+    use rust_decimal::Decimal;
 
     fn strategy(allow_short: bool) -> MeanReversion {
         MeanReversion::new(

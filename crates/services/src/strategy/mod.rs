@@ -16,6 +16,8 @@ use alpha_panda_core::{
     EventId, InstrumentToken, MarketTick, OrderType, Quantity, Side, StrategyId, TickRef,
     TradingSignal,
 };
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 
 /// A trading strategy: reads ticks, keeps its own indicators, returns signals. No I/O, no clock.
 pub trait Strategy: Send {
@@ -33,6 +35,15 @@ pub trait Strategy: Send {
     /// # Errors
     /// When the saved state does not decode into this strategy's state.
     fn restore_state(&mut self, state: serde_json::Value) -> Result<(), serde_json::Error>;
+}
+
+/// The price of `tick` as an indicator input, when the strategy trades its instrument and the price
+/// is usable (positive and representable as an `f64`).
+pub(crate) fn indicator_price(instruments: &[InstrumentToken], tick: &MarketTick) -> Option<f64> {
+    if !instruments.contains(&tick.instrument_token) || tick.last_price.0 <= Decimal::ZERO {
+        return None;
+    }
+    tick.last_price.0.to_f64()
 }
 
 /// A MARKET signal caused by `tick`.
