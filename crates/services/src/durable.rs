@@ -2,8 +2,9 @@
 //!
 //! A service keeps its state in memory, marks it changed as it handles inputs, and queues the ledger
 //! effects those inputs produced. When the runtime is about to commit offsets it calls the handler's
-//! `checkpoint`, and [`Durable::save`] writes the queued effects, the serialized state and the offsets
-//! it reflects in one transaction. After a crash the service resumes from that state and skips every
+//! `begin_checkpoint`: [`Durable::begin_save`] serializes the state there and then, and returns a
+//! [`SaveWrite`] that writes the queued effects, the state and the offsets it reflects in one
+//! transaction while the service keeps processing; the runtime commits the offsets once it is done. After a crash the service resumes from that state and skips every
 //! input below the saved offsets ([`Durable::already_applied`]): their effects are in the state and
 //! their outputs were published before the checkpoint was written.
 
@@ -57,6 +58,8 @@ pub struct Durable {
     applied: BTreeMap<String, BTreeMap<i32, i64>>,
     dirty: bool,
     effects: Vec<Effect>,
+    /// Effects carried by the save being written.
+    in_flight: Vec<Effect>,
     last_input_at: Option<Timestamp>,
 }
 
@@ -108,6 +111,7 @@ impl Durable {
                 applied,
                 dirty: false,
                 effects: Vec::new(),
+                in_flight: Vec::new(),
                 last_input_at: None,
             },
             state,
@@ -192,20 +196,22 @@ impl Durable {
             .collect()
     }
 
-    /// Writes queued effects, `state` and the offsets in one transaction; does nothing when nothing
-    /// changed since the last save. Returns whether anything was written.
+    /// Begins a save of the queued effects, `state` and the offsets, in one transaction: the state is
+    /// serialized now, and the returned write (to run in the background, see
+    /// [`alpha_panda_stream::Handler::begin_checkpoint`]) owns everything it needs. `None` when
+    /// nothing changed since the last save: the offsets are simply taken as saved. Whatever changes
+    /// after this call belongs to the next save. Tell [`Durable::end_save`] how the write ended.
     ///
     /// # Errors
-    /// A [`HandlerError`] of the store error's class; the effects stay queued for the next try.
-    pub async fn save<S: Serialize>(
+    /// A poison [`HandlerError`] when the state does not serialize (nothing is begun).
+    pub fn begin_save<S: Serialize>(
         &mut self,
         state: &S,
         offsets: &[CommitOffset],
-    ) -> Result<bool, HandlerError> {
-        let now = self.last_input_at();
+    ) -> Result<Option<SaveWrite>, HandlerError> {
         if !self.dirty {
             self.record_applied(offsets);
-            return Ok(false);
+            return Ok(None);
         }
         let state = serde_json::to_value(state).map_err(|e| {
             HandlerError::poison(format!(
@@ -217,8 +223,64 @@ impl Durable {
             service_key: self.service_key.clone(),
             state,
             offsets: self.offsets_with(offsets),
-            updated_at: now,
+            updated_at: self.last_input_at(),
         };
+        // Kept until the write is known to be durable: a failed write hands them back.
+        self.in_flight = std::mem::take(&mut self.effects);
+        self.dirty = false;
+        Ok(Some(SaveWrite {
+            store: self.store.clone(),
+            effects: self.in_flight.clone(),
+            checkpoint,
+        }))
+    }
+
+    /// The write begun by [`Durable::begin_save`] for `offsets` ended: on success the offsets are
+    /// saved; on failure its effects go back to the front of the queue for the next save.
+    pub fn end_save(&mut self, offsets: &[CommitOffset], succeeded: bool) {
+        if succeeded {
+            self.record_applied(offsets);
+            self.in_flight.clear();
+        } else {
+            let mut effects = std::mem::take(&mut self.in_flight);
+            effects.append(&mut self.effects);
+            self.effects = effects;
+            self.dirty = true;
+        }
+    }
+
+    /// Saves at once: begins a save and waits for its write (tools and tests; the runtime goes
+    /// through the handler's checkpoint). Returns whether anything was written.
+    ///
+    /// # Errors
+    /// A [`HandlerError`] of the store error's class; the effects stay queued for the next try.
+    pub async fn save<S: Serialize>(
+        &mut self,
+        state: &S,
+        offsets: &[CommitOffset],
+    ) -> Result<bool, HandlerError> {
+        let Some(write) = self.begin_save(state, offsets)? else {
+            return Ok(false);
+        };
+        let outcome = write.run().await;
+        self.end_save(offsets, outcome.is_ok());
+        outcome.map(|()| true)
+    }
+}
+
+/// One checkpoint transaction, detached from its service so it can run while the service goes on.
+pub struct SaveWrite {
+    store: Store,
+    effects: Vec<Effect>,
+    checkpoint: Checkpoint,
+}
+
+impl SaveWrite {
+    /// Writes the effects, the state and the offsets in one transaction.
+    ///
+    /// # Errors
+    /// A [`HandlerError`] of the store error's class.
+    pub async fn run(self) -> Result<(), HandlerError> {
         let context = "checkpoint";
         let mut tx = self
             .store
@@ -245,13 +307,9 @@ impl Durable {
             };
             written.map_err(|e| store_error(context, e))?;
         }
-        tx.save_checkpoint(&checkpoint)
+        tx.save_checkpoint(&self.checkpoint)
             .await
             .map_err(|e| store_error(context, e))?;
-        tx.commit().await.map_err(|e| store_error(context, e))?;
-        self.record_applied(offsets);
-        self.effects.clear();
-        self.dirty = false;
-        Ok(true)
+        tx.commit().await.map_err(|e| store_error(context, e))
     }
 }

@@ -12,7 +12,7 @@ use alpha_panda_core::{
 use alpha_panda_services::portfolio_manager::service::{PortfolioManager, PortfolioSettings};
 use alpha_panda_store::testing::TestStore;
 use alpha_panda_store::SqlBackend;
-use alpha_panda_stream::{CommitOffset, Handler, Input, RecordPosition};
+use alpha_panda_stream::{checkpoint_now, CommitOffset, Handler, Input, RecordPosition};
 use rust_decimal::Decimal;
 
 const FILLS: &str = "paper.orders.filled";
@@ -132,7 +132,7 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     for (topic, offset, event) in &log[..3] {
         deliver(&mut first, topic, *offset, event).await;
     }
-    first.checkpoint(&offsets(2, 1)).await.unwrap();
+    checkpoint_now(&mut first, &offsets(2, 1)).await.unwrap();
     deliver(&mut first, log[3].0, log[3].1, &log[3].2).await;
     drop(first);
 
@@ -148,7 +148,7 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     for (topic, offset, event) in &log {
         deliver(&mut second, topic, *offset, event).await;
     }
-    second.checkpoint(&offsets(4, 2)).await.unwrap();
+    checkpoint_now(&mut second, &offsets(4, 2)).await.unwrap();
 
     // The state shows each fill once: bought 10@100 and 10@110 (avg 105), sold 5@130 and 5@90.
     let portfolio = second.portfolios().next().expect("one portfolio");
@@ -198,4 +198,73 @@ async fn sqlite_killed_between_effects_and_commit() {
 #[tokio::test]
 async fn postgres_killed_between_effects_and_commit() {
     killed_between_effects_and_commit(SqlBackend::Postgres).await;
+}
+
+/// A checkpoint write that fails (the database went away while it ran in the background) hands its
+/// ledger effects back: the next checkpoint writes them, and the ledger holds every fill once.
+async fn failed_background_write_keeps_its_effects(backend: SqlBackend) {
+    let db = TestStore::new(backend).await.unwrap();
+    let store = db.store.clone();
+    let log = log();
+    let mut manager = PortfolioManager::open(
+        Broker::Paper,
+        PortfolioSettings::default(),
+        store.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    for (topic, offset, event) in &log[..2] {
+        deliver(&mut manager, topic, *offset, event).await;
+    }
+    // The write is begun (its snapshot taken) but never completes: the runtime reports a failure.
+    let first = offsets(2, 0);
+    let write = manager
+        .begin_checkpoint(&first)
+        .unwrap()
+        .expect("two fills to write");
+    drop(write);
+    let failure = alpha_panda_stream::HandlerError::infrastructure("database went away");
+    manager.end_checkpoint(&first, Err(&failure));
+
+    // More inputs arrive; the next checkpoint carries the two earlier fills as well.
+    for (topic, offset, event) in &log[2..] {
+        deliver(&mut manager, topic, *offset, event).await;
+    }
+    checkpoint_now(&mut manager, &offsets(4, 2)).await.unwrap();
+    let ledger = store
+        .ledger()
+        .fills_for_portfolio(&PortfolioId::new("paper:s1").unwrap(), 100)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = ledger.iter().map(|f| f.fill.order_id.to_string()).collect();
+    ids.sort();
+    assert_eq!(ids, ["paper-1", "paper-2", "paper-3", "paper-4"]);
+
+    // And the saved offsets are the second checkpoint's: a restart skips all six inputs.
+    let mut restarted = PortfolioManager::open(
+        Broker::Paper,
+        PortfolioSettings::default(),
+        store.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    for (topic, offset, event) in &log {
+        deliver(&mut restarted, topic, *offset, event).await;
+    }
+    let portfolio = restarted.portfolios().next().expect("one portfolio");
+    assert_eq!(portfolio.positions[&InstrumentToken(408065)].quantity, 10);
+    assert_eq!(portfolio.fees, Decimal::from(4));
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_failed_background_write_keeps_its_effects() {
+    failed_background_write_keeps_its_effects(SqlBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_failed_background_write_keeps_its_effects() {
+    failed_background_write_keeps_its_effects(SqlBackend::Postgres).await;
 }

@@ -12,7 +12,7 @@ use alpha_panda_core::{
 use alpha_panda_services::portfolio_manager::service::{PortfolioManager, PortfolioSettings};
 use alpha_panda_store::testing::TestStore;
 use alpha_panda_store::{SqlBackend, ValidationStatus};
-use alpha_panda_stream::{CommitOffset, Handler, Input, RecordPosition};
+use alpha_panda_stream::{checkpoint_now, CommitOffset, Handler, Input, RecordPosition};
 use rust_decimal::Decimal;
 
 fn at(second: i64) -> Timestamp {
@@ -95,14 +95,16 @@ async fn snapshots_read_back_are_validated_and_mismatches_counted() {
         2
     );
 
-    manager
-        .checkpoint(&[CommitOffset {
+    checkpoint_now(
+        &mut manager,
+        &[CommitOffset {
             topic: Arc::from("paper.pnl.snapshots"),
             partition: 0,
             next_offset: 3,
-        }])
-        .await
-        .unwrap();
+        }],
+    )
+    .await
+    .unwrap();
     let stored = db
         .store
         .pnl_snapshots()

@@ -3,6 +3,7 @@
 //! and commits. A handler never builds an envelope and never touches an offset.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use alpha_panda_core::{Envelope, ErrorClass, EventBroker, EventId, EventType, Payload, Timestamp};
@@ -18,6 +19,27 @@ pub struct CommitOffset {
     pub partition: i32,
     /// The first offset not yet reflected.
     pub next_offset: i64,
+}
+
+/// A checkpoint write in progress: it owns a snapshot of the handler's state and the offsets, so it
+/// can run while the handler goes on with newer inputs.
+pub type CheckpointWrite = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'static>>;
+
+/// Makes `handler`'s state durable with `offsets` and waits for the write: what the runtime does at
+/// shutdown, and what a test does to checkpoint a handler it drives by hand.
+///
+/// # Errors
+/// The handler's [`HandlerError`] when the snapshot or its write failed.
+pub async fn checkpoint_now<H: Handler>(
+    handler: &mut H,
+    offsets: &[CommitOffset],
+) -> Result<(), HandlerError> {
+    let Some(write) = handler.begin_checkpoint(offsets)? else {
+        return Ok(());
+    };
+    let outcome = write.await;
+    handler.end_checkpoint(offsets, outcome.as_ref().map(|_| ()));
+    outcome
 }
 
 /// One event handed to a handler.
@@ -120,16 +142,26 @@ pub trait Handler: Send + 'static {
         input: Input<'_>,
     ) -> impl Future<Output = Result<Vec<Output>, HandlerError>> + Send;
 
-    /// Makes the handler's state durable together with the offsets it reflects (ARCHITECTURE §4
-    /// rule 4). The runtime calls it right before every offset commit, when every output of the
-    /// inputs below `offsets` has been acknowledged by the log; a failure keeps the commit back.
-    /// Stateless handlers keep the default, which does nothing.
-    fn checkpoint(
+    /// Begins making the handler's state durable together with the offsets it reflects
+    /// (ARCHITECTURE §4 rule 4). The runtime calls it when offsets are due for a commit, once every
+    /// output of the inputs below `offsets` has been acknowledged by the log.
+    ///
+    /// The handler takes a snapshot of its state here, synchronously, and returns the write as a
+    /// [`CheckpointWrite`]: the runtime runs it in the background and keeps processing, so a slow
+    /// database never stalls the stream. It commits `offsets` only when the write succeeded, and
+    /// begins no other checkpoint while one is running. `Ok(None)` means nothing needs writing (a
+    /// stateless handler, or no change since the last checkpoint): the runtime commits at once. An
+    /// error holds the commit back.
+    fn begin_checkpoint(
         &mut self,
         _offsets: &[CommitOffset],
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
-        async { Ok(()) }
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
+        Ok(None)
     }
+
+    /// How the write returned by [`Handler::begin_checkpoint`] for `offsets` ended. After a failure
+    /// the handler keeps what that write carried for the next checkpoint.
+    fn end_checkpoint(&mut self, _offsets: &[CommitOffset], _outcome: Result<(), &HandlerError>) {}
 
     /// How often [`Handler::on_timer`] runs, if at all.
     fn timer_interval(&self) -> Option<Duration> {

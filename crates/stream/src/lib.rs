@@ -39,7 +39,9 @@ pub use bootstrap::{reconcile_topics, TopicReport, TopicStatus};
 pub use dedup::MemoryDedupStore;
 pub use emitter::Emitter;
 pub use error::LogError;
-pub use handler::{CommitOffset, Handler, HandlerError, Input, Output};
+pub use handler::{
+    checkpoint_now, CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output,
+};
 pub use log::{Log, LogConsumer};
 pub use processor::{Processor, ProcessorConfig, ProcessorError};
 pub use record::{OutgoingRecord, PartitionLag, Record, RecordPosition, RecordValue};

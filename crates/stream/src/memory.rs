@@ -204,6 +204,9 @@ impl MemoryLog {
                     .unwrap_or(start)
                     .max(start);
                 assignments.push(Assignment {
+                    // A name of this consumer's own: every record it hands out clones it, and a
+                    // reference count shared with the other consumers would bounce between cores.
+                    name: Arc::from(&*topic.name),
                     topic: topic.clone(),
                     partition,
                     position,
@@ -299,6 +302,7 @@ fn to_record(topic: &Arc<str>, partition: i32, offset: i64, stored: &Stored) -> 
 }
 
 struct Assignment {
+    name: Arc<str>,
     topic: Arc<Topic>,
     partition: i32,
     position: i64,
@@ -365,7 +369,7 @@ impl MemoryConsumer {
             self.buffer.reserve(until - from);
             for stored in log.records.range(from..until) {
                 self.buffer.push_back(to_record(
-                    &assignment.topic.name,
+                    &assignment.name,
                     assignment.partition,
                     assignment.position + fetched,
                     stored,

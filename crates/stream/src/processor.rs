@@ -1,7 +1,9 @@
 //! The processor runtime: the only code that consumes, commits and publishes on behalf of services.
 //!
 //! For each record: decode → dedup → handle → produce outputs (await acks) → mark processed →
-//! commit (batched; a commit only ever covers records whose effects are done). Poison goes straight to
+//! commit (batched; a commit only ever covers records whose effects are done). A stateful handler's
+//! checkpoint is written in the background while records keep flowing, and the offsets it covers
+//! are committed when it is durable. Poison goes straight to
 //! `{topic}.dlq`; transient and infrastructure failures are retried with backoff and jitter, without
 //! committing, until the retry budget sends the input to the DLQ. Shutdown stops taking input,
 //! finishes the record in flight, runs the handler's last words, commits, and leaves the group.
@@ -22,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
-use crate::handler::{CommitOffset, Handler, HandlerError, Input, Output};
+use crate::handler::{checkpoint_now, CommitOffset, Handler, HandlerError, Input, Output};
 use crate::log::{Log, LogConsumer};
 use crate::record::{OutgoingRecord, Record, RecordValue};
 use crate::retry::RetryPolicy;
@@ -186,9 +188,7 @@ impl<H: Handler> Processor<H> {
                     source,
                 })?;
         info!(group = %self.group, ?topics, "consuming");
-        let mut pending = PendingOffsets::default();
-        let mut uncommitted = 0usize;
-        let mut first_uncommitted: Option<Instant> = None;
+        let mut cadence = CommitCadence::default();
         let timer_period = self.handler.timer_interval();
         let mut timer = timer_period.map(|period| {
             let mut t = tokio::time::interval_at(Instant::now() + period, period);
@@ -243,6 +243,12 @@ impl<H: Handler> Processor<H> {
             let polled = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                outcome = async {
+                    (&mut cadence.in_flight.as_mut().expect("guarded").write).await
+                }, if cadence.in_flight.is_some() => {
+                    self.end_checkpoint(&mut consumer, &mut cadence, outcome);
+                    continue;
+                }
                 _ = async { timer.as_mut().expect("guarded").tick().await }, if timer.is_some() => {
                     timer_due = timer_period.map(|period| Instant::now() + period);
                     self.on_timer(shutdown).await;
@@ -260,9 +266,8 @@ impl<H: Handler> Processor<H> {
                     }
                 }
                 Ok(None) => {
-                    self.commit(&mut consumer, &mut pending, &mut uncommitted)
-                        .await;
-                    first_uncommitted = None;
+                    // Idle: whatever was processed is due now.
+                    self.begin_checkpoint(&mut consumer, &mut cadence);
                 }
                 Ok(Some(record)) => {
                     poll_failures = 0;
@@ -274,16 +279,25 @@ impl<H: Handler> Processor<H> {
                         if let Outcome::Aborted = self.process(&record, shutdown).await {
                             break 'consume;
                         }
-                        pending.record(&record.topic, record.partition, record.offset + 1);
-                        uncommitted += 1;
+                        cadence
+                            .pending
+                            .record(&record.topic, record.partition, record.offset + 1);
+                        cadence.since_checkpoint += 1;
                         let at = Instant::now();
-                        let since = *first_uncommitted.get_or_insert(at);
-                        if uncommitted >= self.config.commit_batch
+                        let since = *cadence.first_since_checkpoint.get_or_insert(at);
+                        if cadence
+                            .in_flight
+                            .as_ref()
+                            .is_some_and(|flight| flight.write.is_finished())
+                        {
+                            let flight = cadence.in_flight.as_mut().expect("checked");
+                            let outcome = (&mut flight.write).await;
+                            self.end_checkpoint(&mut consumer, &mut cadence, outcome);
+                        }
+                        if cadence.since_checkpoint >= self.config.commit_batch
                             || at.duration_since(since) >= self.config.commit_interval
                         {
-                            self.commit(&mut consumer, &mut pending, &mut uncommitted)
-                                .await;
-                            first_uncommitted = None;
+                            self.begin_checkpoint(&mut consumer, &mut cadence);
                         }
                         if stopping.load(AtomicOrdering::Acquire) {
                             break 'consume;
@@ -305,12 +319,16 @@ impl<H: Handler> Processor<H> {
         }
 
         drop(lag_task);
+        if let Some(flight) = cadence.in_flight.as_mut() {
+            let outcome = (&mut flight.write).await;
+            self.end_checkpoint(&mut consumer, &mut cadence, outcome);
+        }
         self.on_shutdown().await;
-        let offsets = pending.to_commit_offsets();
+        let offsets = cadence.pending.to_commit_offsets();
         let offsets = if offsets.is_empty() {
             offsets
         } else {
-            match self.handler.checkpoint(&offsets).await {
+            match checkpoint_now(&mut self.handler, &offsets).await {
                 Ok(()) => offsets,
                 Err(e) => {
                     // Without a durable state the inputs must be read again: commit nothing.
@@ -334,29 +352,67 @@ impl<H: Handler> Processor<H> {
         Ok(())
     }
 
-    async fn commit(
+    /// Offsets are due: begins the handler's checkpoint of them, or commits them at once when the
+    /// handler has nothing to write. While a checkpoint write runs nothing new begins; its end
+    /// commits what it covers and the next round takes the rest.
+    fn begin_checkpoint(&mut self, consumer: &mut LogConsumer, cadence: &mut CommitCadence) {
+        if cadence.in_flight.is_some() || cadence.pending.is_empty() {
+            return;
+        }
+        let offsets = cadence.pending.to_commit_offsets();
+        // The next round is due a full batch or interval from now, whatever happens to this one.
+        cadence.since_checkpoint = 0;
+        cadence.first_since_checkpoint = None;
+        match self.handler.begin_checkpoint(&offsets) {
+            Ok(None) => self.commit_offsets(consumer, cadence, &offsets),
+            Ok(Some(write)) => {
+                cadence.in_flight = Some(InFlight {
+                    offsets,
+                    write: tokio::spawn(write),
+                });
+            }
+            // The state is not durable: keep the offsets pending, the next round retries.
+            Err(e) => warn!(error = %e, "checkpoint failed; commit held back"),
+        }
+    }
+
+    /// The running checkpoint write ended with `outcome`: tells the handler, and commits the
+    /// offsets it covers when it succeeded.
+    fn end_checkpoint(
         &mut self,
         consumer: &mut LogConsumer,
-        pending: &mut PendingOffsets,
-        uncommitted: &mut usize,
+        cadence: &mut CommitCadence,
+        outcome: Result<Result<(), HandlerError>, tokio::task::JoinError>,
     ) {
-        if pending.is_empty() {
+        let Some(flight) = cadence.in_flight.take() else {
             return;
+        };
+        let outcome = outcome.unwrap_or_else(|e| {
+            Err(HandlerError::infrastructure(format!(
+                "checkpoint write did not complete: {e}"
+            )))
+        });
+        self.handler
+            .end_checkpoint(&flight.offsets, outcome.as_ref().map(|_| ()));
+        match outcome {
+            Ok(()) => self.commit_offsets(consumer, cadence, &flight.offsets),
+            Err(e) => warn!(error = %e, "checkpoint failed; commit held back"),
         }
-        let offsets = pending.to_commit_offsets();
-        if let Err(e) = self.handler.checkpoint(&offsets).await {
-            // The state is not durable yet: keep the offsets pending, the next commit retries.
-            warn!(error = %e, "checkpoint failed; commit held back");
-            return;
-        }
-        let offsets: Vec<(Arc<str>, i32, i64)> = offsets
-            .into_iter()
-            .map(|o| (o.topic, o.partition, o.next_offset))
+    }
+
+    fn commit_offsets(
+        &mut self,
+        consumer: &mut LogConsumer,
+        cadence: &mut CommitCadence,
+        offsets: &[CommitOffset],
+    ) {
+        let list: Vec<(Arc<str>, i32, i64)> = offsets
+            .iter()
+            .map(|o| (o.topic.clone(), o.partition, o.next_offset))
             .collect();
-        match consumer.commit(&offsets) {
+        match consumer.commit(&list) {
             Ok(()) => {
-                pending.clear();
-                *uncommitted = 0;
+                cadence.pending.forget_committed(offsets);
                 ProcessorStats::incr(&self.stats.commits, 1);
             }
             // Keep them pending: the next commit (or the final one) covers them.
@@ -662,6 +718,22 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A checkpoint write running in the background, and the offsets it makes durable.
+struct InFlight {
+    offsets: Vec<CommitOffset>,
+    write: tokio::task::JoinHandle<Result<(), HandlerError>>,
+}
+
+/// Where a consumer stands between two commits: what it processed, how much and since when, and
+/// the checkpoint write running, if any.
+#[derive(Default)]
+struct CommitCadence {
+    pending: PendingOffsets,
+    since_checkpoint: usize,
+    first_since_checkpoint: Option<Instant>,
+    in_flight: Option<InFlight>,
+}
+
 /// The next offset of every partition processed since the last commit. A handful of partitions at
 /// most, so a list searched from the most recent entry (the same topic `Arc` is found by pointer
 /// first) beats hashing the topic name for every record.
@@ -687,8 +759,13 @@ impl PendingOffsets {
         self.entries.is_empty()
     }
 
-    fn clear(&mut self) {
-        self.entries.clear();
+    /// Drops the partitions that `committed` covers (those processed further stay).
+    fn forget_committed(&mut self, committed: &[CommitOffset]) {
+        self.entries.retain(|(topic, partition, next)| {
+            !committed
+                .iter()
+                .any(|c| c.partition == *partition && *c.topic == **topic && c.next_offset >= *next)
+        });
     }
 
     fn to_commit_offsets(&self) -> Vec<CommitOffset> {

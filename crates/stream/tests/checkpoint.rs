@@ -1,6 +1,7 @@
 //! The checkpoint hook (ARCHITECTURE §4 rule 4): the runtime asks a stateful handler to make its
-//! state durable with the offsets it reflects right before every commit, and a failed checkpoint keeps
-//! the commit back.
+//! state durable with the offsets it reflects before every commit, runs the write in the background
+//! while records keep flowing, commits only what a successful write covers, and a failed checkpoint
+//! keeps the commit back.
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use alpha_panda_core::{EventBroker, SystemClock};
 use alpha_panda_stream::{
-    CommitOffset, Handler, HandlerError, Input, MemoryDedupStore, OutgoingRecord, Output, Processor,
+    CheckpointWrite, CommitOffset, Handler, HandlerError, Input, MemoryDedupStore, OutgoingRecord,
+    Output, Processor,
 };
 use common::*;
 use parking_lot::Mutex;
@@ -19,8 +21,13 @@ const IN: &str = "cp.input";
 
 struct Stateful {
     seen: Arc<Mutex<Vec<i64>>>,
+    /// Offsets of every checkpoint whose write succeeded, in the order they ended.
     checkpoints: Arc<Mutex<Vec<Vec<CommitOffset>>>>,
     fail_checkpoints: bool,
+    /// Writes wait for a permit here when set: a slow database.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Checkpoints begun.
+    begun: Arc<Mutex<usize>>,
 }
 
 impl Handler for Stateful {
@@ -37,12 +44,27 @@ impl Handler for Stateful {
         self.seen.lock().push(input.position.offset);
         Ok(Vec::new())
     }
-    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
-        if self.fail_checkpoints {
-            return Err(HandlerError::infrastructure("database down"));
+    fn begin_checkpoint(
+        &mut self,
+        _offsets: &[CommitOffset],
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
+        *self.begun.lock() += 1;
+        let fail = self.fail_checkpoints;
+        let gate = self.gate.clone();
+        Ok(Some(Box::pin(async move {
+            if let Some(gate) = gate {
+                gate.acquire().await.expect("gate open").forget();
+            }
+            if fail {
+                return Err(HandlerError::infrastructure("database down"));
+            }
+            Ok(())
+        })))
+    }
+    fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {
+        if outcome.is_ok() {
+            self.checkpoints.lock().push(offsets.to_vec());
         }
-        self.checkpoints.lock().push(offsets.to_vec());
-        Ok(())
     }
 }
 
@@ -57,6 +79,8 @@ async fn run_once(
         seen: seen.clone(),
         checkpoints: checkpoints.clone(),
         fail_checkpoints,
+        gate: None,
+        begun: Arc::default(),
     };
     let processor = Processor::new(
         handler,
@@ -117,4 +141,80 @@ async fn commits_wait_for_a_durable_checkpoint() {
         .unwrap();
     let (seen, _) = run_once(&backend, false, 1).await;
     assert_eq!(seen, vec![3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_checkpoint_write_never_stalls_the_stream() {
+    let backend = Backend::memory();
+    backend
+        .log
+        .create_topic(IN, 1, 1, 86_400_000)
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let checkpoints = Arc::new(Mutex::new(Vec::new()));
+    let begun = Arc::new(Mutex::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = Stateful {
+        seen: seen.clone(),
+        checkpoints: checkpoints.clone(),
+        fail_checkpoints: false,
+        gate: Some(gate.clone()),
+        begun: begun.clone(),
+    };
+    let processor = Processor::new(
+        handler,
+        backend.log.clone(),
+        Arc::new(MemoryDedupStore::new()),
+        Arc::new(SystemClock),
+        fast_config(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(processor.run(shutdown.clone()));
+
+    // The first input's checkpoint begins and hangs on the closed gate…
+    backend
+        .log
+        .send(OutgoingRecord::event(IN, tick(1, 100)))
+        .await
+        .unwrap();
+    eventually("a checkpoint begun", || *begun.lock() == 1).await;
+    // …while later inputs are handled all the same, and no second write starts over the first.
+    for n in 1..5 {
+        backend
+            .log
+            .send(OutgoingRecord::event(IN, tick(1, 100 + n)))
+            .await
+            .unwrap();
+    }
+    eventually("inputs handled during the write", || seen.lock().len() == 5).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*begun.lock(), 1, "one checkpoint write at a time");
+    assert!(checkpoints.lock().is_empty(), "nothing ended yet");
+
+    // The write completes: its offsets (just the first input) are committed, and the next round
+    // covers the rest.
+    gate.add_permits(1);
+    eventually("first checkpoint ended", || !checkpoints.lock().is_empty()).await;
+    assert_eq!(checkpoints.lock()[0][0].next_offset, 1);
+    eventually("a second checkpoint begun", || *begun.lock() == 2).await;
+    gate.add_permits(100);
+    eventually("second checkpoint ended", || {
+        checkpoints
+            .lock()
+            .last()
+            .is_some_and(|last| last[0].next_offset == 5)
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    // Everything was committed: a restart reads only what is new.
+    backend
+        .log
+        .send(OutgoingRecord::event(IN, tick(1, 200)))
+        .await
+        .unwrap();
+    let (seen, _) = run_once(&backend, false, 1).await;
+    assert_eq!(seen, vec![5]);
 }

@@ -4,6 +4,7 @@
 //! each with a validation verdict and records the order ledger, all durable with its offsets.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use alpha_panda_core::{
     Price, SnapshotType, StrategyId, Timestamp, TopicMap,
 };
 use alpha_panda_store::{OrderRecord, Store, StoreError, ValidationStatus};
-use alpha_panda_stream::{CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -174,22 +175,28 @@ impl PortfolioManager {
         }
     }
 
-    /// Puts the latest figures of every portfolio in the cache the API serves.
-    async fn publish_read_model(&mut self, at: Timestamp) -> Result<(), HandlerError> {
+    /// The write that puts the figures of every portfolio as of `at` in the cache the API serves.
+    fn publish_read_model(
+        &mut self,
+        at: Timestamp,
+    ) -> Option<impl Future<Output = Result<(), HandlerError>> + 'static> {
         self.read_model_published_at = Some(at);
-        let Some(cache) = &self.cache else {
-            return Ok(());
-        };
-        for portfolio in self.book.portfolios.values() {
-            cache
-                .put(&portfolio.snapshot(at, SnapshotType::Periodic))
-                .await
-                .map_err(|e| HandlerError {
+        let cache = self.cache.clone()?;
+        let snapshots: Vec<PnlSnapshot> = self
+            .book
+            .portfolios
+            .values()
+            .map(|portfolio| portfolio.snapshot(at, SnapshotType::Periodic))
+            .collect();
+        Some(async move {
+            for snapshot in &snapshots {
+                cache.put(snapshot).await.map_err(|e| HandlerError {
                     class: e.class(),
                     message: format!("portfolio cache: {e}"),
                 })?;
-        }
-        Ok(())
+            }
+            Ok(())
+        })
     }
 }
 
@@ -311,17 +318,33 @@ impl Handler for PortfolioManager {
         Ok(Vec::new())
     }
 
-    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
-        if self.durable.save(&self.book, offsets).await? {
-            let now = self.durable.last_input_at();
-            let due = self
-                .read_model_published_at
-                .is_none_or(|at| now.unix_micros() - at.unix_micros() >= READ_MODEL_EVERY_MICROS);
-            if due {
-                self.publish_read_model(now).await?;
+    fn begin_checkpoint(
+        &mut self,
+        offsets: &[CommitOffset],
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
+        let Some(save) = self.durable.begin_save(&self.book, offsets)? else {
+            return Ok(None);
+        };
+        let now = self.durable.last_input_at();
+        let due = self
+            .read_model_published_at
+            .is_none_or(|at| now.unix_micros() - at.unix_micros() >= READ_MODEL_EVERY_MICROS);
+        let read_model = if due {
+            self.publish_read_model(now)
+        } else {
+            None
+        };
+        Ok(Some(Box::pin(async move {
+            save.run().await?;
+            match read_model {
+                Some(read_model) => read_model.await,
+                None => Ok(()),
             }
-        }
-        Ok(())
+        })))
+    }
+
+    fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {
+        self.durable.end_save(offsets, outcome.is_ok());
     }
 
     fn timer_interval(&self) -> Option<Duration> {
@@ -343,7 +366,9 @@ impl Handler for PortfolioManager {
     }
 
     async fn on_shutdown(&mut self, now: Timestamp) -> Result<Vec<Output>, HandlerError> {
-        self.publish_read_model(now).await?;
+        if let Some(read_model) = self.publish_read_model(now) {
+            read_model.await?;
+        }
         Ok(self.snapshots(now, SnapshotType::Reconciliation))
     }
 }

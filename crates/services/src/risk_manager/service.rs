@@ -3,15 +3,16 @@
 //! come from fills; the state is checkpointed with its offsets and mirrored to the cache.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use alpha_panda_cache::RiskStateCache;
 use alpha_panda_core::{
     calendar, keys, Broker, EventBroker, Instrument, InstrumentToken, Payload, RejectedSignal,
-    Timestamp, TopicMap, TradingSignal, ValidatedSignal,
+    StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
 };
 use alpha_panda_store::{Store, StoreError};
-use alpha_panda_stream::{CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
 use tracing::info;
 
 use crate::durable::Durable;
@@ -116,25 +117,33 @@ impl RiskManager {
         }
     }
 
-    /// Mirrors positions to the cache for readers outside this process (the checkpoint stays the
-    /// source of truth; the cache is a read model).
-    async fn mirror_to_cache(&self) -> Result<(), HandlerError> {
-        let Some(cache) = &self.cache else {
-            return Ok(());
-        };
-        let infra = |e: alpha_panda_cache::CacheError| HandlerError {
-            class: e.class(),
-            message: format!("risk state cache: {e}"),
-        };
-        for (strategy, positions) in &self.state.positions {
-            for (token, position) in positions {
+    /// The write that mirrors positions, as they are now, to the cache for readers outside this
+    /// process (the checkpoint stays the source of truth; the cache is a read model).
+    fn mirror_to_cache(&self) -> Option<impl Future<Output = Result<(), HandlerError>> + 'static> {
+        let cache = self.cache.clone()?;
+        let broker = self.broker;
+        let positions: Vec<(StrategyId, InstrumentToken, i64)> = self
+            .state
+            .positions
+            .iter()
+            .flat_map(|(strategy, positions)| {
+                positions
+                    .iter()
+                    .map(|(token, position)| (strategy.clone(), *token, position.quantity))
+            })
+            .collect();
+        Some(async move {
+            for (strategy, token, quantity) in positions {
                 cache
-                    .set_position(self.broker, strategy, *token, position.quantity)
+                    .set_position(broker, &strategy, token, quantity)
                     .await
-                    .map_err(infra)?;
+                    .map_err(|e| HandlerError {
+                        class: e.class(),
+                        message: format!("risk state cache: {e}"),
+                    })?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -184,10 +193,24 @@ impl Handler for RiskManager {
         }
     }
 
-    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
-        if self.durable.save(&self.state, offsets).await? {
-            self.mirror_to_cache().await?;
-        }
-        Ok(())
+    fn begin_checkpoint(
+        &mut self,
+        offsets: &[CommitOffset],
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
+        let Some(save) = self.durable.begin_save(&self.state, offsets)? else {
+            return Ok(None);
+        };
+        let mirror = self.mirror_to_cache();
+        Ok(Some(Box::pin(async move {
+            save.run().await?;
+            match mirror {
+                Some(mirror) => mirror.await,
+                None => Ok(()),
+            }
+        })))
+    }
+
+    fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {
+        self.durable.end_save(offsets, outcome.is_ok());
     }
 }

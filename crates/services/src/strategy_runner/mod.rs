@@ -12,7 +12,7 @@ use alpha_panda_core::{
     keys, Broker, EventBroker, InstrumentToken, Payload, TopicMap, TradingSignal,
 };
 use alpha_panda_store::{Store, StoreError};
-use alpha_panda_stream::{CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -104,15 +104,21 @@ impl StrategyRunner {
 
     fn route(&self, signal: TradingSignal, zerodha_enabled: bool, outputs: &mut Vec<Output>) {
         let key = keys::strategy_instrument_key(&signal.strategy_id, signal.instrument_token);
-        let zerodha = self.zerodha.filter(|_| zerodha_enabled);
-        for topics in [self.paper, zerodha].into_iter().flatten() {
-            outputs.push(Output {
-                topic: topics.signals_raw(),
-                key: key.clone(),
-                payload: Payload::TradingSignal(signal.clone()),
-                broker: EventBroker::from(topics.broker()),
-                id: None,
-            });
+        let output = |topics: TopicMap, key: String, signal: TradingSignal| Output {
+            topic: topics.signals_raw(),
+            key,
+            payload: Payload::TradingSignal(signal),
+            broker: EventBroker::from(topics.broker()),
+            id: None,
+        };
+        // Paper first; the signal and key are cloned only when both namespaces get it.
+        match (self.paper, self.zerodha.filter(|_| zerodha_enabled)) {
+            (Some(paper), Some(zerodha)) => {
+                outputs.push(output(paper, key.clone(), signal.clone()));
+                outputs.push(output(zerodha, key, signal));
+            }
+            (Some(only), None) | (None, Some(only)) => outputs.push(output(only, key, signal)),
+            (None, None) => {}
         }
     }
 }
@@ -162,9 +168,12 @@ impl Handler for StrategyRunner {
         Ok(outputs)
     }
 
-    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
+    fn begin_checkpoint(
+        &mut self,
+        offsets: &[CommitOffset],
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
         let Some(durable) = &mut self.durable else {
-            return Ok(());
+            return Ok(None);
         };
         let saved: BTreeMap<String, SavedStrategy> = self
             .strategies
@@ -179,6 +188,14 @@ impl Handler for StrategyRunner {
                 )
             })
             .collect();
-        durable.save(&saved, offsets).await.map(|_| ())
+        Ok(durable
+            .begin_save(&saved, offsets)?
+            .map(|write| Box::pin(write.run()) as CheckpointWrite))
+    }
+
+    fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {
+        if let Some(durable) = &mut self.durable {
+            durable.end_save(offsets, outcome.is_ok());
+        }
     }
 }

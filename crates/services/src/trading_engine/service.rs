@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use alpha_panda_core::{keys, Broker, EventBroker, Payload, Timestamp, TopicMap};
 use alpha_panda_store::{Store, StoreError};
-use alpha_panda_stream::{CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
 use tracing::info;
 
 use crate::durable::Durable;
@@ -227,11 +227,18 @@ impl Handler for TradingEngine {
         Ok(self.outputs(events))
     }
 
-    async fn checkpoint(&mut self, offsets: &[CommitOffset]) -> Result<(), HandlerError> {
-        match &self.trader {
-            Trader::Paper(paper) => self.durable.save(&paper.resting_orders(), offsets).await,
-            Trader::Zerodha(live) => self.durable.save(&live.open_orders(), offsets).await,
-        }
-        .map(|_| ())
+    fn begin_checkpoint(
+        &mut self,
+        offsets: &[CommitOffset],
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
+        let write = match &self.trader {
+            Trader::Paper(paper) => self.durable.begin_save(&paper.resting_orders(), offsets)?,
+            Trader::Zerodha(live) => self.durable.begin_save(&live.open_orders(), offsets)?,
+        };
+        Ok(write.map(|write| Box::pin(write.run()) as CheckpointWrite))
+    }
+
+    fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {
+        self.durable.end_save(offsets, outcome.is_ok());
     }
 }
