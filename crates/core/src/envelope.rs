@@ -115,14 +115,11 @@ pub struct Envelope {
     pub payload: Payload,
 }
 
-/// A fresh W3C trace id: 32 lowercase hex digits of a new UUIDv7, written without going through
-/// the formatting machinery.
-fn new_trace_id() -> String {
+/// The W3C trace id a root event starts: the 32 lowercase hex digits of its own (unique) id, written
+/// without going through the formatting machinery.
+fn root_trace_id(id: EventId) -> String {
     let mut buffer = uuid::Uuid::encode_buffer();
-    uuid::Uuid::now_v7()
-        .simple()
-        .encode_lower(&mut buffer)
-        .to_owned()
+    id.as_uuid().simple().encode_lower(&mut buffer).to_owned()
 }
 
 /// Why bytes could not become an envelope. Always [`ErrorClass::Poison`].
@@ -149,7 +146,7 @@ impl EnvelopeError {
 }
 
 impl Envelope {
-    /// A root event (a tick): new id, new correlation id, new trace.
+    /// A root event (a tick): a new id, which starts its correlation and its trace.
     pub fn root(
         payload: Payload,
         key: String,
@@ -160,8 +157,9 @@ impl Envelope {
         Self::root_with_id(EventId::new_root(), payload, key, broker, source, ts)
     }
 
-    /// A root event whose id the source chose (a deterministic replay id): new correlation id, new
-    /// trace. Saves drawing a random id that would only be thrown away.
+    /// A root event whose id the source chose (a deterministic replay id). Its correlation id and
+    /// trace id are its own id: unique to this root, drawn without a clock or a random number, and
+    /// the same again when a replay reuses the id.
     pub fn root_with_id(
         id: EventId,
         payload: Payload,
@@ -172,9 +170,9 @@ impl Envelope {
     ) -> Self {
         Self {
             id,
-            correlation_id: CorrelationId::new_root(),
+            correlation_id: CorrelationId::of_root(id),
             causation_id: None,
-            trace_id: new_trace_id(),
+            trace_id: root_trace_id(id),
             broker,
             ts,
             key,

@@ -74,15 +74,10 @@ pub fn derive_event_id(cause: EventId, scope: &str, ordinal: u32) -> EventId {
 pub struct CorrelationId(pub String);
 
 impl CorrelationId {
-    /// A new correlation id for a root event.
-    pub fn new_root() -> Self {
+    /// The correlation id a root event starts: its own event id, so every root starts a new one.
+    pub fn of_root(root: EventId) -> Self {
         let mut buffer = Uuid::encode_buffer();
-        Self(
-            Uuid::now_v7()
-                .hyphenated()
-                .encode_lower(&mut buffer)
-                .to_owned(),
-        )
+        Self(root.0.hyphenated().encode_lower(&mut buffer).to_owned())
     }
 }
 
