@@ -9,10 +9,10 @@ use std::{
     time::Duration,
 };
 
-use alpha_panda_core::{Clock, Timestamp};
+use alpha_panda_core::{Clock, EventId, Timestamp};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::{memory::MemoryStore, CacheError};
+use crate::{keys::KeySpace, memory::MemoryStore, CacheError};
 
 /// How long one connection attempt may take before it counts as failed.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,35 +98,44 @@ impl Backend {
         }
     }
 
-    /// `EXISTS key`.
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+    /// `EXISTS {dedup key}` of `(group, event)`. The memory store keeps dedup markers by group and
+    /// event without formatting a key.
+    pub(crate) async fn is_marked(
+        &self,
+        keys: &KeySpace,
+        group: &str,
+        event: EventId,
+    ) -> Result<bool, CacheError> {
         match self {
-            Backend::Memory(store) => Ok(store.exists(key)),
+            Backend::Memory(store) => Ok(store.is_marked(group, event)),
             Backend::Redis(conn) => {
                 let mut conn = conn.clone();
                 Ok(redis::cmd("EXISTS")
-                    .arg(key)
+                    .arg(keys.dedup(group, event))
                     .query_async::<bool>(&mut conn)
                     .await?)
             }
         }
     }
 
-    /// `SET key 1 NX EX ttl` (a sub-second TTL is kept for one second: Redis rejects `EX 0`).
-    pub(crate) async fn set_marker_if_absent(
+    /// `SET {dedup key} 1 NX EX ttl` of `(group, event)` (a sub-second TTL is kept for one second:
+    /// Redis rejects `EX 0`).
+    pub(crate) async fn mark_if_absent(
         &self,
-        key: &str,
+        keys: &KeySpace,
+        group: &str,
+        event: EventId,
         ttl: Duration,
     ) -> Result<(), CacheError> {
         match self {
             Backend::Memory(store) => {
-                store.set_marker_if_absent(key, ttl);
+                store.mark_if_absent(group, event, ttl);
                 Ok(())
             }
             Backend::Redis(conn) => {
                 let mut conn = conn.clone();
                 redis::cmd("SET")
-                    .arg(key)
+                    .arg(keys.dedup(group, event))
                     .arg(1)
                     .arg("NX")
                     .arg("EX")

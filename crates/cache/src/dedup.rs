@@ -42,7 +42,7 @@ fn unavailable(e: CacheError) -> DedupError {
 impl DedupStore for Dedup {
     async fn is_processed(&self, group: &str, event: EventId) -> Result<bool, DedupError> {
         self.backend
-            .exists(&self.keys.dedup(group, event))
+            .is_marked(&self.keys, group, event)
             .await
             .map_err(unavailable)
     }
@@ -54,7 +54,7 @@ impl DedupStore for Dedup {
         ttl: Duration,
     ) -> Result<(), DedupError> {
         self.backend
-            .set_marker_if_absent(&self.keys.dedup(group, event), ttl)
+            .mark_if_absent(&self.keys, group, event, ttl)
             .await
             .map_err(unavailable)
     }

@@ -1,21 +1,26 @@
-//! The in-memory backend: the few Redis structures the cache uses (markers, counters, hashes,
+//! The in-memory backend: the few Redis structures the cache uses (dedup markers, counters, hashes,
 //! lists), with expiry judged against an injected clock so tests and replays control "now".
+//!
+//! Dedup markers live in their own table keyed by `(consumer group, event id)`, not under formatted
+//! string keys: the runtime asks for one on every event of every consumer, and no other operation
+//! ever reads a dedup key. A memory store serves one key prefix (the [`crate::Cache`] or
+//! [`crate::Dedup`] that created it), so the prefix need not be part of that key.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{hash_map, BTreeMap, HashMap},
     sync::Arc,
     time::Duration,
 };
 
-use alpha_panda_core::{Clock, Timestamp};
+use alpha_panda_core::{Clock, EventId, Timestamp};
 use parking_lot::{Mutex, MutexGuard};
+use rustc_hash::FxHashMap;
 
 use crate::CacheError;
 
 /// One value, shaped like its Redis counterpart.
 #[derive(Debug, Clone)]
 enum Value {
-    Marker,
     Counter(i64),
     Hash(BTreeMap<String, String>),
     List(Vec<String>),
@@ -24,7 +29,6 @@ enum Value {
 impl Value {
     fn kind(&self) -> &'static str {
         match self {
-            Value::Marker => "marker",
             Value::Counter(_) => "counter",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
@@ -38,10 +42,14 @@ struct Entry {
     expires_at: Option<Timestamp>,
 }
 
+/// The dedup markers of one consumer group: event → expiry (`None`: never expires).
+type GroupMarkers = FxHashMap<EventId, Option<Timestamp>>;
+
 /// Process-local key/value storage behaving like the Redis commands the backend issues.
 pub(crate) struct MemoryStore {
     clock: Arc<dyn Clock>,
     entries: Mutex<HashMap<String, Entry>>,
+    markers: Mutex<FxHashMap<Box<str>, GroupMarkers>>,
 }
 
 fn wrong_type(key: &str, found: &Value, wanted: &str) -> CacheError {
@@ -62,6 +70,7 @@ impl MemoryStore {
         Self {
             clock,
             entries: Mutex::default(),
+            markers: Mutex::default(),
         }
     }
 
@@ -92,18 +101,46 @@ impl MemoryStore {
         }
     }
 
-    pub(crate) fn exists(&self, key: &str) -> bool {
-        self.lock_live(&[key]).contains_key(key)
+    /// Whether `event` is marked for `group` and the mark has not expired (an expired mark is
+    /// dropped, as every other operation drops the expired key it touches).
+    pub(crate) fn is_marked(&self, group: &str, event: EventId) -> bool {
+        let now = self.clock.now();
+        let mut markers = self.markers.lock();
+        let Some(events) = markers.get_mut(group) else {
+            return false;
+        };
+        match events.get(&event) {
+            None => false,
+            Some(expiry) if expiry.is_some_and(|at| at <= now) => {
+                events.remove(&event);
+                false
+            }
+            Some(_) => true,
+        }
     }
 
-    pub(crate) fn set_marker_if_absent(&self, key: &str, ttl: Duration) {
-        let expires_at = after(self.clock.now(), ttl);
-        self.lock_live(&[key])
-            .entry(key.to_owned())
-            .or_insert(Entry {
-                value: Value::Marker,
-                expires_at,
-            });
+    /// Marks `event` for `group` until `ttl` from now, unless a live mark exists (`SET NX`: the
+    /// earlier expiry stays).
+    pub(crate) fn mark_if_absent(&self, group: &str, event: EventId, ttl: Duration) {
+        let now = self.clock.now();
+        let expires_at = after(now, ttl);
+        let mut markers = self.markers.lock();
+        if !markers.contains_key(group) {
+            markers.insert(group.into(), GroupMarkers::default());
+        }
+        let Some(events) = markers.get_mut(group) else {
+            return;
+        };
+        match events.entry(event) {
+            hash_map::Entry::Occupied(mut marked) => {
+                if marked.get().is_some_and(|at| at <= now) {
+                    marked.insert(expires_at);
+                }
+            }
+            hash_map::Entry::Vacant(absent) => {
+                absent.insert(expires_at);
+            }
+        }
     }
 
     pub(crate) fn expires_at(&self, key: &str) -> Option<Timestamp> {
@@ -330,9 +367,34 @@ mod tests {
     fn marker_expires_after_ttl() {
         let clock = Arc::new(ManualClock::new(at(0)));
         let store = MemoryStore::new(clock.clone());
-        store.set_marker_if_absent("m", Duration::from_secs(1));
-        assert!(store.exists("m"));
+        let event = EventId::new_root();
+        store.mark_if_absent("g", event, Duration::from_secs(1));
+        assert!(store.is_marked("g", event));
         clock.advance(Duration::from_secs(1));
-        assert!(!store.exists("m"));
+        assert!(!store.is_marked("g", event));
+    }
+
+    #[test]
+    fn a_live_marker_keeps_its_expiry_and_an_expired_one_is_renewed() {
+        let clock = Arc::new(ManualClock::new(at(0)));
+        let store = MemoryStore::new(clock.clone());
+        let (event, other) = (EventId::new_root(), EventId::new_root());
+        store.mark_if_absent("g", event, Duration::from_secs(2));
+        clock.advance(Duration::from_secs(1));
+        // NX: marking again does not push the expiry out.
+        store.mark_if_absent("g", event, Duration::from_secs(10));
+        clock.advance(Duration::from_secs(1));
+        assert!(!store.is_marked("g", event));
+        // Once expired, a new mark takes its own TTL.
+        store.mark_if_absent("g", event, Duration::from_secs(10));
+        clock.advance(Duration::from_secs(9));
+        assert!(store.is_marked("g", event));
+        // Marks are per group and per event; a huge TTL never expires.
+        assert!(!store.is_marked("h", event));
+        assert!(!store.is_marked("g", other));
+        store.mark_if_absent("h", other, Duration::MAX);
+        clock.advance(Duration::from_secs(1_000_000_000));
+        assert!(store.is_marked("h", other));
+        assert!(!store.is_marked("g", event));
     }
 }

@@ -155,7 +155,28 @@ impl fmt::Display for TopicName {
     }
 }
 
+/// The name of `$class` in the namespace `$broker` (a literal), spelled out at compile time.
+macro_rules! topic_name_in {
+    ($broker:literal, $class:expr) => {
+        match $class {
+            TopicClass::MarketTicks => "market.ticks",
+            TopicClass::SignalsRaw => concat!($broker, ".signals.raw"),
+            TopicClass::SignalsValidated => concat!($broker, ".signals.validated"),
+            TopicClass::SignalsRejected => concat!($broker, ".signals.rejected"),
+            TopicClass::OrdersSubmitted => concat!($broker, ".orders.submitted"),
+            TopicClass::OrdersAck => concat!($broker, ".orders.ack"),
+            TopicClass::OrdersFilled => concat!($broker, ".orders.filled"),
+            TopicClass::OrdersFailed => concat!($broker, ".orders.failed"),
+            TopicClass::PnlSnapshots => concat!($broker, ".pnl.snapshots"),
+            TopicClass::Dlq => concat!($broker, ".dlq"),
+        }
+    };
+}
+
 /// Topic names of one broker namespace.
+///
+/// The names are static strings chosen by a table, not formatted: services ask for a topic name
+/// for every event they emit. A test checks the table against the `{broker}.{suffix}` rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TopicMap {
     broker: Broker,
@@ -179,10 +200,14 @@ impl TopicMap {
 
     /// The topic of a per-broker class (`MarketTicks` gives the shared topic).
     pub fn topic(&self, class: TopicClass) -> String {
-        match class {
-            TopicClass::MarketTicks => Self::market_ticks(),
-            TopicClass::Dlq => format!("{}{DLQ_SUFFIX}", self.broker.as_str()),
-            other => format!("{}.{}", self.broker.as_str(), other.suffix()),
+        self.topic_str(class).to_owned()
+    }
+
+    /// As [`TopicMap::topic`], borrowed: for callers that need no owned name.
+    pub fn topic_str(&self, class: TopicClass) -> &'static str {
+        match self.broker {
+            Broker::Paper => topic_name_in!("paper", class),
+            Broker::Zerodha => topic_name_in!("zerodha", class),
         }
     }
 
@@ -285,6 +310,25 @@ mod tests {
         let all = TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]);
         assert_eq!(all.len(), 2 * (1 + 2 * 8));
         assert!(all.iter().all(|t| !t.name.contains("live")));
+    }
+
+    #[test]
+    fn the_static_name_table_follows_the_naming_rule() {
+        let classes = [TopicClass::MarketTicks, TopicClass::Dlq]
+            .into_iter()
+            .chain(TopicClass::PER_BROKER);
+        for class in classes {
+            for broker in Broker::ALL {
+                let map = TopicMap::new(broker);
+                let want = match class {
+                    TopicClass::MarketTicks => "market.ticks".to_string(),
+                    TopicClass::Dlq => format!("{}{DLQ_SUFFIX}", broker.as_str()),
+                    other => format!("{}.{}", broker.as_str(), other.suffix()),
+                };
+                assert_eq!(map.topic_str(class), want, "{broker} {class:?}");
+                assert_eq!(map.topic(class), want);
+            }
+        }
     }
 
     #[test]

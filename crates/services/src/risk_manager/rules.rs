@@ -23,8 +23,13 @@
 //! replay decides identically whatever the scheduling); only when that is not positive does the
 //! state's latest tick of the instrument stand in.
 
+use std::fmt::Write as _;
+
 use alpha_panda_core::calendar;
-use alpha_panda_core::{Instrument, OrderType, Price, RuleViolation, Timestamp, TradingSignal};
+use alpha_panda_core::{
+    Instrument, OrderType, Price, RuleViolation, StrategyId, Timestamp, TradingSignal,
+};
+use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::{RiskLimits, RiskState};
@@ -67,6 +72,54 @@ fn violation(rule: &str, limit: String, actual: String, message: String) -> Rule
         actual,
         message,
     }
+}
+
+/// The `max_daily_trades` violation. Strategies signal far more often than the daily limit allows,
+/// so most refusals carry this one: its texts are appended piece by piece instead of through
+/// `format!`, and read exactly as
+/// `"strategy {strategy} already has {trades} approved orders on {day}; the limit is {limit}"`.
+fn max_daily_trades_violation(
+    strategy: &StrategyId,
+    trades: u32,
+    day: NaiveDate,
+    limit: u32,
+) -> RuleViolation {
+    let strategy = strategy.as_str();
+    let mut message = String::with_capacity(strategy.len() + 72);
+    message.push_str("strategy ");
+    message.push_str(strategy);
+    message.push_str(" already has ");
+    let _ = write!(message, "{trades}");
+    message.push_str(" approved orders on ");
+    push_date(&mut message, day);
+    message.push_str("; the limit is ");
+    let _ = write!(message, "{limit}");
+    violation(
+        "max_daily_trades",
+        limit.to_string(),
+        (u64::from(trades) + 1).to_string(),
+        message,
+    )
+}
+
+/// Appends `day` as its `Display` writes it (`YYYY-MM-DD` for years 0 to 9999).
+fn push_date(out: &mut String, day: NaiveDate) {
+    let year = day.year();
+    if !(0..=9999).contains(&year) {
+        let _ = write!(out, "{day}");
+        return;
+    }
+    let two = |out: &mut String, n: u32| {
+        out.push(char::from(b'0' + (n / 10 % 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    };
+    let year = year.unsigned_abs();
+    two(out, year / 100);
+    two(out, year % 100);
+    out.push('-');
+    two(out, day.month());
+    out.push('-');
+    two(out, day.day());
 }
 
 /// Checks `signal` against every rule. `instrument` is the signal's instrument from the master (None
@@ -225,14 +278,11 @@ pub fn evaluate(
     // Daily counters.
     let trades = state.trades_on(&signal.strategy_id, day);
     if trades >= limits.max_daily_trades_per_strategy {
-        v.push(violation(
-            "max_daily_trades",
-            limits.max_daily_trades_per_strategy.to_string(),
-            (u64::from(trades) + 1).to_string(),
-            format!(
-                "strategy {} already has {trades} approved orders on {day}; the limit is {}",
-                signal.strategy_id, limits.max_daily_trades_per_strategy
-            ),
+        v.push(max_daily_trades_violation(
+            &signal.strategy_id,
+            trades,
+            day,
+            limits.max_daily_trades_per_strategy,
         ));
     }
     let realized_today = state.realized_pnl_on(&signal.strategy_id, day);
@@ -532,6 +582,34 @@ mod tests {
             evaluate(&sig, &state, &limits(), Some(&reliance()), monday),
             RiskDecision::Approved
         );
+    }
+
+    #[test]
+    fn the_daily_trades_violation_reads_as_formatted() {
+        let sid = StrategyId::new("ema_cross:nifty").unwrap();
+        let days = [
+            day(21),
+            NaiveDate::from_ymd_opt(2025, 1, 5).unwrap(),
+            NaiveDate::from_ymd_opt(987, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(-3, 7, 9).unwrap(),
+        ];
+        for d in days {
+            for (trades, limit) in [(0, 0), (200, 200), (u32::MAX, 7)] {
+                let got = max_daily_trades_violation(&sid, trades, d, limit);
+                assert_eq!(
+                    got,
+                    violation(
+                        "max_daily_trades",
+                        limit.to_string(),
+                        (u64::from(trades) + 1).to_string(),
+                        format!(
+                            "strategy {sid} already has {trades} approved orders on {d}; the limit is {limit}"
+                        ),
+                    )
+                );
+            }
+        }
     }
 
     #[test]

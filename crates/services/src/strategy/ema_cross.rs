@@ -11,12 +11,11 @@
 //! Ticks with a non-positive last price are not trades and are ignored (they neither update the
 //! indicators nor count).
 
-use std::collections::BTreeMap;
-
 use alpha_panda_core::{EventId, InstrumentToken, MarketTick, Side, StrategyId, TradingSignal};
 use serde::{Deserialize, Serialize};
 
-use super::{market_signal, Strategy};
+use super::states::InstrumentStates;
+use super::{market_signal, push_digits, push_fixed, Strategy};
 
 /// Parameters of `ema_cross`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +55,14 @@ pub struct EmaState {
 #[derive(Debug, Clone)]
 pub struct EmaCross {
     id: StrategyId,
-    instruments: Vec<InstrumentToken>,
     params: EmaCrossParams,
-    states: BTreeMap<InstrumentToken, EmaState>,
+    /// `alpha(fast)` and `alpha(slow)`, computed once (the same values every tick would compute).
+    alpha_fast: f64,
+    alpha_slow: f64,
+    /// The constant parts of a signal's reason: `ema_cross: fast EMA(10) ` and `slow EMA(30) `.
+    reason_fast: String,
+    reason_slow: String,
+    states: InstrumentStates<EmaState>,
 }
 
 impl EmaCross {
@@ -67,9 +71,12 @@ impl EmaCross {
     pub fn new(id: StrategyId, instruments: Vec<InstrumentToken>, params: EmaCrossParams) -> Self {
         Self {
             id,
-            instruments,
+            alpha_fast: alpha(params.fast),
+            alpha_slow: alpha(params.slow),
+            reason_fast: format!("ema_cross: fast EMA({}) ", params.fast),
+            reason_slow: format!("slow EMA({}) ", params.slow),
             params,
-            states: BTreeMap::new(),
+            states: InstrumentStates::new(instruments),
         }
     }
 
@@ -80,7 +87,7 @@ impl EmaCross {
 
     /// The indicator state of `token`, if it has seen a tick.
     pub fn state(&self, token: InstrumentToken) -> Option<&EmaState> {
-        self.states.get(&token)
+        self.states.get(token)
     }
 }
 
@@ -100,24 +107,22 @@ impl Strategy for EmaCross {
     }
 
     fn instruments(&self) -> &[InstrumentToken] {
-        &self.instruments
+        self.states.instruments()
     }
 
     fn save_state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.states).unwrap_or_default()
+        self.states.save()
     }
 
     fn restore_state(&mut self, state: serde_json::Value) -> Result<(), serde_json::Error> {
-        self.states = serde_json::from_value(state)?;
-        Ok(())
+        self.states.restore(state)
     }
 
     fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal> {
-        let Some(x) = super::indicator_price(&self.instruments, tick) else {
+        let Some((x, state)) = self.states.tick_input(tick) else {
             return Vec::new();
         };
-        let (alpha_fast, alpha_slow) = (alpha(self.params.fast), alpha(self.params.slow));
-        let state = self.states.entry(tick.instrument_token).or_default();
+        let (alpha_fast, alpha_slow) = (self.alpha_fast, self.alpha_slow);
         if state.ticks == 0 {
             state.fast_ema = x;
             state.slow_ema = x;
@@ -137,19 +142,20 @@ impl Strategy for EmaCross {
         } else {
             return Vec::new();
         };
-        let reason = format!(
-            "ema_cross: fast EMA({}) {:.4} {} slow EMA({}) {:.4} at tick {}",
-            self.params.fast,
-            state.fast_ema,
-            if side == Side::Buy {
-                "crossed above"
-            } else {
-                "crossed below"
-            },
-            self.params.slow,
-            state.slow_ema,
-            state.ticks
-        );
+        // `ema_cross: fast EMA(10) 2501.3127 crossed above slow EMA(30) 2500.9981 at tick 31`,
+        // assembled by hand: a signal is emitted every few dozen ticks per instrument.
+        let mut reason = String::with_capacity(96);
+        reason.push_str(&self.reason_fast);
+        push_fixed(&mut reason, state.fast_ema, 4);
+        reason.push_str(if side == Side::Buy {
+            " crossed above "
+        } else {
+            " crossed below "
+        });
+        reason.push_str(&self.reason_slow);
+        push_fixed(&mut reason, state.slow_ema, 4);
+        reason.push_str(" at tick ");
+        push_digits(&mut reason, state.ticks, 1);
         vec![market_signal(
             &self.id,
             tick,
@@ -266,6 +272,70 @@ mod tests {
         let want = reference(&floats, 10, 30);
         assert!(!want.is_empty());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_reason_reads_like_the_exact_format() {
+        let mut s = strategy(2, 4);
+        let prices = [
+            "100.05", "101.10", "102.35", "103.40", "104.45", "103.20", "101.05", "99.95", "98.40",
+        ];
+        let mut reasons = Vec::new();
+        for (i, p) in prices.iter().enumerate() {
+            for sig in s.on_tick(
+                &tick(738561, p.parse().unwrap(), i as i64),
+                EventId::new_root(),
+            ) {
+                let st = s.state(InstrumentToken(738561)).unwrap();
+                let before = format!(
+                    "ema_cross: fast EMA(2) {:.4} {} slow EMA(4) {:.4} at tick {}",
+                    st.fast_ema,
+                    if sig.side == Side::Buy {
+                        "crossed above"
+                    } else {
+                        "crossed below"
+                    },
+                    st.slow_ema,
+                    st.ticks
+                );
+                assert_eq!(sig.reason, before);
+                reasons.push(sig.reason);
+            }
+        }
+        assert_eq!(
+            reasons,
+            [
+                "ema_cross: fast EMA(2) 102.8722 crossed above slow EMA(4) 102.0932 at tick 4",
+                "ema_cross: fast EMA(2) 101.8471 crossed below slow EMA(4) 102.2809 at tick 7",
+            ]
+        );
+    }
+
+    #[test]
+    fn state_saves_as_a_token_ordered_map_and_restores() {
+        let mut s = EmaCross::new(
+            StrategyId::new("ema_test").unwrap(),
+            vec![InstrumentToken(408065), InstrumentToken(738561)],
+            EmaCrossParams::default(),
+        );
+        for i in 0..40 {
+            let price = Decimal::new(250_000 + (i * 7 % 13) * 5, 2);
+            s.on_tick(&tick(738561, price, i), EventId::new_root());
+            s.on_tick(&tick(408065, price, i), EventId::new_root());
+        }
+        let saved = s.save_state();
+        let plain: std::collections::BTreeMap<InstrumentToken, EmaState> = [408065, 738561]
+            .into_iter()
+            .map(|t| (InstrumentToken(t), *s.state(InstrumentToken(t)).unwrap()))
+            .collect();
+        assert_eq!(saved, serde_json::to_value(&plain).unwrap());
+        let mut restored = strategy(10, 30);
+        restored.restore_state(saved.clone()).unwrap();
+        assert_eq!(restored.save_state(), saved);
+        assert_eq!(
+            restored.state(InstrumentToken(738561)),
+            s.state(InstrumentToken(738561))
+        );
     }
 
     #[test]
