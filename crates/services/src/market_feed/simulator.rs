@@ -27,9 +27,43 @@ struct Walk {
     low_ticks: i64,
     close_ticks: i64,
     volume: u64,
-    /// Σ price × quantity, for the average traded price.
-    turnover: Decimal,
+    /// Σ price × quantity, in tick-size units: exact integers, so no decimal arithmetic per tick.
+    turnover_ticks: i128,
     started: bool,
+}
+
+impl Walk {
+    /// `ticks` tick sizes as a price (the tick size's own scale).
+    fn price(&self, ticks: i64) -> Price {
+        let tick_size = self.instrument.tick_size;
+        Price(Decimal::from_i128_with_scale(
+            i128::from(ticks) * tick_size.mantissa(),
+            tick_size.scale(),
+        ))
+    }
+
+    /// The volume-weighted average price so far, rounded half-even to the paisa.
+    fn average_price(&self) -> Decimal {
+        let tick_size = self.instrument.tick_size;
+        let volume = i128::from(self.volume.max(1));
+        let turnover = self.turnover_ticks * tick_size.mantissa();
+        if tick_size.scale() <= 2 {
+            // Exact: turnover in paise over volume, rounded once.
+            let paise = turnover * 10i128.pow(2 - tick_size.scale());
+            let (quotient, remainder) = (paise / volume, paise % volume);
+            let twice = 2 * remainder.abs();
+            let round_away = twice > volume || (twice == volume && quotient % 2 != 0);
+            let rounded = if round_away {
+                quotient + paise.signum()
+            } else {
+                quotient
+            };
+            Decimal::from_i128_with_scale(rounded, 2)
+        } else {
+            (Decimal::from_i128_with_scale(turnover, tick_size.scale()) / Decimal::from(volume))
+                .round_dp(2)
+        }
+    }
 }
 
 /// A deterministic tick generator.
@@ -72,7 +106,7 @@ impl TickSimulator {
                 low_ticks: ticks,
                 close_ticks: ticks,
                 volume: 0,
-                turnover: Decimal::ZERO,
+                turnover_ticks: 0,
                 started: false,
             });
         }
@@ -111,11 +145,11 @@ impl TickSimulator {
 
         let last_traded_quantity: u32 = rng.gen_range(1..=500);
         walk.volume += u64::from(last_traded_quantity);
-        let tick_size = walk.instrument.tick_size;
-        let price = |ticks: i64| Price(Decimal::from(ticks) * tick_size);
+        walk.turnover_ticks += i128::from(walk.price_ticks) * i128::from(last_traded_quantity);
+        let walk = &*walk;
+        let price = |ticks: i64| walk.price(ticks);
         let last_price = price(walk.price_ticks);
-        walk.turnover += last_price.0 * Decimal::from(last_traded_quantity);
-        let average = (walk.turnover / Decimal::from(walk.volume)).round_dp(2);
+        let average = walk.average_price();
 
         MarketTick {
             instrument_token: walk.instrument.instrument_token,
@@ -151,6 +185,36 @@ mod tests {
     fn run(seed: u64, n: i64) -> Vec<MarketTick> {
         let mut sim = TickSimulator::new(seed, nse_universe()).unwrap();
         (0..n).map(|i| sim.next_tick(at(i))).collect()
+    }
+
+    #[test]
+    fn average_price_is_the_exact_vwap_rounded_half_even() {
+        let mut sim = TickSimulator::new(11, nse_universe()).unwrap();
+        let mut turnover = vec![Decimal::ZERO; sim.walks.len()];
+        for i in 0..2_000 {
+            let index = sim.next;
+            let tick = sim.next_tick(at(i));
+            turnover[index] += tick.last_price.0 * Decimal::from(tick.last_traded_quantity);
+            let expected = (turnover[index] / Decimal::from(tick.volume_traded))
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven);
+            assert_eq!(tick.average_traded_price.unwrap().0, expected);
+            assert_eq!(
+                tick.last_price.0,
+                Decimal::from(sim.walks[index].price_ticks) * sim.walks[index].instrument.tick_size
+            );
+        }
+        // A tie goes to the even paisa; anything else to the nearest.
+        let mut walk = sim.walks[0].clone();
+        walk.instrument.tick_size = Decimal::new(1, 2);
+        (walk.turnover_ticks, walk.volume) = (1, 2); // 0.005 → 0.00
+        assert_eq!(walk.average_price(), Decimal::new(0, 2));
+        (walk.turnover_ticks, walk.volume) = (3, 2); // 0.015 → 0.02
+        assert_eq!(walk.average_price(), Decimal::new(2, 2));
+        (walk.turnover_ticks, walk.volume) = (7, 3); // 0.02333 → 0.02
+        assert_eq!(walk.average_price(), Decimal::new(2, 2));
+        walk.instrument.tick_size = Decimal::new(25, 4); // a grid finer than the paisa
+        (walk.turnover_ticks, walk.volume) = (3, 1); // 0.0075 → 0.01
+        assert_eq!(walk.average_price(), Decimal::new(1, 2));
     }
 
     #[test]
