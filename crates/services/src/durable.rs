@@ -9,12 +9,13 @@
 //! their outputs were published before the checkpoint was written.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use alpha_panda_core::{Broker, EventId, OrderFilled, PnlSnapshot, Timestamp};
 use alpha_panda_store::{
     Checkpoint, CheckpointOffset, OrderRecord, Store, StoreError, ValidationStatus,
 };
-use alpha_panda_stream::{CommitOffset, HandlerError, RecordPosition};
+use alpha_panda_stream::{CheckpointWrite, CommitOffset, HandlerError, RecordPosition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -248,24 +249,6 @@ impl Durable {
             self.dirty = true;
         }
     }
-
-    /// Saves at once: begins a save and waits for its write (tools and tests; the runtime goes
-    /// through the handler's checkpoint). Returns whether anything was written.
-    ///
-    /// # Errors
-    /// A [`HandlerError`] of the store error's class; the effects stay queued for the next try.
-    pub async fn save<S: Serialize>(
-        &mut self,
-        state: &S,
-        offsets: &[CommitOffset],
-    ) -> Result<bool, HandlerError> {
-        let Some(write) = self.begin_save(state, offsets)? else {
-            return Ok(false);
-        };
-        let outcome = write.run().await;
-        self.end_save(offsets, outcome.is_ok());
-        outcome.map(|()| true)
-    }
 }
 
 /// One checkpoint transaction, detached from its service so it can run while the service goes on.
@@ -276,6 +259,26 @@ pub struct SaveWrite {
 }
 
 impl SaveWrite {
+    /// The write the runtime runs for a handler's checkpoint: this save.
+    pub fn into_checkpoint(self) -> CheckpointWrite {
+        Box::pin(self.run())
+    }
+
+    /// The write the runtime runs for a handler's checkpoint: this save, then `read_model` (a cache
+    /// mirror of the state just saved), if any, once the save is durable.
+    pub fn into_checkpoint_then<F>(self, read_model: Option<F>) -> CheckpointWrite
+    where
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        Box::pin(async move {
+            self.run().await?;
+            match read_model {
+                Some(read_model) => read_model.await,
+                None => Ok(()),
+            }
+        })
+    }
+
     /// Writes the effects, the state and the offsets in one transaction.
     ///
     /// # Errors

@@ -11,7 +11,7 @@ use alpha_panda_core::{
 };
 use alpha_panda_services::portfolio_manager::service::{PortfolioManager, PortfolioSettings};
 use alpha_panda_store::testing::TestStore;
-use alpha_panda_store::SqlBackend;
+use alpha_panda_store::{SqlBackend, Store};
 use alpha_panda_stream::{checkpoint_now, CommitOffset, Handler, Input, RecordPosition};
 use rust_decimal::Decimal;
 
@@ -83,6 +83,30 @@ fn log() -> Vec<(&'static str, i64, Envelope)> {
     ]
 }
 
+/// A portfolio manager over `store`, resumed from its checkpoint when there is one.
+async fn open_manager(store: &Store) -> PortfolioManager {
+    PortfolioManager::open(
+        Broker::Paper,
+        PortfolioSettings::default(),
+        store.clone(),
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// The order ids of every fill in the ledger, sorted.
+async fn ledger_order_ids(store: &Store) -> Vec<String> {
+    let ledger = store
+        .ledger()
+        .fills_for_portfolio(&PortfolioId::new("paper:s1").unwrap(), 100)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = ledger.iter().map(|f| f.fill.order_id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
 async fn deliver(manager: &mut PortfolioManager, topic: &str, offset: i64, envelope: &Envelope) {
     let position = RecordPosition {
         topic: Arc::from(topic),
@@ -121,14 +145,7 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     // First life: the first three inputs are handled and checkpointed (effects + state + offsets in
     // one transaction); the fourth is handled but not yet checkpointed; then the process dies before
     // the log commit, so the log will hand every input out again.
-    let mut first = PortfolioManager::open(
-        Broker::Paper,
-        PortfolioSettings::default(),
-        store.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut first = open_manager(&store).await;
     for (topic, offset, event) in &log[..3] {
         deliver(&mut first, topic, *offset, event).await;
     }
@@ -137,14 +154,7 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     drop(first);
 
     // Second life: everything is delivered again from the start.
-    let mut second = PortfolioManager::open(
-        Broker::Paper,
-        PortfolioSettings::default(),
-        store.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut second = open_manager(&store).await;
     for (topic, offset, event) in &log {
         deliver(&mut second, topic, *offset, event).await;
     }
@@ -163,24 +173,13 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     );
 
     // The ledger holds each fill once.
-    let ledger = store
-        .ledger()
-        .fills_for_portfolio(&PortfolioId::new("paper:s1").unwrap(), 100)
-        .await
-        .unwrap();
-    let mut ids: Vec<String> = ledger.iter().map(|f| f.fill.order_id.to_string()).collect();
-    ids.sort();
-    assert_eq!(ids, ["paper-1", "paper-2", "paper-3", "paper-4"]);
+    assert_eq!(
+        ledger_order_ids(&store).await,
+        ["paper-1", "paper-2", "paper-3", "paper-4"]
+    );
 
     // A third life after the final checkpoint changes nothing.
-    let mut third = PortfolioManager::open(
-        Broker::Paper,
-        PortfolioSettings::default(),
-        store.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut third = open_manager(&store).await;
     for (topic, offset, event) in &log {
         deliver(&mut third, topic, *offset, event).await;
     }
@@ -206,14 +205,7 @@ async fn failed_background_write_keeps_its_effects(backend: SqlBackend) {
     let db = TestStore::new(backend).await.unwrap();
     let store = db.store.clone();
     let log = log();
-    let mut manager = PortfolioManager::open(
-        Broker::Paper,
-        PortfolioSettings::default(),
-        store.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut manager = open_manager(&store).await;
     for (topic, offset, event) in &log[..2] {
         deliver(&mut manager, topic, *offset, event).await;
     }
@@ -232,24 +224,13 @@ async fn failed_background_write_keeps_its_effects(backend: SqlBackend) {
         deliver(&mut manager, topic, *offset, event).await;
     }
     checkpoint_now(&mut manager, &offsets(4, 2)).await.unwrap();
-    let ledger = store
-        .ledger()
-        .fills_for_portfolio(&PortfolioId::new("paper:s1").unwrap(), 100)
-        .await
-        .unwrap();
-    let mut ids: Vec<String> = ledger.iter().map(|f| f.fill.order_id.to_string()).collect();
-    ids.sort();
-    assert_eq!(ids, ["paper-1", "paper-2", "paper-3", "paper-4"]);
+    assert_eq!(
+        ledger_order_ids(&store).await,
+        ["paper-1", "paper-2", "paper-3", "paper-4"]
+    );
 
     // And the saved offsets are the second checkpoint's: a restart skips all six inputs.
-    let mut restarted = PortfolioManager::open(
-        Broker::Paper,
-        PortfolioSettings::default(),
-        store.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut restarted = open_manager(&store).await;
     for (topic, offset, event) in &log {
         deliver(&mut restarted, topic, *offset, event).await;
     }

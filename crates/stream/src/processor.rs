@@ -290,9 +290,7 @@ impl<H: Handler> Processor<H> {
                             .as_ref()
                             .is_some_and(|flight| flight.write.is_finished())
                         {
-                            let flight = cadence.in_flight.as_mut().expect("checked");
-                            let outcome = (&mut flight.write).await;
-                            self.end_checkpoint(&mut consumer, &mut cadence, outcome);
+                            self.finish_checkpoint(&mut consumer, &mut cadence).await;
                         }
                         if cadence.since_checkpoint >= self.config.commit_batch
                             || at.duration_since(since) >= self.config.commit_interval
@@ -319,10 +317,7 @@ impl<H: Handler> Processor<H> {
         }
 
         drop(lag_task);
-        if let Some(flight) = cadence.in_flight.as_mut() {
-            let outcome = (&mut flight.write).await;
-            self.end_checkpoint(&mut consumer, &mut cadence, outcome);
-        }
+        self.finish_checkpoint(&mut consumer, &mut cadence).await;
         self.on_shutdown().await;
         let offsets = cadence.pending.to_commit_offsets();
         let offsets = if offsets.is_empty() {
@@ -373,6 +368,14 @@ impl<H: Handler> Processor<H> {
             }
             // The state is not durable: keep the offsets pending, the next round retries.
             Err(e) => warn!(error = %e, "checkpoint failed; commit held back"),
+        }
+    }
+
+    /// Waits for the running checkpoint write, if any, and ends it.
+    async fn finish_checkpoint(&mut self, consumer: &mut LogConsumer, cadence: &mut CommitCadence) {
+        if let Some(flight) = cadence.in_flight.as_mut() {
+            let outcome = (&mut flight.write).await;
+            self.end_checkpoint(consumer, cadence, outcome);
         }
     }
 

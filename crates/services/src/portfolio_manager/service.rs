@@ -334,13 +334,7 @@ impl Handler for PortfolioManager {
         } else {
             None
         };
-        Ok(Some(Box::pin(async move {
-            save.run().await?;
-            match read_model {
-                Some(read_model) => read_model.await,
-                None => Ok(()),
-            }
-        })))
+        Ok(Some(save.into_checkpoint_then(read_model)))
     }
 
     fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {

@@ -200,14 +200,7 @@ impl Handler for RiskManager {
         let Some(save) = self.durable.begin_save(&self.state, offsets)? else {
             return Ok(None);
         };
-        let mirror = self.mirror_to_cache();
-        Ok(Some(Box::pin(async move {
-            save.run().await?;
-            match mirror {
-                Some(mirror) => mirror.await,
-                None => Ok(()),
-            }
-        })))
+        Ok(Some(save.into_checkpoint_then(self.mirror_to_cache())))
     }
 
     fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {

@@ -16,7 +16,7 @@ use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, I
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::durable::Durable;
+use crate::durable::{Durable, SaveWrite};
 use crate::strategy::Strategy;
 
 /// The service name.
@@ -190,7 +190,7 @@ impl Handler for StrategyRunner {
             .collect();
         Ok(durable
             .begin_save(&saved, offsets)?
-            .map(|write| Box::pin(write.run()) as CheckpointWrite))
+            .map(SaveWrite::into_checkpoint))
     }
 
     fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {

@@ -10,7 +10,7 @@ use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
 use tracing::info;
 
-use crate::durable::Durable;
+use crate::durable::{Durable, SaveWrite};
 use crate::trading_engine::paper::RestingOrder;
 use crate::trading_engine::zerodha::{OpenOrder, TraderOutput, ZerodhaTrader};
 use crate::trading_engine::{OrderEvent, PaperTrader};
@@ -235,7 +235,7 @@ impl Handler for TradingEngine {
             Trader::Paper(paper) => self.durable.begin_save(&paper.resting_orders(), offsets)?,
             Trader::Zerodha(live) => self.durable.begin_save(&live.open_orders(), offsets)?,
         };
-        Ok(write.map(|write| Box::pin(write.run()) as CheckpointWrite))
+        Ok(write.map(SaveWrite::into_checkpoint))
     }
 
     fn end_checkpoint(&mut self, offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {
