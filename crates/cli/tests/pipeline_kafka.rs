@@ -207,7 +207,7 @@ async fn separate_processes_survive_kill_9_and_match_the_single_process_run() {
     let log = Log::connect(&broker.log_url(), &BTreeMap::new()).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     log.send(OutgoingRecord {
-        topic: TopicMap::market_ticks(),
+        topic: TopicMap::market_ticks().into(),
         key: Some("408065".into()),
         value: RecordValue::Bytes(bytes::Bytes::from_static(b"{\"this is\": not an envelope")),
         headers: Vec::new(),

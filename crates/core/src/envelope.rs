@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -99,7 +100,8 @@ pub struct Envelope {
     /// The id of the event that caused this one.
     pub causation_id: Option<EventId>,
     /// W3C trace id (32 lowercase hex), also sent as `traceparent`.
-    pub trace_id: String,
+    // Shared by every event of a chain: a derived event copies a pointer, not the text.
+    pub trace_id: Arc<str>,
     /// The namespace, from configuration.
     pub broker: EventBroker,
     /// When the event was created.
@@ -107,7 +109,8 @@ pub struct Envelope {
     /// The partition key.
     pub key: String,
     /// The emitting service.
-    pub source: String,
+    // Shared: a service stamps the same name on every event it emits.
+    pub source: Arc<str>,
     /// Payload schema version.
     pub version: u32,
     /// `type` and `data`.
@@ -117,9 +120,9 @@ pub struct Envelope {
 
 /// The W3C trace id a root event starts: the 32 lowercase hex digits of its own (unique) id, written
 /// without going through the formatting machinery.
-fn root_trace_id(id: EventId) -> String {
+fn root_trace_id(id: EventId) -> Arc<str> {
     let mut buffer = uuid::Uuid::encode_buffer();
-    id.as_uuid().simple().encode_lower(&mut buffer).to_owned()
+    Arc::from(&*id.as_uuid().simple().encode_lower(&mut buffer))
 }
 
 /// Why bytes could not become an envelope. Always [`ErrorClass::Poison`].
@@ -151,7 +154,7 @@ impl Envelope {
         payload: Payload,
         key: String,
         broker: EventBroker,
-        source: &str,
+        source: impl Into<Arc<str>>,
         ts: Timestamp,
     ) -> Self {
         Self::root_with_id(EventId::new_root(), payload, key, broker, source, ts)
@@ -165,7 +168,7 @@ impl Envelope {
         payload: Payload,
         key: String,
         broker: EventBroker,
-        source: &str,
+        source: impl Into<Arc<str>>,
         ts: Timestamp,
     ) -> Self {
         Self {
@@ -176,7 +179,7 @@ impl Envelope {
             broker,
             ts,
             key,
-            source: source.to_string(),
+            source: source.into(),
             version: CURRENT_VERSION,
             payload,
         }
@@ -190,18 +193,19 @@ impl Envelope {
         payload: Payload,
         key: String,
         broker: EventBroker,
-        source: &str,
+        source: impl Into<Arc<str>>,
         ts: Timestamp,
     ) -> Self {
+        let source = source.into();
         Self {
-            id: derive_event_id(self.id, source, ordinal),
+            id: derive_event_id(self.id, &source, ordinal),
             correlation_id: self.correlation_id.clone(),
             causation_id: Some(self.id),
             trace_id: self.trace_id.clone(),
             broker,
             ts,
             key,
-            source: source.to_string(),
+            source,
             version: CURRENT_VERSION,
             payload,
         }

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,15 +70,16 @@ pub fn derive_event_id(cause: EventId, scope: &str, ordinal: u32) -> EventId {
 }
 
 /// Ties every event of one causal chain together; a root event starts a new one.
+// Shared: every event of a chain carries the same text, so a derived event copies a pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct CorrelationId(pub String);
+pub struct CorrelationId(pub Arc<str>);
 
 impl CorrelationId {
     /// The correlation id a root event starts: its own event id, so every root starts a new one.
     pub fn of_root(root: EventId) -> Self {
         let mut buffer = Uuid::encode_buffer();
-        Self(root.0.hyphenated().encode_lower(&mut buffer).to_owned())
+        Self(Arc::from(&*root.0.hyphenated().encode_lower(&mut buffer)))
     }
 }
 

@@ -195,7 +195,12 @@ impl TopicMap {
 
     /// `market.ticks`, shared by every namespace.
     pub fn market_ticks() -> String {
-        TopicClass::MarketTicks.suffix().to_string()
+        Self::market_ticks_str().to_string()
+    }
+
+    /// As [`TopicMap::market_ticks`], borrowed: a feed names it on every record without allocating.
+    pub fn market_ticks_str() -> &'static str {
+        TopicClass::MarketTicks.suffix()
     }
 
     /// The topic of a per-broker class (`MarketTicks` gives the shared topic).

@@ -395,7 +395,7 @@ fn arb_tick() -> impl Strategy<Value = MarketTick> {
         .prop_map(
             |(token, symbol, last, ltq, atp, (vol, buy, sell), ohlc, oi, at, depth)| MarketTick {
                 instrument_token: InstrumentToken(token),
-                tradingsymbol: symbol,
+                tradingsymbol: symbol.map(Into::into),
                 last_price: last,
                 last_traded_quantity: ltq,
                 average_traded_price: atp,
@@ -616,7 +616,7 @@ fn arb_envelope() -> impl Strategy<Value = Envelope> {
         .prop_map(
             |(payload, id, causation_id, correlation, ts, key, broker)| Envelope {
                 id,
-                correlation_id: CorrelationId(correlation),
+                correlation_id: CorrelationId(correlation.into()),
                 causation_id,
                 trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
                 broker,

@@ -6,21 +6,21 @@
 use std::sync::Arc;
 
 use alpha_panda_core::{
-    Broker, Envelope, EventBroker, ExecutionMode, FeeBreakdown, InstrumentToken, MarketTick, Money,
-    OrderFilled, OrderId, Payload, PortfolioId, Price, Quantity, Side, StrategyId, Timestamp,
+    Envelope, EventBroker, ExecutionMode, FeeBreakdown, InstrumentToken, Money, OrderFilled,
+    OrderId, Payload, PortfolioId, Price, Quantity, Side, StrategyId,
 };
-use alpha_panda_services::portfolio_manager::service::{PortfolioManager, PortfolioSettings};
+use alpha_panda_services::portfolio_manager::service::PortfolioManager;
 use alpha_panda_store::testing::TestStore;
 use alpha_panda_store::{SqlBackend, Store};
-use alpha_panda_stream::{checkpoint_now, CommitOffset, Handler, Input, RecordPosition};
+use alpha_panda_stream::{checkpoint_now, CommitOffset, Handler};
 use rust_decimal::Decimal;
+
+mod common;
+
+use common::{at, infy_tick, open_portfolio_manager};
 
 const FILLS: &str = "paper.orders.filled";
 const TICKS: &str = "market.ticks";
-
-fn at(second: i64) -> Timestamp {
-    Timestamp::from_unix_micros(1_767_584_700_000_000 + second * 1_000_000).unwrap()
-}
 
 fn fill(n: i64, side: Side, quantity: u32, price: i64) -> Envelope {
     Envelope::root(
@@ -48,51 +48,16 @@ fn fill(n: i64, side: Side, quantity: u32, price: i64) -> Envelope {
     )
 }
 
-fn tick(price: i64) -> Envelope {
-    Envelope::root(
-        Payload::MarketTick(MarketTick {
-            instrument_token: InstrumentToken(408065),
-            tradingsymbol: None,
-            last_price: Price(Decimal::from(price)),
-            last_traded_quantity: 1,
-            average_traded_price: None,
-            volume_traded: 1,
-            total_buy_quantity: 0,
-            total_sell_quantity: 0,
-            ohlc: None,
-            oi: None,
-            exchange_timestamp: at(100),
-            depth: None,
-        }),
-        "408065".into(),
-        EventBroker::Shared,
-        "market_feed",
-        at(100),
-    )
-}
-
 /// The log as the service sees it: (topic, offset, event), in delivery order.
 fn log() -> Vec<(&'static str, i64, Envelope)> {
     vec![
         (FILLS, 0, fill(1, Side::Buy, 10, 100)),
         (FILLS, 1, fill(2, Side::Buy, 10, 110)),
-        (TICKS, 0, tick(120)),
+        (TICKS, 0, infy_tick(100, 120)),
         (FILLS, 2, fill(3, Side::Sell, 5, 130)),
         (FILLS, 3, fill(4, Side::Sell, 5, 90)),
-        (TICKS, 1, tick(95)),
+        (TICKS, 1, infy_tick(100, 95)),
     ]
-}
-
-/// A portfolio manager over `store`, resumed from its checkpoint when there is one.
-async fn open_manager(store: &Store) -> PortfolioManager {
-    PortfolioManager::open(
-        Broker::Paper,
-        PortfolioSettings::default(),
-        store.clone(),
-        None,
-    )
-    .await
-    .unwrap()
 }
 
 /// The order ids of every fill in the ledger, sorted.
@@ -108,17 +73,9 @@ async fn ledger_order_ids(store: &Store) -> Vec<String> {
 }
 
 async fn deliver(manager: &mut PortfolioManager, topic: &str, offset: i64, envelope: &Envelope) {
-    let position = RecordPosition {
-        topic: Arc::from(topic),
-        partition: 0,
-        offset,
-    };
-    let input = Input {
-        envelope,
-        position: &position,
-        now: at(200),
-    };
-    let outputs = manager.handle(input).await.unwrap();
+    let outputs = common::deliver(manager, topic, offset, envelope, at(200))
+        .await
+        .unwrap();
     assert!(outputs.is_empty());
 }
 
@@ -145,7 +102,7 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     // First life: the first three inputs are handled and checkpointed (effects + state + offsets in
     // one transaction); the fourth is handled but not yet checkpointed; then the process dies before
     // the log commit, so the log will hand every input out again.
-    let mut first = open_manager(&store).await;
+    let mut first = open_portfolio_manager(&store).await;
     for (topic, offset, event) in &log[..3] {
         deliver(&mut first, topic, *offset, event).await;
     }
@@ -154,7 +111,7 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     drop(first);
 
     // Second life: everything is delivered again from the start.
-    let mut second = open_manager(&store).await;
+    let mut second = open_portfolio_manager(&store).await;
     for (topic, offset, event) in &log {
         deliver(&mut second, topic, *offset, event).await;
     }
@@ -179,7 +136,7 @@ async fn killed_between_effects_and_commit(backend: SqlBackend) {
     );
 
     // A third life after the final checkpoint changes nothing.
-    let mut third = open_manager(&store).await;
+    let mut third = open_portfolio_manager(&store).await;
     for (topic, offset, event) in &log {
         deliver(&mut third, topic, *offset, event).await;
     }
@@ -205,7 +162,7 @@ async fn failed_background_write_keeps_its_effects(backend: SqlBackend) {
     let db = TestStore::new(backend).await.unwrap();
     let store = db.store.clone();
     let log = log();
-    let mut manager = open_manager(&store).await;
+    let mut manager = open_portfolio_manager(&store).await;
     for (topic, offset, event) in &log[..2] {
         deliver(&mut manager, topic, *offset, event).await;
     }
@@ -230,7 +187,7 @@ async fn failed_background_write_keeps_its_effects(backend: SqlBackend) {
     );
 
     // And the saved offsets are the second checkpoint's: a restart skips all six inputs.
-    let mut restarted = open_manager(&store).await;
+    let mut restarted = open_portfolio_manager(&store).await;
     for (topic, offset, event) in &log {
         deliver(&mut restarted, topic, *offset, event).await;
     }

@@ -5,33 +5,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use alpha_panda_core::{
-    Broker, Envelope, EventBroker, ExecutionMode, FeeBreakdown, InstrumentToken, Money,
-    OrderFilled, OrderId, Payload, PnlSnapshot, PortfolioId, Price, Quantity, Side, StrategyId,
-    Timestamp,
+    Envelope, EventBroker, ExecutionMode, FeeBreakdown, InstrumentToken, Money, OrderFilled,
+    OrderId, Payload, PnlSnapshot, PortfolioId, Price, Quantity, Side, StrategyId,
 };
-use alpha_panda_services::portfolio_manager::service::{PortfolioManager, PortfolioSettings};
+use alpha_panda_services::portfolio_manager::service::PortfolioManager;
 use alpha_panda_store::testing::TestStore;
 use alpha_panda_store::{SqlBackend, ValidationStatus};
-use alpha_panda_stream::{checkpoint_now, CommitOffset, Handler, Input, RecordPosition};
+use alpha_panda_stream::{checkpoint_now, CommitOffset, Handler};
 use rust_decimal::Decimal;
 
-fn at(second: i64) -> Timestamp {
-    Timestamp::from_unix_micros(1_767_584_700_000_000 + second * 1_000_000).unwrap()
-}
+mod common;
+
+use common::{at, open_portfolio_manager};
 
 async fn deliver(manager: &mut PortfolioManager, topic: &str, offset: i64, payload: Payload) {
     let envelope = Envelope::root(payload, "k".into(), EventBroker::Paper, "test", at(offset));
-    let position = RecordPosition {
-        topic: Arc::from(topic),
-        partition: 0,
-        offset,
-    };
-    manager
-        .handle(Input {
-            envelope: &envelope,
-            position: &position,
-            now: at(10),
-        })
+    common::deliver(manager, topic, offset, &envelope, at(10))
         .await
         .expect("a bad snapshot is recorded, never an error");
 }
@@ -39,14 +28,7 @@ async fn deliver(manager: &mut PortfolioManager, topic: &str, offset: i64, paylo
 #[tokio::test]
 async fn snapshots_read_back_are_validated_and_mismatches_counted() {
     let db = TestStore::new(SqlBackend::Sqlite).await.unwrap();
-    let mut manager = PortfolioManager::open(
-        Broker::Paper,
-        PortfolioSettings::default(),
-        db.store.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut manager = open_portfolio_manager(&db.store).await;
     deliver(
         &mut manager,
         "paper.orders.filled",

@@ -143,8 +143,8 @@ fn replay_record(entry: &DlqEntry) -> OutgoingRecord {
             Envelope::clone(envelope),
         ),
         DlqPayload::Raw { value_base64 } => OutgoingRecord {
-            topic: entry.message.original_topic.clone(),
-            key: entry.message.original_key.clone(),
+            topic: entry.message.original_topic.clone().into(),
+            key: entry.message.original_key.as_deref().map(Arc::from),
             value: RecordValue::Bytes(Bytes::from(
                 base64::engine::general_purpose::STANDARD
                     .decode(value_base64)

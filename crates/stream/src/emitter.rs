@@ -13,13 +13,13 @@ use crate::LogError;
 #[derive(Clone)]
 pub struct Emitter {
     log: Log,
-    source: String,
+    source: Arc<str>,
     clock: Arc<dyn Clock>,
 }
 
 impl Emitter {
     /// An emitter for service `source`.
-    pub fn new(log: Log, source: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(log: Log, source: impl Into<Arc<str>>, clock: Arc<dyn Clock>) -> Self {
         Self {
             log,
             source: source.into(),
@@ -29,7 +29,7 @@ impl Emitter {
 
     /// Builds the root envelope for `payload` (not yet sent).
     pub fn envelope(&self, payload: Payload, key: String, broker: EventBroker) -> Envelope {
-        Envelope::root(payload, key, broker, &self.source, self.clock.now())
+        Envelope::root(payload, key, broker, self.source.clone(), self.clock.now())
     }
 
     /// Builds the root envelope for `payload` under an id the source chose (a deterministic replay
@@ -41,7 +41,14 @@ impl Emitter {
         key: String,
         broker: EventBroker,
     ) -> Envelope {
-        Envelope::root_with_id(id, payload, key, broker, &self.source, self.clock.now())
+        Envelope::root_with_id(
+            id,
+            payload,
+            key,
+            broker,
+            self.source.clone(),
+            self.clock.now(),
+        )
     }
 
     /// Publishes one root event to `topic` and waits for its acknowledgement.
@@ -56,7 +63,9 @@ impl Emitter {
         broker: EventBroker,
     ) -> Result<Delivery, LogError> {
         let envelope = self.envelope(payload, key, broker);
-        self.log.send(OutgoingRecord::event(topic, envelope)).await
+        self.log
+            .send(OutgoingRecord::event(topic.to_string(), envelope))
+            .await
     }
 
     /// Publishes already built envelopes to `topic`, waiting for every acknowledgement.
@@ -65,7 +74,7 @@ impl Emitter {
     /// [`LogError`] when any is not acknowledged.
     pub async fn emit_all(
         &self,
-        topic: &str,
+        topic: &'static str,
         envelopes: Vec<Envelope>,
     ) -> Result<Vec<Delivery>, LogError> {
         self.log

@@ -136,6 +136,16 @@ pub trait Handler: Send + 'static {
         event_type != EventType::MarketTick
     }
 
+    /// Whether an input of this type is a last-value update the handler may skip when a later
+    /// input of the same partition and key is fetched in the same batch (see
+    /// [`crate::conflation`]). Asked before every poll, so the answer may follow the handler's
+    /// state (a trading engine with a resting order needs every tick); a batch holds one
+    /// partition's records, so it must not depend on inputs of that type the handler has yet to
+    /// see in the batch. Nothing is conflated by default.
+    fn conflates(&self, _event_type: EventType) -> bool {
+        false
+    }
+
     /// Handles one input. Outputs are published (in order) before the input is committed.
     fn handle(
         &mut self,

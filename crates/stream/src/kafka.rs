@@ -109,8 +109,8 @@ impl KafkaLog {
         let mut future = FutureRecord::<str, [u8]>::to(&record.topic)
             .payload(&value)
             .headers(headers);
-        if let Some(key) = &record.key {
-            future = future.key(key.as_str());
+        if let Some(key) = record.key() {
+            future = future.key(key);
         }
         match self.producer.send(future, Duration::from_secs(30)).await {
             Ok(d) => Ok(Delivery {
@@ -118,7 +118,7 @@ impl KafkaLog {
                 offset: d.offset,
             }),
             Err((e, _)) => Err(LogError::Produce {
-                topic: record.topic.clone(),
+                topic: record.topic.to_string(),
                 reason: e.to_string(),
             }),
         }

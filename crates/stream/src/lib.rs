@@ -11,6 +11,7 @@
 //! - [`record`]: records, headers, deliveries, lag, the key partitioner.
 //! - [`handler`]: what a service implements.
 //! - [`processor`]: the runtime.
+//! - [`conflation`]: skipping last-value updates a later one already fetched supersedes.
 //! - [`emitter`]: root events from sources (the market feed).
 //! - [`retry`]: backoff with jitter.
 //! - [`dedup`]: the in-memory dedup store.
@@ -21,6 +22,7 @@
 #![deny(unsafe_code)]
 
 pub mod bootstrap;
+pub mod conflation;
 pub mod dedup;
 pub mod dlq;
 pub mod emitter;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 
+use crate::conflation::Conflation;
 use crate::kafka::{ExistingTopic, KafkaConfig, KafkaConsumer, KafkaLog};
 use crate::memory::{MemoryConsumer, MemoryLog, MemoryLogConfig};
 use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record};
@@ -233,9 +234,31 @@ impl LogConsumer {
     /// # Errors
     /// [`LogError`] on a consumer error (infrastructure).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Option<Record>, LogError> {
+        self.poll_conflating(timeout, Conflation::none()).await
+    }
+
+    /// As [`LogConsumer::poll`], leaving out of a fetched batch the records `conflation` lets a
+    /// later one of the same key supersede (see [`crate::conflation`]); how many is told by
+    /// [`LogConsumer::take_conflated`]. Kafka hands records over one at a time and skips none.
+    ///
+    /// # Errors
+    /// [`LogError`] on a consumer error (infrastructure).
+    pub async fn poll_conflating(
+        &mut self,
+        timeout: Duration,
+        conflation: Conflation,
+    ) -> Result<Option<Record>, LogError> {
         match self {
-            LogConsumer::Memory(m) => Ok(m.poll(timeout).await),
+            LogConsumer::Memory(m) => Ok(m.poll_conflating(timeout, conflation).await),
             LogConsumer::Kafka(k) => k.poll(timeout).await,
+        }
+    }
+
+    /// How many records polls left out as superseded since the last call.
+    pub fn take_conflated(&mut self) -> u64 {
+        match self {
+            LogConsumer::Memory(m) => m.take_conflated(),
+            LogConsumer::Kafka(_) => 0,
         }
     }
 

@@ -8,14 +8,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use alpha_panda_core::EventType;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use crate::conflation::Conflation;
 use crate::record::{
-    partition_for_key, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue,
+    key_of, partition_for_key, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue,
 };
 
 /// Records handed to a consumer per partition lock.
@@ -46,6 +48,21 @@ struct Stored {
     timestamp_ms: i64,
 }
 
+impl Stored {
+    /// The key: as stored, or the typed envelope's own.
+    fn key(&self) -> Option<&str> {
+        key_of(self.key.as_ref(), &self.value)
+    }
+
+    /// The type of a typed record (raw bytes are not looked into).
+    fn event_type(&self) -> Option<EventType> {
+        match &self.value {
+            RecordValue::Event(envelope) => Some(envelope.event_type()),
+            RecordValue::Bytes(_) => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct PartitionLog {
     start_offset: i64,
@@ -62,6 +79,23 @@ struct Topic {
     name: Arc<str>,
     partitions: Vec<Mutex<PartitionLog>>,
     round_robin: AtomicU32,
+    /// The wake-up of every consumer reading this topic: an append wakes those, not every waiting
+    /// consumer of the log.
+    readers: Mutex<Vec<Weak<Notify>>>,
+}
+
+impl Topic {
+    /// Wakes the consumers of this topic (a consumer busy elsewhere keeps one permit, so its next
+    /// wait returns at once and it looks again); forgets consumers that are gone.
+    fn wake_readers(&self) {
+        self.readers.lock().retain(|reader| match reader.upgrade() {
+            Some(wake) => {
+                wake.notify_one();
+                true
+            }
+            None => false,
+        });
+    }
 }
 
 type GroupOffsets = HashMap<(String, Arc<str>, i32), i64>;
@@ -70,7 +104,6 @@ struct Inner {
     config: MemoryLogConfig,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     committed: Mutex<GroupOffsets>,
-    appended: Notify,
 }
 
 /// The in-process log. Cloning shares the same log.
@@ -99,7 +132,6 @@ impl MemoryLog {
                 config,
                 topics: RwLock::new(HashMap::new()),
                 committed: Mutex::new(HashMap::new()),
-                appended: Notify::new(),
             }),
         }
     }
@@ -140,45 +172,54 @@ impl MemoryLog {
     pub fn append(&self, record: OutgoingRecord) -> Delivery {
         let topic = self.topic(&record.topic);
         let delivery = self.push(&topic, record, chrono::Utc::now().timestamp_millis());
-        self.inner.appended.notify_waiters();
+        topic.wake_readers();
         delivery
     }
 
-    /// Appends records in order, as one batch: one append time and one wake-up of the consumers
-    /// for the whole batch (each record is still in its partition, in order, before any consumer
-    /// is woken).
+    /// Appends records in order, as one batch: one append time and one wake-up of each topic's
+    /// consumers for the whole batch (each record is still in its partition, in order, before any
+    /// consumer is woken).
     pub fn append_all(&self, records: Vec<OutgoingRecord>) -> Vec<Delivery> {
         if records.is_empty() {
             return Vec::new();
         }
         let timestamp_ms = chrono::Utc::now().timestamp_millis();
         let mut deliveries = Vec::with_capacity(records.len());
-        let mut topic: Option<Arc<Topic>> = None;
+        let mut appended_to: Vec<Arc<Topic>> = Vec::new();
         for record in records {
-            let current = match topic.take() {
-                Some(t) if *t.name == *record.topic => t,
+            let current = match appended_to.last() {
+                Some(t) if *t.name == *record.topic => t.clone(),
                 _ => self.topic(&record.topic),
             };
             deliveries.push(self.push(&current, record, timestamp_ms));
-            topic = Some(current);
+            if !appended_to.iter().any(|t| Arc::ptr_eq(t, &current)) {
+                appended_to.push(current);
+            }
         }
-        self.inner.appended.notify_waiters();
+        for topic in &appended_to {
+            topic.wake_readers();
+        }
         deliveries
     }
 
     /// Puts `record` at the end of its partition of `topic` (the caller wakes the consumers).
     fn push(&self, topic: &Topic, record: OutgoingRecord, timestamp_ms: i64) -> Delivery {
-        let partition = match &record.key {
+        let partition = match record.key() {
             Some(key) => partition_for_key(key.as_bytes(), topic.partitions.len() as i32),
             None => {
                 (topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.partitions.len() as u32)
                     as i32
             }
         };
+        // A typed record's key is its envelope's: kept once, there.
+        let key = match (record.key, &record.value) {
+            (Some(key), RecordValue::Event(envelope)) if *key == *envelope.key => None,
+            (key, _) => key,
+        };
         let mut log = topic.partitions[partition as usize].lock();
         let offset = log.end_offset();
         log.records.push_back(Stored {
-            key: record.key.map(Arc::from),
+            key,
             value: record.value,
             headers: record.headers,
             timestamp_ms,
@@ -193,9 +234,11 @@ impl MemoryLog {
     /// A consumer in `group` over `topics`, starting at the group's committed offsets (or the start).
     pub fn consumer(&self, group: &str, topics: &[String]) -> MemoryConsumer {
         let committed = self.inner.committed.lock();
+        let wake = Arc::new(Notify::new());
         let mut assignments = Vec::new();
         for name in topics {
             let topic = self.topic(name);
+            topic.readers.lock().push(Arc::downgrade(&wake));
             for partition in 0..topic.partitions.len() as i32 {
                 let start = topic.partitions[partition as usize].lock().start_offset;
                 let position = committed
@@ -219,6 +262,9 @@ impl MemoryLog {
             assignments,
             next_assignment: 0,
             buffer: VecDeque::new(),
+            wake,
+            superseded: Vec::new(),
+            conflated: 0,
         }
     }
 
@@ -286,6 +332,7 @@ fn new_topic(name: &str, partitions: i32) -> Topic {
             .map(|_| Mutex::new(PartitionLog::default()))
             .collect(),
         round_robin: AtomicU32::new(0),
+        readers: Mutex::new(Vec::new()),
     }
 }
 
@@ -315,11 +362,28 @@ pub struct MemoryConsumer {
     assignments: Vec<Assignment>,
     next_assignment: usize,
     buffer: VecDeque<Record>,
+    /// Notified by appends to this consumer's topics.
+    wake: Arc<Notify>,
+    /// Which records of the batch being fetched are superseded (kept to reuse its allocation).
+    superseded: Vec<bool>,
+    /// Records left out as superseded, not yet taken.
+    conflated: u64,
 }
 
 impl MemoryConsumer {
     /// The next record, waiting up to `timeout`; `None` when nothing arrived in time.
     pub async fn poll(&mut self, timeout: Duration) -> Option<Record> {
+        self.poll_conflating(timeout, Conflation::none()).await
+    }
+
+    /// As [`MemoryConsumer::poll`], leaving out of the fetched batch every record that
+    /// `conflation` lets a later one of the same key supersede (counted for
+    /// [`MemoryConsumer::take_conflated`]).
+    pub async fn poll_conflating(
+        &mut self,
+        timeout: Duration,
+        conflation: Conflation,
+    ) -> Option<Record> {
         if let Some(r) = self.buffer.pop_front() {
             return Some(r);
         }
@@ -328,13 +392,13 @@ impl MemoryConsumer {
             return None;
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        let inner = self.log.inner.clone();
+        let wake = self.wake.clone();
         loop {
             // Register interest before looking, so an append between the look and the wait wakes us.
-            let appended = inner.appended.notified();
+            let appended = wake.notified();
             tokio::pin!(appended);
             appended.as_mut().enable();
-            if self.fetch() {
+            if self.fetch(conflation) {
                 return self.buffer.pop_front();
             }
             if tokio::time::timeout_at(deadline, appended).await.is_err() {
@@ -349,9 +413,14 @@ impl MemoryConsumer {
         self.buffer.pop_front()
     }
 
+    /// How many records fetches left out as superseded since the last call.
+    pub fn take_conflated(&mut self) -> u64 {
+        std::mem::take(&mut self.conflated)
+    }
+
     /// Moves up to one batch from the next partition with data into the buffer, round robin so no
-    /// partition starves.
-    fn fetch(&mut self) -> bool {
+    /// partition starves; superseded records under `conflation` are counted, not copied.
+    fn fetch(&mut self, conflation: Conflation) -> bool {
         let count = self.assignments.len();
         for step in 0..count {
             let index = (self.next_assignment + step) % count;
@@ -364,19 +433,35 @@ impl MemoryConsumer {
             if from >= log.records.len() {
                 continue;
             }
-            let mut fetched = 0i64;
             let until = log.records.len().min(from + FETCH_BATCH);
-            self.buffer.reserve(until - from);
-            for stored in log.records.range(from..until) {
-                self.buffer.push_back(to_record(
-                    &assignment.name,
-                    assignment.partition,
-                    assignment.position + fetched,
-                    stored,
-                ));
-                fetched += 1;
+            let batch = log.records.range(from..until);
+            if conflation.is_none() {
+                self.superseded.clear();
+                self.superseded.resize(until - from, false);
+            } else {
+                conflation.mark_superseded(
+                    batch
+                        .clone()
+                        .map(|stored| (stored.key(), stored.event_type())),
+                    &mut self.superseded,
+                );
             }
-            assignment.position += fetched;
+            self.buffer.reserve(until - from);
+            for ((stored, &superseded), offset) in
+                batch.zip(self.superseded.iter()).zip(assignment.position..)
+            {
+                if superseded {
+                    self.conflated += 1;
+                } else {
+                    self.buffer.push_back(to_record(
+                        &assignment.name,
+                        assignment.partition,
+                        offset,
+                        stored,
+                    ));
+                }
+            }
+            assignment.position += (until - from) as i64;
             self.next_assignment = (index + 1) % count;
             return true;
         }
@@ -421,7 +506,7 @@ mod tests {
 
     fn raw(topic: &str, key: &str, value: &'static str) -> OutgoingRecord {
         OutgoingRecord {
-            topic: topic.into(),
+            topic: topic.to_string().into(),
             key: Some(key.into()),
             value: RecordValue::Bytes(Bytes::from_static(value.as_bytes())),
             headers: vec![],
@@ -469,6 +554,26 @@ mod tests {
             producer.append(raw("t", "k", "v"));
         });
         assert!(c.poll(Duration::from_secs(10)).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_append_wakes_the_consumers_of_its_topic_and_forgets_dropped_ones() {
+        let log = MemoryLog::default();
+        let mut both = log.consumer("g", &["a".into(), "b".into()]);
+        let only_a = log.consumer("h", &["a".into()]);
+        let producer = log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            producer.append(raw("b", "k", "v"));
+        });
+        let woken = both.poll(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(&*woken.topic, "b");
+
+        let readers = |name: &str| log.topic(name).readers.lock().len();
+        assert_eq!((readers("a"), readers("b")), (2, 1));
+        drop(only_a);
+        log.append(raw("a", "k", "v"));
+        assert_eq!(readers("a"), 1, "the dropped consumer is forgotten");
     }
 
     #[tokio::test]

@@ -1,29 +1,37 @@
 //! The processor runtime: the only code that consumes, commits and publishes on behalf of services.
 //!
 //! For each record: decode → dedup → handle → produce outputs (await acks) → mark processed →
-//! commit (batched; a commit only ever covers records whose effects are done). A stateful handler's
-//! checkpoint is written in the background while records keep flowing, and the offsets it covers
-//! are committed when it is durable. Poison goes straight to
-//! `{topic}.dlq`; transient and infrastructure failures are retried with backoff and jitter, without
-//! committing, until the retry budget sends the input to the DLQ. Shutdown stops taking input,
-//! finishes the record in flight, runs the handler's last words, commits, and leaves the group.
+//! commit (batched; a commit only ever covers records whose effects are done). Marks reach the
+//! dedup store just before the commit that covers their inputs, when a stateful handler's effects
+//! are durable; until then the runtime recognises duplicates itself. A last-value record that a
+//! later one of the same key in the fetched batch supersedes is left out when the handler
+//! conflates its type (see [`crate::conflation`]). A stateful handler's checkpoint is written in
+//! the background while records keep flowing, and the offsets it covers are committed when it is
+//! durable. Poison goes straight to `{topic}.dlq`; transient and infrastructure failures are
+//! retried with backoff and jitter, without committing, until the retry budget sends the input to
+//! the DLQ. Shutdown stops taking input, finishes the record in flight, runs the handler's last
+//! words, commits, and leaves the group.
 
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
 use alpha_panda_core::{
-    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventType, Payload, Timestamp,
-    TopicMap,
+    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventId, EventType, Payload,
+    Timestamp, TopicMap,
 };
 use base64::Engine;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rustc_hash::FxHasher;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
+use crate::conflation::Conflation;
 use crate::handler::{checkpoint_now, CommitOffset, Handler, HandlerError, Input, Output};
 use crate::log::{Log, LogConsumer};
 use crate::record::{OutgoingRecord, Record, RecordValue};
@@ -101,8 +109,15 @@ pub struct Processor<H: Handler> {
     config: ProcessorConfig,
     stats: Arc<ProcessorStats>,
     group: String,
-    service: String,
+    service: Arc<str>,
     rng: StdRng,
+    /// Inputs handled but not yet marked in the dedup store, in order. They are marked only once
+    /// the offsets covering them are committed: a stateful handler's effects become durable with
+    /// its checkpoint, and an input marked before that would be skipped, and lost, if the process
+    /// died first and the input was read again.
+    unmarked: Vec<EventId>,
+    /// The same ids, looked up for duplicates that arrive before they are marked.
+    unmarked_ids: HashSet<EventId, BuildHasherDefault<FxHasher>>,
 }
 
 impl<H: Handler> Processor<H> {
@@ -114,7 +129,7 @@ impl<H: Handler> Processor<H> {
         clock: Arc<dyn Clock>,
         config: ProcessorConfig,
     ) -> Self {
-        let service = handler.name().to_string();
+        let service: Arc<str> = Arc::from(handler.name());
         let rng = StdRng::seed_from_u64(config.jitter_seed);
         Self {
             group: handler.consumer_group(),
@@ -126,6 +141,8 @@ impl<H: Handler> Processor<H> {
             config,
             stats: Arc::new(ProcessorStats::default()),
             rng,
+            unmarked: Vec::new(),
+            unmarked_ids: HashSet::default(),
         }
     }
 
@@ -184,7 +201,7 @@ impl<H: Handler> Processor<H> {
             self.log
                 .consumer(&self.group, topics)
                 .map_err(|source| ProcessorError::Log {
-                    service: self.service.clone(),
+                    service: self.service.to_string(),
                     source,
                 })?;
         info!(group = %self.group, ?topics, "consuming");
@@ -240,13 +257,15 @@ impl<H: Handler> Processor<H> {
                     Err(e) => debug!(error = %e, "lag unavailable"),
                 }
             }
+            // Asked afresh before every poll: a handler's answer may change with its state.
+            let conflation = Conflation::of(|event_type| self.handler.conflates(event_type));
             let polled = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 outcome = async {
                     (&mut cadence.in_flight.as_mut().expect("guarded").write).await
                 }, if cadence.in_flight.is_some() => {
-                    self.end_checkpoint(&mut consumer, &mut cadence, outcome);
+                    self.end_checkpoint(&mut consumer, &mut cadence, outcome, shutdown).await;
                     continue;
                 }
                 _ = async { timer.as_mut().expect("guarded").tick().await }, if timer.is_some() => {
@@ -254,7 +273,7 @@ impl<H: Handler> Processor<H> {
                     self.on_timer(shutdown).await;
                     continue;
                 }
-                polled = consumer.poll(self.config.poll_timeout) => polled,
+                polled = consumer.poll_conflating(self.config.poll_timeout, conflation) => polled,
             };
             match polled {
                 Err(e) => {
@@ -267,10 +286,19 @@ impl<H: Handler> Processor<H> {
                 }
                 Ok(None) => {
                     // Idle: whatever was processed is due now.
-                    self.begin_checkpoint(&mut consumer, &mut cadence);
+                    self.begin_checkpoint(&mut consumer, &mut cadence, shutdown)
+                        .await;
                 }
                 Ok(Some(record)) => {
                     poll_failures = 0;
+                    // Superseded records were left in the log: they count as read, and the
+                    // batch's last record, always handed over, commits them.
+                    let skipped = consumer.take_conflated();
+                    if skipped > 0 {
+                        ProcessorStats::incr(&self.stats.events_in, skipped);
+                        ProcessorStats::incr(&self.stats.conflated, skipped);
+                        cadence.since_checkpoint += skipped as usize;
+                    }
                     // Work through the records this poll fetched without going back to the select
                     // for each; shutdown, the timer and the commit cadence are still looked at
                     // between every two records.
@@ -290,12 +318,14 @@ impl<H: Handler> Processor<H> {
                             .as_ref()
                             .is_some_and(|flight| flight.write.is_finished())
                         {
-                            self.finish_checkpoint(&mut consumer, &mut cadence).await;
+                            self.finish_checkpoint(&mut consumer, &mut cadence, shutdown)
+                                .await;
                         }
                         if cadence.since_checkpoint >= self.config.commit_batch
                             || at.duration_since(since) >= self.config.commit_interval
                         {
-                            self.begin_checkpoint(&mut consumer, &mut cadence);
+                            self.begin_checkpoint(&mut consumer, &mut cadence, shutdown)
+                                .await;
                         }
                         if stopping.load(AtomicOrdering::Acquire) {
                             break 'consume;
@@ -317,14 +347,27 @@ impl<H: Handler> Processor<H> {
         }
 
         drop(lag_task);
-        self.finish_checkpoint(&mut consumer, &mut cadence).await;
+        self.finish_checkpoint(&mut consumer, &mut cadence, shutdown)
+            .await;
         self.on_shutdown().await;
         let offsets = cadence.pending.to_commit_offsets();
         let offsets = if offsets.is_empty() {
             offsets
         } else {
             match checkpoint_now(&mut self.handler, &offsets).await {
-                Ok(()) => offsets,
+                Ok(()) => {
+                    let marks = std::mem::take(&mut self.unmarked);
+                    // Shutdown is under way: one attempt, and without the marks no commit.
+                    if self
+                        .mark_processed(&marks, &CancellationToken::new(), 0)
+                        .await
+                    {
+                        offsets
+                    } else {
+                        error!("dedup store unavailable at shutdown; leaving offsets uncommitted");
+                        Vec::new()
+                    }
+                }
                 Err(e) => {
                     // Without a durable state the inputs must be read again: commit nothing.
                     error!(error = %e, "final checkpoint failed; leaving offsets uncommitted");
@@ -340,7 +383,7 @@ impl<H: Handler> Processor<H> {
             .close(&offsets)
             .await
             .map_err(|source| ProcessorError::Log {
-                service: self.service.clone(),
+                service: self.service.to_string(),
                 source,
             })?;
         info!("stopped; offsets committed");
@@ -350,7 +393,12 @@ impl<H: Handler> Processor<H> {
     /// Offsets are due: begins the handler's checkpoint of them, or commits them at once when the
     /// handler has nothing to write. While a checkpoint write runs nothing new begins; its end
     /// commits what it covers and the next round takes the rest.
-    fn begin_checkpoint(&mut self, consumer: &mut LogConsumer, cadence: &mut CommitCadence) {
+    async fn begin_checkpoint(
+        &mut self,
+        consumer: &mut LogConsumer,
+        cadence: &mut CommitCadence,
+        shutdown: &CancellationToken,
+    ) {
         if cadence.in_flight.is_some() || cadence.pending.is_empty() {
             return;
         }
@@ -358,34 +406,50 @@ impl<H: Handler> Processor<H> {
         // The next round is due a full batch or interval from now, whatever happens to this one.
         cadence.since_checkpoint = 0;
         cadence.first_since_checkpoint = None;
+        // Every input handled so far is below these offsets.
+        let marks = std::mem::take(&mut self.unmarked);
         match self.handler.begin_checkpoint(&offsets) {
-            Ok(None) => self.commit_offsets(consumer, cadence, &offsets),
+            Ok(None) => {
+                self.commit_offsets(consumer, cadence, &offsets, marks, shutdown)
+                    .await;
+            }
             Ok(Some(write)) => {
                 cadence.in_flight = Some(InFlight {
                     offsets,
+                    marks,
                     write: tokio::spawn(write),
                 });
             }
             // The state is not durable: keep the offsets pending, the next round retries.
-            Err(e) => warn!(error = %e, "checkpoint failed; commit held back"),
+            Err(e) => {
+                self.unmarked.extend(marks);
+                warn!(error = %e, "checkpoint failed; commit held back");
+            }
         }
     }
 
     /// Waits for the running checkpoint write, if any, and ends it.
-    async fn finish_checkpoint(&mut self, consumer: &mut LogConsumer, cadence: &mut CommitCadence) {
+    async fn finish_checkpoint(
+        &mut self,
+        consumer: &mut LogConsumer,
+        cadence: &mut CommitCadence,
+        shutdown: &CancellationToken,
+    ) {
         if let Some(flight) = cadence.in_flight.as_mut() {
             let outcome = (&mut flight.write).await;
-            self.end_checkpoint(consumer, cadence, outcome);
+            self.end_checkpoint(consumer, cadence, outcome, shutdown)
+                .await;
         }
     }
 
     /// The running checkpoint write ended with `outcome`: tells the handler, and commits the
     /// offsets it covers when it succeeded.
-    fn end_checkpoint(
+    async fn end_checkpoint(
         &mut self,
         consumer: &mut LogConsumer,
         cadence: &mut CommitCadence,
         outcome: Result<Result<(), HandlerError>, tokio::task::JoinError>,
+        shutdown: &CancellationToken,
     ) {
         let Some(flight) = cadence.in_flight.take() else {
             return;
@@ -398,17 +462,37 @@ impl<H: Handler> Processor<H> {
         self.handler
             .end_checkpoint(&flight.offsets, outcome.as_ref().map(|_| ()));
         match outcome {
-            Ok(()) => self.commit_offsets(consumer, cadence, &flight.offsets),
-            Err(e) => warn!(error = %e, "checkpoint failed; commit held back"),
+            Ok(()) => {
+                self.commit_offsets(consumer, cadence, &flight.offsets, flight.marks, shutdown)
+                    .await;
+            }
+            Err(e) => {
+                self.unmarked.extend(flight.marks);
+                warn!(error = %e, "checkpoint failed; commit held back");
+            }
         }
     }
 
-    fn commit_offsets(
+    /// The effects below `offsets` are durable: marks their inputs `marks` in the dedup store,
+    /// then commits. Without the marks nothing is committed and the next round tries again; a
+    /// process that stops first reads the inputs again, and a stateful handler's checkpointed
+    /// offsets tell it they are already applied.
+    async fn commit_offsets(
         &mut self,
         consumer: &mut LogConsumer,
         cadence: &mut CommitCadence,
         offsets: &[CommitOffset],
+        marks: Vec<EventId>,
+        shutdown: &CancellationToken,
     ) {
+        if !self
+            .mark_processed(&marks, shutdown, self.config.retry.max_retries)
+            .await
+        {
+            self.unmarked.extend(marks);
+            warn!("dedup store unavailable; commit held back");
+            return;
+        }
         let list: Vec<(Arc<str>, i32, i64)> = offsets
             .iter()
             .map(|o| (o.topic.clone(), o.partition, o.next_offset))
@@ -421,6 +505,36 @@ impl<H: Handler> Processor<H> {
             // Keep them pending: the next commit (or the final one) covers them.
             Err(e) => warn!(error = %e, "commit failed; will retry"),
         }
+    }
+
+    /// Marks `marks` processed in the dedup store, retrying each up to `retries` times with
+    /// backoff (not past shutdown); `true` when all are marked. Marked ids stop being held locally.
+    async fn mark_processed(
+        &mut self,
+        marks: &[EventId],
+        shutdown: &CancellationToken,
+        retries: u32,
+    ) -> bool {
+        for &id in marks {
+            let mut attempt = 0;
+            loop {
+                match self
+                    .dedup
+                    .mark_processed(&self.group, id, self.config.dedup_ttl)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(e) => {
+                        warn!(error = %e, attempt, "dedup store unavailable; retrying mark");
+                        if attempt >= retries || self.backoff(&mut attempt, shutdown).await {
+                            return false;
+                        }
+                    }
+                }
+            }
+            self.unmarked_ids.remove(&id);
+        }
+        true
     }
 
     async fn process(&mut self, record: &Record, shutdown: &CancellationToken) -> Outcome {
@@ -479,6 +593,11 @@ impl<H: Handler> Processor<H> {
         shutdown: &CancellationToken,
     ) -> Outcome {
         let deduplicate = self.handler.deduplicate(envelope.event_type());
+        if deduplicate && self.unmarked_ids.contains(&envelope.id) {
+            debug!("duplicate of an input not yet committed; skipped");
+            ProcessorStats::incr(&self.stats.duplicates, 1);
+            return Outcome::Done;
+        }
         if deduplicate {
             let mut attempt = 0;
             loop {
@@ -532,22 +651,9 @@ impl<H: Handler> Processor<H> {
         }
 
         if deduplicate {
-            let mut attempt = 0;
-            loop {
-                match self
-                    .dedup
-                    .mark_processed(&self.group, envelope.id, self.config.dedup_ttl)
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(e) => {
-                        warn!(error = %e, attempt, "dedup store unavailable; retrying mark");
-                        if self.backoff(&mut attempt, shutdown).await {
-                            return Outcome::Aborted;
-                        }
-                    }
-                }
-            }
+            // Marked in the store when the commit covering it is due (see `commit_offsets`).
+            self.unmarked.push(envelope.id);
+            self.unmarked_ids.insert(envelope.id);
         }
         Outcome::Done
     }
@@ -568,10 +674,12 @@ impl<H: Handler> Processor<H> {
                         out.payload,
                         out.key,
                         out.broker,
-                        &self.service,
+                        self.service.clone(),
                         now,
                     ),
-                    None => Envelope::root(out.payload, out.key, out.broker, &self.service, now),
+                    None => {
+                        Envelope::root(out.payload, out.key, out.broker, self.service.clone(), now)
+                    }
                 };
                 if let Some(id) = out.id {
                     envelope.id = id;
@@ -633,7 +741,7 @@ impl<H: Handler> Processor<H> {
             original_topic: record.topic.to_string(),
             original_partition: record.partition,
             original_offset: record.offset,
-            original_key: record.key.as_deref().map(str::to_string),
+            original_key: record.key().map(str::to_string),
             original: match envelope {
                 Some(e) => DlqPayload::Envelope {
                     envelope: Box::new(e.clone()),
@@ -646,25 +754,25 @@ impl<H: Handler> Processor<H> {
             error_class,
             error_message,
             retry_count,
-            service: self.service.clone(),
+            service: self.service.to_string(),
             broker,
             failed_at: now,
         };
-        let key = record.key.as_deref().unwrap_or_default().to_string();
+        let key = record.key().unwrap_or_default().to_string();
         let dlq_envelope = match envelope {
             Some(e) => e.derive(
                 DLQ_ORDINAL,
                 Payload::DlqMessage(message),
                 key,
                 broker,
-                &self.service,
+                self.service.clone(),
                 now,
             ),
             None => Envelope::root(
                 Payload::DlqMessage(message),
                 key,
                 broker,
-                &self.service,
+                self.service.clone(),
                 now,
             ),
         };
@@ -724,6 +832,8 @@ impl Drop for AbortOnDrop {
 /// A checkpoint write running in the background, and the offsets it makes durable.
 struct InFlight {
     offsets: Vec<CommitOffset>,
+    /// The inputs below `offsets` still to be marked in the dedup store.
+    marks: Vec<EventId>,
     write: tokio::task::JoinHandle<Result<(), HandlerError>>,
 }
 

@@ -1,5 +1,6 @@
 //! What flows through the log: records read, records to write, delivery reports, lag.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use alpha_panda_core::Envelope;
@@ -65,6 +66,15 @@ impl RecordValue {
     }
 }
 
+/// A key as written, or, when none was kept, a typed value's own (see [`Record::key`]).
+pub(crate) fn key_of<'a>(written: Option<&'a Arc<str>>, value: &'a RecordValue) -> Option<&'a str> {
+    match (written, value) {
+        (Some(key), _) => Some(key),
+        (None, RecordValue::Event(envelope)) => Some(&envelope.key),
+        (None, RecordValue::Bytes(_)) => None,
+    }
+}
+
 /// A record read from the log.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -74,7 +84,9 @@ pub struct Record {
     pub partition: i32,
     /// Offset within the partition.
     pub offset: i64,
-    /// Key (shared: every consumer of the memory log reads the same one).
+    /// Key as written, unless it is the typed envelope's own: the memory log leaves that out (its
+    /// consumers would otherwise all count references on one shared key per record) and
+    /// [`Record::key`] reads it from the envelope.
     pub key: Option<Arc<str>>,
     /// Value.
     pub value: RecordValue,
@@ -85,6 +97,11 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record's key: as written, or the typed envelope's own.
+    pub fn key(&self) -> Option<&str> {
+        key_of(self.key.as_ref(), &self.value)
+    }
+
     /// Where the record sits.
     pub fn position(&self) -> RecordPosition {
         RecordPosition {
@@ -109,10 +126,11 @@ pub struct RecordPosition {
 /// A record to write.
 #[derive(Debug, Clone)]
 pub struct OutgoingRecord {
-    /// Target topic.
-    pub topic: String,
-    /// Key (the partition key).
-    pub key: Option<String>,
+    /// Target topic (borrowed when it is a fixed name, so a tick's record allocates none).
+    pub topic: Cow<'static, str>,
+    /// Key (the partition key), unless it is the typed envelope's own: [`OutgoingRecord::key`]
+    /// reads that from the envelope, so an event's key is never copied.
+    pub key: Option<Arc<str>>,
     /// Value.
     pub value: RecordValue,
     /// Extra headers (envelope headers are added for typed values).
@@ -121,13 +139,18 @@ pub struct OutgoingRecord {
 
 impl OutgoingRecord {
     /// An envelope to `topic`, keyed by its `key`.
-    pub fn event(topic: impl Into<String>, envelope: Envelope) -> Self {
+    pub fn event(topic: impl Into<Cow<'static, str>>, envelope: Envelope) -> Self {
         Self {
             topic: topic.into(),
-            key: Some(envelope.key.clone()),
+            key: None,
             value: RecordValue::Event(Arc::new(envelope)),
             headers: Vec::new(),
         }
+    }
+
+    /// The record's key: as written, or the typed envelope's own.
+    pub fn key(&self) -> Option<&str> {
+        key_of(self.key.as_ref(), &self.value)
     }
 }
 

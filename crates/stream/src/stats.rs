@@ -17,6 +17,8 @@ pub struct ProcessorStats {
     pub events_out: AtomicU64,
     /// Inputs skipped as already processed.
     pub duplicates: AtomicU64,
+    /// Last-value inputs skipped because a later one of the same key was already fetched.
+    pub conflated: AtomicU64,
     /// Retries made.
     pub retries: AtomicU64,
     /// Inputs sent to a DLQ.

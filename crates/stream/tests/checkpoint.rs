@@ -8,10 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_core::{EventBroker, SystemClock};
+use alpha_panda_core::{DedupStore, EventBroker, EventType, SystemClock};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, MemoryDedupStore, OutgoingRecord,
-    Output, Processor,
+    Output, Processor, ProcessorStats,
 };
 use common::*;
 use parking_lot::Mutex;
@@ -39,6 +39,10 @@ impl Handler for Stateful {
     }
     fn broker(&self) -> EventBroker {
         EventBroker::Paper
+    }
+    // Every input, ticks included, goes through deduplication here.
+    fn deduplicate(&self, _: EventType) -> bool {
+        true
     }
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
         self.seen.lock().push(input.position.offset);
@@ -68,34 +72,80 @@ impl Handler for Stateful {
     }
 }
 
+/// A running `Stateful` processor and what the tests look at.
+struct Running {
+    seen: Arc<Mutex<Vec<i64>>>,
+    checkpoints: Arc<Mutex<Vec<Vec<CommitOffset>>>>,
+    begun: Arc<Mutex<usize>>,
+    dedup: Arc<MemoryDedupStore>,
+    group: String,
+    stats: Arc<ProcessorStats>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<Stateful, alpha_panda_stream::ProcessorError>>,
+}
+
+impl Running {
+    /// Starts a `Stateful` processor on `backend`, with a fresh dedup store; its checkpoint writes
+    /// fail when `fail_checkpoints`, and wait for a permit of `gate` when there is one.
+    fn start(
+        backend: &Backend,
+        fail_checkpoints: bool,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    ) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let checkpoints = Arc::new(Mutex::new(Vec::new()));
+        let begun = Arc::new(Mutex::new(0));
+        let handler = Stateful {
+            seen: seen.clone(),
+            checkpoints: checkpoints.clone(),
+            fail_checkpoints,
+            gate,
+            begun: begun.clone(),
+        };
+        let dedup = Arc::new(MemoryDedupStore::new());
+        let processor = Processor::new(
+            handler,
+            backend.log.clone(),
+            dedup.clone(),
+            Arc::new(SystemClock),
+            fast_config(),
+        );
+        let group = processor.group().to_string();
+        let stats = processor.stats();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(processor.run(shutdown.clone()));
+        Self {
+            seen,
+            checkpoints,
+            begun,
+            dedup,
+            group,
+            stats,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 async fn run_once(
     backend: &Backend,
     fail_checkpoints: bool,
     expect_seen: usize,
 ) -> (Vec<i64>, Vec<Vec<CommitOffset>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let checkpoints = Arc::new(Mutex::new(Vec::new()));
-    let handler = Stateful {
-        seen: seen.clone(),
-        checkpoints: checkpoints.clone(),
-        fail_checkpoints,
-        gate: None,
-        begun: Arc::default(),
-    };
-    let processor = Processor::new(
-        handler,
-        backend.log.clone(),
-        Arc::new(MemoryDedupStore::new()),
-        Arc::new(SystemClock),
-        fast_config(),
-    );
-    assert_eq!(processor.group(), "alpha-panda.stateful.paper");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(processor.run(shutdown.clone()));
-    eventually("inputs handled", || seen.lock().len() >= expect_seen).await;
+    let running = Running::start(backend, fail_checkpoints, None);
+    assert_eq!(running.group, "alpha-panda.stateful.paper");
+    eventually("inputs handled", || {
+        running.seen.lock().len() >= expect_seen
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    let (seen, checkpoints) = (running.seen.clone(), running.checkpoints.clone());
+    running.stop().await;
     let seen = seen.lock().clone();
     let checkpoints = checkpoints.lock().clone();
     (seen, checkpoints)
@@ -151,26 +201,9 @@ async fn a_slow_checkpoint_write_never_stalls_the_stream() {
         .create_topic(IN, 1, 1, 86_400_000)
         .await
         .unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let checkpoints = Arc::new(Mutex::new(Vec::new()));
-    let begun = Arc::new(Mutex::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let handler = Stateful {
-        seen: seen.clone(),
-        checkpoints: checkpoints.clone(),
-        fail_checkpoints: false,
-        gate: Some(gate.clone()),
-        begun: begun.clone(),
-    };
-    let processor = Processor::new(
-        handler,
-        backend.log.clone(),
-        Arc::new(MemoryDedupStore::new()),
-        Arc::new(SystemClock),
-        fast_config(),
-    );
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(processor.run(shutdown.clone()));
+    let running = Running::start(&backend, false, Some(gate.clone()));
+    let (seen, checkpoints, begun) = (&running.seen, &running.checkpoints, &running.begun);
 
     // The first input's checkpoint begins and hangs on the closed gate…
     backend
@@ -206,8 +239,7 @@ async fn a_slow_checkpoint_write_never_stalls_the_stream() {
             .is_some_and(|last| last[0].next_offset == 5)
     })
     .await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 
     // Everything was committed: a restart reads only what is new.
     backend
@@ -217,4 +249,63 @@ async fn a_slow_checkpoint_write_never_stalls_the_stream() {
         .unwrap();
     let (seen, _) = run_once(&backend, false, 1).await;
     assert_eq!(seen, vec![5]);
+}
+
+/// An input is marked in the dedup store only once the checkpoint holding its effect is durable:
+/// marked earlier, it would be skipped as a duplicate, and its effect lost, if the process died
+/// before the write and the input was read again. A duplicate arriving meanwhile is still skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_are_marked_processed_only_when_their_checkpoint_is_durable() {
+    let backend = Backend::memory();
+    backend
+        .log
+        .create_topic(IN, 1, 1, 86_400_000)
+        .await
+        .unwrap();
+    let input = tick(1, 100);
+    backend
+        .log
+        .send(OutgoingRecord::event(IN, input.clone()))
+        .await
+        .unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let running = Running::start(&backend, false, Some(gate.clone()));
+    let Running {
+        seen,
+        checkpoints,
+        dedup,
+        group,
+        stats,
+        ..
+    } = &running;
+    eventually("the input handled", || seen.lock().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !dedup.is_processed(group, input.id).await.unwrap(),
+        "marked while its checkpoint is still being written"
+    );
+
+    // The same event again, at a new offset, before the mark: still recognised.
+    backend
+        .log
+        .send(OutgoingRecord::event(IN, input.clone()))
+        .await
+        .unwrap();
+    eventually("the duplicate skipped", || {
+        ProcessorStats::get(&stats.duplicates) == 1
+    })
+    .await;
+    assert_eq!(seen.lock().len(), 1);
+
+    gate.add_permits(100);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !dedup.is_processed(group, input.id).await.unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never marked after the durable checkpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!checkpoints.lock().is_empty());
+    running.stop().await;
 }

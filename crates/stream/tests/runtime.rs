@@ -266,7 +266,7 @@ async fn outputs_are_correlated_and_deterministic(backend: Backend) {
         assert_eq!(out.correlation_id, input.correlation_id);
         assert_eq!(out.causation_id, Some(input.id));
         assert_eq!(out.trace_id, input.trace_id);
-        assert_eq!(out.source, "svc_corr");
+        assert_eq!(&*out.source, "svc_corr");
     }
 
     // Replay the input (same id) to a processor whose dedup store has forgotten it.

@@ -483,7 +483,7 @@ async fn kite_source(
             };
             let symbol = registry
                 .tradingsymbol(packet.instrument_token)
-                .map(str::to_string);
+                .map(std::sync::Arc::from);
             if sender
                 .send(packet.to_market_tick_at(symbol, clock.now()))
                 .await

@@ -1,5 +1,7 @@
 //! `market_tick`: one quote of one instrument, as KiteTicker delivers it.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +47,7 @@ pub struct MarketTick {
     pub instrument_token: InstrumentToken,
     /// Trading symbol when known (never invented from the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tradingsymbol: Option<String>,
+    pub tradingsymbol: Option<Arc<str>>,
     /// Last traded price.
     pub last_price: Price,
     /// Quantity of the last trade.

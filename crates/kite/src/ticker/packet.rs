@@ -2,6 +2,7 @@
 //! (reference §1.8 names) and to the domain's `MarketTick`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use alpha_panda_core::{
     Clock, DepthLevel, InstrumentToken, MarketDepth, MarketTick, Ohlc, Price, SystemClock,
@@ -398,7 +399,7 @@ impl TickPacket {
     /// The domain tick. Its `exchange_timestamp` is the packet's exchange timestamp when the
     /// layout carries one (full, index full) and the system clock's "now" otherwise; use
     /// [`TickPacket::to_market_tick_at`] to supply the receive time from an injected clock.
-    pub fn to_market_tick(&self, tradingsymbol: Option<String>) -> MarketTick {
+    pub fn to_market_tick(&self, tradingsymbol: Option<Arc<str>>) -> MarketTick {
         self.to_market_tick_at(tradingsymbol, SystemClock.now())
     }
 
@@ -406,7 +407,7 @@ impl TickPacket {
     /// `received_at` otherwise.
     pub fn to_market_tick_at(
         &self,
-        tradingsymbol: Option<String>,
+        tradingsymbol: Option<Arc<str>>,
         received_at: Timestamp,
     ) -> MarketTick {
         let exchange_timestamp = self

@@ -20,6 +20,7 @@
 //! 1-based line number and the reason; the rest of the file is still read.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use alpha_panda_core::{InstrumentToken, MarketTick, Ohlc, Price, Timestamp};
 use chrono::{DateTime, Utc};
@@ -166,7 +167,7 @@ fn parse_row(h: &Header, r: &csv::StringRecord) -> Result<MarketTick, String> {
     };
     Ok(MarketTick {
         instrument_token,
-        tradingsymbol: h.get(r, 2).map(str::to_string),
+        tradingsymbol: h.get(r, 2).map(Arc::from),
         last_price,
         last_traded_quantity,
         average_traded_price: opt_price(6)?,

@@ -103,7 +103,7 @@ impl MarketFeed {
         let mut publisher = Publisher {
             emitter,
             stats,
-            topic: TopicMap::market_ticks(),
+            topic: TopicMap::market_ticks_str(),
             ids: None,
             sequence: 0,
             scope: None,
@@ -170,7 +170,7 @@ impl MarketFeed {
 struct Publisher {
     emitter: Emitter,
     stats: Arc<FeedStats>,
-    topic: String,
+    topic: &'static str,
     ids: Option<EventId>,
     sequence: u64,
     /// The id scope of the current 2^32 ticks (`market_feed:{sequence >> 32}`), built once.
@@ -256,7 +256,7 @@ impl Publisher {
             self.sequence += 1;
             envelopes.push(envelope);
         }
-        self.emitter.emit_all(&self.topic, envelopes).await?;
+        self.emitter.emit_all(self.topic, envelopes).await?;
         self.stats.published.fetch_add(count, Ordering::Relaxed);
         Ok(())
     }

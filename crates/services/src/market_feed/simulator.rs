@@ -8,6 +8,8 @@
 //! base price, i.e. the previous close) and the volume-weighted average price follow from the walk.
 //! The same seed and instruments give the identical tick sequence.
 
+use std::sync::Arc;
+
 use alpha_panda_core::{Instrument, MarketTick, Ohlc, Price, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,6 +22,8 @@ use crate::error::ServiceError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Walk {
     instrument: Instrument,
+    /// The trading symbol every tick carries, shared rather than copied per tick.
+    tradingsymbol: Arc<str>,
     /// Price in ticks.
     price_ticks: i64,
     open_ticks: i64,
@@ -99,6 +103,7 @@ impl TickSimulator {
                 .unwrap_or(1)
                 .max(1);
             walks.push(Walk {
+                tradingsymbol: Arc::from(instrument.tradingsymbol.as_str()),
                 instrument,
                 price_ticks: ticks,
                 open_ticks: ticks,
@@ -153,7 +158,7 @@ impl TickSimulator {
 
         MarketTick {
             instrument_token: walk.instrument.instrument_token,
-            tradingsymbol: Some(walk.instrument.tradingsymbol.clone()),
+            tradingsymbol: Some(walk.tradingsymbol.clone()),
             last_price,
             last_traded_quantity,
             average_traded_price: Some(Price(average)),

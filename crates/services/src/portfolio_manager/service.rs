@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use alpha_panda_cache::PortfolioCache;
 use alpha_panda_core::{
-    calendar, keys, Broker, EventBroker, InstrumentToken, Money, Payload, PnlSnapshot, PortfolioId,
-    Price, SnapshotType, StrategyId, Timestamp, TopicMap,
+    calendar, keys, Broker, EventBroker, EventType, InstrumentToken, Money, Payload, PnlSnapshot,
+    PortfolioId, Price, SnapshotType, StrategyId, Timestamp, TopicMap,
 };
 use alpha_panda_store::{OrderRecord, Store, StoreError, ValidationStatus};
 use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
@@ -218,6 +218,12 @@ impl Handler for PortfolioManager {
 
     fn broker(&self) -> EventBroker {
         EventBroker::from(self.broker)
+    }
+
+    /// A tick marks positions to its price: the latest one fetched per instrument gives the same
+    /// marks as all of them.
+    fn conflates(&self, event_type: EventType) -> bool {
+        event_type == EventType::MarketTick
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use alpha_panda_cache::RiskStateCache;
 use alpha_panda_core::{
-    calendar, keys, Broker, EventBroker, Instrument, InstrumentToken, Payload, RejectedSignal,
-    StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
+    calendar, keys, Broker, EventBroker, EventType, Instrument, InstrumentToken, Payload,
+    RejectedSignal, StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
 };
 use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
@@ -162,6 +162,11 @@ impl Handler for RiskManager {
 
     fn broker(&self) -> EventBroker {
         EventBroker::from(self.broker)
+    }
+
+    /// A tick only refreshes the fallback last price: the latest one fetched is all that counts.
+    fn conflates(&self, event_type: EventType) -> bool {
+        event_type == EventType::MarketTick
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {

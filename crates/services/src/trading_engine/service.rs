@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use alpha_panda_core::{keys, Broker, EventBroker, Payload, Timestamp, TopicMap};
+use alpha_panda_core::{keys, Broker, EventBroker, EventType, Payload, Timestamp, TopicMap};
 use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
 use tracing::info;
@@ -161,6 +161,17 @@ impl Handler for TradingEngine {
 
     fn broker(&self) -> EventBroker {
         EventBroker::from(self.broker)
+    }
+
+    /// Without a resting LIMIT order a tick changes nothing but the last price, so only the latest
+    /// one fetched per instrument matters; with one, every tick may trade through its limit. Kite
+    /// fills its own orders, so the live engine never needs a tick.
+    fn conflates(&self, event_type: EventType) -> bool {
+        event_type == EventType::MarketTick
+            && match &self.trader {
+                Trader::Paper(paper) => paper.resting_orders().is_empty(),
+                Trader::Zerodha(_) => true,
+            }
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {

@@ -1,0 +1,176 @@
+//! Conflation in the runtime: a handler that folds ticks into last values is handed only the last
+//! tick of each instrument in a fetched batch, every record is still committed, and a handler that
+//! stops conflating mid-batch gets every tick from then on.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{EventBroker, EventType, Payload, SystemClock};
+use alpha_panda_stream::{
+    Handler, HandlerError, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor,
+    ProcessorStats,
+};
+use common::{eventually, fast_config, tick};
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+const TICKS: &str = "cf.ticks";
+
+/// Keeps last prices; conflates ticks while `conflating` is set, and clears it on `stop_on`.
+struct LastPrices {
+    conflating: Arc<AtomicBool>,
+    stop_on: Option<(u32, i64)>,
+    seen: Arc<Mutex<Vec<(u32, i64)>>>,
+}
+
+impl Handler for LastPrices {
+    fn name(&self) -> &str {
+        "last_prices"
+    }
+    fn topics(&self) -> Vec<String> {
+        vec![TICKS.to_string()]
+    }
+    fn broker(&self) -> EventBroker {
+        EventBroker::Shared
+    }
+    fn conflates(&self, event_type: EventType) -> bool {
+        event_type == EventType::MarketTick && self.conflating.load(Ordering::Relaxed)
+    }
+    async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
+        let Payload::MarketTick(t) = &input.envelope.payload else {
+            return Err(HandlerError::poison("ticks only"));
+        };
+        let seen = (t.instrument_token.0, t.last_price.0.mantissa() as i64);
+        self.seen.lock().push(seen);
+        if self.stop_on == Some(seen) {
+            self.conflating.store(false, Ordering::Relaxed);
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// A memory log with the ticks topic on one partition.
+async fn ticks_log() -> Log {
+    let log = Log::connect("memory://", &BTreeMap::new()).unwrap();
+    log.create_topic(TICKS, 1, 1, 86_400_000).await.unwrap();
+    log
+}
+
+async fn append(log: &Log, ticks: &[(u32, i64)]) {
+    for &(token, price) in ticks {
+        log.send(OutgoingRecord::event(TICKS, tick(token, price)))
+            .await
+            .unwrap();
+    }
+}
+
+/// `LastPrices` running on `log`.
+struct Running {
+    stats: Arc<ProcessorStats>,
+    seen: Arc<Mutex<Vec<(u32, i64)>>>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<LastPrices, alpha_panda_stream::ProcessorError>>,
+}
+
+impl Running {
+    fn start(log: &Log, stop_on: Option<(u32, i64)>) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler = LastPrices {
+            conflating: Arc::new(AtomicBool::new(true)),
+            stop_on,
+            seen: seen.clone(),
+        };
+        let processor = Processor::new(
+            handler,
+            log.clone(),
+            Arc::new(MemoryDedupStore::new()),
+            Arc::new(SystemClock),
+            fast_config(),
+        );
+        let stats = processor.stats();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(processor.run(shutdown.clone()));
+        Self {
+            stats,
+            seen,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn read(&self, total: u64) {
+        eventually("every tick read", || {
+            ProcessorStats::get(&self.stats.events_in) == total
+        })
+        .await;
+    }
+
+    /// Stops it: what it handled and how many it conflated.
+    async fn stop(self) -> (Vec<(u32, i64)>, u64) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+        let handled = self.seen.lock().clone();
+        (handled, ProcessorStats::get(&self.stats.conflated))
+    }
+}
+
+#[tokio::test]
+async fn a_typed_record_keeps_its_key_once_in_its_envelope() {
+    let log = Log::connect("memory://", &BTreeMap::new()).unwrap();
+    let sent = tick(408065, 100);
+    log.send(OutgoingRecord::event(TICKS, sent.clone()))
+        .await
+        .unwrap();
+    let mut consumer = log.consumer("keys", &[TICKS.to_string()]).unwrap();
+    let record = consumer
+        .poll(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the record");
+    assert_eq!(record.key, None, "not stored twice");
+    assert_eq!(record.key(), Some("408065"));
+}
+
+#[tokio::test]
+async fn only_the_last_tick_of_each_instrument_is_handled_and_all_are_committed() {
+    let log = ticks_log().await;
+    // Appended before the consumer starts, so they are fetched as one batch.
+    append(
+        &log,
+        &[(1, 100), (2, 200), (1, 101), (1, 102), (2, 201), (1, 103)],
+    )
+    .await;
+    let running = Running::start(&log, None);
+    running.read(6).await;
+    let (handled, conflated) = running.stop().await;
+    assert_eq!(handled, vec![(2, 201), (1, 103)]);
+    assert_eq!(conflated, 4);
+
+    // The skipped ticks are committed with the rest: the group has nothing left to read.
+    let mut again = log
+        .consumer("alpha-panda.last_prices", &[TICKS.to_string()])
+        .unwrap();
+    assert!(again
+        .poll(Duration::from_millis(200))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_handler_that_stops_conflating_gets_every_tick_of_the_next_batch() {
+    let log = ticks_log().await;
+    append(&log, &[(1, 100), (1, 101), (1, 102)]).await;
+    // Handling the batch's last tick turns conflation off: the next batch comes whole.
+    let running = Running::start(&log, Some((1, 102)));
+    running.read(3).await;
+    append(&log, &[(1, 200), (1, 201)]).await;
+    running.read(5).await;
+    let (handled, conflated) = running.stop().await;
+    assert_eq!(handled, vec![(1, 102), (1, 200), (1, 201)]);
+    assert_eq!(conflated, 2);
+}
