@@ -9,7 +9,9 @@
 //!   envelope time of the tick that caused it (same correlation id), p50/p99/p99.9.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,10 +93,33 @@ pub struct PipelineReport {
     pub ticks_per_second: f64,
     /// Fills in the throughput phase.
     pub fills: u64,
+    /// CPU time the whole process used in the throughput phase, all cores together (Linux only).
+    pub cpu_seconds: Option<f64>,
+    /// That CPU time per tick, microseconds: what a tick costs, whatever the cores.
+    pub cpu_us_per_tick: Option<f64>,
     /// Fills measured in the latency phase.
     pub latency_samples: usize,
     /// Tick-to-fill latency, microseconds.
     pub tick_to_fill_us: Percentiles,
+    /// Time the market feed's task spent running in the throughput phase, seconds.
+    pub feed_busy_seconds: f64,
+    /// Each service's load in the throughput phase.
+    pub services: Vec<ServiceLoad>,
+}
+
+/// What one service did in the throughput phase, when the last tick had been read.
+#[derive(Debug, Serialize)]
+pub struct ServiceLoad {
+    /// Its consumer group.
+    pub group: String,
+    /// Records read.
+    pub events_in: u64,
+    /// Ticks skipped as superseded by a later tick of the same instrument already fetched.
+    pub conflated: u64,
+    /// Events it published.
+    pub events_out: u64,
+    /// Time its task spent running (being polled), seconds: its share of the cores.
+    pub busy_seconds: f64,
 }
 
 /// Latency percentiles in microseconds.
@@ -127,8 +152,14 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCo
         seconds: throughput.elapsed.as_secs_f64(),
         ticks_per_second: args.ticks as f64 / throughput.elapsed.as_secs_f64().max(1e-9),
         fills: throughput.fills,
+        cpu_seconds: throughput.cpu_seconds,
+        cpu_us_per_tick: throughput
+            .cpu_seconds
+            .map(|cpu| cpu * 1e6 / args.ticks.max(1) as f64),
         latency_samples: latency.latencies.len(),
         tick_to_fill_us: percentiles(latency.latencies),
+        services: throughput.services,
+        feed_busy_seconds: throughput.feed_busy_seconds,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -143,16 +174,33 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCo
             report.ticks_per_second,
             report.fills
         );
+        if let (Some(cpu), Some(per_tick)) = (report.cpu_seconds, report.cpu_us_per_tick) {
+            println!("  CPU {cpu:.2} s over all cores: {per_tick:.2} µs per tick");
+        }
         let p = &report.tick_to_fill_us;
         println!(
             "tick-to-fill at {} ticks/s ({} fills): p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
             args.latency_rate, report.latency_samples, p.p50, p.p99, p.p999, p.max
         );
+        println!("  market_feed: busy {:.2} s", report.feed_busy_seconds);
+        for service in &report.services {
+            println!(
+                "  {}: busy {:.2} s, {} read, {} conflated, {} published",
+                service.group,
+                service.busy_seconds,
+                service.events_in,
+                service.conflated,
+                service.events_out
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 struct PhaseResult {
+    services: Vec<ServiceLoad>,
+    feed_busy_seconds: f64,
+    cpu_seconds: Option<f64>,
     log: &'static str,
     elapsed: Duration,
     fills: u64,
@@ -219,7 +267,7 @@ async fn phase(
 
     let shutdown = CancellationToken::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut tick_readers: Vec<Arc<ProcessorStats>> = Vec::new();
+    let mut tick_readers: Vec<(String, Arc<ProcessorStats>, Arc<BusyTime>)> = Vec::new();
     macro_rules! spawn {
         ($handler:expr) => {{
             let processor = Processor::new(
@@ -229,13 +277,14 @@ async fn phase(
                 clock.clone(),
                 config.clone(),
             );
-            tick_readers.push(processor.stats());
+            let busy = Arc::new(BusyTime::default());
+            tick_readers.push((processor.group().to_string(), processor.stats(), busy.clone()));
             let token = shutdown.clone();
-            tasks.spawn(async move {
+            tasks.spawn(busy.measure(async move {
                 if let Err(e) = processor.run(token).await {
                     tracing::error!(error = %e, "bench processor failed");
                 }
-            });
+            }));
         }};
     }
     spawn!(StrategyRunner::open(strategies, &[Broker::Paper], store.clone()).await?);
@@ -282,24 +331,40 @@ async fn phase(
         source,
     );
     let feed_stats = feed.stats();
+    let cpu_before = process_cpu_seconds().await;
     let started = Instant::now();
-    let feed_task = tokio::spawn(feed.run(CancellationToken::new()));
+    let feed_busy = Arc::new(BusyTime::default());
+    let feed_task = tokio::spawn(feed_busy.measure(feed.run(CancellationToken::new())));
     let total = max_ticks.unwrap_or(0);
     // Every service reads every tick: strategy runner, risk manager, trading engine, portfolio.
     loop {
-        let published = feed_stats
-            .published
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let published = feed_stats.published.load(Ordering::Relaxed);
         let done = published >= total
             && tick_readers
                 .iter()
-                .all(|s| ProcessorStats::get(&s.events_in) >= total);
+                .all(|(_, s, _)| ProcessorStats::get(&s.events_in) >= total);
         if done {
             break;
         }
+
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = started.elapsed();
+    let cpu_seconds = match (cpu_before, process_cpu_seconds().await) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
+    let feed_busy_seconds = feed_busy.seconds();
+    let services = tick_readers
+        .iter()
+        .map(|(group, stats, busy)| ServiceLoad {
+            group: group.clone(),
+            busy_seconds: busy.seconds(),
+            events_in: ProcessorStats::get(&stats.events_in),
+            conflated: ProcessorStats::get(&stats.conflated),
+            events_out: ProcessorStats::get(&stats.events_out),
+        })
+        .collect();
     feed_task.await??;
     // Let the last signals become fills, then stop.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -346,7 +411,58 @@ async fn phase(
         fills: fill_count,
         instruments: universe.len(),
         latencies,
+        services,
+        feed_busy_seconds,
+        cpu_seconds,
     })
+}
+
+/// Time a task spends being polled: on a busy runtime, the CPU it takes (its share of the cores),
+/// which tells which service a tick's cost goes to.
+#[derive(Debug, Default)]
+struct BusyTime {
+    nanos: AtomicU64,
+}
+
+impl BusyTime {
+    /// `task`, adding every poll's duration to this counter.
+    fn measure<F: Future + Send + 'static>(
+        self: &Arc<Self>,
+        task: F,
+    ) -> impl Future<Output = F::Output> + Send + 'static {
+        let busy = self.clone();
+        let mut task = Box::pin(task);
+        std::future::poll_fn(move |cx| {
+            let started = Instant::now();
+            let polled = task.as_mut().poll(cx);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            busy.nanos.fetch_add(nanos, Ordering::Relaxed);
+            polled
+        })
+    }
+
+    fn seconds(&self) -> f64 {
+        self.nanos.load(Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
+/// CPU time (user and system) this process has used so far, from `/proc/self/stat`; `None` where
+/// there is no such file.
+async fn process_cpu_seconds() -> Option<f64> {
+    let stat = tokio::fs::read_to_string("/proc/self/stat").await.ok()?;
+    cpu_seconds_of_stat(&stat)
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in seconds. The fields are counted after the
+/// command name, which is in parentheses and may itself hold spaces.
+fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
+    // Linux reports these in USER_HZ clock ticks: 100 on x86-64 and arm64.
+    const USER_HZ: f64 = 100.0;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / USER_HZ)
 }
 
 fn percentiles(mut samples: Vec<i64>) -> Percentiles {
@@ -369,6 +485,13 @@ fn percentiles(mut samples: Vec<i64>) -> Percentiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let stat = "4242 (alpha panda) R 1 4242 4242 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 3 0";
+        assert_eq!(cpu_seconds_of_stat(stat), Some(3.25));
+        assert_eq!(cpu_seconds_of_stat("garbage"), None);
+    }
 
     #[test]
     fn percentiles_pick_ranks() {
