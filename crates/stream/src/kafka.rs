@@ -26,6 +26,8 @@ use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record, RecordValue}
 use crate::LogError;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`KafkaLog::read_all`] goes on reading once every partition reached its reported end.
+const TAIL_GRACE: Duration = Duration::from_millis(250);
 
 /// Connection settings of the Kafka backend.
 #[derive(Debug, Clone)]
@@ -162,7 +164,14 @@ impl KafkaLog {
     }
 
     /// Reads every record of `topic` from the beginning, without a consumer group's offsets, until
-    /// each partition reaches the end it had when the read started or nothing arrives for `idle`.
+    /// each partition reaches the end it had when the read started or nothing arrives for `idle`,
+    /// then for [`TAIL_GRACE`] more.
+    ///
+    /// The grace is there because a broker may report a high watermark short of what it holds:
+    /// tansu's memory storage puts it one past the *first* record of the last batch written, so the
+    /// rest of a batch of several records (two services dead-lettering the same input at once
+    /// through one producer) lies past it. Its fetches still return them, and they arrive with the
+    /// batch already fetched, well within the grace.
     ///
     /// # Errors
     /// [`LogError::Broker`] when the topic cannot be read.
@@ -193,8 +202,17 @@ impl KafkaLog {
         }
         consumer.assign(&tpl).map_err(broker_error)?;
         let mut out = Vec::new();
-        while !ends.is_empty() {
-            match tokio::time::timeout(idle, consumer.recv()).await {
+        let mut grace_ends: Option<tokio::time::Instant> = None;
+        loop {
+            let wait = match grace_ends {
+                Some(deadline) => deadline.saturating_duration_since(tokio::time::Instant::now()),
+                None if ends.is_empty() => {
+                    grace_ends = Some(tokio::time::Instant::now() + TAIL_GRACE);
+                    TAIL_GRACE
+                }
+                None => idle,
+            };
+            match tokio::time::timeout(wait, consumer.recv()).await {
                 Err(_) => break,
                 Ok(Err(e)) => return Err(broker_error(e)),
                 Ok(Ok(message)) => {

@@ -203,6 +203,28 @@ async fn poison_goes_to_dlq_and_consumer_moves_on(backend: Backend) {
     assert_eq!(dlq[0].key, "408065");
 }
 
+/// Reading a topic back returns every record, including the tail of a batch written in one go:
+/// several services dead-lettering the same input at once share a producer, which sends their
+/// records as one batch (tansu reports a high watermark one past only the first of them).
+async fn read_all_returns_every_record_of_a_batch(backend: Backend) {
+    backend.topics(&[IN]).await;
+    let sends = (0..4).map(|n| {
+        backend.log.send(OutgoingRecord {
+            topic: IN.into(),
+            key: Some("408065".into()),
+            value: RecordValue::Bytes(Bytes::from(format!("record {n}"))),
+            headers: vec![],
+        })
+    });
+    let deliveries = futures::future::try_join_all(sends).await.unwrap();
+    let mut written: Vec<(i32, i64)> = deliveries.iter().map(|d| (d.partition, d.offset)).collect();
+    written.sort();
+
+    let back = backend.log.read_all(IN).await.unwrap();
+    let read: Vec<(i32, i64)> = back.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(read, written);
+}
+
 /// The same event id delivered twice is handled once.
 async fn duplicate_is_handled_once(backend: Backend) {
     backend.topics(&[IN, OUT]).await;
@@ -368,6 +390,7 @@ on_both_backends!(
     transient_is_retried_and_not_committed,
     retry_budget_sends_to_dlq,
     poison_goes_to_dlq_and_consumer_moves_on,
+    read_all_returns_every_record_of_a_batch,
     duplicate_is_handled_once,
     outputs_are_correlated_and_deterministic,
     killed_consumer_rereads_uncommitted,
