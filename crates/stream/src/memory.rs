@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use alpha_panda_core::EventType;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
-use crate::conflation::Conflation;
+use crate::conflation::{Conflation, LastValue, Marks};
 use crate::record::{
     key_of, partition_for_key, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue,
 };
@@ -46,19 +45,29 @@ struct Stored {
     value: RecordValue,
     headers: Vec<(String, String)>,
     timestamp_ms: i64,
+    /// Worked out once on append, so that conflating consumers need not read the envelope.
+    last_value: Option<LastValue>,
 }
 
 impl Stored {
-    /// The key: as stored, or the typed envelope's own.
-    fn key(&self) -> Option<&str> {
-        key_of(self.key.as_ref(), &self.value)
-    }
-
-    /// The type of a typed record (raw bytes are not looked into).
-    fn event_type(&self) -> Option<EventType> {
-        match &self.value {
-            RecordValue::Event(envelope) => Some(envelope.event_type()),
+    fn new(
+        key: Option<Arc<str>>,
+        value: RecordValue,
+        headers: Vec<(String, String)>,
+        timestamp_ms: i64,
+    ) -> Self {
+        let last_value = match &value {
+            RecordValue::Event(envelope) => {
+                LastValue::of(envelope.event_type(), key_of(key.as_ref(), &value))
+            }
             RecordValue::Bytes(_) => None,
+        };
+        Self {
+            key,
+            value,
+            headers,
+            timestamp_ms,
+            last_value,
         }
     }
 }
@@ -218,12 +227,8 @@ impl MemoryLog {
         };
         let mut log = topic.partitions[partition as usize].lock();
         let offset = log.end_offset();
-        log.records.push_back(Stored {
-            key,
-            value: record.value,
-            headers: record.headers,
-            timestamp_ms,
-        });
+        log.records
+            .push_back(Stored::new(key, record.value, record.headers, timestamp_ms));
         if log.records.len() > self.inner.config.max_records_per_partition {
             log.records.pop_front();
             log.start_offset += 1;
@@ -263,7 +268,7 @@ impl MemoryLog {
             next_assignment: 0,
             buffer: VecDeque::new(),
             wake,
-            superseded: Vec::new(),
+            marks: Marks::default(),
             conflated: 0,
         }
     }
@@ -364,8 +369,8 @@ pub struct MemoryConsumer {
     buffer: VecDeque<Record>,
     /// Notified by appends to this consumer's topics.
     wake: Arc<Notify>,
-    /// Which records of the batch being fetched are superseded (kept to reuse its allocation).
-    superseded: Vec<bool>,
+    /// Which records of the batch being fetched are superseded (kept to reuse its allocations).
+    marks: Marks,
     /// Records left out as superseded, not yet taken.
     conflated: u64,
 }
@@ -435,20 +440,14 @@ impl MemoryConsumer {
             }
             let until = log.records.len().min(from + FETCH_BATCH);
             let batch = log.records.range(from..until);
-            if conflation.is_none() {
-                self.superseded.clear();
-                self.superseded.resize(until - from, false);
-            } else {
-                conflation.mark_superseded(
-                    batch
-                        .clone()
-                        .map(|stored| (stored.key(), stored.event_type())),
-                    &mut self.superseded,
-                );
-            }
+            conflation.mark_superseded(
+                batch.clone().map(|stored| stored.last_value),
+                &mut self.marks,
+            );
             self.buffer.reserve(until - from);
-            for ((stored, &superseded), offset) in
-                batch.zip(self.superseded.iter()).zip(assignment.position..)
+            for ((stored, &superseded), offset) in batch
+                .zip(self.marks.superseded())
+                .zip(assignment.position..)
             {
                 if superseded {
                     self.conflated += 1;
