@@ -21,6 +21,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnection attempts before an operation (or `connect`) reports Redis unavailable; the
 /// processor runtime then retries the input with its own backoff.
 const RECONNECT_RETRIES: usize = 3;
+/// Dedup marks sent to Redis per pipelined round trip.
+const MARK_PIPELINE: usize = 1_000;
 /// Growth factor of the delay between reconnection attempts (the first waits about a second).
 /// The library's default factor (100) stretches an outage report to minutes.
 const RECONNECT_FACTOR: u64 = 2;
@@ -142,6 +144,40 @@ impl Backend {
                     .arg(ttl.as_secs().max(1))
                     .query_async::<Option<String>>(&mut conn)
                     .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Backend::mark_if_absent`] for every one of `events`: in memory under one lock, on Redis
+    /// pipelined, [`MARK_PIPELINE`] commands per round trip.
+    pub(crate) async fn mark_all_if_absent(
+        &self,
+        keys: &KeySpace,
+        group: &str,
+        events: &[EventId],
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        match self {
+            Backend::Memory(store) => {
+                store.mark_all_if_absent(group, events, ttl);
+                Ok(())
+            }
+            Backend::Redis(conn) => {
+                let mut conn = conn.clone();
+                for chunk in events.chunks(MARK_PIPELINE) {
+                    let mut pipe = redis::pipe();
+                    for &event in chunk {
+                        pipe.cmd("SET")
+                            .arg(keys.dedup(group, event))
+                            .arg(1)
+                            .arg("NX")
+                            .arg("EX")
+                            .arg(ttl.as_secs().max(1))
+                            .ignore();
+                    }
+                    pipe.query_async::<()>(&mut conn).await?;
+                }
                 Ok(())
             }
         }

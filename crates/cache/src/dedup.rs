@@ -58,4 +58,16 @@ impl DedupStore for Dedup {
             .await
             .map_err(unavailable)
     }
+
+    async fn mark_all_processed(
+        &self,
+        group: &str,
+        events: &[EventId],
+        ttl: Duration,
+    ) -> Result<(), DedupError> {
+        self.backend
+            .mark_all_if_absent(&self.keys, group, events, ttl)
+            .await
+            .map_err(unavailable)
+    }
 }

@@ -122,23 +122,32 @@ impl MemoryStore {
     /// Marks `event` for `group` until `ttl` from now, unless a live mark exists (`SET NX`: the
     /// earlier expiry stays).
     pub(crate) fn mark_if_absent(&self, group: &str, event: EventId, ttl: Duration) {
+        self.mark_all_if_absent(group, &[event], ttl);
+    }
+
+    /// [`MemoryStore::mark_if_absent`] for every one of `events`, under one lock and one reading of
+    /// the clock.
+    pub(crate) fn mark_all_if_absent(&self, group: &str, events: &[EventId], ttl: Duration) {
         let now = self.clock.now();
         let expires_at = after(now, ttl);
         let mut markers = self.markers.lock();
         if !markers.contains_key(group) {
             markers.insert(group.into(), GroupMarkers::default());
         }
-        let Some(events) = markers.get_mut(group) else {
+        let Some(marked) = markers.get_mut(group) else {
             return;
         };
-        match events.entry(event) {
-            hash_map::Entry::Occupied(mut marked) => {
-                if marked.get().is_some_and(|at| at <= now) {
-                    marked.insert(expires_at);
+        marked.reserve(events.len());
+        for &event in events {
+            match marked.entry(event) {
+                hash_map::Entry::Occupied(mut mark) => {
+                    if mark.get().is_some_and(|at| at <= now) {
+                        mark.insert(expires_at);
+                    }
                 }
-            }
-            hash_map::Entry::Vacant(absent) => {
-                absent.insert(expires_at);
+                hash_map::Entry::Vacant(absent) => {
+                    absent.insert(expires_at);
+                }
             }
         }
     }

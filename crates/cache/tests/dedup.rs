@@ -28,6 +28,29 @@ async fn shared_body(store: &Dedup) {
         .await
         .unwrap();
     assert!(store.is_processed("alpha-panda.risk", event).await.unwrap());
+
+    // A commit's inputs are marked at once: more than one pipelined round trip on Redis, and one
+    // of them already marked.
+    let mut batch: Vec<EventId> = (0..2_500).map(|_| EventId::new_root()).collect();
+    batch.push(event);
+    store
+        .mark_all_processed("alpha-panda.trading", &batch, Duration::from_secs(60))
+        .await
+        .unwrap();
+    for id in &batch {
+        assert!(store
+            .is_processed("alpha-panda.trading", *id)
+            .await
+            .unwrap());
+    }
+    assert!(!store
+        .is_processed("alpha-panda.trading", EventId::new_root())
+        .await
+        .unwrap());
+    store
+        .mark_all_processed("alpha-panda.trading", &[], Duration::from_secs(60))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -48,7 +71,14 @@ async fn redis_dedup() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys.len(), 1);
+    // One mark for the risk group, 2,501 for the trading group, each with its expiry.
+    assert_eq!(keys.len(), 2_502);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=60).contains(&ttl), "ttl {ttl}");
     let _: () = redis::cmd("DEL")
         .arg(keys)
         .query_async(&mut conn)

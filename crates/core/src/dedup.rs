@@ -39,4 +39,22 @@ pub trait DedupStore: Send + Sync + 'static {
         event: EventId,
         ttl: Duration,
     ) -> Result<(), DedupError>;
+
+    /// Marks every one of `events` processed for `group`, for `ttl`: in one round trip where the
+    /// store allows it (the runtime marks a whole commit's inputs at once). Marking is idempotent,
+    /// so after an error the whole call may be made again.
+    ///
+    /// # Errors
+    /// [`DedupError`] when the store cannot be reached; some of `events` may be marked.
+    async fn mark_all_processed(
+        &self,
+        group: &str,
+        events: &[EventId],
+        ttl: Duration,
+    ) -> Result<(), DedupError> {
+        for &event in events {
+            self.mark_processed(group, event, ttl).await?;
+        }
+        Ok(())
+    }
 }

@@ -36,14 +36,25 @@ impl DedupStore for MemoryDedupStore {
         event: EventId,
         ttl: Duration,
     ) -> Result<(), DedupError> {
+        self.mark_all_processed(group, &[event], ttl).await
+    }
+
+    async fn mark_all_processed(
+        &self,
+        group: &str,
+        events: &[EventId],
+        ttl: Duration,
+    ) -> Result<(), DedupError> {
         let now = Instant::now();
         let mut entries = self.entries.lock();
-        if entries.len() >= 100_000 && entries.len().is_power_of_two() {
-            entries.retain(|_, expires| *expires > now);
+        for &event in events {
+            if entries.len() >= 100_000 && entries.len().is_power_of_two() {
+                entries.retain(|_, expires| *expires > now);
+            }
+            entries
+                .entry((group.to_string(), event))
+                .or_insert(now + ttl);
         }
-        entries
-            .entry((group.to_string(), event))
-            .or_insert(now + ttl);
         Ok(())
     }
 }
@@ -65,5 +76,21 @@ mod tests {
         assert!(!store.is_processed("other", id).await.unwrap());
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(!store.is_processed("g", id).await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn marks_a_batch_at_once() {
+        let store = MemoryDedupStore::new();
+        let ids: Vec<EventId> = (0..3).map(|_| EventId::new_root()).collect();
+        store
+            .mark_all_processed("g", &ids, Duration::from_secs(60))
+            .await
+            .unwrap();
+        for id in &ids {
+            assert!(store.is_processed("g", *id).await.unwrap());
+            assert!(!store.is_processed("other", *id).await.unwrap());
+        }
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!store.is_processed("g", ids[0]).await.unwrap());
     }
 }

@@ -507,32 +507,36 @@ impl<H: Handler> Processor<H> {
         }
     }
 
-    /// Marks `marks` processed in the dedup store, retrying each up to `retries` times with
-    /// backoff (not past shutdown); `true` when all are marked. Marked ids stop being held locally.
+    /// Marks `marks` processed in the dedup store, all at once, retrying up to `retries` times
+    /// with backoff (not past shutdown); `true` when all are marked. Marked ids stop being held
+    /// locally.
     async fn mark_processed(
         &mut self,
         marks: &[EventId],
         shutdown: &CancellationToken,
         retries: u32,
     ) -> bool {
-        for &id in marks {
-            let mut attempt = 0;
-            loop {
-                match self
-                    .dedup
-                    .mark_processed(&self.group, id, self.config.dedup_ttl)
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(e) => {
-                        warn!(error = %e, attempt, "dedup store unavailable; retrying mark");
-                        if attempt >= retries || self.backoff(&mut attempt, shutdown).await {
-                            return false;
-                        }
+        if marks.is_empty() {
+            return true;
+        }
+        let mut attempt = 0;
+        loop {
+            match self
+                .dedup
+                .mark_all_processed(&self.group, marks, self.config.dedup_ttl)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    warn!(error = %e, attempt, marks = marks.len(), "dedup store unavailable; retrying marks");
+                    if attempt >= retries || self.backoff(&mut attempt, shutdown).await {
+                        return false;
                     }
                 }
             }
-            self.unmarked_ids.remove(&id);
+        }
+        for id in marks {
+            self.unmarked_ids.remove(id);
         }
         true
     }
