@@ -309,3 +309,82 @@ async fn inputs_are_marked_processed_only_when_their_checkpoint_is_durable() {
     assert!(!checkpoints.lock().is_empty());
     running.stop().await;
 }
+
+/// Takes `pause` over every input and notes how many it had handled whenever a commit fell due.
+struct Slow {
+    pause: Duration,
+    handled: Arc<Mutex<usize>>,
+    handled_at_commits: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Handler for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn topics(&self) -> Vec<String> {
+        vec![IN.into()]
+    }
+    fn broker(&self) -> EventBroker {
+        EventBroker::Paper
+    }
+    async fn handle(&mut self, _input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
+        tokio::time::sleep(self.pause).await;
+        *self.handled.lock() += 1;
+        Ok(Vec::new())
+    }
+    fn begin_checkpoint(
+        &mut self,
+        _offsets: &[CommitOffset],
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
+        self.handled_at_commits.lock().push(*self.handled.lock());
+        Ok(None)
+    }
+}
+
+/// Within one fetched batch the runtime reads the clock only every few records while they go by
+/// quickly; slow records are looked at one by one, so a commit still falls due on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_records_within_one_batch_are_committed_on_time() {
+    let backend = Backend::memory();
+    backend.topics(&[IN]).await;
+    // On the log before the processor starts: one fetched batch.
+    for n in 0..30 {
+        backend
+            .log
+            .send(OutgoingRecord::event(IN, tick(1, 100 + n)))
+            .await
+            .unwrap();
+    }
+    let handled = Arc::new(Mutex::new(0));
+    let handled_at_commits = Arc::new(Mutex::new(Vec::new()));
+    let handler = Slow {
+        pause: Duration::from_millis(3),
+        handled: handled.clone(),
+        handled_at_commits: handled_at_commits.clone(),
+    };
+    let config = alpha_panda_stream::ProcessorConfig {
+        commit_batch: 1_000_000,
+        commit_interval: Duration::from_millis(10),
+        ..fast_config()
+    };
+    let processor = Processor::new(
+        handler,
+        backend.log.clone(),
+        Arc::new(MemoryDedupStore::new()),
+        Arc::new(SystemClock),
+        config,
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(processor.run(shutdown.clone()));
+    eventually("every record handled", || *handled.lock() == 30).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let at = handled_at_commits.lock().clone();
+    // 10 ms is four records of 3 ms; looking every 16 records would first commit after 16.
+    assert!(
+        at.first().is_some_and(|&first| first <= 8),
+        "commits fell due after {at:?} records"
+    );
+    assert!(at.len() >= 3, "commits fell due after {at:?} records");
+}
