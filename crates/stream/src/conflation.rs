@@ -45,11 +45,9 @@ impl ShortKey {
         let mut packed = [0u8; 16];
         packed[..bytes.len()].copy_from_slice(bytes);
         packed[Self::MAX_LEN] = bytes.len() as u8;
-        let (low, high) = packed.split_at(8);
-        Some(Self([
-            u64::from_le_bytes(low.try_into().unwrap_or_default()),
-            u64::from_le_bytes(high.try_into().unwrap_or_default()),
-        ]))
+        let packed = u128::from_le_bytes(packed);
+        // Two halves rather than a `u128`, whose 16-byte alignment would pad every stored record.
+        Some(Self([packed as u64, (packed >> 64) as u64]))
     }
 }
 
@@ -81,7 +79,7 @@ pub struct Marks {
 }
 
 impl Marks {
-    /// Whether record `index` of the batch last marked is superseded.
+    /// One flag per record of the batch last marked: whether a later record supersedes it.
     pub fn superseded(&self) -> &[bool] {
         &self.superseded
     }

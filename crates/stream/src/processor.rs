@@ -306,8 +306,9 @@ impl<H: Handler> Processor<H> {
                         cadence.since_checkpoint += skipped as usize;
                     }
                     // Work through the records this poll fetched without going back to the select
-                    // for each; shutdown, the timer and the commit cadence are still looked at
-                    // between every two records.
+                    // for each; shutdown and a finished checkpoint write are still looked at
+                    // between every two records, the timer and the commit cadence every
+                    // `LOOK_STRIDE` records (each one while records are slow).
                     let mut next = Some(record);
                     let mut last_look = Instant::now();
                     let mut until_look = 0u32;
