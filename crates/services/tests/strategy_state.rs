@@ -1,27 +1,16 @@
 //! A strategy restored from its saved indicator state behaves exactly like one that never stopped.
 
-use alpha_panda_core::{EventId, InstrumentToken, MarketTick, Price, Timestamp};
+mod common;
+
+use alpha_panda_core::{EventId, MarketTick, Price};
 use alpha_panda_services::build_strategy;
+use common::infy_market_tick;
 use rust_decimal::Decimal;
 
 fn tick(n: i64) -> MarketTick {
     // A wave, so that both strategies trade.
     let cents = 150_000 + ((n as f64 / 7.0).sin() * 4_000.0) as i64 + (n % 5) * 35;
-    MarketTick {
-        instrument_token: InstrumentToken(408065),
-        tradingsymbol: None,
-        last_price: Price(Decimal::new(cents - cents % 5, 2)),
-        last_traded_quantity: 1,
-        average_traded_price: None,
-        volume_traded: 1,
-        total_buy_quantity: 0,
-        total_sell_quantity: 0,
-        ohlc: None,
-        oi: None,
-        exchange_timestamp: Timestamp::from_unix_micros(1_767_584_700_000_000 + n * 1_000_000)
-            .unwrap(),
-        depth: None,
-    }
+    infy_market_tick(n, Price(Decimal::new(cents - cents % 5, 2)))
 }
 
 #[test]

@@ -20,23 +20,28 @@ pub fn at(second: i64) -> Timestamp {
     Timestamp::from_unix_micros(1_767_584_700_000_000 + second * 1_000_000).unwrap()
 }
 
+/// An INFY tick trading at `last_price` at `second`.
+pub fn infy_market_tick(second: i64, last_price: Price) -> MarketTick {
+    MarketTick {
+        instrument_token: InstrumentToken(INFY),
+        tradingsymbol: None,
+        last_price,
+        last_traded_quantity: 1,
+        average_traded_price: None,
+        volume_traded: 1,
+        total_buy_quantity: 0,
+        total_sell_quantity: 0,
+        ohlc: None,
+        oi: None,
+        exchange_timestamp: at(second),
+        depth: None,
+    }
+}
+
 /// An INFY tick at `price` rupees, traded and published at `second`.
 pub fn infy_tick(second: i64, price: i64) -> Envelope {
     Envelope::root(
-        Payload::MarketTick(MarketTick {
-            instrument_token: InstrumentToken(INFY),
-            tradingsymbol: None,
-            last_price: Price(Decimal::from(price)),
-            last_traded_quantity: 1,
-            average_traded_price: None,
-            volume_traded: 1,
-            total_buy_quantity: 0,
-            total_sell_quantity: 0,
-            ohlc: None,
-            oi: None,
-            exchange_timestamp: at(second),
-            depth: None,
-        }),
+        Payload::MarketTick(infy_market_tick(second, Price(Decimal::from(price)))),
         INFY.to_string(),
         EventBroker::Shared,
         "market_feed",
