@@ -120,36 +120,8 @@ impl Backend {
         }
     }
 
-    /// `SET {dedup key} 1 NX EX ttl` of `(group, event)` (a sub-second TTL is kept for one second:
-    /// Redis rejects `EX 0`).
-    pub(crate) async fn mark_if_absent(
-        &self,
-        keys: &KeySpace,
-        group: &str,
-        event: EventId,
-        ttl: Duration,
-    ) -> Result<(), CacheError> {
-        match self {
-            Backend::Memory(store) => {
-                store.mark_if_absent(group, event, ttl);
-                Ok(())
-            }
-            Backend::Redis(conn) => {
-                let mut conn = conn.clone();
-                redis::cmd("SET")
-                    .arg(keys.dedup(group, event))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(ttl.as_secs().max(1))
-                    .query_async::<Option<String>>(&mut conn)
-                    .await?;
-                Ok(())
-            }
-        }
-    }
-
-    /// [`Backend::mark_if_absent`] for every one of `events`: in memory under one lock, on Redis
+    /// `SET {dedup key} 1 NX EX ttl` of `(group, event)` for every one of `events` (a sub-second
+    /// TTL is kept for one second: Redis rejects `EX 0`): in memory under one lock, on Redis
     /// pipelined, [`MARK_PIPELINE`] commands per round trip.
     pub(crate) async fn mark_all_if_absent(
         &self,

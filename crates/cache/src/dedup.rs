@@ -54,7 +54,7 @@ impl DedupStore for Dedup {
         ttl: Duration,
     ) -> Result<(), DedupError> {
         self.backend
-            .mark_if_absent(&self.keys, group, event, ttl)
+            .mark_all_if_absent(&self.keys, group, &[event], ttl)
             .await
             .map_err(unavailable)
     }

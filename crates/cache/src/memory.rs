@@ -119,14 +119,8 @@ impl MemoryStore {
         }
     }
 
-    /// Marks `event` for `group` until `ttl` from now, unless a live mark exists (`SET NX`: the
-    /// earlier expiry stays).
-    pub(crate) fn mark_if_absent(&self, group: &str, event: EventId, ttl: Duration) {
-        self.mark_all_if_absent(group, &[event], ttl);
-    }
-
-    /// [`MemoryStore::mark_if_absent`] for every one of `events`, under one lock and one reading of
-    /// the clock.
+    /// Marks every one of `events` for `group` until `ttl` from now, unless a live mark exists
+    /// (`SET NX`: the earlier expiry stays); under one lock and one reading of the clock.
     pub(crate) fn mark_all_if_absent(&self, group: &str, events: &[EventId], ttl: Duration) {
         let now = self.clock.now();
         let expires_at = after(now, ttl);
@@ -377,7 +371,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(at(0)));
         let store = MemoryStore::new(clock.clone());
         let event = EventId::new_root();
-        store.mark_if_absent("g", event, Duration::from_secs(1));
+        store.mark_all_if_absent("g", &[event], Duration::from_secs(1));
         assert!(store.is_marked("g", event));
         clock.advance(Duration::from_secs(1));
         assert!(!store.is_marked("g", event));
@@ -388,20 +382,20 @@ mod tests {
         let clock = Arc::new(ManualClock::new(at(0)));
         let store = MemoryStore::new(clock.clone());
         let (event, other) = (EventId::new_root(), EventId::new_root());
-        store.mark_if_absent("g", event, Duration::from_secs(2));
+        store.mark_all_if_absent("g", &[event], Duration::from_secs(2));
         clock.advance(Duration::from_secs(1));
         // NX: marking again does not push the expiry out.
-        store.mark_if_absent("g", event, Duration::from_secs(10));
+        store.mark_all_if_absent("g", &[event], Duration::from_secs(10));
         clock.advance(Duration::from_secs(1));
         assert!(!store.is_marked("g", event));
         // Once expired, a new mark takes its own TTL.
-        store.mark_if_absent("g", event, Duration::from_secs(10));
+        store.mark_all_if_absent("g", &[event], Duration::from_secs(10));
         clock.advance(Duration::from_secs(9));
         assert!(store.is_marked("g", event));
         // Marks are per group and per event; a huge TTL never expires.
         assert!(!store.is_marked("h", event));
         assert!(!store.is_marked("g", other));
-        store.mark_if_absent("h", other, Duration::MAX);
+        store.mark_all_if_absent("h", &[other], Duration::MAX);
         clock.advance(Duration::from_secs(1_000_000_000));
         assert!(store.is_marked("h", other));
         assert!(!store.is_marked("g", event));
