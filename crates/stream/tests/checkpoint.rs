@@ -26,8 +26,10 @@ struct Stateful {
     fail_checkpoints: bool,
     /// Writes wait for a permit here when set: a slow database.
     gate: Option<Arc<tokio::sync::Semaphore>>,
-    /// Checkpoints begun.
-    begun: Arc<Mutex<usize>>,
+    /// Inputs handled when each checkpoint began; one entry per checkpoint begun.
+    begun: Arc<Mutex<Vec<usize>>>,
+    /// How long each input takes.
+    pause: Duration,
 }
 
 impl Handler for Stateful {
@@ -45,6 +47,9 @@ impl Handler for Stateful {
         true
     }
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
+        if !self.pause.is_zero() {
+            tokio::time::sleep(self.pause).await;
+        }
         self.seen.lock().push(input.position.offset);
         Ok(Vec::new())
     }
@@ -52,7 +57,7 @@ impl Handler for Stateful {
         &mut self,
         _offsets: &[CommitOffset],
     ) -> Result<Option<CheckpointWrite>, HandlerError> {
-        *self.begun.lock() += 1;
+        self.begun.lock().push(self.seen.lock().len());
         let fail = self.fail_checkpoints;
         let gate = self.gate.clone();
         Ok(Some(Box::pin(async move {
@@ -76,7 +81,7 @@ impl Handler for Stateful {
 struct Running {
     seen: Arc<Mutex<Vec<i64>>>,
     checkpoints: Arc<Mutex<Vec<Vec<CommitOffset>>>>,
-    begun: Arc<Mutex<usize>>,
+    begun: Arc<Mutex<Vec<usize>>>,
     dedup: Arc<MemoryDedupStore>,
     group: String,
     stats: Arc<ProcessorStats>,
@@ -92,15 +97,33 @@ impl Running {
         fail_checkpoints: bool,
         gate: Option<Arc<tokio::sync::Semaphore>>,
     ) -> Self {
+        Self::start_with(
+            backend,
+            fail_checkpoints,
+            gate,
+            Duration::ZERO,
+            fast_config(),
+        )
+    }
+
+    /// As [`Running::start`], each input taking `pause`, under `config`.
+    fn start_with(
+        backend: &Backend,
+        fail_checkpoints: bool,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+        pause: Duration,
+        config: alpha_panda_stream::ProcessorConfig,
+    ) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let checkpoints = Arc::new(Mutex::new(Vec::new()));
-        let begun = Arc::new(Mutex::new(0));
+        let begun = Arc::new(Mutex::new(Vec::new()));
         let handler = Stateful {
             seen: seen.clone(),
             checkpoints: checkpoints.clone(),
             fail_checkpoints,
             gate,
             begun: begun.clone(),
+            pause,
         };
         let dedup = Arc::new(MemoryDedupStore::new());
         let processor = Processor::new(
@@ -108,7 +131,7 @@ impl Running {
             backend.log.clone(),
             dedup.clone(),
             Arc::new(SystemClock),
-            fast_config(),
+            config,
         );
         let group = processor.group().to_string();
         let stats = processor.stats();
@@ -211,7 +234,7 @@ async fn a_slow_checkpoint_write_never_stalls_the_stream() {
         .send(OutgoingRecord::event(IN, tick(1, 100)))
         .await
         .unwrap();
-    eventually("a checkpoint begun", || *begun.lock() == 1).await;
+    eventually("a checkpoint begun", || begun.lock().len() == 1).await;
     // …while later inputs are handled all the same, and no second write starts over the first.
     for n in 1..5 {
         backend
@@ -222,7 +245,7 @@ async fn a_slow_checkpoint_write_never_stalls_the_stream() {
     }
     eventually("inputs handled during the write", || seen.lock().len() == 5).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(*begun.lock(), 1, "one checkpoint write at a time");
+    assert_eq!(begun.lock().len(), 1, "one checkpoint write at a time");
     assert!(checkpoints.lock().is_empty(), "nothing ended yet");
 
     // The write completes: its offsets (just the first input) are committed, and the next round
@@ -230,7 +253,7 @@ async fn a_slow_checkpoint_write_never_stalls_the_stream() {
     gate.add_permits(1);
     eventually("first checkpoint ended", || !checkpoints.lock().is_empty()).await;
     assert_eq!(checkpoints.lock()[0][0].next_offset, 1);
-    eventually("a second checkpoint begun", || *begun.lock() == 2).await;
+    eventually("a second checkpoint begun", || begun.lock().len() == 2).await;
     gate.add_permits(100);
     eventually("second checkpoint ended", || {
         checkpoints
@@ -310,37 +333,6 @@ async fn inputs_are_marked_processed_only_when_their_checkpoint_is_durable() {
     running.stop().await;
 }
 
-/// Takes `pause` over every input and notes how many it had handled whenever a commit fell due.
-struct Slow {
-    pause: Duration,
-    handled: Arc<Mutex<usize>>,
-    handled_at_commits: Arc<Mutex<Vec<usize>>>,
-}
-
-impl Handler for Slow {
-    fn name(&self) -> &str {
-        "slow"
-    }
-    fn topics(&self) -> Vec<String> {
-        vec![IN.into()]
-    }
-    fn broker(&self) -> EventBroker {
-        EventBroker::Paper
-    }
-    async fn handle(&mut self, _input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
-        tokio::time::sleep(self.pause).await;
-        *self.handled.lock() += 1;
-        Ok(Vec::new())
-    }
-    fn begin_checkpoint(
-        &mut self,
-        _offsets: &[CommitOffset],
-    ) -> Result<Option<CheckpointWrite>, HandlerError> {
-        self.handled_at_commits.lock().push(*self.handled.lock());
-        Ok(None)
-    }
-}
-
 /// Within one fetched batch the runtime reads the clock only every few records while they go by
 /// quickly; slow records are looked at one by one, so a commit still falls due on time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,32 +347,16 @@ async fn slow_records_within_one_batch_are_committed_on_time() {
             .await
             .unwrap();
     }
-    let handled = Arc::new(Mutex::new(0));
-    let handled_at_commits = Arc::new(Mutex::new(Vec::new()));
-    let handler = Slow {
-        pause: Duration::from_millis(3),
-        handled: handled.clone(),
-        handled_at_commits: handled_at_commits.clone(),
-    };
     let config = alpha_panda_stream::ProcessorConfig {
         commit_batch: 1_000_000,
         commit_interval: Duration::from_millis(10),
         ..fast_config()
     };
-    let processor = Processor::new(
-        handler,
-        backend.log.clone(),
-        Arc::new(MemoryDedupStore::new()),
-        Arc::new(SystemClock),
-        config,
-    );
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(processor.run(shutdown.clone()));
-    eventually("every record handled", || *handled.lock() == 30).await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    let running = Running::start_with(&backend, false, None, Duration::from_millis(3), config);
+    eventually("every record handled", || running.seen.lock().len() == 30).await;
+    let at = running.begun.lock().clone();
+    running.stop().await;
 
-    let at = handled_at_commits.lock().clone();
     // 10 ms is four records of 3 ms; looking every 16 records would first commit after 16.
     assert!(
         at.first().is_some_and(|&first| first <= 8),
