@@ -228,3 +228,99 @@ async fn a_strategy_with_bad_parameters_is_refused_and_the_others_trade() {
     assert_eq!(portfolios.len(), 1, "{portfolios:?}");
     assert_eq!(portfolios[0]["strategy_id"], "healthy");
 }
+
+/// Two runs in one folder (ARCHITECTURE §4 rule 5): the second run's memory log is new, and its
+/// offsets start below those the first run checkpointed. Nothing of the second run may be skipped,
+/// and the portfolios, which outlive a run, must equal a recount of the ledger's fills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_in_the_same_folder_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = tokio::task::block_in_place(|| {
+        run(
+            dir.path(),
+            &[
+                ("ALPHA_PANDA__MARKET_FEED__MAX_TICKS", "6000"),
+                ("ALPHA_PANDA__MARKET_FEED__SEED", "7"),
+            ],
+        )
+    });
+    let second = tokio::task::block_in_place(|| {
+        run(
+            dir.path(),
+            &[
+                ("ALPHA_PANDA__MARKET_FEED__MAX_TICKS", "6000"),
+                ("ALPHA_PANDA__MARKET_FEED__SEED", "8"),
+                (
+                    "ALPHA_PANDA__MARKET_FEED__START_TIME",
+                    "2026-01-06T09:15:00+05:30",
+                ),
+            ],
+        )
+    });
+    let (first, second) = (summary(&first), summary(&second));
+    let count = |s: &serde_json::Value, path: &[&str]| {
+        path.iter()
+            .fold(&s["brokers"]["paper"], |v, k| &v[*k])
+            .as_u64()
+            .unwrap()
+    };
+    for s in [&first, &second] {
+        assert_eq!(count(s, &["ticks"]), 6000);
+        assert_eq!(
+            count(s, &["signals", "raw"]),
+            count(s, &["signals", "validated"]) + count(s, &["signals", "rejected"]),
+            "a raw signal vanished: {s}"
+        );
+        assert_eq!(
+            count(s, &["signals", "validated"]),
+            count(s, &["orders", "filled"]) + count(s, &["orders", "failed"]),
+            "a validated signal was never traded: {s}"
+        );
+    }
+    assert!(count(&second, &["orders", "filled"]) > 0);
+
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/alpha-panda.db").display()
+    );
+    let store = Store::connect(&url).await.unwrap();
+    let ledger = store
+        .ledger()
+        .fills(Broker::Paper, 1_000_000)
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(
+        ledger.len() as u64,
+        count(&first, &["orders", "filled"]) + count(&second, &["orders", "filled"]),
+        "the ledger holds every fill of both runs once"
+    );
+    let mut recount: std::collections::BTreeMap<(String, u32), i64> = Default::default();
+    for f in &ledger {
+        let signed = i64::from(f.fill.quantity.0);
+        let signed = match f.fill.side {
+            alpha_panda_core::Side::Buy => signed,
+            alpha_panda_core::Side::Sell => -signed,
+        };
+        *recount
+            .entry((f.fill.strategy_id.to_string(), f.fill.instrument_token.0))
+            .or_default() += signed;
+    }
+    recount.retain(|_, q| *q != 0);
+    let mut held: std::collections::BTreeMap<(String, u32), i64> = Default::default();
+    for p in second["brokers"]["paper"]["portfolios"].as_array().unwrap() {
+        for pos in p["positions"].as_array().unwrap() {
+            let quantity = pos["quantity"].as_i64().unwrap();
+            if quantity != 0 {
+                held.insert(
+                    (
+                        p["strategy_id"].as_str().unwrap().to_string(),
+                        pos["instrument_token"].as_u64().unwrap() as u32,
+                    ),
+                    quantity,
+                );
+            }
+        }
+    }
+    assert_eq!(held, recount, "portfolio positions differ from the ledger");
+}

@@ -6,7 +6,8 @@
 //! [`SaveWrite`] that writes the queued effects, the state and the offsets it reflects in one
 //! transaction while the service keeps processing; the runtime commits the offsets once it is done. After a crash the service resumes from that state and skips every
 //! input below the saved offsets ([`Durable::already_applied`]): their effects are in the state and
-//! their outputs were published before the checkpoint was written.
+//! their outputs were published before the checkpoint was written — provided they are offsets of
+//! the same log ([`Durable::attach_log`]; ARCHITECTURE §4 rule 5).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,9 +16,12 @@ use alpha_panda_core::{Broker, EventId, OrderFilled, PnlSnapshot, Timestamp};
 use alpha_panda_store::{
     Checkpoint, CheckpointOffset, OrderRecord, Store, StoreError, ValidationStatus,
 };
-use alpha_panda_stream::{CheckpointWrite, CommitOffset, HandlerError, RecordPosition};
+use alpha_panda_stream::{
+    CheckpointWrite, CommitOffset, HandlerError, LogIdentity, RecordPosition,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::warn;
 
 /// A ledger write that must become durable together with the state that reflects it.
 #[derive(Debug, Clone)]
@@ -62,6 +66,9 @@ pub struct Durable {
     /// Effects carried by the save being written.
     in_flight: Vec<Effect>,
     last_input_at: Option<Timestamp>,
+    /// The log `applied` belongs to: the saved checkpoint's until the runtime attaches the log it
+    /// reads, then that one.
+    log: Option<String>,
 }
 
 /// A store failure as the runtime sees it: retried (infrastructure) or dead-lettered (poison).
@@ -83,7 +90,7 @@ impl Durable {
     ) -> Result<(Self, Option<S>), StoreError> {
         let service_key = service_key.into();
         let checkpoint = store.checkpoints().load(&service_key).await?;
-        let (applied, state) = match checkpoint {
+        let (applied, log, state) = match checkpoint {
             Some(checkpoint) => {
                 let state: S =
                     serde_json::from_value(checkpoint.state).map_err(|e| StoreError::Decode {
@@ -101,9 +108,9 @@ impl Durable {
                         .or_default()
                         .insert(o.partition, o.next_offset);
                 }
-                (applied, Some(state))
+                (applied, checkpoint.log_identity, Some(state))
             }
-            None => (BTreeMap::new(), None),
+            None => (BTreeMap::new(), None, None),
         };
         Ok((
             Self {
@@ -114,6 +121,7 @@ impl Durable {
                 effects: Vec::new(),
                 in_flight: Vec::new(),
                 last_input_at: None,
+                log,
             },
             state,
         ))
@@ -122,6 +130,25 @@ impl Durable {
     /// The service instance's key (`portfolio_manager:paper`).
     pub fn service_key(&self) -> &str {
         &self.service_key
+    }
+
+    /// The log the service reads from now on. Saved offsets of another log (a memory log of an
+    /// earlier process, another Kafka cluster, or none named) are dropped: the state is kept, no
+    /// input of this log is skipped, and the checkpoints written from now on name this log.
+    pub fn attach_log(&mut self, log: &LogIdentity) {
+        if self.log.as_deref() != Some(log.as_str()) && !self.applied.is_empty() {
+            warn!(
+                service = %self.service_key,
+                saved_log = self.log.as_deref().unwrap_or("unnamed"),
+                log = %log,
+                "the checkpoint's offsets belong to another log; keeping the state and reading \
+                 this log from its start"
+            );
+            self.applied.clear();
+            // The next checkpoint must record the new log even when nothing else changes.
+            self.dirty = true;
+        }
+        self.log = Some(log.as_str().to_owned());
     }
 
     /// Whether the saved state already reflects the input at `position`.
@@ -224,6 +251,7 @@ impl Durable {
             service_key: self.service_key.clone(),
             state,
             offsets: self.offsets_with(offsets),
+            log_identity: self.log.clone(),
             updated_at: self.last_input_at(),
         };
         // Kept until the write is known to be durable: a failed write hands them back.

@@ -48,3 +48,81 @@ fn restored_strategies_continue_exactly() {
         assert!(build().restore_state(serde_json::json!("garbage")).is_err());
     }
 }
+
+/// A signal's id derives from its tick, its strategy and its namespace, not from where the strategy
+/// stands in the active list (review M4): a runner restarted with one more strategy, sorting first,
+/// re-emits the others' signals for the same tick under the ids they had, so the risk manager
+/// recognises the repeats instead of trading them twice.
+#[tokio::test]
+async fn signal_ids_do_not_depend_on_the_order_of_strategies() {
+    use alpha_panda_core::{Broker, Envelope, EventBroker, Payload};
+    use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
+
+    let runner = |ids: &[&str]| {
+        let strategies = ids
+            .iter()
+            .map(|id| RunnerStrategy {
+                strategy: build_strategy(
+                    id,
+                    "ema_cross",
+                    &[408065],
+                    &serde_json::json!({"fast": 3, "slow": 9}),
+                )
+                .unwrap(),
+                zerodha_trading_enabled: true,
+                configuration: "ema_cross".into(),
+            })
+            .collect();
+        StrategyRunner::new(strategies, &[Broker::Paper, Broker::Zerodha])
+    };
+    let ticks: Vec<Envelope> = (0..200)
+        .map(|n| {
+            Envelope::root(
+                Payload::MarketTick(tick(n)),
+                "408065".into(),
+                EventBroker::Shared,
+                "market_feed",
+                common::at(n),
+            )
+        })
+        .collect();
+    let before = signals_of(runner(&["a", "b"]), &ticks).await;
+    let after = signals_of(runner(&["c", "a", "b"]), &ticks).await;
+    assert!(before.len() > 4, "no signals: the test proves nothing");
+    let after_ab: Vec<_> = after
+        .into_iter()
+        .filter(|(who, _)| !who.starts_with("c@"))
+        .collect();
+    assert_eq!(after_ab, before);
+    let distinct: std::collections::HashSet<_> = before.iter().map(|(_, id)| *id).collect();
+    assert_eq!(distinct.len(), before.len(), "two signals share an id");
+}
+
+/// Each signal `runner` emits for `ticks`, as (`strategy@namespace`, event id).
+async fn signals_of(
+    mut runner: alpha_panda_services::strategy_runner::StrategyRunner,
+    ticks: &[alpha_panda_core::Envelope],
+) -> Vec<(String, EventId)> {
+    let mut signals = Vec::new();
+    for (offset, envelope) in ticks.iter().enumerate() {
+        let outputs = common::deliver(
+            &mut runner,
+            "market.ticks",
+            offset as i64,
+            envelope,
+            common::at(0),
+        )
+        .await
+        .unwrap();
+        for output in outputs {
+            let alpha_panda_core::Payload::TradingSignal(signal) = &output.payload else {
+                panic!("not a signal: {output:?}");
+            };
+            signals.push((
+                format!("{}@{}", signal.strategy_id, output.broker.as_str()),
+                output.id.expect("the runner names its signals' ids"),
+            ));
+        }
+    }
+    signals
+}

@@ -27,6 +27,9 @@ pub struct Checkpoint {
     pub state: serde_json::Value,
     /// Where to resume reading.
     pub offsets: Vec<CheckpointOffset>,
+    /// The log `offsets` belong to (the memory log's incarnation, the Kafka cluster and topics);
+    /// `None` for a checkpoint whose offsets name no log.
+    pub log_identity: Option<String>,
     /// When the checkpoint was written.
     pub updated_at: Timestamp,
 }
@@ -53,8 +56,8 @@ impl<'a> Checkpoints<'a> {
         self.pool
             .fetch_optional(
                 OP_LOAD,
-                "SELECT service_key, state, offsets, updated_at FROM service_checkpoints \
-                 WHERE service_key = $1",
+                "SELECT service_key, state, offsets, log_identity, updated_at \
+                 FROM service_checkpoints WHERE service_key = $1",
                 &[Param::Text(service_key.to_owned())],
             )
             .await?
@@ -82,14 +85,16 @@ pub(crate) async fn upsert_checkpoint(
         })?;
     tx.execute(
         "save checkpoint",
-        "INSERT INTO service_checkpoints (service_key, state, offsets, updated_at) \
-         VALUES ($1, $2, $3, $4) \
+        "INSERT INTO service_checkpoints (service_key, state, offsets, log_identity, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (service_key) DO UPDATE SET state = excluded.state, \
-         offsets = excluded.offsets, updated_at = excluded.updated_at",
+         offsets = excluded.offsets, log_identity = excluded.log_identity, \
+         updated_at = excluded.updated_at",
         &[
             Param::Text(checkpoint.service_key.clone()),
             Param::Json(checkpoint.state.clone()),
             Param::Json(offsets),
+            Param::OptText(checkpoint.log_identity.clone()),
             Param::Timestamp(checkpoint.updated_at),
         ],
     )
@@ -102,6 +107,7 @@ fn checkpoint_from_row(row: &Row) -> Result<Checkpoint, StoreError> {
         service_key: row.text(OP_LOAD, "service_key")?,
         state: row.json(OP_LOAD, "state")?,
         offsets: row.json_as(OP_LOAD, "offsets")?,
+        log_identity: row.opt_text(OP_LOAD, "log_identity")?,
         updated_at: row.timestamp(OP_LOAD, "updated_at")?,
     })
 }

@@ -213,11 +213,9 @@ async fn migrations_are_equivalent_across_backends() {
 }
 
 async fn pending_before_migrate_and_none_after(store: Store) {
-    assert_eq!(
-        store.pending_migrations().await.unwrap(),
-        ["0001_initial_schema"]
-    );
-    assert_eq!(store.migrate().await.unwrap(), ["0001_initial_schema"]);
+    let all = ["0001_initial_schema", "0002_checkpoint_log_identity"];
+    assert_eq!(store.pending_migrations().await.unwrap(), all);
+    assert_eq!(store.migrate().await.unwrap(), all);
     assert!(store.pending_migrations().await.unwrap().is_empty());
     assert!(
         store.migrate().await.unwrap().is_empty(),
@@ -236,13 +234,16 @@ async fn production_policy_refuses_pending(store: Store) {
         .unwrap_err();
     match &err {
         StoreError::MigrationsPending { pending } => {
-            assert_eq!(pending, &["0001_initial_schema"]);
+            assert_eq!(
+                pending,
+                &["0001_initial_schema", "0002_checkpoint_log_identity"]
+            );
         }
         other => panic!("expected MigrationsPending, got {other:?}"),
     }
     assert!(err.to_string().contains("alpha-panda migrate"));
     // Production did not migrate anything.
-    assert_eq!(store.pending_migrations().await.unwrap().len(), 1);
+    assert_eq!(store.pending_migrations().await.unwrap().len(), 2);
     // Reading a table before migrating says what to do.
     let missing = store.checkpoints().load("x").await.unwrap_err();
     assert!(
@@ -255,7 +256,7 @@ async fn production_policy_refuses_pending(store: Store) {
         apply_policy(&store, Environment::Development)
             .await
             .unwrap(),
-        ["0001_initial_schema"]
+        ["0001_initial_schema", "0002_checkpoint_log_identity"]
     );
 }
 
@@ -544,6 +545,7 @@ async fn checkpoint_and_effects_share_one_transaction(store: Store) {
                 next_offset: 9_000_000_000,
             },
         ],
+        log_identity: Some("memory:0192a4b0-0000-7000-8000-000000000001".into()),
         updated_at: ts(1_763_800_000_000_001),
     };
     let effect = fill("ord-tx", "ema", dec!(1500), fees());

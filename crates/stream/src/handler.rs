@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use alpha_panda_core::{Envelope, ErrorClass, EventBroker, EventId, EventType, Payload, Timestamp};
 
+use crate::identity::LogIdentity;
 use crate::record::RecordPosition;
 
 /// The next offset to read of one partition: what a commit (and a checkpoint) records.
@@ -145,6 +146,11 @@ pub trait Handler: Send + 'static {
     fn conflates(&self, _event_type: EventType) -> bool {
         false
     }
+
+    /// The runtime tells the handler which log it is about to read, before the first input. A
+    /// stateful handler uses the offsets of its checkpoint to skip inputs only when they belong to
+    /// this log (ARCHITECTURE §4 rule 5), and saves this identity with the offsets it checkpoints.
+    fn attach_log(&mut self, _log: &LogIdentity) {}
 
     /// Handles one input. Outputs are published (in order) before the input is committed.
     fn handle(

@@ -22,6 +22,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::identity::LogIdentity;
 use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record, RecordValue};
 use crate::LogError;
 
@@ -299,6 +300,28 @@ impl KafkaLog {
             }
         }
         Ok(topics)
+    }
+
+    /// The cluster's identity, from its cluster id.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the cluster does not answer, or names no cluster id (offsets
+    /// could then not be told apart from another cluster's).
+    pub async fn identity(&self) -> Result<LogIdentity, LogError> {
+        let admin = self.admin()?;
+        let cluster_id =
+            tokio::task::spawn_blocking(move || admin.inner().fetch_cluster_id(METADATA_TIMEOUT))
+                .await
+                .map_err(|e| LogError::Broker(e.to_string()))?;
+        match cluster_id {
+            Some(id) if !id.is_empty() => Ok(LogIdentity::kafka(&id)),
+            _ => Err(LogError::Broker(format!(
+                "the cluster at {} did not tell its cluster id within {} s; check that the \
+                 brokers are up",
+                self.config.bootstrap_servers,
+                METADATA_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// Number of brokers in the cluster.

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`log`]: [`Log`] and [`LogConsumer`], chosen by `log.url`.
 //! - [`memory`], [`kafka`]: the two backends.
+//! - [`identity`]: which log a set of offsets belongs to.
 //! - [`record`]: records, headers, deliveries, lag, the key partitioner.
 //! - [`handler`]: what a service implements.
 //! - [`processor`]: the runtime.
@@ -28,6 +29,7 @@ pub mod dlq;
 pub mod emitter;
 mod error;
 pub mod handler;
+pub mod identity;
 pub mod kafka;
 pub mod log;
 pub mod memory;
@@ -44,6 +46,7 @@ pub use error::LogError;
 pub use handler::{
     checkpoint_now, CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output,
 };
+pub use identity::LogIdentity;
 pub use log::{Log, LogConsumer};
 pub use processor::{Processor, ProcessorConfig, ProcessorError};
 pub use record::{OutgoingRecord, PartitionLag, Record, RecordPosition, RecordValue};

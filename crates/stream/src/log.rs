@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::future::try_join_all;
 
 use crate::conflation::Conflation;
+use crate::identity::LogIdentity;
 use crate::kafka::{ExistingTopic, KafkaConfig, KafkaConsumer, KafkaLog};
 use crate::memory::{MemoryConsumer, MemoryLog, MemoryLogConfig};
 use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record};
@@ -64,6 +65,17 @@ impl Log {
         match self {
             Log::Memory(_) => "memory",
             Log::Kafka(_) => "kafka",
+        }
+    }
+
+    /// Which log this is, for checkpoints to record with their offsets (see [`crate::identity`]).
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when a Kafka cluster cannot tell its id.
+    pub async fn identity(&self) -> Result<LogIdentity, LogError> {
+        match self {
+            Log::Memory(m) => Ok(m.identity()),
+            Log::Kafka(k) => k.identity().await,
         }
     }
 

@@ -15,6 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::conflation::{Conflation, LastValue, Marks};
+use crate::identity::LogIdentity;
 use crate::record::{
     key_of, partition_for_key, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue,
 };
@@ -111,6 +112,8 @@ type GroupOffsets = HashMap<(String, Arc<str>, i32), i64>;
 
 struct Inner {
     config: MemoryLogConfig,
+    /// Told apart from every other memory log, past and future (see [`crate::identity`]).
+    incarnation: uuid::Uuid,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     committed: Mutex<GroupOffsets>,
 }
@@ -139,10 +142,16 @@ impl MemoryLog {
         Self {
             inner: Arc::new(Inner {
                 config,
+                incarnation: uuid::Uuid::now_v7(),
                 topics: RwLock::new(HashMap::new()),
                 committed: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// This log's identity: it starts empty, so no other log's offsets apply to it.
+    pub fn identity(&self) -> LogIdentity {
+        LogIdentity::memory(self.inner.incarnation)
     }
 
     /// Creates `name` with `partitions` unless it exists; returns whether it was created.

@@ -33,6 +33,7 @@ use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::conflation::Conflation;
 use crate::handler::{checkpoint_now, CommitOffset, Handler, HandlerError, Input, Output};
+use crate::identity::LogIdentity;
 use crate::log::{Log, LogConsumer};
 use crate::record::{OutgoingRecord, Record, RecordValue};
 use crate::retry::RetryPolicy;
@@ -203,6 +204,10 @@ impl<H: Handler> Processor<H> {
         topics: &[String],
         shutdown: &CancellationToken,
     ) -> Result<(), ProcessorError> {
+        let Some(identity) = self.log_identity(shutdown).await else {
+            return Ok(());
+        };
+        self.handler.attach_log(&identity);
         let mut consumer =
             self.log
                 .consumer(&self.group, topics)
@@ -408,6 +413,23 @@ impl<H: Handler> Processor<H> {
             })?;
         info!("stopped; offsets committed");
         Ok(())
+    }
+
+    /// The identity of the log, asked until it answers (a broker that is not up yet); `None` when
+    /// shutdown came first.
+    async fn log_identity(&mut self, shutdown: &CancellationToken) -> Option<LogIdentity> {
+        let mut attempt = 0;
+        loop {
+            match self.log.identity().await {
+                Ok(identity) => return Some(identity),
+                Err(e) => {
+                    warn!(error = %e, attempt, "log identity unavailable; retrying");
+                    if self.backoff(&mut attempt, shutdown).await {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     /// Offsets are due: begins the handler's checkpoint of them, or commits them at once when the

@@ -15,7 +15,9 @@ use alpha_panda_core::{
     PortfolioId, Price, SnapshotType, StrategyId, Timestamp, TopicMap,
 };
 use alpha_panda_store::{OrderRecord, Store, StoreError, ValidationStatus};
-use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{
+    CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
+};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -224,6 +226,10 @@ impl Handler for PortfolioManager {
     /// marks as all of them.
     fn conflates(&self, event_type: EventType) -> bool {
         event_type == EventType::MarketTick
+    }
+
+    fn attach_log(&mut self, log: &LogIdentity) {
+        self.durable.attach_log(log);
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {

@@ -12,7 +12,9 @@ use alpha_panda_core::{
     RejectedSignal, StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
 };
 use alpha_panda_store::{Store, StoreError};
-use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{
+    CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
+};
 use tracing::info;
 
 use crate::durable::Durable;
@@ -167,6 +169,10 @@ impl Handler for RiskManager {
     /// A tick only refreshes the fallback last price: the latest one fetched is all that counts.
     fn conflates(&self, event_type: EventType) -> bool {
         event_type == EventType::MarketTick
+    }
+
+    fn attach_log(&mut self, log: &LogIdentity) {
+        self.durable.attach_log(log);
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {

@@ -9,10 +9,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use alpha_panda_core::{
-    keys, Broker, EventBroker, InstrumentToken, Payload, TopicMap, TradingSignal,
+    derive_event_id, keys, Broker, EventBroker, EventId, InstrumentToken, Payload, TopicMap,
+    TradingSignal,
 };
 use alpha_panda_store::{Store, StoreError};
-use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{
+    CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
+};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -102,14 +105,28 @@ impl StrategyRunner {
         self.strategies.len()
     }
 
-    fn route(&self, signal: TradingSignal, zerodha_enabled: bool, outputs: &mut Vec<Output>) {
+    /// Routes the `ordinal`-th signal a strategy emitted for the tick `cause` to each namespace it
+    /// trades in. Its ids derive from the tick, the strategy and the namespace alone, never from
+    /// where the strategy stands in the list of active ones: a restart with a strategy added or
+    /// switched re-emits every other strategy's signals under the ids they had.
+    fn route(
+        &self,
+        cause: EventId,
+        ordinal: u32,
+        signal: TradingSignal,
+        zerodha_enabled: bool,
+        outputs: &mut Vec<Output>,
+    ) {
         let key = keys::strategy_instrument_key(&signal.strategy_id, signal.instrument_token);
-        let output = |topics: TopicMap, key: String, signal: TradingSignal| Output {
-            topic: topics.signals_raw(),
-            key,
-            payload: Payload::TradingSignal(signal),
-            broker: EventBroker::from(topics.broker()),
-            id: None,
+        let output = |topics: TopicMap, key: String, signal: TradingSignal| {
+            let scope = format!("{SERVICE}:{}:{}", signal.strategy_id, topics.broker());
+            Output {
+                topic: topics.signals_raw(),
+                key,
+                payload: Payload::TradingSignal(signal),
+                broker: EventBroker::from(topics.broker()),
+                id: Some(derive_event_id(cause, &scope, ordinal)),
+            }
         };
         // Paper first; the signal and key are cloned only when both namespaces get it.
         match (self.paper, self.zerodha.filter(|_| zerodha_enabled)) {
@@ -134,6 +151,12 @@ impl Handler for StrategyRunner {
 
     fn broker(&self) -> EventBroker {
         EventBroker::Shared
+    }
+
+    fn attach_log(&mut self, log: &LogIdentity) {
+        if let Some(durable) = &mut self.durable {
+            durable.attach_log(log);
+        }
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
@@ -161,8 +184,14 @@ impl Handler for StrategyRunner {
             let entry = &mut self.strategies[index];
             let zerodha_enabled = entry.zerodha_trading_enabled;
             let signals = entry.strategy.on_tick(tick, input.envelope.id);
-            for signal in signals {
-                self.route(signal, zerodha_enabled, &mut outputs);
+            for (ordinal, signal) in signals.into_iter().enumerate() {
+                self.route(
+                    input.envelope.id,
+                    ordinal as u32,
+                    signal,
+                    zerodha_enabled,
+                    &mut outputs,
+                );
             }
         }
         Ok(outputs)

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use alpha_panda_core::{keys, Broker, EventBroker, EventType, Payload, Timestamp, TopicMap};
 use alpha_panda_store::{Store, StoreError};
-use alpha_panda_stream::{CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output};
+use alpha_panda_stream::{
+    CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
+};
 use tracing::info;
 
 use crate::durable::{Durable, SaveWrite};
@@ -172,6 +174,10 @@ impl Handler for TradingEngine {
                 Trader::Paper(paper) => paper.resting_orders().is_empty(),
                 Trader::Zerodha(_) => true,
             }
+    }
+
+    fn attach_log(&mut self, log: &LogIdentity) {
+        self.durable.attach_log(log);
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
