@@ -605,6 +605,22 @@ impl<H: Handler> Processor<H> {
                 }
             },
         };
+        // A payload with impossible figures would make a handler divide by zero or overflow: it is
+        // poison, whichever service reads it.
+        if let Err(reason) = envelope.payload.check_plausible() {
+            warn!(topic = %record.topic, partition = record.partition, offset = record.offset,
+                event_id = %envelope.id, %reason, "implausible payload; dead-lettering");
+            return self
+                .dead_letter(
+                    record,
+                    Some(envelope),
+                    ErrorClass::Poison,
+                    format!("implausible {}: {reason}", envelope.event_type()),
+                    0,
+                    shutdown,
+                )
+                .await;
+        }
         // Ticks are the bulk of the traffic and are root events that rarely log: their span is
         // kept at debug level so that recording its fields does not dominate the hot path. Every
         // other event carries its correlation into every log line at info.

@@ -203,6 +203,65 @@ async fn poison_goes_to_dlq_and_consumer_moves_on(backend: Backend) {
     assert_eq!(dlq[0].key, "408065");
 }
 
+/// A payload with impossible figures (a zero or absurd price), typed or as bytes, is poison: it
+/// reaches the DLQ with the reason, the handler never sees it, and the records after it are handled.
+async fn implausible_payloads_go_to_dlq(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let zero = tick(408065, 0);
+    let mut huge = tick(408065, 100);
+    if let Payload::MarketTick(t) = &mut huge.payload {
+        t.last_price = alpha_panda_core::Price("99999999999999999999999.99".parse().unwrap());
+    }
+    publish(&backend, &zero).await;
+    backend
+        .log
+        .send(OutgoingRecord {
+            topic: IN.into(),
+            key: Some("408065".into()),
+            value: RecordValue::Bytes(Bytes::from(huge.to_json())),
+            headers: vec![],
+        })
+        .await
+        .unwrap();
+    let good = tick(408065, 100);
+    publish(&backend, &good).await;
+    let running = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_implausible",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
+    eventually("the good record handled", || {
+        running.seen.lock().iter().any(|e| e.id == good.id)
+    })
+    .await;
+    let dlq = wait_for_events(&backend.log, &TopicMap::dlq(IN), 2).await;
+    let seen: Vec<_> = running.seen.lock().iter().map(|e| e.id).collect();
+    running.stop().await;
+    assert_eq!(
+        seen,
+        vec![good.id],
+        "the handler saw an implausible payload"
+    );
+    let reasons: Vec<String> = dlq
+        .iter()
+        .map(|e| match &e.payload {
+            Payload::DlqMessage(m) => {
+                assert_eq!(m.error_class, ErrorClass::Poison);
+                m.error_message.clone()
+            }
+            other => panic!("not a DLQ message: {other:?}"),
+        })
+        .collect();
+    assert!(
+        reasons[0].contains("last_price 0.00 is not positive"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("outside"), "{reasons:?}");
+}
+
 /// Reading a topic back returns every record, including the tail of a batch written in one go:
 /// several services dead-lettering the same input at once share a producer, which sends their
 /// records as one batch (tansu reports a high watermark one past only the first of them).
@@ -390,6 +449,7 @@ on_both_backends!(
     transient_is_retried_and_not_committed,
     retry_budget_sends_to_dlq,
     poison_goes_to_dlq_and_consumer_moves_on,
+    implausible_payloads_go_to_dlq,
     read_all_returns_every_record_of_a_batch,
     duplicate_is_handled_once,
     outputs_are_correlated_and_deterministic,

@@ -5,7 +5,7 @@
 //! service has handled an input for a moment), then every processor finishes its record in flight,
 //! publishes its last words, checkpoints and commits, and leaves its group.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::container::{self, Backends};
 use crate::instruments_refresh::{self, DailyInstrumentsRefresh};
@@ -80,6 +80,24 @@ struct Running {
     service: String,
     broker: EventBroker,
     stats: Arc<ProcessorStats>,
+}
+
+/// Why a service's task ended: its error, its panic, or an end nobody asked for.
+fn service_ended(
+    joined: Result<anyhow::Result<()>, tokio::task::JoinError>,
+    names: &HashMap<tokio::task::Id, String>,
+) -> anyhow::Error {
+    match joined {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => anyhow::anyhow!("a service stopped before it was told to"),
+        Err(e) => {
+            let name = names.get(&e.id()).map_or("a service", String::as_str);
+            anyhow::anyhow!(
+                "{name} panicked ({e}); the run stopped so that no half pipeline trades on; the \
+                 log above says what it was handling"
+            )
+        }
+    }
 }
 
 /// Runs the pipeline.
@@ -139,6 +157,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     let shutdown = CancellationToken::new();
     let mut processors: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let mut running: Vec<Running> = Vec::new();
+    let mut task_names: HashMap<tokio::task::Id, String> = HashMap::new();
 
     macro_rules! spawn {
         ($handler:expr) => {{
@@ -163,13 +182,15 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                 stats: processor.stats(),
             });
             let token = shutdown.clone();
-            processors.spawn(async move {
+            let task_name = name.clone();
+            let task = processors.spawn(async move {
                 processor
                     .run(token)
                     .await
                     .map(|_| ())
                     .with_context(|| format!("{name} stopped with an error"))
             });
+            task_names.insert(task.id(), task_name);
         }};
     }
 
@@ -275,8 +296,15 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     status.tick().await;
     let mut idle = IdleWatch::default();
     let mut check = tokio::time::interval(Duration::from_millis(100));
+    // A service that stops before it is told to leaves a half pipeline: the whole run stops, and
+    // says which service and why.
+    let mut failure: Option<anyhow::Error> = None;
     let stop_reason = loop {
         tokio::select! {
+            Some(joined) = processors.join_next(), if !processors.is_empty() => {
+                failure = Some(service_ended(joined, &task_names));
+                break "a service stopped";
+            }
             _ = tokio::signal::ctrl_c() => break "interrupted",
             _ = terminated() => break "terminated",
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break "duration reached",
@@ -304,8 +332,17 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     if let Some(task) = feed_task {
         match task.await {
             Ok(Ok(published)) => info!(published, "market feed stopped"),
-            Ok(Err(e)) => warn!(error = %e, "market feed stopped with an error"),
-            Err(e) => warn!(error = %e, "market feed task failed"),
+            Ok(Err(e)) => {
+                error!(error = %e, "market feed stopped with an error");
+                failure.get_or_insert(anyhow::Error::new(e).context(
+                    "the market feed stopped: the log stopped acknowledging its ticks; check \
+                     log.url and the broker, then run again",
+                ));
+            }
+            Err(e) => {
+                error!(error = %e, "market feed task failed");
+                failure.get_or_insert(anyhow::anyhow!("the market feed task failed: {e}"));
+            }
         }
     }
     drain(
@@ -320,12 +357,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             warn!(error = %e, "the instruments refresh task failed");
         }
     }
-    let mut failure = None;
     while let Some(joined) = processors.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(e),
-            Err(e) => failure = Some(anyhow::anyhow!("a service task panicked: {e}")),
+        if !matches!(joined, Ok(Ok(()))) {
+            let e = service_ended(joined, &task_names);
+            error!(error = format!("{e:#}"), "service failed");
+            failure.get_or_insert(e);
         }
     }
     backends.log.flush().await;
@@ -577,4 +613,26 @@ fn status_line(feed: Option<&FeedStats>, running: &[Running]) -> String {
         ));
     }
     format!("status: {}", parts.join(" | "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_service_is_named() {
+        let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let mut names = HashMap::new();
+        let task = tasks.spawn(async { panic!("division by zero") });
+        names.insert(task.id(), "portfolio_manager.paper".to_string());
+        let joined = tasks.join_next().await.unwrap();
+        let message = format!("{:#}", service_ended(joined, &names));
+        assert!(
+            message.starts_with("portfolio_manager.paper panicked"),
+            "{message}"
+        );
+
+        let ended = service_ended(Ok(Ok(())), &names).to_string();
+        assert!(ended.contains("before it was told to"), "{ended}");
+    }
 }

@@ -3,6 +3,7 @@
 mod dlq;
 mod market_tick;
 mod order;
+mod plausibility;
 mod pnl;
 mod signal;
 
