@@ -15,6 +15,7 @@ use alpha_panda_services::{PaperConfig, RiskLimits};
 use alpha_panda_stream::{ProcessorConfig, RetryPolicy};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// The file read when `--config` is not given (if it exists).
@@ -90,6 +91,9 @@ pub struct MarketFeedSettings {
     pub start_time: String,
     /// Instrument tokens to simulate or subscribe; empty: the bundled NSE universe.
     pub instruments: Vec<u32>,
+    /// A tick further than this many percent from its instrument's last accepted price is refused
+    /// to `market.ticks.dlq` (0: no limit). NSE's widest price band for a stock is 20 %.
+    pub max_price_jump_pct: Decimal,
 }
 
 impl Default for MarketFeedSettings {
@@ -101,6 +105,7 @@ impl Default for MarketFeedSettings {
             max_ticks: 0,
             start_time: String::new(),
             instruments: Vec::new(),
+            max_price_jump_pct: Decimal::from(20),
         }
     }
 }
@@ -361,6 +366,12 @@ impl Settings {
                 "market_feed.start_time: {:?} is not an RFC 3339 time such as 2026-01-05T09:15:00+05:30",
                 self.market_feed.start_time
             )));
+        }
+        if self.market_feed.max_price_jump_pct.is_sign_negative() {
+            return Err(SettingsError::Invalid(
+                "market_feed.max_price_jump_pct: must be 0 (no limit) or a positive percentage"
+                    .into(),
+            ));
         }
         if self.paper.slippage_bps_min > self.paper.slippage_bps_max
             || self.paper.slippage_bps_min.is_sign_negative()

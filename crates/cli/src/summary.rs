@@ -22,6 +22,8 @@ pub struct RunSummary {
 pub struct BrokerSummary {
     /// Ticks on `market.ticks`.
     pub ticks: u64,
+    /// Ticks refused to `market.ticks.dlq` (impossible prices, off the tick grid, jumps).
+    pub ticks_refused: u64,
     /// Signals.
     pub signals: SignalCounts,
     /// The most frequent failed rules, most frequent first.
@@ -125,6 +127,7 @@ async fn count(log: &Log, topic: &str) -> Result<u64, LogError> {
 /// [`LogError`] when a topic cannot be read.
 pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogError> {
     let ticks = count(log, &TopicMap::market_ticks()).await?;
+    let ticks_refused = refused_ticks(log).await?;
     let mut out = BTreeMap::new();
     for &broker in brokers {
         let topics = TopicMap::new(broker);
@@ -158,6 +161,7 @@ pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogErr
             broker.to_string(),
             BrokerSummary {
                 ticks,
+                ticks_refused,
                 signals: SignalCounts {
                     raw: count(log, &topics.signals_raw()).await?,
                     validated: count(log, &topics.signals_validated()).await?,
@@ -173,6 +177,16 @@ pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogErr
         );
     }
     Ok(RunSummary { brokers: out })
+}
+
+/// The market feed's refusals on `market.ticks.dlq` (consumers' dead letters of ticks are not
+/// refusals: the feed published those).
+async fn refused_ticks(log: &Log) -> Result<u64, LogError> {
+    let dlq = events(log, &TopicMap::dlq(TopicMap::market_ticks_str())).await?;
+    Ok(dlq
+        .iter()
+        .filter(|e| matches!(&e.payload, Payload::DlqMessage(m) if m.original_offset < 0))
+        .count() as u64)
 }
 
 fn portfolio_summary(s: PnlSnapshot) -> PortfolioSummary {
@@ -203,8 +217,8 @@ impl RunSummary {
         let mut out = String::new();
         for (broker, b) in &self.brokers {
             out.push_str(&format!(
-                "== {broker} ==\nticks {}   signals raw {} / validated {} / rejected {}   orders filled {} / failed {}\n",
-                b.ticks, b.signals.raw, b.signals.validated, b.signals.rejected, b.orders.filled, b.orders.failed
+                "== {broker} ==\nticks {} (refused {})   signals raw {} / validated {} / rejected {}   orders filled {} / failed {}\n",
+                b.ticks, b.ticks_refused, b.signals.raw, b.signals.validated, b.signals.rejected, b.orders.filled, b.orders.failed
             ));
             if !b.top_rejection_reasons.is_empty() {
                 let reasons: Vec<String> = b

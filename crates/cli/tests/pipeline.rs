@@ -324,3 +324,45 @@ async fn a_second_run_in_the_same_folder_loses_nothing() {
     }
     assert_eq!(held, recount, "portfolio positions differ from the ledger");
 }
+
+/// Ticks are input too (review M1): a replay in which 58 of 3,000 INFY rows carry an absurd price
+/// publishes the 2,942 good ticks, refuses the 58 to `market.ticks.dlq`, and no strategy ever acts
+/// on them: the long/flat strategies never end short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_prices_in_a_replay_are_refused_and_long_only_strategies_stay_long_or_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    let ticks: Vec<MarketTick> = (0..3000)
+        .map(|n| {
+            let cents = 150_000 + ((n as f64 / 9.0).sin() * 3_000.0) as i64;
+            let price = if n % 50 == 7 && n < 2900 {
+                "99999999999999999999999.99".to_string()
+            } else {
+                format!("{}", Decimal::new(cents - cents % 5, 2))
+            };
+            tick(408065, &price, n)
+        })
+        .collect();
+    let absurd = ticks
+        .iter()
+        .filter(|t| t.last_price.0 > Decimal::from(1_000_000))
+        .count();
+    assert_eq!(absurd, 58);
+    let path = dir.path().join("ticks.csv");
+    std::fs::write(&path, alpha_panda_services::ticks_to_csv(&ticks)).unwrap();
+    let source = format!("csv:{}", path.display());
+    let output = run(dir.path(), &[("ALPHA_PANDA__MARKET_FEED__SOURCE", &source)]);
+    let summary = summary(&output);
+    let paper = &summary["brokers"]["paper"];
+    assert_eq!(paper["ticks"], 3000 - 58);
+    assert_eq!(paper["ticks_refused"], 58);
+    assert!(paper["orders"]["filled"].as_u64().unwrap() > 0, "{paper}");
+    for p in paper["portfolios"].as_array().unwrap() {
+        if p["strategy_id"].as_str().unwrap().starts_with("momentum") {
+            for pos in p["positions"].as_array().unwrap() {
+                assert!(pos["quantity"].as_i64().unwrap() >= 0, "short: {p}");
+            }
+        }
+    }
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("tick refused"), "{log}");
+}

@@ -14,6 +14,10 @@ use crate::log::Log;
 use crate::record::{OutgoingRecord, Record, RecordValue};
 use crate::LogError;
 
+/// Ordinal reserved for a DLQ record derived from its input, so replays of the same failure share an
+/// id.
+pub(crate) const DLQ_ORDINAL: u32 = u32::MAX;
+
 /// One dead-lettered record as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DlqEntry {

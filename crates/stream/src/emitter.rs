@@ -1,10 +1,14 @@
 //! Publishing root events from a source (the market feed): the runtime-side counterpart of a handler
 //! for services that consume nothing. Sources hand over payloads; the emitter builds the envelopes.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use alpha_panda_core::{Clock, Envelope, EventBroker, EventId, Payload};
+use alpha_panda_core::{
+    Clock, DlqMessage, DlqPayload, Envelope, ErrorClass, EventBroker, EventId, Payload,
+};
 
+use crate::dlq::DLQ_ORDINAL;
 use crate::log::Log;
 use crate::record::{Delivery, OutgoingRecord};
 use crate::LogError;
@@ -51,6 +55,38 @@ impl Emitter {
         )
     }
 
+    /// The `dlq_message` for `refused`, an event the source built for `topic` and will not publish
+    /// (a tick no exchange could have printed): poison, never written to `topic`, so its partition
+    /// and offset are -1. Its id derives from the refused event's, as a consumer's DLQ record does.
+    pub fn refusal(&self, topic: &str, refused: Envelope, error_message: String) -> Envelope {
+        let now = self.clock.now();
+        let key = refused.key.clone();
+        let broker = refused.broker;
+        let message = DlqMessage {
+            original_topic: topic.to_string(),
+            original_partition: -1,
+            original_offset: -1,
+            original_key: Some(key.clone()),
+            original: DlqPayload::Envelope {
+                envelope: Box::new(refused.clone()),
+            },
+            error_class: ErrorClass::Poison,
+            error_message,
+            retry_count: 0,
+            service: self.source.to_string(),
+            broker,
+            failed_at: now,
+        };
+        refused.derive(
+            DLQ_ORDINAL,
+            Payload::DlqMessage(message),
+            key,
+            broker,
+            self.source.clone(),
+            now,
+        )
+    }
+
     /// Publishes one root event to `topic` and waits for its acknowledgement.
     ///
     /// # Errors
@@ -74,14 +110,15 @@ impl Emitter {
     /// [`LogError`] when any is not acknowledged.
     pub async fn emit_all(
         &self,
-        topic: &'static str,
+        topic: impl Into<Cow<'static, str>>,
         envelopes: Vec<Envelope>,
     ) -> Result<Vec<Delivery>, LogError> {
+        let topic: Cow<'static, str> = topic.into();
         self.log
             .send_all(
                 envelopes
                     .into_iter()
-                    .map(|e| OutgoingRecord::event(topic, e))
+                    .map(|e| OutgoingRecord::event(topic.clone(), e))
                     .collect(),
             )
             .await

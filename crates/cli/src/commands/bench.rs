@@ -20,6 +20,7 @@ use alpha_panda_core::{
     Broker, Clock, CorrelationId, DedupStore, Envelope, Payload, SystemClock, Timestamp, TopicMap,
 };
 use alpha_panda_services::market_feed::feed::{deterministic_ids, MarketFeed, TickSource};
+use alpha_panda_services::market_feed::TickGuard;
 use alpha_panda_services::portfolio_manager::service::PortfolioManager;
 use alpha_panda_services::risk_manager::service::RiskManager;
 use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
@@ -329,7 +330,11 @@ async fn phase(
     let feed = MarketFeed::new(
         Emitter::new(log.clone(), "market_feed", clock.clone()),
         source,
-    );
+    )
+    .with_guard(TickGuard::new(
+        &universe,
+        settings.market_feed.max_price_jump_pct,
+    ));
     let feed_stats = feed.stats();
     let cpu_before = process_cpu_seconds().await;
     let started = Instant::now();

@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use alpha_panda_cache::{MetricsCache, ServiceMetrics};
 use alpha_panda_core::{
-    Broker, Clock, DedupStore, EventBroker, InstrumentToken, SystemClock, Timestamp,
+    Broker, Clock, DedupStore, EventBroker, Instrument, InstrumentToken, SystemClock, Timestamp,
 };
 use alpha_panda_kite::{InstrumentRegistry, KiteTicker, TickMode, TickerConfig};
 use alpha_panda_services::market_feed::feed::{
     deterministic_ids, FeedStats, MarketFeed, TickSource,
 };
+use alpha_panda_services::market_feed::TickGuard;
 use alpha_panda_services::portfolio_manager::service::PortfolioManager;
 use alpha_panda_services::risk_manager::service::RiskManager;
 use alpha_panda_services::strategy_runner::StrategyRunner;
@@ -275,7 +276,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             alpha_panda_services::market_feed::feed::SERVICE,
             clock.clone(),
         );
-        let feed = MarketFeed::new(emitter, source);
+        let master: Vec<Instrument> = instruments.values().cloned().collect();
+        let guard = TickGuard::new(&master, settings.market_feed.max_price_jump_pct);
+        let feed = MarketFeed::new(emitter, source).with_guard(guard);
         feed_stats = Some(feed.stats());
         let token = feed_shutdown.clone();
         feed_task = Some(tokio::spawn(feed.run(token)));
@@ -598,8 +601,9 @@ fn status_line(feed: Option<&FeedStats>, running: &[Running]) -> String {
     let mut parts = Vec::new();
     if let Some(feed) = feed {
         parts.push(format!(
-            "feed published={}",
-            feed.published.load(Ordering::Relaxed)
+            "feed published={} refused={}",
+            feed.published.load(Ordering::Relaxed),
+            feed.refused.load(Ordering::Relaxed)
         ));
     }
     for r in running {

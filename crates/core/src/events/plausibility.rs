@@ -49,6 +49,16 @@ impl Payload {
     }
 }
 
+impl MarketTick {
+    /// Checks the tick's prices (see [`Payload::check_plausible`]).
+    ///
+    /// # Errors
+    /// A sentence naming the field and its value.
+    pub fn check_plausible(&self) -> Result<(), String> {
+        tick_plausible(self)
+    }
+}
+
 fn positive_price(field: &str, price: Price) -> Result<(), String> {
     if price.0 <= rust_decimal::Decimal::ZERO {
         return Err(format!("{field} {} is not positive", price.0));

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::market_feed::{BadRow, TickSimulator};
+use crate::market_feed::{BadRow, TickGuard, TickSimulator};
 
 /// The service name (envelope `source`).
 pub const SERVICE: &str = "market_feed";
@@ -66,12 +66,15 @@ pub struct FeedStats {
     pub published: AtomicU64,
     /// Source rows skipped as malformed.
     pub bad_rows: AtomicU64,
+    /// Ticks refused by the [`TickGuard`] and sent to `market.ticks.dlq`.
+    pub refused: AtomicU64,
 }
 
 /// The market feed.
 pub struct MarketFeed {
     emitter: Emitter,
     source: TickSource,
+    guard: TickGuard,
     stats: Arc<FeedStats>,
 }
 
@@ -81,8 +84,16 @@ impl MarketFeed {
         Self {
             emitter,
             source,
+            guard: TickGuard::default(),
             stats: Arc::default(),
         }
+    }
+
+    /// Checks every tick with `guard` (tick grids, price jumps) before publishing it; without one
+    /// only impossible prices are refused.
+    pub fn with_guard(mut self, guard: TickGuard) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// The live counters.
@@ -98,10 +109,12 @@ impl MarketFeed {
         let Self {
             emitter,
             source,
+            guard,
             stats,
         } = self;
         let mut publisher = Publisher {
             emitter,
+            guard,
             stats,
             topic: TopicMap::market_ticks_str(),
             ids: None,
@@ -169,6 +182,7 @@ impl MarketFeed {
 
 struct Publisher {
     emitter: Emitter,
+    guard: TickGuard,
     stats: Arc<FeedStats>,
     topic: &'static str,
     ids: Option<EventId>,
@@ -234,11 +248,14 @@ impl Publisher {
     }
 
     async fn publish(&mut self, ticks: Vec<MarketTick>) -> Result<(), LogError> {
-        let count = ticks.len() as u64;
         let mut envelopes = Vec::with_capacity(ticks.len());
+        let mut refusals = Vec::new();
         for tick in ticks {
+            let verdict = self.guard.check(&tick);
             let key = keys::market_tick_key(tick.instrument_token);
             let payload = Payload::MarketTick(tick);
+            // Every source tick takes its place in the sequence, refused or not, so a refusal never
+            // moves the ids of the ticks after it.
             let envelope = match self.ids {
                 Some(base) => {
                     // The high bits of the sequence go into the scope so ids never repeat.
@@ -254,10 +271,26 @@ impl Publisher {
                 None => self.emitter.envelope(payload, key, EventBroker::Shared),
             };
             self.sequence += 1;
-            envelopes.push(envelope);
+            match verdict {
+                Ok(()) => envelopes.push(envelope),
+                Err(refused) => {
+                    warn!(event_id = %envelope.id, reason = %refused, "tick refused; dead-lettered");
+                    refusals.push(self.emitter.refusal(self.topic, envelope, refused.0));
+                }
+            }
         }
-        self.emitter.emit_all(self.topic, envelopes).await?;
-        self.stats.published.fetch_add(count, Ordering::Relaxed);
+        let count = envelopes.len() as u64;
+        if !envelopes.is_empty() {
+            self.emitter.emit_all(self.topic, envelopes).await?;
+            self.stats.published.fetch_add(count, Ordering::Relaxed);
+        }
+        if !refusals.is_empty() {
+            let refused = refusals.len() as u64;
+            self.emitter
+                .emit_all(TopicMap::dlq(self.topic), refusals)
+                .await?;
+            self.stats.refused.fetch_add(refused, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
