@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::conflation::Conflation;
+use crate::dlq::DLQ_ORDINAL;
 use crate::handler::{checkpoint_now, CommitOffset, Handler, HandlerError, Input, Output};
 use crate::identity::LogIdentity;
 use crate::log::{Log, LogConsumer};
@@ -39,10 +40,6 @@ use crate::record::{OutgoingRecord, Record, RecordValue};
 use crate::retry::RetryPolicy;
 use crate::stats::ProcessorStats;
 use crate::LogError;
-
-/// Ordinal reserved for a DLQ record derived from its input, so replays of the same failure share an
-/// id.
-const DLQ_ORDINAL: u32 = u32::MAX;
 
 /// How long shutdown waits for a handler's last outputs to be acknowledged.
 const SHUTDOWN_PUBLISH_LIMIT: Duration = Duration::from_secs(15);
@@ -190,7 +187,13 @@ impl<H: Handler> Processor<H> {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = timer.tick() => self.on_timer(shutdown).await,
+                    _ = timer.tick() => {
+                        if !self.on_timer(shutdown).await {
+                            // Nothing is checkpointed here; the last words would speak of a
+                            // state whose outputs never reached the log.
+                            return;
+                        }
+                    }
                 }
             }
         } else {
@@ -260,6 +263,9 @@ impl<H: Handler> Processor<H> {
             }))
         };
 
+        // Set when an input's or a timer's outputs could not be published before shutdown: the
+        // handler's state then holds effects the log never saw, so none of it may be checkpointed.
+        let mut aborted = false;
         'consume: loop {
             if lag_task.is_none() && Instant::now() >= lag_due {
                 lag_due = Instant::now() + self.config.lag_interval;
@@ -281,7 +287,12 @@ impl<H: Handler> Processor<H> {
                 }
                 _ = async { timer.as_mut().expect("guarded").tick().await }, if timer.is_some() => {
                     timer_due = timer_period.map(|period| Instant::now() + period);
-                    self.on_timer(shutdown).await;
+                    if !self.on_timer(shutdown).await {
+                        aborted = true;
+                        break;
+                    }
+                    cadence.timer_ran = true;
+                    self.begin_checkpoint(&mut consumer, &mut cadence, shutdown).await;
                     continue;
                 }
                 polled = consumer.poll_conflating(self.config.poll_timeout, conflation) => polled,
@@ -319,6 +330,7 @@ impl<H: Handler> Processor<H> {
                     let mut until_look = 0u32;
                     while let Some(record) = next {
                         if let Outcome::Aborted = self.process(&record, shutdown).await {
+                            aborted = true;
                             break 'consume;
                         }
                         cadence
@@ -362,7 +374,13 @@ impl<H: Handler> Processor<H> {
                             });
                             if ticked {
                                 timer_due = timer_period.map(|period| Instant::now() + period);
-                                self.on_timer(shutdown).await;
+                                if !self.on_timer(shutdown).await {
+                                    aborted = true;
+                                    break 'consume;
+                                }
+                                cadence.timer_ran = true;
+                                self.begin_checkpoint(&mut consumer, &mut cadence, shutdown)
+                                    .await;
                             }
                         }
                         next = consumer.next_buffered();
@@ -372,30 +390,28 @@ impl<H: Handler> Processor<H> {
         }
 
         drop(lag_task);
+        // A write begun earlier covers only inputs whose outputs were acknowledged: it may end and
+        // commit what it covers, aborted or not.
         self.finish_checkpoint(&mut consumer, &mut cadence, shutdown)
             .await;
-        self.on_shutdown().await;
-        let offsets = cadence.pending.to_commit_offsets();
-        let offsets = if offsets.is_empty() {
-            offsets
+        let offsets = if aborted {
+            warn!(
+                "outputs were not published before shutdown; the state since the last checkpoint \
+                 is not saved and its inputs are read again on restart"
+            );
+            Vec::new()
         } else {
-            match checkpoint_now(&mut self.handler, &offsets).await {
-                Ok(()) => {
-                    let marks = std::mem::take(&mut self.unmarked);
-                    // Shutdown is under way: one attempt, and without the marks no commit.
-                    if self
-                        .mark_processed(&marks, &CancellationToken::new(), 0)
-                        .await
-                    {
-                        offsets
-                    } else {
-                        error!("dedup store unavailable at shutdown; leaving offsets uncommitted");
-                        Vec::new()
-                    }
+            match self.on_shutdown().await {
+                Some(spoken) => {
+                    // Last words may change the state as a timer does (a final snapshot).
+                    cadence.timer_ran |= spoken > 0;
+                    self.final_checkpoint(&cadence).await
                 }
-                Err(e) => {
-                    // Without a durable state the inputs must be read again: commit nothing.
-                    error!(error = %e, "final checkpoint failed; leaving offsets uncommitted");
+                None => {
+                    warn!(
+                        "the last words were not published in time; the state since the last \
+                         checkpoint is not saved and its inputs are read again on restart"
+                    );
                     Vec::new()
                 }
             }
@@ -413,6 +429,36 @@ impl<H: Handler> Processor<H> {
             })?;
         info!("stopped; offsets committed");
         Ok(())
+    }
+
+    /// The checkpoint at shutdown, after the last words: of every input processed since the last
+    /// commit, and of whatever a timer or the last words changed alone. Returns the offsets it makes durable, to commit on leaving; none when
+    /// the write or the marks failed (the inputs are then read again).
+    async fn final_checkpoint(&mut self, cadence: &CommitCadence) -> Vec<CommitOffset> {
+        let offsets = cadence.pending.to_commit_offsets();
+        if offsets.is_empty() && !cadence.timer_ran {
+            return offsets;
+        }
+        match checkpoint_now(&mut self.handler, &offsets).await {
+            Ok(()) => {
+                let marks = std::mem::take(&mut self.unmarked);
+                // Shutdown is under way: one attempt, and without the marks no commit.
+                if self
+                    .mark_processed(&marks, &CancellationToken::new(), 0)
+                    .await
+                {
+                    offsets
+                } else {
+                    error!("dedup store unavailable at shutdown; leaving offsets uncommitted");
+                    Vec::new()
+                }
+            }
+            Err(e) => {
+                // Without a durable state the inputs must be read again: commit nothing.
+                error!(error = %e, "final checkpoint failed; leaving offsets uncommitted");
+                Vec::new()
+            }
+        }
     }
 
     /// The identity of the log, asked until it answers (a broker that is not up yet); `None` when
@@ -441,9 +487,12 @@ impl<H: Handler> Processor<H> {
         cadence: &mut CommitCadence,
         shutdown: &CancellationToken,
     ) {
-        if cadence.in_flight.is_some() || cadence.pending.is_empty() {
+        if cadence.in_flight.is_some() || (cadence.pending.is_empty() && !cadence.timer_ran) {
             return;
         }
+        // State a timer changed is saved like state an input changed, with whatever offsets are
+        // pending (perhaps none).
+        cadence.timer_ran = false;
         let offsets = cadence.pending.to_commit_offsets();
         // The next round is due a full batch or interval from now, whatever happens to this one.
         cadence.since_checkpoint = 0;
@@ -465,6 +514,7 @@ impl<H: Handler> Processor<H> {
             // The state is not durable: keep the offsets pending, the next round retries.
             Err(e) => {
                 self.unmarked.extend(marks);
+                cadence.timer_ran = true;
                 warn!(error = %e, "checkpoint failed; commit held back");
             }
         }
@@ -510,6 +560,8 @@ impl<H: Handler> Processor<H> {
             }
             Err(e) => {
                 self.unmarked.extend(flight.marks);
+                // Retried at the next round, even if no input comes.
+                cadence.timer_ran = true;
                 warn!(error = %e, "checkpoint failed; commit held back");
             }
         }
@@ -533,6 +585,9 @@ impl<H: Handler> Processor<H> {
         {
             self.unmarked.extend(marks);
             warn!("dedup store unavailable; commit held back");
+            return;
+        }
+        if offsets.is_empty() {
             return;
         }
         let list: Vec<(Arc<str>, i32, i64)> = offsets
@@ -849,21 +904,29 @@ impl<H: Handler> Processor<H> {
         Outcome::Done
     }
 
-    async fn on_timer(&mut self, shutdown: &CancellationToken) {
+    /// Runs the handler's timer and publishes its outputs; `false` when shutdown interrupted the
+    /// publish, so that the state the timer changed is never checkpointed without them.
+    async fn on_timer(&mut self, shutdown: &CancellationToken) -> bool {
         let now = self.clock.now();
         match self.handler.on_timer(now).await {
             Ok(outputs) => {
                 let records = self.wrap(None, outputs);
-                self.publish(records, shutdown).await;
+                self.publish(records, shutdown).await
             }
-            Err(e) => warn!(error = %e, "timer handler failed"),
+            Err(e) => {
+                warn!(error = %e, "timer handler failed");
+                true
+            }
         }
     }
 
-    async fn on_shutdown(&mut self) {
+    /// Runs the handler's last words and publishes them within [`SHUTDOWN_PUBLISH_LIMIT`]: how
+    /// many were published, or `None` when they could not be.
+    async fn on_shutdown(&mut self) -> Option<usize> {
         let now = self.clock.now();
         match self.handler.on_shutdown(now).await {
             Ok(outputs) => {
+                let spoken = outputs.len();
                 let records = self.wrap(None, outputs);
                 // Shutdown is already under way: give the last words a bounded time of their own.
                 let deadline = CancellationToken::new();
@@ -872,12 +935,17 @@ impl<H: Handler> Processor<H> {
                     tokio::time::sleep(SHUTDOWN_PUBLISH_LIMIT).await;
                     guard.cancel();
                 });
-                if !self.publish(records, &deadline).await {
+                let published = self.publish(records, &deadline).await;
+                if !published {
                     error!("final outputs could not be published before the shutdown limit");
                 }
                 timer.abort();
+                published.then_some(spoken)
             }
-            Err(e) => warn!(error = %e, "shutdown handler failed"),
+            Err(e) => {
+                warn!(error = %e, "shutdown handler failed");
+                Some(0)
+            }
         }
     }
 }
@@ -904,6 +972,8 @@ struct InFlight {
 #[derive(Default)]
 struct CommitCadence {
     pending: PendingOffsets,
+    /// A timer ran since the last checkpoint began: its changes to the state are due too.
+    timer_ran: bool,
     since_checkpoint: usize,
     first_since_checkpoint: Option<Instant>,
     in_flight: Option<InFlight>,

@@ -230,9 +230,10 @@ impl Handler for TradingEngine {
         }
     }
 
-    /// Follows open Kite orders. The state change (an order leaving the open set) is saved at the
-    /// next checkpoint, never before the outputs are published: after a crash in between the same
-    /// fills are reported again under the same ids, and downstream deduplication drops them.
+    /// Follows open Kite orders. The state change (an order leaving the open set, a partial fill)
+    /// is checkpointed by the runtime once the outputs are acknowledged, even when no input comes,
+    /// and never before: after a crash in between the same fills are reported again under the same
+    /// ids, and downstream deduplication drops them.
     async fn on_timer(&mut self, now: Timestamp) -> Result<Vec<Output>, HandlerError> {
         let events = match &mut self.trader {
             Trader::Paper(_) => return Ok(Vec::new()),

@@ -1,0 +1,201 @@
+//! Checkpoints hold exactly what was published (review H1): a handler's state may be saved only
+//! with effects whose outputs the log acknowledged. An input whose outputs could not be published
+//! before shutdown leaves the saved state without its effect and is read again; and the converse:
+//! state a timer changed alone is saved once its outputs are acknowledged, with no input since.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{EventBroker, SystemClock, Timestamp};
+use alpha_panda_stream::{
+    CheckpointWrite, CommitOffset, Handler, HandlerError, Input, MemoryDedupStore, OutgoingRecord,
+    Output, Processor, ProcessorConfig, ProcessorStats,
+};
+use common::*;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+const IN: &str = "ps.input";
+const OUT: &str = "ps.output";
+
+/// (handled, timer runs, next offset of `IN`) of one saved checkpoint.
+type Saved = (u32, u32, Option<i64>);
+
+/// Counts what it handled and what its timer saw; the count is its state. Every input after the
+/// first waits for `later_inputs` first, if set (the test takes the broker away meanwhile).
+struct Counting {
+    handled: u32,
+    timer_runs: u32,
+    dirty: bool,
+    later_inputs: Option<Arc<tokio::sync::Semaphore>>,
+    timer: Option<Duration>,
+    /// (handled, timer_runs, next offset of `IN`: one key, so one partition) of every checkpoint
+    /// that succeeded.
+    saved: Arc<Mutex<Vec<Saved>>>,
+}
+
+impl Handler for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn topics(&self) -> Vec<String> {
+        vec![IN.into()]
+    }
+    fn broker(&self) -> EventBroker {
+        EventBroker::Paper
+    }
+    async fn handle(&mut self, _input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
+        if let (Some(gate), true) = (&self.later_inputs, self.handled > 0) {
+            gate.acquire().await.expect("gate open").forget();
+        }
+        self.handled += 1;
+        self.dirty = true;
+        Ok(vec![ack_output(OUT, self.handled)])
+    }
+    fn timer_interval(&self) -> Option<Duration> {
+        self.timer
+    }
+    async fn on_timer(&mut self, _now: Timestamp) -> Result<Vec<Output>, HandlerError> {
+        self.timer_runs += 1;
+        self.dirty = true;
+        Ok(vec![ack_output(OUT, 1000 + self.timer_runs)])
+    }
+    fn begin_checkpoint(
+        &mut self,
+        offsets: &[CommitOffset],
+    ) -> Result<Option<CheckpointWrite>, HandlerError> {
+        if !self.dirty {
+            return Ok(None);
+        }
+        self.dirty = false;
+        let next = offsets
+            .iter()
+            .find(|o| &*o.topic == IN)
+            .map(|o| o.next_offset);
+        let saved = self.saved.clone();
+        let entry = (self.handled, self.timer_runs, next);
+        Ok(Some(Box::pin(async move {
+            saved.lock().push(entry);
+            Ok(())
+        })))
+    }
+}
+
+fn config() -> ProcessorConfig {
+    ProcessorConfig {
+        commit_interval: Duration::from_millis(10),
+        ..fast_config()
+    }
+}
+
+/// The broker goes away while the second input is handled, so its output cannot be published;
+/// shutdown comes while it is retried. No saved state may count that input (the first one, not
+/// yet checkpointed, is read again with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_aborted_at_shutdown_is_not_in_the_saved_state() {
+    let mut backend = Backend::kafka();
+    backend.topics(&[IN, OUT]).await;
+    // A send to a broker that is gone fails after 2 s instead of librdkafka's 30.
+    let broker = backend.broker.take().expect("kafka");
+    let impatient = alpha_panda_stream::Log::connect(
+        &broker.log_url(),
+        &[("message.timeout.ms".to_string(), "2000".to_string())].into(),
+    )
+    .unwrap();
+    for price in [100, 101] {
+        backend
+            .log
+            .send(OutgoingRecord::event(IN, tick(1, price)))
+            .await
+            .unwrap();
+    }
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = Counting {
+        handled: 0,
+        timer_runs: 0,
+        dirty: false,
+        later_inputs: Some(gate.clone()),
+        timer: None,
+        saved: saved.clone(),
+    };
+    // No checkpoint is due before shutdown: the first input is still pending when the second
+    // one's publish is aborted.
+    let processor = Processor::new(
+        handler,
+        impatient,
+        Arc::new(MemoryDedupStore::new()),
+        Arc::new(SystemClock),
+        ProcessorConfig {
+            commit_batch: 1000,
+            commit_interval: Duration::from_secs(600),
+            ..fast_config()
+        },
+    );
+    let stats = processor.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(processor.run(shutdown.clone()));
+    eventually("the first input's output published", || {
+        ProcessorStats::get(&stats.events_out) == 1
+    })
+    .await;
+    drop(broker);
+    gate.add_permits(1);
+    eventually("the second output is being retried", || {
+        ProcessorStats::get(&stats.retries) > 0
+    })
+    .await;
+    shutdown.cancel();
+    // Leaving the group fails without a broker; what matters is what was saved.
+    let _ = task.await.unwrap();
+    let saved = saved.lock().clone();
+    assert!(
+        saved.iter().all(|(handled, _, _)| *handled <= 1),
+        "a checkpoint counted the input whose output never reached the log: {saved:?}"
+    );
+}
+
+/// A timer changes the state and publishes; no input ever arrives. The state must be saved after
+/// the timer's outputs are acknowledged, and again at shutdown for the last changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_a_timer_changed_is_saved_without_any_input() {
+    let backend = Backend::memory();
+    backend.topics(&[IN, OUT]).await;
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let handler = Counting {
+        handled: 0,
+        timer_runs: 0,
+        dirty: false,
+        later_inputs: None,
+        timer: Some(Duration::from_millis(20)),
+        saved: saved.clone(),
+    };
+    let processor = Processor::new(
+        handler,
+        backend.log.clone(),
+        Arc::new(MemoryDedupStore::new()),
+        Arc::new(SystemClock),
+        config(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(processor.run(shutdown.clone()));
+    eventually("a timer's change saved", || {
+        saved
+            .lock()
+            .iter()
+            .any(|(_, timer_runs, _)| *timer_runs >= 2)
+    })
+    .await;
+    shutdown.cancel();
+    let handler = task.await.unwrap().unwrap();
+    let saved = saved.lock().clone();
+    assert_eq!(
+        saved.last().map(|(_, runs, _)| *runs),
+        Some(handler.timer_runs),
+        "the last timer's change was not saved at shutdown: {saved:?}"
+    );
+    let published = read_events(&backend.log, OUT).await;
+    assert_eq!(published.len() as u32, handler.timer_runs);
+}
