@@ -431,6 +431,16 @@ impl Settings {
                         .to_string(),
                 );
             }
+            if self.log.url.starts_with("kafka") && self.cache.url.starts_with("memory") {
+                // The log outlives the process; an in-memory dedup store does not. After a restart
+                // every re-sent event (a risk decision, an order event) would be handled again.
+                problems.push(
+                    "cache.url is memory:// with a Kafka log in production: processed event ids \
+                     would be forgotten at every restart while the log keeps the events; point \
+                     it at redis://host:port"
+                        .to_string(),
+                );
+            }
             if let Some(password) = url_password(&self.database_url()) {
                 if password.is_empty() || password == "postgres" || password == "password" {
                     problems.push(

@@ -132,12 +132,19 @@ async fn dlq_list_and_replay_by_id() {
 fn production_refuses_missing_topics_then_pending_migrations() {
     let broker = TansuBroker::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // Production wants a dedup store that outlives the process: Redis, under keys of this test's.
+    let prefix = format!(
+        "alpha_panda_test:{}:",
+        dir.path().file_name().unwrap().to_string_lossy()
+    );
     let production = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_alpha-panda"))
             .args(args)
             .current_dir(dir.path())
             .env("ALPHA_PANDA__ENVIRONMENT", "production")
             .env("ALPHA_PANDA__LOG__URL", broker.log_url())
+            .env("ALPHA_PANDA__CACHE__URL", "redis://127.0.0.1:6379")
+            .env("ALPHA_PANDA__CACHE__PREFIX", &prefix)
             .env("ALPHA_PANDA__LOGGING__LEVEL", "error")
             .output()
             .unwrap()

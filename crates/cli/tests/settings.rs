@@ -130,6 +130,7 @@ fn production_refuses_a_default_database_password() {
     Jail::expect_with(|jail| {
         jail.set_env("ALPHA_PANDA__ENVIRONMENT", "production");
         jail.set_env("ALPHA_PANDA__LOG__URL", "kafka://k:9092");
+        jail.set_env("ALPHA_PANDA__CACHE__URL", "redis://cache:6379");
         jail.set_env(
             "ALPHA_PANDA__DATABASE__URL",
             "postgres://app:postgres@db/alpha",
@@ -140,6 +141,23 @@ fn production_refuses_a_default_database_password() {
             "ALPHA_PANDA__DATABASE__URL",
             "postgres://app:s3cr3t-long@db/alpha",
         );
+        Settings::load(None).unwrap().settings.guard().unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn production_refuses_a_memory_cache_with_a_kafka_log() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__ENVIRONMENT", "production");
+        jail.set_env("ALPHA_PANDA__LOG__URL", "kafka://k:9092");
+        jail.set_env(
+            "ALPHA_PANDA__DATABASE__URL",
+            "postgres://app:s3cr3t-long@db/alpha",
+        );
+        let err = Settings::load(None).unwrap().settings.guard().unwrap_err();
+        assert!(err.to_string().contains("cache.url is memory://"), "{err}");
+        jail.set_env("ALPHA_PANDA__CACHE__URL", "redis://cache:6379");
         Settings::load(None).unwrap().settings.guard().unwrap();
         Ok(())
     });

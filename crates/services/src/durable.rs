@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use alpha_panda_core::{Broker, EventId, OrderFilled, PnlSnapshot, Timestamp};
 use alpha_panda_store::{
@@ -21,7 +23,7 @@ use alpha_panda_stream::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tracing::warn;
+use tracing::{error, warn};
 
 /// A ledger write that must become durable together with the state that reflects it.
 #[derive(Debug, Clone)]
@@ -69,6 +71,9 @@ pub struct Durable {
     /// The log `applied` belongs to: the saved checkpoint's until the runtime attaches the log it
     /// reads, then that one.
     log: Option<String>,
+    /// Fills a save found already in the ledger: a fill applied twice to the state, which the
+    /// ledger's idempotent insert would otherwise hide.
+    ledger_duplicates: Arc<AtomicU64>,
 }
 
 /// A store failure as the runtime sees it: retried (infrastructure) or dead-lettered (poison).
@@ -122,9 +127,20 @@ impl Durable {
                 in_flight: Vec::new(),
                 last_input_at: None,
                 log,
+                ledger_duplicates: Arc::default(),
             },
             state,
         ))
+    }
+
+    /// The store the state is saved in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// How many fills a save found already in the ledger (each one applied twice to the state).
+    pub fn ledger_duplicates(&self) -> Arc<AtomicU64> {
+        self.ledger_duplicates.clone()
     }
 
     /// The service instance's key (`portfolio_manager:paper`).
@@ -261,6 +277,7 @@ impl Durable {
             store: self.store.clone(),
             effects: self.in_flight.clone(),
             checkpoint,
+            ledger_duplicates: self.ledger_duplicates.clone(),
         }))
     }
 
@@ -284,6 +301,7 @@ pub struct SaveWrite {
     store: Store,
     effects: Vec<Effect>,
     checkpoint: Checkpoint,
+    ledger_duplicates: Arc<AtomicU64>,
 }
 
 impl SaveWrite {
@@ -329,7 +347,25 @@ impl SaveWrite {
                     broker,
                     event_id,
                     fill,
-                } => tx.record_fill(*broker, *event_id, fill).await,
+                } => {
+                    let inserted = tx
+                        .record_fill(*broker, *event_id, fill)
+                        .await
+                        .map_err(|e| store_error(context, e))?;
+                    if !inserted {
+                        // The service checks the ledger before it applies a fill, so a fill that is
+                        // already there was applied twice: say so loudly, it is a defect.
+                        self.ledger_duplicates.fetch_add(1, Ordering::Relaxed);
+                        error!(
+                            service = %self.checkpoint.service_key,
+                            %event_id,
+                            order_id = %fill.order_id,
+                            "a fill already in the ledger was applied again; the state and the \
+                             ledger disagree"
+                        );
+                    }
+                    Ok(inserted)
+                }
                 Effect::Snapshot {
                     event_id,
                     snapshot,

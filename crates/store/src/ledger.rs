@@ -253,6 +253,21 @@ impl<'a> Ledger<'a> {
             .collect()
     }
 
+    /// The fill recorded under the `order_filled` event `event_id`, if any: how a stateful service
+    /// tells a fill it applied before a restart from a new one, whatever its dedup cache forgot.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the database cannot be read or the row is corrupt.
+    pub async fn fill(&self, event_id: EventId) -> Result<Option<LedgerFill>, StoreError> {
+        let sql = format!("SELECT {FILL_COLUMNS} FROM fills WHERE event_id = $1");
+        self.pool
+            .fetch_optional(OP_FILLS, &sql, &[Param::Text(event_id.to_string())])
+            .await?
+            .as_ref()
+            .map(fill_from_row)
+            .transpose()
+    }
+
     /// The latest `limit` fills of one portfolio (`{broker}:{strategy_id}`), newest first.
     ///
     /// # Errors

@@ -3,7 +3,7 @@
 //! end of the trading day and at shutdown. It also reads its own snapshots back from the log, stores
 //! each with a validation verdict and records the order ledger, all durable with its offsets.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use alpha_panda_cache::PortfolioCache;
 use alpha_panda_core::{
-    calendar, keys, Broker, EventBroker, EventType, InstrumentToken, Money, Payload, PnlSnapshot,
-    PortfolioId, Price, SnapshotType, StrategyId, Timestamp, TopicMap,
+    calendar, keys, Broker, EventBroker, EventId, EventType, InstrumentToken, Money, Payload,
+    PnlSnapshot, PortfolioId, Price, SnapshotType, StrategyId, Timestamp, TopicMap,
 };
 use alpha_panda_store::{OrderRecord, Store, StoreError, ValidationStatus};
 use alpha_panda_stream::{
@@ -21,9 +21,9 @@ use alpha_panda_stream::{
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
-use crate::durable::{Durable, Effect};
+use crate::durable::{store_error, Durable, Effect};
 use crate::portfolio_manager::Portfolio;
 
 /// The service name.
@@ -72,6 +72,8 @@ pub struct PortfolioStats {
     pub fills_applied: AtomicU64,
     /// Snapshots read back whose figures did not hold.
     pub snapshot_mismatches: AtomicU64,
+    /// Fills skipped because they were applied before (a re-sent fill under a new offset).
+    pub duplicate_fills: AtomicU64,
 }
 
 /// The portfolio manager of one namespace.
@@ -87,6 +89,10 @@ pub struct PortfolioManager {
     produced_order: VecDeque<(PortfolioId, Timestamp)>,
     stats: Arc<PortfolioStats>,
     read_model_published_at: Option<Timestamp>,
+    /// Fills this instance applied; with the ledger (fills applied and saved before), what tells a
+    /// re-sent fill from a new one when the dedup store forgot it (a restart on a memory cache, an
+    /// evicted key).
+    applied_fills: HashSet<EventId>,
 }
 
 impl PortfolioManager {
@@ -115,7 +121,29 @@ impl PortfolioManager {
             produced_order: VecDeque::new(),
             stats: Arc::default(),
             read_model_published_at: None,
+            applied_fills: HashSet::new(),
         })
+    }
+
+    /// Whether the fill `event_id` was applied already: by this instance, or by an earlier one
+    /// that saved it to the ledger.
+    async fn fill_applied_before(&self, event_id: EventId) -> Result<bool, HandlerError> {
+        if self.applied_fills.contains(&event_id) {
+            return Ok(true);
+        }
+        let recorded = self
+            .durable
+            .store()
+            .ledger()
+            .fill(event_id)
+            .await
+            .map_err(|e| store_error("look up a fill in the ledger", e))?;
+        Ok(recorded.is_some())
+    }
+
+    /// How many fills a checkpoint found already in the ledger (each one applied twice).
+    pub fn ledger_duplicates(&self) -> Arc<AtomicU64> {
+        self.durable.ledger_duplicates()
     }
 
     /// The live counters.
@@ -241,6 +269,12 @@ impl Handler for PortfolioManager {
         let broker = self.broker;
         match &envelope.payload {
             Payload::OrderFilled(fill) => {
+                if self.fill_applied_before(envelope.id).await? {
+                    debug!(event_id = %envelope.id, "fill applied before; skipped");
+                    self.stats.duplicate_fills.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Vec::new());
+                }
+                self.applied_fills.insert(envelope.id);
                 let initial_cash = self.settings.initial_cash;
                 let portfolio = self
                     .book
