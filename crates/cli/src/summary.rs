@@ -43,6 +43,8 @@ pub struct SignalCounts {
     pub validated: u64,
     /// `{broker}.signals.rejected`
     pub rejected: u64,
+    /// `{broker}.signals.at_target`: no order was needed to reach the signal's target.
+    pub at_target: u64,
 }
 
 /// How often one rule failed.
@@ -166,6 +168,7 @@ pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogErr
                     raw: count(log, &topics.signals_raw()).await?,
                     validated: count(log, &topics.signals_validated()).await?,
                     rejected: rejected.len() as u64,
+                    at_target: count(log, &topics.signals_at_target()).await?,
                 },
                 top_rejection_reasons: top,
                 orders: OrderCounts {
@@ -217,8 +220,8 @@ impl RunSummary {
         let mut out = String::new();
         for (broker, b) in &self.brokers {
             out.push_str(&format!(
-                "== {broker} ==\nticks {} (refused {})   signals raw {} / validated {} / rejected {}   orders filled {} / failed {}\n",
-                b.ticks, b.ticks_refused, b.signals.raw, b.signals.validated, b.signals.rejected, b.orders.filled, b.orders.failed
+                "== {broker} ==\nticks {} (refused {})   signals raw {} / validated {} / rejected {} / at target {}   orders filled {} / failed {}\n",
+                b.ticks, b.ticks_refused, b.signals.raw, b.signals.validated, b.signals.rejected, b.signals.at_target, b.orders.filled, b.orders.failed
             ));
             if !b.top_rejection_reasons.is_empty() {
                 let reasons: Vec<String> = b

@@ -268,7 +268,9 @@ async fn a_second_run_in_the_same_folder_loses_nothing() {
         assert_eq!(count(s, &["ticks"]), 6000);
         assert_eq!(
             count(s, &["signals", "raw"]),
-            count(s, &["signals", "validated"]) + count(s, &["signals", "rejected"]),
+            count(s, &["signals", "validated"])
+                + count(s, &["signals", "rejected"])
+                + count(s, &["signals", "at_target"]),
             "a raw signal vanished: {s}"
         );
         assert_eq!(
@@ -365,4 +367,108 @@ async fn absurd_prices_in_a_replay_are_refused_and_long_only_strategies_stay_lon
     }
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("tick refused"), "{log}");
+}
+
+/// The exact `ema_cross` reference (ARCHITECTURE §6), reimplemented here from its definition, over
+/// a simulated session of three instruments: the run's fills are exactly the reference's crosses —
+/// same instrument, side, unit and causing tick — now that orders are sized from targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ema_cross_reference_fills_exactly_its_crosses() {
+    use alpha_panda_store::StrategyConfiguration;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = [408065u32, 738561, 341249];
+    let mut simulator =
+        alpha_panda_services::TickSimulator::new(5, alpha_panda_services::nse_universe()).unwrap();
+    let start = 1_767_584_700_000_000i64;
+    let ticks: Vec<MarketTick> = (0..30_000i64)
+        .map(|n| simulator.next_tick(Timestamp::from_unix_micros(start + n * 10_000).unwrap()))
+        .filter(|t| tokens.contains(&t.instrument_token.0))
+        .collect();
+    assert!(ticks.len() > 1000);
+    let path = dir.path().join("ticks.csv");
+    std::fs::write(&path, alpha_panda_services::ticks_to_csv(&ticks)).unwrap();
+
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/alpha-panda.db").display()
+    );
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = Timestamp::from_unix_micros(start).unwrap();
+    store
+        .strategy_configurations()
+        .upsert(&StrategyConfiguration {
+            id: "reference".into(),
+            strategy_type: "ema_cross".into(),
+            instruments: tokens.to_vec(),
+            parameters: serde_json::json!({"fast": 10, "slow": 30, "quantity": 1}),
+            is_active: true,
+            zerodha_trading_enabled: false,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    let source = format!("csv:{}", path.display());
+    let output = tokio::task::block_in_place(|| {
+        run(
+            dir.path(),
+            &[
+                ("ALPHA_PANDA__MARKET_FEED__SOURCE", &source),
+                (
+                    "ALPHA_PANDA__RISK__PAPER__MAX_DAILY_TRADES_PER_STRATEGY",
+                    "1000000",
+                ),
+            ],
+        )
+    });
+    let paper = &summary(&output)["brokers"]["paper"];
+    assert_eq!(paper["signals"]["at_target"], 0, "{paper}");
+
+    // The reference, from its definition.
+    let mut expected = Vec::new();
+    let mut states: std::collections::HashMap<u32, (f64, f64, u64, bool)> = Default::default();
+    let (a_fast, a_slow) = (2.0 / 11.0, 2.0 / 31.0);
+    for tick in &ticks {
+        let x: f64 = tick.last_price.0.to_string().parse().unwrap();
+        let state = states
+            .entry(tick.instrument_token.0)
+            .or_insert((x, x, 0, false));
+        state.0 = a_fast * x + (1.0 - a_fast) * state.0;
+        state.1 = a_slow * x + (1.0 - a_slow) * state.1;
+        state.2 += 1;
+        if state.2 < 30 {
+            continue;
+        }
+        if state.0 > state.1 && !state.3 {
+            state.3 = true;
+            expected.push((tick.exchange_timestamp, tick.instrument_token.0, "BUY"));
+        } else if state.0 < state.1 && state.3 {
+            state.3 = false;
+            expected.push((tick.exchange_timestamp, tick.instrument_token.0, "SELL"));
+        }
+    }
+    assert!(expected.len() > 20, "the reference barely traded");
+
+    let store = Store::connect(&url).await.unwrap();
+    let mut actual: Vec<(Timestamp, u32, &str)> = store
+        .ledger()
+        .fills(Broker::Paper, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            assert_eq!(f.fill.quantity.0, 1);
+            let side = match f.fill.side {
+                alpha_panda_core::Side::Buy => "BUY",
+                alpha_panda_core::Side::Sell => "SELL",
+            };
+            (f.fill.filled_at, f.fill.instrument_token.0, side)
+        })
+        .collect();
+    store.close().await;
+    actual.sort();
+    expected.sort();
+    assert_eq!(actual, expected);
 }

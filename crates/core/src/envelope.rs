@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{derive_event_id, CorrelationId, ErrorClass, EventBroker, EventId, Payload, Timestamp};
 
 /// The payload schema version this build writes and reads.
-pub const CURRENT_VERSION: u32 = 1;
+pub const CURRENT_VERSION: u32 = 2;
 
 /// The envelope's `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -28,6 +28,8 @@ pub enum EventType {
     ValidatedSignal,
     /// `rejected_signal`
     RejectedSignal,
+    /// `signal_at_target`
+    SignalAtTarget,
     /// `order_submitted`
     OrderSubmitted,
     /// `order_ack`
@@ -44,11 +46,12 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::MarketTick,
         EventType::TradingSignal,
         EventType::ValidatedSignal,
         EventType::RejectedSignal,
+        EventType::SignalAtTarget,
         EventType::OrderSubmitted,
         EventType::OrderAck,
         EventType::OrderFilled,
@@ -64,6 +67,7 @@ impl EventType {
             EventType::TradingSignal => "trading_signal",
             EventType::ValidatedSignal => "validated_signal",
             EventType::RejectedSignal => "rejected_signal",
+            EventType::SignalAtTarget => "signal_at_target",
             EventType::OrderSubmitted => "order_submitted",
             EventType::OrderAck => "order_ack",
             EventType::OrderFilled => "order_filled",

@@ -7,7 +7,7 @@ use schemars::{schema_for, Schema};
 
 use crate::{
     DlqMessage, Envelope, MarketTick, OrderAck, OrderFailed, OrderFilled, OrderSubmitted,
-    PnlSnapshot, RejectedSignal, TradingSignal, ValidatedSignal,
+    PnlSnapshot, RejectedSignal, SignalAtTarget, TradingSignal, ValidatedSignal,
 };
 
 /// `(file name, schema)` for the envelope and each payload.
@@ -18,6 +18,7 @@ pub fn all_schemas() -> Vec<(&'static str, Schema)> {
         ("trading_signal.json", schema_for!(TradingSignal)),
         ("validated_signal.json", schema_for!(ValidatedSignal)),
         ("rejected_signal.json", schema_for!(RejectedSignal)),
+        ("signal_at_target.json", schema_for!(SignalAtTarget)),
         ("order_submitted.json", schema_for!(OrderSubmitted)),
         ("order_ack.json", schema_for!(OrderAck)),
         ("order_filled.json", schema_for!(OrderFilled)),

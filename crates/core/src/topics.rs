@@ -24,6 +24,8 @@ pub enum TopicClass {
     SignalsValidated,
     /// `{broker}.signals.rejected`
     SignalsRejected,
+    /// `{broker}.signals.at_target`
+    SignalsAtTarget,
     /// `{broker}.orders.submitted`
     OrdersSubmitted,
     /// `{broker}.orders.ack`
@@ -40,10 +42,11 @@ pub enum TopicClass {
 
 impl TopicClass {
     /// The per-broker classes, in pipeline order.
-    pub const PER_BROKER: [TopicClass; 8] = [
+    pub const PER_BROKER: [TopicClass; 9] = [
         TopicClass::SignalsRaw,
         TopicClass::SignalsValidated,
         TopicClass::SignalsRejected,
+        TopicClass::SignalsAtTarget,
         TopicClass::OrdersSubmitted,
         TopicClass::OrdersAck,
         TopicClass::OrdersFilled,
@@ -57,6 +60,7 @@ impl TopicClass {
             TopicClass::SignalsRaw => "signals.raw",
             TopicClass::SignalsValidated => "signals.validated",
             TopicClass::SignalsRejected => "signals.rejected",
+            TopicClass::SignalsAtTarget => "signals.at_target",
             TopicClass::OrdersSubmitted => "orders.submitted",
             TopicClass::OrdersAck => "orders.ack",
             TopicClass::OrdersFilled => "orders.filled",
@@ -71,9 +75,10 @@ impl TopicClass {
         const DAY_MS: i64 = 24 * 60 * 60 * 1000;
         let (partitions, retention_ms) = match self {
             TopicClass::MarketTicks => (6, DAY_MS),
-            TopicClass::SignalsRaw | TopicClass::SignalsValidated | TopicClass::SignalsRejected => {
-                (3, 7 * DAY_MS)
-            }
+            TopicClass::SignalsRaw
+            | TopicClass::SignalsValidated
+            | TopicClass::SignalsRejected
+            | TopicClass::SignalsAtTarget => (3, 7 * DAY_MS),
             TopicClass::OrdersSubmitted
             | TopicClass::OrdersAck
             | TopicClass::OrdersFilled
@@ -163,6 +168,7 @@ macro_rules! topic_name_in {
             TopicClass::SignalsRaw => concat!($broker, ".signals.raw"),
             TopicClass::SignalsValidated => concat!($broker, ".signals.validated"),
             TopicClass::SignalsRejected => concat!($broker, ".signals.rejected"),
+            TopicClass::SignalsAtTarget => concat!($broker, ".signals.at_target"),
             TopicClass::OrdersSubmitted => concat!($broker, ".orders.submitted"),
             TopicClass::OrdersAck => concat!($broker, ".orders.ack"),
             TopicClass::OrdersFilled => concat!($broker, ".orders.filled"),
@@ -227,6 +233,10 @@ impl TopicMap {
     /// `{broker}.signals.rejected`
     pub fn signals_rejected(&self) -> String {
         self.topic(TopicClass::SignalsRejected)
+    }
+    /// `{broker}.signals.at_target`
+    pub fn signals_at_target(&self) -> String {
+        self.topic(TopicClass::SignalsAtTarget)
     }
     /// `{broker}.orders.submitted`
     pub fn orders_submitted(&self) -> String {
@@ -313,7 +323,7 @@ mod tests {
             Some("paper.orders.ack")
         );
         let all = TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]);
-        assert_eq!(all.len(), 2 * (1 + 2 * 8));
+        assert_eq!(all.len(), 2 * (1 + 2 * 9));
         assert!(all.iter().all(|t| !t.name.contains("live")));
     }
 

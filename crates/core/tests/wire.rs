@@ -94,6 +94,7 @@ fn signal() -> TradingSignal {
         instrument_token: InstrumentToken(408065),
         side: Side::Buy,
         quantity: Quantity(10),
+        target_quantity: 10,
         order_type: OrderType::Limit,
         limit_price: Some(Price(dec!(1512.30))),
         reason: "fast EMA crossed above slow EMA".into(),
@@ -167,6 +168,12 @@ fn samples() -> Vec<Payload> {
                 actual: "151230.00".into(),
                 message: "order value 151230.00 exceeds the limit 100000".into(),
             }],
+        }),
+        Payload::SignalAtTarget(SignalAtTarget {
+            signal: signal(),
+            signal_event_id: id(2),
+            position: 10,
+            in_flight: 0,
         }),
         Payload::OrderSubmitted(OrderSubmitted {
             order_id: order_id(),
@@ -272,7 +279,7 @@ fn envelope_of(payload: Payload, n: u128) -> Envelope {
         ts: ts(10 + n as i64),
         key,
         source: "golden".into(),
-        version: 1,
+        version: CURRENT_VERSION,
         payload,
     }
 }
@@ -337,9 +344,17 @@ fn malformed_input_is_poison_with_a_reason() {
         assert_eq!(err.class(), ErrorClass::Poison);
     }
     let mut future = envelope_of(samples().remove(0), 0);
-    future.version = 2;
+    future.version = CURRENT_VERSION + 1;
     let err = Envelope::from_json(&future.to_json()).unwrap_err();
-    assert!(err.to_string().contains("unsupported payload version 2"));
+    assert!(err.to_string().contains(&format!(
+        "unsupported payload version {}",
+        CURRENT_VERSION + 1
+    )));
+    // Version 1 signals carried no target; a build of version 2 refuses them as poison.
+    let mut old = envelope_of(samples().remove(1), 1);
+    old.version = 1;
+    let err = Envelope::from_json(&old.to_json()).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Poison);
 }
 
 // ---- property: any valid event survives encode → decode ----
@@ -444,6 +459,7 @@ fn arb_signal() -> impl Strategy<Value = TradingSignal> {
                 instrument_token: InstrumentToken(token),
                 side,
                 quantity: Quantity(qty),
+                target_quantity: side.sign() * i64::from(qty),
                 order_type: if limit.is_some() {
                     OrderType::Limit
                 } else {
@@ -491,6 +507,16 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
                     }
                 )
             ),
+        (arb_signal(), event_id(), any::<i64>(), any::<i64>()).prop_map(
+            |(signal, signal_event_id, position, in_flight)| Payload::SignalAtTarget(
+                SignalAtTarget {
+                    signal,
+                    signal_event_id,
+                    position,
+                    in_flight,
+                }
+            )
+        ),
         (
             arb_signal(),
             event_id(),
@@ -623,7 +649,7 @@ fn arb_envelope() -> impl Strategy<Value = Envelope> {
                 ts,
                 key,
                 source: "proptest".into(),
-                version: 1,
+                version: CURRENT_VERSION,
                 payload,
             },
         )

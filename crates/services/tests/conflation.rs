@@ -28,6 +28,7 @@ fn limit_buy(limit: i64) -> Envelope {
         instrument_token: InstrumentToken(INFY),
         side: Side::Buy,
         quantity: Quantity(1),
+        target_quantity: 1,
         order_type: OrderType::Limit,
         limit_price: Some(Price(Decimal::from(limit))),
         reason: "test".into(),

@@ -60,6 +60,7 @@ fn validated(token: u32, order_type: OrderType, limit_price: Option<Price>) -> E
         instrument_token: InstrumentToken(token),
         side: Side::Buy,
         quantity: Quantity(5),
+        target_quantity: 5,
         order_type,
         limit_price,
         reason: "fast ema crossed above slow".into(),

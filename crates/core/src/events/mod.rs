@@ -13,7 +13,9 @@ pub use order::{
     ExecutionMode, FeeBreakdown, OrderAck, OrderFailed, OrderFilled, OrderSubmitted, OrderType,
 };
 pub use pnl::{PnlSnapshot, PositionSnapshot, SnapshotType};
-pub use signal::{RejectedSignal, RuleViolation, Side, TickRef, TradingSignal, ValidatedSignal};
+pub use signal::{
+    RejectedSignal, RuleViolation, Side, SignalAtTarget, TickRef, TradingSignal, ValidatedSignal,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,8 @@ pub enum Payload {
     ValidatedSignal(ValidatedSignal),
     /// A signal the risk manager refused, with every failed rule.
     RejectedSignal(RejectedSignal),
+    /// A signal whose target the namespace already holds (or has in flight): no order.
+    SignalAtTarget(SignalAtTarget),
     /// An order sent to a trader.
     OrderSubmitted(OrderSubmitted),
     /// The venue accepted the order.
@@ -54,6 +58,7 @@ impl Payload {
             Payload::TradingSignal(_) => EventType::TradingSignal,
             Payload::ValidatedSignal(_) => EventType::ValidatedSignal,
             Payload::RejectedSignal(_) => EventType::RejectedSignal,
+            Payload::SignalAtTarget(_) => EventType::SignalAtTarget,
             Payload::OrderSubmitted(_) => EventType::OrderSubmitted,
             Payload::OrderAck(_) => EventType::OrderAck,
             Payload::OrderFilled(_) => EventType::OrderFilled,

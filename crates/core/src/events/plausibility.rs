@@ -41,6 +41,7 @@ impl Payload {
             Payload::TradingSignal(signal) => signal_plausible(signal),
             Payload::ValidatedSignal(validated) => signal_plausible(&validated.signal),
             Payload::RejectedSignal(rejected) => signal_plausible(&rejected.signal),
+            Payload::SignalAtTarget(at_target) => signal_plausible(&at_target.signal),
             Payload::OrderSubmitted(order) => order_plausible(order),
             Payload::OrderFilled(fill) => fill_plausible(fill),
             Payload::OrderFailed(failed) => quantity("quantity", failed.quantity),

@@ -62,10 +62,14 @@ pub struct TradingSignal {
     pub strategy_id: StrategyId,
     /// The instrument.
     pub instrument_token: InstrumentToken,
-    /// Buy or sell.
+    /// Buy or sell: what reaches `target_quantity` from where the strategy believes it stands.
     pub side: Side,
-    /// Units to trade (positive).
+    /// Units to trade (positive), likewise.
     pub quantity: Quantity,
+    /// The position the strategy wants in the instrument: `+q` long, `0` flat, `−q` short. The risk
+    /// manager sizes the order from it and the namespace's actual position (ARCHITECTURE §6), so a
+    /// strategy whose belief drifted from what was filled never trades past its target.
+    pub target_quantity: i64,
     /// MARKET or LIMIT.
     pub order_type: OrderType,
     /// Limit price for LIMIT orders.
@@ -80,7 +84,8 @@ pub struct TradingSignal {
 /// A signal that passed every risk rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidatedSignal {
-    /// The approved signal, unchanged.
+    /// The approved order: the raw signal with `side` and `quantity` sized by the risk manager to
+    /// reach `target_quantity` from the namespace's position and orders in flight.
     pub signal: TradingSignal,
     /// The raw signal event's id.
     pub signal_event_id: EventId,
@@ -104,10 +109,24 @@ pub struct RuleViolation {
 /// A signal the risk manager refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RejectedSignal {
-    /// The refused signal, unchanged.
+    /// The refused order: the raw signal with `side` and `quantity` sized as for a validated one.
     pub signal: TradingSignal,
     /// The raw signal event's id.
     pub signal_event_id: EventId,
     /// Every rule that failed.
     pub violations: Vec<RuleViolation>,
+}
+
+/// A signal whose target the namespace already reaches with its position and the orders in flight:
+/// no order is placed. Not a refusal: nothing the strategy asked for is withheld.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignalAtTarget {
+    /// The raw signal, unchanged.
+    pub signal: TradingSignal,
+    /// The raw signal event's id.
+    pub signal_event_id: EventId,
+    /// The namespace's position from fills when the signal was judged.
+    pub position: i64,
+    /// Units of orders approved and not yet filled or failed, signed.
+    pub in_flight: i64,
 }

@@ -11,8 +11,9 @@
 //! - `limit_price_band`: the limit price is within `limit_price_band_pct` of the last traded price.
 //! - `reference_price`: some positive price is known to value the order.
 //! - `max_order_value`: quantity × price (limit price for LIMIT, reference price for MARKET).
-//! - `max_position_quantity`, `max_position_value`: the position after the order, checked only when
-//!   the order adds exposure (an order that only reduces a position always passes them).
+//! - `max_position_quantity`, `max_position_value`: the position after the order (orders in flight
+//!   counted as filled), checked only when the order adds exposure (an order that only reduces a
+//!   position always passes them).
 //! - `max_daily_trades`: approved orders of the strategy today (IST) stay within the limit.
 //! - `daily_loss_kill_switch`: once the portfolio's realized PnL net of fees today is at or below
 //!   `−max_daily_loss`, orders that add exposure are refused; a sell that reduces a long (or a buy
@@ -241,8 +242,8 @@ pub fn evaluate(
         }
     }
 
-    // Position after the order.
-    let current = state.position(&signal.strategy_id, token);
+    // Position after the order, counting the orders still in flight as filled.
+    let current = state.exposure(&signal.strategy_id, token);
     let after = current + signal.side.sign() * i64::from(quantity);
     let reduces_only = current != 0
         && after.abs() < current.abs()
@@ -369,6 +370,7 @@ pub(crate) mod test_support {
             instrument_token: InstrumentToken(738561),
             side,
             quantity: Quantity(n),
+            target_quantity: side.sign() * i64::from(n),
             order_type,
             limit_price: limit.map(Price),
             reason: "test".into(),
@@ -387,7 +389,7 @@ mod tests {
     use super::test_support::{day, fill, signal};
     use super::*;
     use crate::market_feed::nse_universe;
-    use alpha_panda_core::{Broker, Instrument, InstrumentToken, Money, Side, StrategyId};
+    use alpha_panda_core::{Broker, EventId, Instrument, InstrumentToken, Money, Side, StrategyId};
     use chrono::NaiveDate;
     use rust_decimal_macros::dec;
 
@@ -547,7 +549,11 @@ mod tests {
     fn position_limits_apply_to_added_exposure_only() {
         let mut state = RiskState::new();
         for _ in 0..3 {
-            state.apply_fill(&fill(Side::Buy, 40, dec!(1000), dec!(0)), day(21));
+            state.apply_fill(
+                EventId::new_root(),
+                &fill(Side::Buy, 40, dec!(1000), dec!(0)),
+                day(21),
+            );
         }
         let add = signal(Side::Buy, 10, OrderType::Market, None, dec!(1000));
         assert_eq!(
@@ -557,7 +563,11 @@ mod tests {
         let reduce = signal(Side::Sell, 10, OrderType::Market, None, dec!(1000));
         assert!(check(&reduce, &state, Some(&reliance())).is_empty());
         let mut rich = RiskState::new();
-        rich.apply_fill(&fill(Side::Buy, 90, dec!(2000), dec!(0)), day(21));
+        rich.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Buy, 90, dec!(2000), dec!(0)),
+            day(21),
+        );
         let more = signal(Side::Buy, 10, OrderType::Market, None, dec!(2100));
         assert_eq!(
             check(&more, &rich, Some(&reliance())),
@@ -615,8 +625,16 @@ mod tests {
     #[test]
     fn kill_switch_blocks_new_exposure_but_not_reducing_sells() {
         let mut state = RiskState::new();
-        state.apply_fill(&fill(Side::Buy, 20, dec!(1000), dec!(0)), day(21));
-        state.apply_fill(&fill(Side::Sell, 10, dec!(900), dec!(5)), day(21));
+        state.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Buy, 20, dec!(1000), dec!(0)),
+            day(21),
+        );
+        state.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Sell, 10, dec!(900), dec!(5)),
+            day(21),
+        );
         // Realized −1000 − 5 fees ≤ −1000.
         let buy = signal(Side::Buy, 1, OrderType::Market, None, dec!(900));
         assert_eq!(
@@ -678,8 +696,16 @@ mod tests {
         for _ in 0..3 {
             state.record_approved(&sid, day(21));
         }
-        state.apply_fill(&fill(Side::Buy, 20, dec!(1000), dec!(0)), day(21));
-        state.apply_fill(&fill(Side::Sell, 10, dec!(800), dec!(0)), day(21));
+        state.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Buy, 20, dec!(1000), dec!(0)),
+            day(21),
+        );
+        state.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Sell, 10, dec!(800), dec!(0)),
+            day(21),
+        );
         let sig = signal(
             Side::Buy,
             200,

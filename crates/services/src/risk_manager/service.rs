@@ -1,24 +1,32 @@
-//! The risk manager service for one broker namespace: every raw signal is checked against every rule
-//! and answered with a `validated_signal` or a `rejected_signal` listing each failed rule. Positions
-//! come from fills; the state is checkpointed with its offsets and mirrored to the cache.
+//! The risk manager service for one broker namespace: every raw signal's target is turned into the
+//! order that reaches it from the namespace's position and orders in flight, and answered with a
+//! `validated_signal`, a `rejected_signal` listing each failed rule, or `signal_at_target` when no
+//! order is needed. Positions come from fills, orders leave the in-flight set when they fill or
+//! fail; the state is checkpointed with its offsets and mirrored to the cache.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use alpha_panda_cache::RiskStateCache;
 use alpha_panda_core::{
-    calendar, keys, Broker, EventBroker, EventType, Instrument, InstrumentToken, Payload,
-    RejectedSignal, StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
+    calendar, derive_event_id, keys, Broker, EventBroker, EventId, EventType, Instrument,
+    InstrumentToken, OrderType, Payload, Quantity, RejectedSignal, Side, SignalAtTarget,
+    StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
 };
 use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
 };
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::durable::Durable;
-use crate::risk_manager::{evaluate, rule_names, RiskDecision, RiskLimits, RiskState};
+use crate::risk_manager::{
+    evaluate, rule_names, size_order, RiskDecision, RiskLimits, RiskState, Sizing,
+};
+use crate::trading_engine::paper::paper_order_id;
+use crate::trading_engine::zerodha::zerodha_order_id;
 
 /// The service name.
 pub const SERVICE: &str = "risk_manager";
@@ -33,6 +41,23 @@ pub struct RiskManager {
     instruments: Arc<HashMap<InstrumentToken, Instrument>>,
     durable: Durable,
     cache: Option<RiskStateCache>,
+    stats: Arc<RiskStats>,
+}
+
+/// The id of the one answer to the raw signal `signal_event_id` (validated, rejected or at target):
+/// the id the runtime would derive for the first output of that input, named here because a
+/// deferred answer is published while another input (a fill) is handled.
+fn answer_id(signal_event_id: EventId) -> EventId {
+    derive_event_id(signal_event_id, SERVICE, 0)
+}
+
+/// Counters the status line and metrics read.
+#[derive(Debug, Default)]
+pub struct RiskStats {
+    /// Signals answered `signal_at_target`: no order was needed.
+    pub at_target: AtomicU64,
+    /// Fills skipped because they were applied before.
+    pub duplicate_fills: AtomicU64,
 }
 
 impl RiskManager {
@@ -60,7 +85,13 @@ impl RiskManager {
             instruments,
             durable,
             cache,
+            stats: Arc::default(),
         })
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<RiskStats> {
+        self.stats.clone()
     }
 
     /// The current state (positions, counters).
@@ -78,44 +109,167 @@ impl RiskManager {
         }
     }
 
+    /// Answers `signal`: the order that reaches its target from the namespace's position and
+    /// orders in flight, judged by every rule; no order when that is the target already; or, when
+    /// the order would go against an order still in flight, nothing yet (see
+    /// [`DeferredSignal`](crate::risk_manager::state::DeferredSignal)).
+    /// Every raw signal gets exactly one answer, under the id derived from it, whenever it comes.
     fn decide(
         &mut self,
         signal: &TradingSignal,
-        signal_event_id: alpha_panda_core::EventId,
+        signal_event_id: EventId,
         now: Timestamp,
-    ) -> Output {
+    ) -> Vec<Output> {
         let at = self.decision_time(signal, now);
-        let instrument = self.instruments.get(&signal.instrument_token);
-        let key = keys::strategy_instrument_key(&signal.strategy_id, signal.instrument_token);
-        let broker = EventBroker::from(self.broker);
-        match evaluate(signal, &self.state, &self.limits, instrument, at) {
-            RiskDecision::Approved => {
-                self.state
-                    .record_approved(&signal.strategy_id, calendar::trading_day(at));
+        let day = calendar::trading_day(at);
+        if self.state.roll_to(day) {
+            self.durable.changed();
+        }
+        let (strategy, token) = (&signal.strategy_id, signal.instrument_token);
+        let position = self.state.position(strategy, token);
+        let in_flight = self.state.in_flight(strategy, token);
+        // Orders in flight count as filled when sizing; one that may still fail (any Zerodha
+        // order, a resting LIMIT) must not be traded against: the order would overshoot the
+        // target if it failed.
+        let (uncertain_buys, uncertain_sells) = self.state.may_fail_by_side(strategy, token);
+        let mut outputs = Vec::new();
+        match size_order(signal.target_quantity, position + in_flight) {
+            Sizing::Order { side, .. }
+                if (side == Side::Buy && uncertain_sells < 0)
+                    || (side == Side::Sell && uncertain_buys > 0) =>
+            {
+                if let Some(old) = self.state.defer(signal.clone(), signal_event_id) {
+                    outputs.push(self.at_target(
+                        &old.signal,
+                        old.signal_event_id,
+                        position,
+                        in_flight,
+                    ));
+                }
                 self.durable.changed();
-                Output {
-                    topic: self.topics.signals_validated(),
-                    key,
-                    payload: Payload::ValidatedSignal(ValidatedSignal {
-                        signal: signal.clone(),
+            }
+            sizing => {
+                if let Some(old) = self.state.take_deferred(strategy, token) {
+                    outputs.push(self.at_target(
+                        &old.signal,
+                        old.signal_event_id,
+                        position,
+                        in_flight,
+                    ));
+                    self.durable.changed();
+                }
+                outputs.push(match sizing {
+                    Sizing::AtTarget => {
+                        self.at_target(signal, signal_event_id, position, in_flight)
+                    }
+                    Sizing::Order { side, quantity } => {
+                        self.judge(signal, signal_event_id, side, quantity, at)
+                    }
+                });
+            }
+        }
+        outputs
+    }
+
+    /// Judges the order `side` `quantity` that `signal` needs, by every rule.
+    fn judge(
+        &mut self,
+        signal: &TradingSignal,
+        signal_event_id: EventId,
+        side: Side,
+        quantity: Quantity,
+        at: Timestamp,
+    ) -> Output {
+        let day = calendar::trading_day(at);
+        let (strategy, token) = (&signal.strategy_id, signal.instrument_token);
+        let order = TradingSignal {
+            side,
+            quantity,
+            ..signal.clone()
+        };
+        let id = answer_id(signal_event_id);
+        let instrument = self.instruments.get(&token);
+        let (topic, payload) = match evaluate(&order, &self.state, &self.limits, instrument, at) {
+            RiskDecision::Approved => {
+                // The order the trading engine makes of it is followed until it fills or fails.
+                let order_id = match self.broker {
+                    Broker::Paper => paper_order_id(id).ok(),
+                    Broker::Zerodha => zerodha_order_id(id).ok(),
+                };
+                if let Some(order_id) = order_id {
+                    let signed = side.sign() * quantity.as_i64();
+                    // A paper MARKET order fills at its own tick, always; anything else may not.
+                    let may_fail =
+                        self.broker == Broker::Zerodha || order.order_type != OrderType::Market;
+                    self.state
+                        .record_in_flight(order_id, strategy, token, signed, may_fail, day);
+                }
+                self.state.record_approved(strategy, day);
+                self.durable.changed();
+                (
+                    self.topics.signals_validated(),
+                    Payload::ValidatedSignal(ValidatedSignal {
+                        signal: order,
                         signal_event_id,
                         rules_checked: self.rules_checked.clone(),
                     }),
-                    broker,
-                    id: None,
-                }
+                )
             }
-            RiskDecision::Rejected(violations) => Output {
-                topic: self.topics.signals_rejected(),
-                key,
-                payload: Payload::RejectedSignal(RejectedSignal {
-                    signal: signal.clone(),
+            RiskDecision::Rejected(violations) => (
+                self.topics.signals_rejected(),
+                Payload::RejectedSignal(RejectedSignal {
+                    signal: order,
                     signal_event_id,
                     violations,
                 }),
-                broker,
-                id: None,
-            },
+            ),
+        };
+        Output {
+            topic,
+            key: keys::strategy_instrument_key(strategy, token),
+            payload,
+            broker: EventBroker::from(self.broker),
+            id: Some(id),
+        }
+    }
+
+    /// The answer to a signal whose target needs no order.
+    fn at_target(
+        &self,
+        signal: &TradingSignal,
+        signal_event_id: EventId,
+        position: i64,
+        in_flight: i64,
+    ) -> Output {
+        self.stats.at_target.fetch_add(1, Ordering::Relaxed);
+        Output {
+            topic: self.topics.signals_at_target(),
+            key: keys::strategy_instrument_key(&signal.strategy_id, signal.instrument_token),
+            payload: Payload::SignalAtTarget(SignalAtTarget {
+                signal: signal.clone(),
+                signal_event_id,
+                position,
+                in_flight,
+            }),
+            broker: EventBroker::from(self.broker),
+            id: Some(answer_id(signal_event_id)),
+        }
+    }
+
+    /// A fill or a failure changed what is in flight for `strategy` in `token`: a signal that
+    /// waited for it is answered now.
+    fn release_deferred(
+        &mut self,
+        strategy: &StrategyId,
+        token: InstrumentToken,
+        now: Timestamp,
+    ) -> Vec<Output> {
+        match self.state.take_deferred(strategy, token) {
+            Some(deferred) => {
+                self.durable.changed();
+                self.decide(&deferred.signal, deferred.signal_event_id, now)
+            }
+            None => Vec::new(),
         }
     }
 
@@ -159,6 +313,7 @@ impl Handler for RiskManager {
             self.topics.signals_raw(),
             TopicMap::market_ticks(),
             self.topics.orders_filled(),
+            self.topics.orders_failed(),
         ]
     }
 
@@ -187,17 +342,37 @@ impl Handler for RiskManager {
                 self.state.on_tick(tick.instrument_token, tick.last_price);
                 Ok(Vec::new())
             }
-            Payload::TradingSignal(signal) => {
-                Ok(vec![self.decide(signal, input.envelope.id, input.now)])
-            }
+            Payload::TradingSignal(signal) => Ok(self.decide(signal, input.envelope.id, input.now)),
             Payload::OrderFilled(fill) => {
-                self.state
-                    .apply_fill(fill, calendar::trading_day(fill.filled_at));
+                let day = calendar::trading_day(fill.filled_at);
+                // Orders of earlier days expired at their close: a fill today cannot be theirs.
+                if self.state.roll_to(day) {
+                    self.durable.changed();
+                }
+                if !self.state.apply_fill(input.envelope.id, fill, day) {
+                    debug!(event_id = %input.envelope.id, "fill applied before; skipped");
+                    self.stats.duplicate_fills.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Vec::new());
+                }
                 self.durable.changed();
-                Ok(Vec::new())
+                Ok(self.release_deferred(&fill.strategy_id, fill.instrument_token, input.now))
+            }
+            Payload::OrderFailed(failure) => {
+                if !self.state.order_failed(&failure.order_id) {
+                    return Ok(Vec::new());
+                }
+                self.durable.changed();
+                Ok(
+                    self.release_deferred(
+                        &failure.strategy_id,
+                        failure.instrument_token,
+                        input.now,
+                    ),
+                )
             }
             other => Err(HandlerError::poison(format!(
-                "{} event on {}: the risk manager reads trading_signal, market_tick and order_filled",
+                "{} event on {}: the risk manager reads trading_signal, market_tick, order_filled \
+                 and order_failed",
                 other.event_type(),
                 input.position.topic
             ))),

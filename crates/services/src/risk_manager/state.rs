@@ -1,14 +1,16 @@
-//! The risk manager's state: positions from fills only, daily counters keyed by IST trading day, and
-//! last traded prices. Serializable so it can be checkpointed with the offsets it reflects.
+//! The risk manager's state: positions from fills, orders approved and still in flight, the ids of
+//! the fills applied, daily counters keyed by IST trading day, and last traded prices. Serializable so it can be checkpointed with the offsets it reflects.
 //!
 //! Daily counters hold only the current trading day: the first update with a later day starts a new
 //! count, and reads for any other day see zero. The daily PnL of a portfolio (one per strategy in this
 //! broker namespace) is the realized PnL of the day's fills minus their fees, by the same average-cost
 //! rule the portfolio manager uses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use alpha_panda_core::{InstrumentToken, OrderFilled, Price, StrategyId};
+use alpha_panda_core::{
+    EventId, InstrumentToken, OrderFilled, OrderId, Price, StrategyId, TradingSignal,
+};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,48 @@ pub struct RiskState {
     pub daily_realized_pnl: BTreeMap<StrategyId, DailyCounter<Decimal>>,
     /// Last traded price per instrument.
     pub last_prices: BTreeMap<InstrumentToken, Price>,
+    /// Orders approved and not yet filled or failed, by the order id the trading engine gives them.
+    #[serde(default)]
+    pub in_flight: BTreeMap<OrderId, InFlightOrder>,
+    /// Ids of the fills applied, by the IST day of the fill, for [`FILL_MEMORY_DAYS`] days: a fill
+    /// re-sent after a restart is recognised whatever the dedup store forgot.
+    #[serde(default)]
+    pub applied_fills: BTreeMap<NaiveDate, BTreeSet<EventId>>,
+    /// Signals that wait for an order of the other side to finish (at most one per strategy and
+    /// instrument: a newer one supersedes it).
+    #[serde(default)]
+    pub deferred: Vec<DeferredSignal>,
+}
+
+/// A raw signal judged only once the opposite order in flight is filled or failed: sized against
+/// that order now, it would overshoot its target if the order failed (a sell sized against a buy
+/// that never fills would open a short).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredSignal {
+    /// The raw signal.
+    pub signal: TradingSignal,
+    /// Its event id.
+    pub signal_event_id: EventId,
+}
+
+/// How many days of applied fill ids the state keeps (as long as the dedup store's default TTL).
+pub const FILL_MEMORY_DAYS: u64 = 7;
+
+/// An approved order not yet complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightOrder {
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Units still to fill, signed (+ buy, − sell).
+    pub remaining: i64,
+    /// Whether it may end without filling (any Zerodha order, a LIMIT order); a paper MARKET order
+    /// fills at the tick that caused it, always.
+    #[serde(default)]
+    pub may_fail: bool,
+    /// The IST trading day it was approved on: an order does not outlive its day.
+    pub day: NaiveDate,
 }
 
 impl RiskState {
@@ -52,9 +96,45 @@ impl RiskState {
         Self::default()
     }
 
-    /// Applies a fill to the strategy's position and to its daily PnL for `trading_day` (the IST day
-    /// of the fill).
-    pub fn apply_fill(&mut self, fill: &OrderFilled, trading_day: NaiveDate) {
+    /// Applies the fill `fill_id` to the strategy's position, to its order in flight and to its
+    /// daily PnL for `trading_day` (the IST day of the fill); `false`, changing nothing, when that
+    /// fill was applied before.
+    pub fn apply_fill(
+        &mut self,
+        fill_id: EventId,
+        fill: &OrderFilled,
+        trading_day: NaiveDate,
+    ) -> bool {
+        if self
+            .applied_fills
+            .values()
+            .any(|ids| ids.contains(&fill_id))
+        {
+            return false;
+        }
+        self.applied_fills
+            .entry(trading_day)
+            .or_default()
+            .insert(fill_id);
+        if let Some(order) = self.in_flight.get_mut(&fill.order_id) {
+            let filled = fill.side.sign() * fill.quantity.as_i64();
+            // Never past zero: an overfill (or a fill of the other side) completes the order.
+            order.remaining = if order.remaining.signum() == filled.signum()
+                && order.remaining.abs() > filled.abs()
+            {
+                order.remaining - filled
+            } else {
+                0
+            };
+            if order.remaining == 0 {
+                self.in_flight.remove(&fill.order_id);
+            }
+        }
+        self.apply_fill_to_books(fill, trading_day);
+        true
+    }
+
+    fn apply_fill_to_books(&mut self, fill: &OrderFilled, trading_day: NaiveDate) {
         let position = self
             .positions
             .entry(fill.strategy_id.clone())
@@ -88,6 +168,102 @@ impl RiskState {
             };
         }
         pnl.value += effect.realized - fill.fees.total.0;
+    }
+
+    /// An approved order of `remaining` signed units goes out as `order_id` on `trading_day`.
+    pub fn record_in_flight(
+        &mut self,
+        order_id: OrderId,
+        strategy_id: &StrategyId,
+        instrument_token: InstrumentToken,
+        remaining: i64,
+        may_fail: bool,
+        trading_day: NaiveDate,
+    ) {
+        self.in_flight.insert(
+            order_id,
+            InFlightOrder {
+                strategy_id: strategy_id.clone(),
+                instrument_token,
+                remaining,
+                may_fail,
+                day: trading_day,
+            },
+        );
+    }
+
+    /// The order `order_id` failed: what it had not filled is no longer in flight.
+    pub fn order_failed(&mut self, order_id: &OrderId) -> bool {
+        self.in_flight.remove(order_id).is_some()
+    }
+
+    /// Forgets what `trading_day` no longer needs: orders in flight from earlier days (a day order
+    /// that was never reported complete is gone at the close) and fill ids older than
+    /// [`FILL_MEMORY_DAYS`]. `true` when anything was dropped.
+    pub fn roll_to(&mut self, trading_day: NaiveDate) -> bool {
+        let before = (self.in_flight.len(), self.applied_fills.len());
+        self.in_flight.retain(|_, order| order.day >= trading_day);
+        if let Some(oldest) = trading_day.checked_sub_days(chrono::Days::new(FILL_MEMORY_DAYS)) {
+            self.applied_fills = self.applied_fills.split_off(&oldest);
+        }
+        before != (self.in_flight.len(), self.applied_fills.len())
+    }
+
+    /// Units of `strategy`'s orders in `token` in flight that may still fail: (buys, sells), the
+    /// sells negative.
+    pub fn may_fail_by_side(&self, strategy: &StrategyId, token: InstrumentToken) -> (i64, i64) {
+        self.in_flight
+            .values()
+            .filter(|o| o.may_fail && o.instrument_token == token && &o.strategy_id == strategy)
+            .fold((0, 0), |(buys, sells), o| {
+                if o.remaining > 0 {
+                    (buys + o.remaining, sells)
+                } else {
+                    (buys, sells + o.remaining)
+                }
+            })
+    }
+
+    /// Holds `signal` until the opposite order in flight is done; the signal it supersedes, if
+    /// any, is handed back.
+    pub fn defer(
+        &mut self,
+        signal: TradingSignal,
+        signal_event_id: EventId,
+    ) -> Option<DeferredSignal> {
+        let superseded = self.take_deferred(&signal.strategy_id, signal.instrument_token);
+        self.deferred.push(DeferredSignal {
+            signal,
+            signal_event_id,
+        });
+        superseded
+    }
+
+    /// The signal waiting for `strategy` in `token`, taken out.
+    pub fn take_deferred(
+        &mut self,
+        strategy: &StrategyId,
+        token: InstrumentToken,
+    ) -> Option<DeferredSignal> {
+        let index = self.deferred.iter().position(|d| {
+            d.signal.instrument_token == token && &d.signal.strategy_id == strategy
+        })?;
+        Some(self.deferred.remove(index))
+    }
+
+    /// Units of `strategy`'s orders in `token` approved and not yet filled, signed.
+    pub fn in_flight(&self, strategy: &StrategyId, token: InstrumentToken) -> i64 {
+        self.in_flight
+            .values()
+            .filter(|o| o.instrument_token == token && &o.strategy_id == strategy)
+            .map(|o| o.remaining)
+            .sum()
+    }
+
+    /// What `strategy` holds in `token` once its orders in flight fill: the position the rules
+    /// judge an order against.
+    pub fn exposure(&self, strategy: &StrategyId, token: InstrumentToken) -> i64 {
+        self.position(strategy, token) + self.in_flight(strategy, token)
     }
 
     /// Records the last traded price of `token`.
@@ -156,14 +332,30 @@ mod tests {
     fn positions_and_daily_pnl_come_from_fills() {
         let mut s = RiskState::new();
         let sid = StrategyId::new("s1").unwrap();
-        s.apply_fill(&fill(Side::Buy, 10, dec!(100), dec!(1)), day(21));
-        s.apply_fill(&fill(Side::Sell, 4, dec!(90), dec!(1)), day(21));
+        s.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Buy, 10, dec!(100), dec!(1)),
+            day(21),
+        );
+        s.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Sell, 4, dec!(90), dec!(1)),
+            day(21),
+        );
         assert_eq!(s.position(&sid, InstrumentToken(738561)), 6);
         assert_eq!(s.realized_pnl_on(&sid, day(21)), dec!(-42));
         // A new day starts from zero; an old day's late fill does not touch it.
-        s.apply_fill(&fill(Side::Sell, 1, dec!(110), dec!(0)), day(24));
+        s.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Sell, 1, dec!(110), dec!(0)),
+            day(24),
+        );
         assert_eq!(s.realized_pnl_on(&sid, day(24)), dec!(10));
-        s.apply_fill(&fill(Side::Sell, 1, dec!(110), dec!(0)), day(21));
+        s.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Sell, 1, dec!(110), dec!(0)),
+            day(21),
+        );
         assert_eq!(s.realized_pnl_on(&sid, day(24)), dec!(10));
         assert_eq!(s.realized_pnl_on(&sid, day(21)), Decimal::ZERO);
         assert_eq!(s.position(&sid, InstrumentToken(738561)), 4);
@@ -180,7 +372,11 @@ mod tests {
         assert_eq!(s.trades_on(&sid, day(24)), 1);
         assert_eq!(s.trades_on(&sid, day(21)), 0);
         s.on_tick(InstrumentToken(738561), Price(dec!(101.5)));
-        s.apply_fill(&fill(Side::Buy, 3, dec!(100), dec!(0)), day(24));
+        s.apply_fill(
+            EventId::new_root(),
+            &fill(Side::Buy, 3, dec!(100), dec!(0)),
+            day(24),
+        );
         let json = serde_json::to_string(&s).unwrap();
         let back: RiskState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);

@@ -156,12 +156,18 @@ impl Strategy for EmaCross {
         push_fixed(&mut reason, state.slow_ema, 4);
         reason.push_str(" at tick ");
         push_digits(&mut reason, state.ticks, 1);
+        // Long/flat: a buy wants `quantity` units held, a sell wants none.
+        let target = match side {
+            Side::Buy => i64::from(self.params.quantity),
+            Side::Sell => 0,
+        };
         vec![market_signal(
             &self.id,
             tick,
             tick_event_id,
             side,
             self.params.quantity,
+            target,
             reason,
         )]
     }

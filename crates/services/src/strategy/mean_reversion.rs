@@ -188,12 +188,19 @@ impl Strategy for MeanReversion {
         reason.push_str(": z ");
         push_fixed(&mut reason, z, 3);
         reason.push_str(&self.reason_tail);
+        let held = i64::from(p.quantity);
+        let target = match next {
+            MrPosition::Long => held,
+            MrPosition::Flat => 0,
+            MrPosition::Short => -held,
+        };
         vec![market_signal(
             &self.id,
             tick,
             tick_event_id,
             side,
             p.quantity,
+            target,
             reason,
         )]
     }

@@ -148,13 +148,14 @@ pub(crate) fn push_digits(out: &mut String, mut n: u64, min_width: usize) {
     }
 }
 
-/// A MARKET signal caused by `tick`.
+/// A MARKET signal caused by `tick`: trade `side` `quantity` to hold `target_quantity`.
 pub(crate) fn market_signal(
     strategy_id: &StrategyId,
     tick: &MarketTick,
     tick_event_id: EventId,
     side: Side,
     quantity: u32,
+    target_quantity: i64,
     reason: String,
 ) -> TradingSignal {
     TradingSignal {
@@ -162,6 +163,7 @@ pub(crate) fn market_signal(
         instrument_token: tick.instrument_token,
         side,
         quantity: Quantity(quantity),
+        target_quantity,
         order_type: OrderType::Market,
         limit_price: None,
         reason,

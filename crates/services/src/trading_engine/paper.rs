@@ -369,6 +369,7 @@ mod tests {
                 instrument_token: InstrumentToken(RELIANCE),
                 side,
                 quantity: Quantity(10),
+                target_quantity: side.sign() * 10,
                 order_type,
                 limit_price: limit.map(Price),
                 reason: "test".into(),
