@@ -118,9 +118,36 @@ async fn dlq_list_and_replay_by_id() {
         String::from_utf8_lossy(&replay.stderr)
     );
     assert!(stdout(&replay).contains("1 record(s) replayed"));
+    assert!(
+        stdout(&replay).contains("for alpha-panda.portfolio_manager.paper"),
+        "{}",
+        stdout(&replay)
+    );
     let back = log.read_all("paper.orders.filled").await.unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!(&back[0].value.to_bytes()[..], br#"{"not":"an event"}"#);
+    // Addressed to the group that failed on it: the other readers of the topic pass over it.
+    assert_eq!(
+        back[0].header(alpha_panda_stream::dlq::REPLAY_GROUP_HEADER),
+        Some("alpha-panda.portfolio_manager.paper")
+    );
+    let not_a_group = tokio::task::block_in_place(|| {
+        alpha_panda(
+            &broker,
+            &[
+                "dlq",
+                "replay",
+                "--id",
+                &dlq_id.to_string(),
+                "--group",
+                "risk",
+            ],
+        )
+    });
+    assert!(!not_a_group.status.success());
+    assert!(
+        String::from_utf8_lossy(&not_a_group.stderr).contains("not an Alpha Panda consumer group")
+    );
 
     let bad =
         tokio::task::block_in_place(|| alpha_panda(&broker, &["dlq", "replay", "--id", "nope"]));

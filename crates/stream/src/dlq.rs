@@ -1,7 +1,8 @@
 //! Operator tools over dead-letter topics: list, replay, purge (`alpha-panda dlq …`).
 //!
 //! A replayed event keeps its original id, so the consumers' deduplication still protects
-//! downstream from effects applied twice.
+//! downstream from effects applied twice; and it is addressed to one consumer group (by default
+//! the one that failed on it), so the groups that had handled it pass over it.
 
 use std::sync::Arc;
 
@@ -17,6 +18,33 @@ use crate::LogError;
 /// Ordinal reserved for a DLQ record derived from its input, so replays of the same failure share an
 /// id.
 pub(crate) const DLQ_ORDINAL: u32 = u32::MAX;
+
+/// The header a replayed record carries: the consumer group it is meant for, or `*` for every
+/// group. Every other group passes over it, so a record that failed in one service is not handled a
+/// second time by the services that had handled it; and the group it is meant for deduplicates it
+/// even when its type (a tick) usually bypasses deduplication.
+pub const REPLAY_GROUP_HEADER: &str = "alpha-panda-replay-group";
+
+/// Which consumer groups a replay is for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReplayTarget {
+    /// The group of the service that dead-lettered the record (the default).
+    #[default]
+    FailedGroup,
+    /// One named group (`alpha-panda.portfolio_manager.paper`).
+    Group(String),
+    /// Every group that reads the original topic.
+    AllGroups,
+}
+
+/// The consumer group of the service that dead-lettered `message`: `alpha-panda.{service}`, with
+/// `.{broker}` for a service of one namespace (the rule of `Handler::consumer_group`).
+pub fn failed_group(message: &DlqMessage) -> String {
+    match message.broker.namespace() {
+        Some(broker) => format!("alpha-panda.{}.{broker}", message.service),
+        None => format!("alpha-panda.{}", message.service),
+    }
+}
 
 /// One dead-lettered record as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -140,8 +168,13 @@ pub async fn list(log: &Log, filter: &DlqFilter) -> Result<Vec<DlqEntry>, LogErr
     Ok(out)
 }
 
-fn replay_record(entry: &DlqEntry) -> OutgoingRecord {
-    match &entry.message.original {
+fn replay_record(entry: &DlqEntry, target: &ReplayTarget) -> OutgoingRecord {
+    let group = match target {
+        ReplayTarget::FailedGroup => failed_group(&entry.message),
+        ReplayTarget::Group(group) => group.clone(),
+        ReplayTarget::AllGroups => "*".to_string(),
+    };
+    let mut record = match &entry.message.original {
         DlqPayload::Envelope { envelope } => OutgoingRecord::event(
             entry.message.original_topic.clone(),
             Envelope::clone(envelope),
@@ -156,31 +189,45 @@ fn replay_record(entry: &DlqEntry) -> OutgoingRecord {
             )),
             headers: Vec::new(),
         },
-    }
+    };
+    record
+        .headers
+        .push((REPLAY_GROUP_HEADER.to_string(), group));
+    record
 }
 
-/// Replays the entry whose DLQ id or original event id is `id` to its original topic.
+/// Replays the entry whose DLQ id or original event id is `id` to its original topic, for the
+/// consumer groups of `target`.
 ///
 /// # Errors
 /// [`DlqError::NotFound`] when no entry has that id; [`DlqError::Log`] when the log fails.
-pub async fn replay_one(log: &Log, id: EventId) -> Result<DlqEntry, DlqError> {
+pub async fn replay_one(
+    log: &Log,
+    id: EventId,
+    target: &ReplayTarget,
+) -> Result<DlqEntry, DlqError> {
     let entries = list(log, &DlqFilter::default()).await?;
     let entry = entries
         .into_iter()
         .find(|e| e.id == id || e.original_id() == Some(id))
         .ok_or(DlqError::NotFound(id))?;
-    log.send(replay_record(&entry)).await?;
+    log.send(replay_record(&entry, target)).await?;
     Ok(entry)
 }
 
-/// Replays every entry matching `filter`; returns what was replayed.
+/// Replays every entry matching `filter`, for the consumer groups of `target`; returns what was
+/// replayed.
 ///
 /// # Errors
 /// [`LogError`] when the log fails (entries before the failure were replayed).
-pub async fn replay_matching(log: &Log, filter: &DlqFilter) -> Result<Vec<DlqEntry>, LogError> {
+pub async fn replay_matching(
+    log: &Log,
+    filter: &DlqFilter,
+    target: &ReplayTarget,
+) -> Result<Vec<DlqEntry>, LogError> {
     let entries = list(log, filter).await?;
     for entry in &entries {
-        log.send(replay_record(entry)).await?;
+        log.send(replay_record(entry, target)).await?;
     }
     Ok(entries)
 }

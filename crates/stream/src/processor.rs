@@ -20,8 +20,8 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use alpha_panda_core::{
-    Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventId, EventType, Payload,
-    Timestamp, TopicMap,
+    derive_event_id, Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventId,
+    EventType, Payload, Timestamp, TopicMap,
 };
 use base64::Engine;
 use rand::rngs::StdRng;
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::conflation::Conflation;
-use crate::dlq::DLQ_ORDINAL;
+use crate::dlq::{DLQ_ORDINAL, REPLAY_GROUP_HEADER};
 use crate::handler::{checkpoint_now, CommitOffset, Handler, HandlerError, Input, Output};
 use crate::identity::LogIdentity;
 use crate::log::{Log, LogConsumer};
@@ -640,6 +640,17 @@ impl<H: Handler> Processor<H> {
 
     async fn process(&mut self, record: &Record, shutdown: &CancellationToken) -> Outcome {
         ProcessorStats::incr(&self.stats.events_in, 1);
+        // A replayed record is for one group (or `*`): the others had handled it already.
+        let replay_for = if record.headers.is_empty() {
+            None
+        } else {
+            record.header(REPLAY_GROUP_HEADER)
+        };
+        let replayed = replay_for.is_some();
+        if replay_for.is_some_and(|group| group != "*" && group != self.group) {
+            debug!(topic = %record.topic, offset = record.offset, "replay for another group; passed over");
+            return Outcome::Done;
+        }
         let now = self.clock.now();
         self.stats.touch(now);
         // A typed record is read in place; only bytes are decoded into an envelope of our own.
@@ -695,21 +706,23 @@ impl<H: Handler> Processor<H> {
                 causation_id = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default(),
             )
         };
-        self.process_envelope(record, envelope, now, shutdown)
+        self.process_envelope(record, envelope, now, replayed, shutdown)
             .instrument(span)
             .await
     }
 
     /// Dedup → handle → publish → mark processed. `now` is the clock read when the record was
-    /// taken; a retried handler gets a fresh one.
+    /// taken; a retried handler gets a fresh one. A `replayed` record is always deduplicated, even
+    /// of a type (a tick) that usually is not: a replay must not apply a tick twice to indicators.
     async fn process_envelope(
         &mut self,
         record: &Record,
         envelope: &Envelope,
         now: Timestamp,
+        replayed: bool,
         shutdown: &CancellationToken,
     ) -> Outcome {
-        let deduplicate = self.handler.deduplicate(envelope.event_type());
+        let deduplicate = replayed || self.handler.deduplicate(envelope.event_type());
         if deduplicate && self.unmarked_ids.contains(&envelope.id) {
             debug!("duplicate of an input not yet committed; skipped");
             ProcessorStats::incr(&self.stats.duplicates, 1);
@@ -885,7 +898,11 @@ impl<H: Handler> Processor<H> {
                 self.service.clone(),
                 now,
             ),
-            None => Envelope::root(
+            // Undecodable bytes have no id to derive from: their place in the log and the group
+            // stand in, so the same failure dead-lettered twice (a crash before the commit) has
+            // one id, and the DLQ tools see it once.
+            None => Envelope::root_with_id(
+                raw_dead_letter_id(&self.group, record),
                 Payload::DlqMessage(message),
                 key,
                 broker,
@@ -948,6 +965,17 @@ impl<H: Handler> Processor<H> {
             }
         }
     }
+}
+
+/// The id of the DLQ record of the undecodable `record` that `group` failed on: a pure function
+/// of the group and the record's topic, partition and offset.
+fn raw_dead_letter_id(group: &str, record: &Record) -> EventId {
+    let place = format!(
+        "dlq:{group}:{}:{}:{}",
+        record.topic, record.partition, record.offset
+    );
+    // A nil cause: the id's time bits then say nothing, but nothing sorts DLQ records by id.
+    derive_event_id(EventId(uuid::Uuid::nil()), &place, DLQ_ORDINAL)
 }
 
 /// Aborts a background task when dropped.

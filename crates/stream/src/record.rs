@@ -102,6 +102,14 @@ impl Record {
         key_of(self.key.as_ref(), &self.value)
     }
 
+    /// The value of the header `name`, if the record has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Where the record sits.
     pub fn position(&self) -> RecordPosition {
         RecordPosition {

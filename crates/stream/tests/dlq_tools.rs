@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use alpha_panda_core::{
     DlqMessage, DlqPayload, Envelope, ErrorClass, EventBroker, Payload, Timestamp, TopicMap,
 };
-use alpha_panda_stream::dlq::{self, DlqFilter};
+use alpha_panda_stream::dlq::{self, DlqFilter, ReplayTarget};
 use alpha_panda_stream::{Log, OutgoingRecord, RecordValue};
 
 mod common;
@@ -104,7 +104,9 @@ async fn list_replay_and_purge() {
     );
 
     // Replay by the original event's id: the same event, same id, goes back to a.in.
-    let replayed = dlq::replay_one(&log, original.id).await.unwrap();
+    let replayed = dlq::replay_one(&log, original.id, &ReplayTarget::AllGroups)
+        .await
+        .unwrap();
     assert_eq!(replayed.id, old.id);
     let back = log.read_all("a.in").await.unwrap();
     assert_eq!(back.len(), 1);
@@ -119,13 +121,19 @@ async fn list_replay_and_purge() {
             topic: Some("b.in".into()),
             ..DlqFilter::default()
         },
+        &ReplayTarget::FailedGroup,
     )
     .await
     .unwrap();
     let raw_back = log.read_all("b.in").await.unwrap();
     assert_eq!(&raw_back[0].value.to_bytes()[..], b"not json");
     assert!(matches!(
-        dlq::replay_one(&log, alpha_panda_core::EventId::new_root()).await,
+        dlq::replay_one(
+            &log,
+            alpha_panda_core::EventId::new_root(),
+            &ReplayTarget::AllGroups
+        )
+        .await,
         Err(dlq::DlqError::NotFound(_))
     ));
 

@@ -262,6 +262,106 @@ async fn implausible_payloads_go_to_dlq(backend: Backend) {
     assert!(reasons[1].contains("outside"), "{reasons:?}");
 }
 
+/// A replayed record is for the group it names: another group passes over it, and the named
+/// group deduplicates it even when it is a tick (ticks usually bypass deduplication).
+async fn a_replay_reaches_only_its_group_and_is_deduplicated_there(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let first = tick(408065, 100);
+    publish(&backend, &first).await;
+    let dedup_a = Arc::new(MemoryDedupStore::new());
+    let a = start(
+        &backend.log,
+        dedup_a.clone(),
+        "svc_replay_a",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
+    let b = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_replay_b",
+        &[IN],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
+    eventually("both groups handled the tick", || {
+        a.seen.lock().len() == 1 && b.seen.lock().len() == 1
+    })
+    .await;
+    let replay = |envelope: &Envelope, group: &str| OutgoingRecord {
+        headers: vec![(
+            alpha_panda_stream::dlq::REPLAY_GROUP_HEADER.to_string(),
+            group.to_string(),
+        )],
+        ..OutgoingRecord::event(IN, envelope.clone())
+    };
+    // A new tick replayed for group a only, then the first tick replayed for every group, then a
+    // plain record that both must see.
+    let second = tick(408065, 101);
+    backend
+        .log
+        .send(replay(&second, "alpha-panda.svc_replay_a.paper"))
+        .await
+        .unwrap();
+    backend.log.send(replay(&first, "*")).await.unwrap();
+    let last = tick(408065, 102);
+    publish(&backend, &last).await;
+    eventually("both groups reached the last record", || {
+        a.seen.lock().iter().any(|e| e.id == last.id)
+            && b.seen.lock().iter().any(|e| e.id == last.id)
+    })
+    .await;
+    let seen = |r: &Running| r.seen.lock().iter().map(|e| e.id).collect::<Vec<_>>();
+    let (seen_a, seen_b) = (seen(&a), seen(&b));
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(seen_a, vec![first.id, second.id, last.id]);
+    assert_eq!(seen_b, vec![first.id, last.id]);
+}
+
+/// The DLQ record of undecodable bytes has an id of its own place in the log: dead-lettered again
+/// after a crash before the commit, it is the same DLQ event.
+async fn raw_dead_letters_have_deterministic_ids(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    backend
+        .log
+        .send(OutgoingRecord {
+            topic: IN.into(),
+            key: Some("408065".into()),
+            value: RecordValue::Bytes(Bytes::from_static(b"\x00garbage")),
+            headers: vec![],
+        })
+        .await
+        .unwrap();
+    // Nothing is committed before the kill: no batch, no interval, no idle poll comes due.
+    let config = ProcessorConfig {
+        commit_batch: usize::MAX,
+        commit_interval: Duration::from_secs(3600),
+        poll_timeout: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let run = || {
+        start(
+            &backend.log,
+            Arc::new(MemoryDedupStore::new()),
+            "svc_raw_dlq",
+            &[IN],
+            config.clone(),
+            Box::new(|_| Ok(vec![])),
+        )
+    };
+    let first = run();
+    wait_for_events(&backend.log, &TopicMap::dlq(IN), 1).await;
+    first.task.abort();
+    let _ = first.task.await;
+    let second = run();
+    let dlq = wait_for_events(&backend.log, &TopicMap::dlq(IN), 2).await;
+    second.stop().await;
+    assert_eq!(dlq.len(), 2, "dead-lettered once per life");
+    assert_eq!(dlq[0].id, dlq[1].id, "the same failure, the same DLQ id");
+}
+
 /// Reading a topic back returns every record, including the tail of a batch written in one go:
 /// several services dead-lettering the same input at once share a producer, which sends their
 /// records as one batch (tansu reports a high watermark one past only the first of them).
@@ -450,6 +550,8 @@ on_both_backends!(
     retry_budget_sends_to_dlq,
     poison_goes_to_dlq_and_consumer_moves_on,
     implausible_payloads_go_to_dlq,
+    a_replay_reaches_only_its_group_and_is_deduplicated_there,
+    raw_dead_letters_have_deterministic_ids,
     read_all_returns_every_record_of_a_batch,
     duplicate_is_handled_once,
     outputs_are_correlated_and_deterministic,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use alpha_panda_core::{EventId, Timestamp};
-use alpha_panda_stream::dlq::{self, DlqEntry, DlqFilter};
+use alpha_panda_stream::dlq::{self, DlqEntry, DlqFilter, ReplayTarget};
 use alpha_panda_stream::Log;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -54,6 +54,14 @@ pub enum DlqAction {
         /// Or every record in a range.
         #[command(flatten)]
         selection: Selection,
+        /// The consumer group the records are for (`alpha-panda.portfolio_manager.paper`); by
+        /// default the group of the service that dead-lettered each record, so the groups that
+        /// had handled it do not handle it again.
+        #[arg(long, conflicts_with = "all_groups")]
+        group: Option<String>,
+        /// For every group that reads the original topic.
+        #[arg(long)]
+        all_groups: bool,
     },
     /// Delete records that failed before a given age.
     Purge {
@@ -84,13 +92,31 @@ pub async fn run(settings: &Settings, args: &DlqArgs) -> anyhow::Result<ExitCode
             let entries = dlq::list(&log, &selection.filter(now)?).await?;
             print_entries(&entries, *json)?;
         }
-        DlqAction::Replay { id, selection } => {
+        DlqAction::Replay {
+            id,
+            selection,
+            group,
+            all_groups,
+        } => {
+            let target = match (group, all_groups) {
+                (Some(group), _) => {
+                    if !group.starts_with("alpha-panda.") {
+                        bail!(
+                            "--group {group:?} is not an Alpha Panda consumer group; groups are \
+                             alpha-panda.{{service}} or alpha-panda.{{service}}.{{broker}}"
+                        );
+                    }
+                    ReplayTarget::Group(group.clone())
+                }
+                (None, true) => ReplayTarget::AllGroups,
+                (None, false) => ReplayTarget::FailedGroup,
+            };
             let replayed = match id {
                 Some(id) => {
                     let id: EventId = id
                         .parse()
                         .with_context(|| format!("--id {id:?} is not an event id (a UUID)"))?;
-                    vec![dlq::replay_one(&log, id).await?]
+                    vec![dlq::replay_one(&log, id, &target).await?]
                 }
                 None => {
                     if selection.topic.is_none()
@@ -99,13 +125,18 @@ pub async fn run(settings: &Settings, args: &DlqArgs) -> anyhow::Result<ExitCode
                     {
                         bail!("replay needs --id, or a range with --topic/--since/--until");
                     }
-                    dlq::replay_matching(&log, &selection.filter(now)?).await?
+                    dlq::replay_matching(&log, &selection.filter(now)?, &target).await?
                 }
             };
             log.flush().await;
             for entry in &replayed {
+                let for_group = match &target {
+                    ReplayTarget::FailedGroup => dlq::failed_group(&entry.message),
+                    ReplayTarget::Group(group) => group.clone(),
+                    ReplayTarget::AllGroups => "every group".to_string(),
+                };
                 println!(
-                    "replayed {} → {} (offset {} of {})",
+                    "replayed {} → {} for {for_group} (offset {} of {})",
                     entry
                         .original_id()
                         .map(|i| i.to_string())
