@@ -208,6 +208,11 @@ pub struct RuntimeSettings {
     /// …or after this long, whichever comes first.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
+    /// A checkpoint write still running after this long counts as failed and is retried.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_timeout: Duration,
+    /// Records a service may process without a durable checkpoint before it stops taking input.
+    pub max_unsaved_records: usize,
 }
 
 impl Default for RuntimeSettings {
@@ -220,6 +225,8 @@ impl Default for RuntimeSettings {
             dedup_ttl: processor.dedup_ttl,
             commit_batch: processor.commit_batch,
             commit_interval: processor.commit_interval,
+            checkpoint_timeout: processor.checkpoint_timeout,
+            max_unsaved_records: processor.max_unsaved,
         }
     }
 }
@@ -236,6 +243,9 @@ impl RuntimeSettings {
             dedup_ttl: self.dedup_ttl,
             commit_batch: self.commit_batch.max(1),
             commit_interval: self.commit_interval,
+            checkpoint_timeout: self.checkpoint_timeout,
+            // At least a commit batch, or input would stop before its checkpoint is even due.
+            max_unsaved: self.max_unsaved_records.max(self.commit_batch.max(1) * 2),
             ..ProcessorConfig::default()
         }
     }
@@ -383,6 +393,11 @@ impl Settings {
         if self.portfolio.snapshot_interval.is_zero() {
             return Err(SettingsError::Invalid(
                 "portfolio.snapshot_interval: must be longer than zero".into(),
+            ));
+        }
+        if self.runtime.checkpoint_timeout.is_zero() {
+            return Err(SettingsError::Invalid(
+                "runtime.checkpoint_timeout: must be longer than zero (e.g. \"30s\")".into(),
             ));
         }
         if self.runtime.initial_backoff > self.runtime.max_backoff {

@@ -33,7 +33,9 @@ use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::conflation::Conflation;
 use crate::dlq::{DLQ_ORDINAL, REPLAY_GROUP_HEADER};
-use crate::handler::{checkpoint_now, CommitOffset, Handler, HandlerError, Input, Output};
+use crate::handler::{
+    checkpoint_now, CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output,
+};
 use crate::identity::LogIdentity;
 use crate::log::{Log, LogConsumer};
 use crate::record::{OutgoingRecord, Record, RecordValue};
@@ -67,6 +69,13 @@ pub struct ProcessorConfig {
     pub poll_timeout: Duration,
     /// Seed of the backoff jitter.
     pub jitter_seed: u64,
+    /// A checkpoint write that has not ended after this long is abandoned as failed: its commit
+    /// is held back and the next round writes again.
+    pub checkpoint_timeout: Duration,
+    /// Records processed and not yet covered by a durable checkpoint beyond which the processor
+    /// takes no more input until a checkpoint succeeds: what a failing database may cost in
+    /// memory (queued effects, unmarked ids) is bounded, and so is what a crash re-reads.
+    pub max_unsaved: usize,
 }
 
 impl Default for ProcessorConfig {
@@ -79,6 +88,8 @@ impl Default for ProcessorConfig {
             lag_interval: Duration::from_secs(5),
             poll_timeout: Duration::from_millis(100),
             jitter_seed: 0x5eed,
+            checkpoint_timeout: Duration::from_secs(30),
+            max_unsaved: 1_000_000,
         }
     }
 }
@@ -274,6 +285,13 @@ impl<H: Handler> Processor<H> {
                     Err(e) => debug!(error = %e, "lag unavailable"),
                 }
             }
+            if cadence.unsaved >= self.config.max_unsaved {
+                // The state cannot be saved: take no more input until it can.
+                if self.hold_back(&mut consumer, &mut cadence, shutdown).await {
+                    break;
+                }
+                continue;
+            }
             // Asked afresh before every poll: a handler's answer may change with its state.
             let conflation = Conflation::of(|event_type| self.handler.conflates(event_type));
             let polled = tokio::select! {
@@ -320,6 +338,7 @@ impl<H: Handler> Processor<H> {
                         ProcessorStats::incr(&self.stats.events_in, skipped);
                         ProcessorStats::incr(&self.stats.conflated, skipped);
                         cadence.since_checkpoint += skipped as usize;
+                        cadence.unsaved += skipped as usize;
                     }
                     // Work through the records this poll fetched without going back to the select
                     // for each; shutdown and a finished checkpoint write are still looked at
@@ -337,6 +356,7 @@ impl<H: Handler> Processor<H> {
                             .pending
                             .record(&record.topic, record.partition, record.offset + 1);
                         cadence.since_checkpoint += 1;
+                        cadence.unsaved += 1;
                         if cadence
                             .in_flight
                             .as_ref()
@@ -347,6 +367,10 @@ impl<H: Handler> Processor<H> {
                         }
                         if stopping.load(AtomicOrdering::Acquire) {
                             break 'consume;
+                        }
+                        if cadence.unsaved >= self.config.max_unsaved {
+                            // Back to the top, where input waits for a checkpoint.
+                            break;
                         }
                         if until_look > 0 && cadence.since_checkpoint < self.config.commit_batch {
                             until_look -= 1;
@@ -439,7 +463,15 @@ impl<H: Handler> Processor<H> {
         if offsets.is_empty() && !cadence.timer_ran {
             return offsets;
         }
-        match checkpoint_now(&mut self.handler, &offsets).await {
+        let limit = self.config.checkpoint_timeout;
+        let written = tokio::time::timeout(limit, checkpoint_now(&mut self.handler, &offsets))
+            .await
+            .unwrap_or_else(|_| {
+                Err(HandlerError::infrastructure(format!(
+                    "the final checkpoint did not end within {limit:?}"
+                )))
+            });
+        match written {
             Ok(()) => {
                 let marks = std::mem::take(&mut self.unmarked);
                 // Shutdown is under way: one attempt, and without the marks no commit.
@@ -459,6 +491,41 @@ impl<H: Handler> Processor<H> {
                 Vec::new()
             }
         }
+    }
+
+    /// Too much is unsaved: waits for the running checkpoint write, or begins one after a backoff,
+    /// until one succeeds; `true` when shutdown came first. The consumer keeps its place (the
+    /// memory log) or its group membership (Kafka's poll-interval limit is minutes).
+    async fn hold_back(
+        &mut self,
+        consumer: &mut LogConsumer,
+        cadence: &mut CommitCadence,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        self.stats.held_back.store(1, AtomicOrdering::Relaxed);
+        let mut attempt = 0;
+        while cadence.unsaved >= self.config.max_unsaved {
+            if cadence.in_flight.is_some() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return true,
+                    outcome = async {
+                        (&mut cadence.in_flight.as_mut().expect("guarded").write).await
+                    } => self.end_checkpoint(consumer, cadence, outcome, shutdown).await,
+                }
+            } else {
+                warn!(
+                    unsaved = cadence.unsaved,
+                    "input held back until a checkpoint succeeds"
+                );
+                if self.backoff(&mut attempt, shutdown).await {
+                    return true;
+                }
+                cadence.timer_ran = true;
+                self.begin_checkpoint(consumer, cadence, shutdown).await;
+            }
+        }
+        self.stats.held_back.store(0, AtomicOrdering::Relaxed);
+        false
     }
 
     /// The identity of the log, asked until it answers (a broker that is not up yet); `None` when
@@ -505,10 +572,11 @@ impl<H: Handler> Processor<H> {
                     .await;
             }
             Ok(Some(write)) => {
+                let limit = self.config.checkpoint_timeout;
                 cadence.in_flight = Some(InFlight {
                     offsets,
                     marks,
-                    write: tokio::spawn(write),
+                    write: tokio::spawn(within(limit, write)),
                 });
             }
             // The state is not durable: keep the offsets pending, the next round retries.
@@ -562,7 +630,8 @@ impl<H: Handler> Processor<H> {
                 self.unmarked.extend(flight.marks);
                 // Retried at the next round, even if no input comes.
                 cadence.timer_ran = true;
-                warn!(error = %e, "checkpoint failed; commit held back");
+                ProcessorStats::incr(&self.stats.checkpoint_failures, 1);
+                error!(error = %e, unsaved = cadence.unsaved, "checkpoint failed; commit held back");
             }
         }
     }
@@ -588,6 +657,7 @@ impl<H: Handler> Processor<H> {
             return;
         }
         if offsets.is_empty() {
+            cadence.unsaved = cadence.since_checkpoint;
             return;
         }
         let list: Vec<(Arc<str>, i32, i64)> = offsets
@@ -597,6 +667,8 @@ impl<H: Handler> Processor<H> {
         match consumer.commit(&list) {
             Ok(()) => {
                 cadence.pending.forget_committed(offsets);
+                // What came in after the checkpoint began is still unsaved.
+                cadence.unsaved = cadence.since_checkpoint;
                 ProcessorStats::incr(&self.stats.commits, 1);
             }
             // Keep them pending: the next commit (or the final one) covers them.
@@ -1000,6 +1072,8 @@ struct InFlight {
 #[derive(Default)]
 struct CommitCadence {
     pending: PendingOffsets,
+    /// Records processed since the last durable checkpoint (see [`ProcessorConfig::max_unsaved`]).
+    unsaved: usize,
     /// A timer ran since the last checkpoint began: its changes to the state are due too.
     timer_ran: bool,
     since_checkpoint: usize,
@@ -1053,6 +1127,17 @@ impl PendingOffsets {
             .collect();
         offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         offsets
+    }
+}
+
+/// `write`, failed as infrastructure when it has not ended within `limit` (a database that hangs).
+async fn within(limit: Duration, write: CheckpointWrite) -> Result<(), HandlerError> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(HandlerError::infrastructure(format!(
+            "checkpoint write did not end within {limit:?}; the database may be down or \
+             locked"
+        ))),
     }
 }
 

@@ -25,6 +25,10 @@ pub struct ProcessorStats {
     pub dead_lettered: AtomicU64,
     /// Offsets commits made.
     pub commits: AtomicU64,
+    /// Checkpoint writes that failed or timed out (each one holds its commit back).
+    pub checkpoint_failures: AtomicU64,
+    /// Whether input is held back until a checkpoint succeeds (1) or flows (0).
+    pub held_back: AtomicU64,
     /// Unix microseconds of the last record read (0: none yet).
     last_event_micros: AtomicI64,
     lag: Mutex<Vec<PartitionLag>>,

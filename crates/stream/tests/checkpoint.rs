@@ -364,3 +364,40 @@ async fn slow_records_within_one_batch_are_committed_on_time() {
     );
     assert!(at.len() >= 3, "commits fell due after {at:?} records");
 }
+
+/// A checkpoint write that hangs (review M5) times out, is counted and retried; input stops once
+/// too much is unsaved instead of queueing without bound; and shutdown still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_checkpoint_times_out_holds_input_back_and_lets_shutdown_finish() {
+    let backend = Backend::memory();
+    backend.topics(&[IN]).await;
+    for n in 0..50 {
+        backend
+            .log
+            .send(OutgoingRecord::event(IN, tick(1, 100 + n)))
+            .await
+            .unwrap();
+    }
+    let config = alpha_panda_stream::ProcessorConfig {
+        commit_batch: 1,
+        checkpoint_timeout: Duration::from_millis(50),
+        max_unsaved: 5,
+        ..fast_config()
+    };
+    // The gate never opens: every write hangs.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let running = Running::start_with(&backend, false, Some(gate), Duration::ZERO, config);
+    eventually("the timeouts counted", || {
+        ProcessorStats::get(&running.stats.checkpoint_failures) >= 3
+    })
+    .await;
+    assert_eq!(ProcessorStats::get(&running.stats.held_back), 1);
+    let seen = running.seen.lock().len();
+    assert!(
+        seen <= 6,
+        "input kept flowing while nothing was saved: {seen}"
+    );
+    assert!(running.checkpoints.lock().is_empty());
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running.stop()).await;
+    assert!(stopped.is_ok(), "shutdown hung on the checkpoint");
+}
