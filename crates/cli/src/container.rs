@@ -215,5 +215,5 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
     if !applied.is_empty() {
         info!(?applied, "database migrations applied");
     }
-    Ok(store)
+    Ok(store.with_lease_ttl(settings.runtime.lease_ttl))
 }

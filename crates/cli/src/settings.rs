@@ -213,6 +213,10 @@ pub struct RuntimeSettings {
     pub checkpoint_timeout: Duration,
     /// Records a service may process without a durable checkpoint before it stops taking input.
     pub max_unsaved_records: usize,
+    /// How long a stateful service's writer lease lasts unless renewed: a standby instance takes
+    /// over this long after its writer died.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
 }
 
 impl Default for RuntimeSettings {
@@ -227,6 +231,7 @@ impl Default for RuntimeSettings {
             commit_interval: processor.commit_interval,
             checkpoint_timeout: processor.checkpoint_timeout,
             max_unsaved_records: processor.max_unsaved,
+            lease_ttl: alpha_panda_store::DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -393,6 +398,11 @@ impl Settings {
         if self.portfolio.snapshot_interval.is_zero() {
             return Err(SettingsError::Invalid(
                 "portfolio.snapshot_interval: must be longer than zero".into(),
+            ));
+        }
+        if self.runtime.lease_ttl < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid(
+                "runtime.lease_ttl: must be at least 1s (e.g. \"10s\")".into(),
             ));
         }
         if self.runtime.checkpoint_timeout.is_zero() {

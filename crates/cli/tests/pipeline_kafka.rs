@@ -181,6 +181,8 @@ async fn separate_processes_survive_kill_9_and_match_the_single_process_run() {
                 "ALPHA_PANDA__RUNTIME__COMMIT_INTERVAL".into(),
                 "100ms".into(),
             ),
+            // A killed writer's lease lapses after 3 s, so its restarted successor takes over soon.
+            ("ALPHA_PANDA__RUNTIME__LEASE_TTL".into(), "3s".into()),
         ],
     };
     tokio::task::block_in_place(|| {

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use alpha_panda_core::{Broker, EventId, OrderFilled, PnlSnapshot, Timestamp};
@@ -23,7 +23,7 @@ use alpha_panda_stream::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 /// A ledger write that must become durable together with the state that reflects it.
 #[derive(Debug, Clone)]
@@ -74,6 +74,154 @@ pub struct Durable {
     /// Fills a save found already in the ledger: a fill applied twice to the state, which the
     /// ledger's idempotent insert would otherwise hide.
     ledger_duplicates: Arc<AtomicU64>,
+    /// This instance's lease of `service_key`: it alone may save the state.
+    lease: Lease,
+}
+
+/// The lease a [`Durable`] holds while it lives (ARCHITECTURE §4 rule 6), renewed in the
+/// background and by every save. Once it is lost, nothing more is saved and the service reports
+/// itself unhealthy, so that the runtime stops it.
+struct Lease {
+    holder: String,
+    ttl: std::time::Duration,
+    lost: Arc<AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+    store: Store,
+    service_key: String,
+    released: bool,
+}
+
+impl Lease {
+    async fn release(&mut self) {
+        self.renewal.abort();
+        if self.released {
+            return;
+        }
+        self.released = true;
+        if let Err(e) = self
+            .store
+            .leases()
+            .release(&self.service_key, &self.holder)
+            .await
+        {
+            warn!(service = %self.service_key, error = %e, "could not release the lease; it lapses");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if self.released {
+            return;
+        }
+        // Given up, so that a standby need not wait for it to lapse (best effort: a process that
+        // exits first, or is killed, leaves it to lapse).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, key, holder) = (
+                self.store.clone(),
+                self.service_key.clone(),
+                self.holder.clone(),
+            );
+            runtime.spawn(async move {
+                if let Err(e) = store.leases().release(&key, &holder).await {
+                    warn!(service = %key, error = %e, "could not release the lease; it lapses");
+                }
+            });
+        }
+    }
+}
+
+/// This process's identity, the prefix of its instances' lease holder names: a service reopened in
+/// the same process (a test, a restart of one task) takes the lease over from its earlier instance
+/// at once, while another process waits until the lease lapses.
+fn process_holder() -> &'static str {
+    static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOLDER.get_or_init(|| format!("pid {} ({})", std::process::id(), uuid::Uuid::now_v7()))
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
+}
+
+fn later(ttl: std::time::Duration) -> Timestamp {
+    let micros = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_micros(now().unix_micros().saturating_add(micros)).unwrap_or_else(now)
+}
+
+impl Lease {
+    /// Takes the lease of `service_key`, waiting as a standby while another instance holds it.
+    async fn take(store: &Store, service_key: &str) -> Result<Self, StoreError> {
+        let holder = format!("{} #{}", process_holder(), uuid::Uuid::now_v7());
+        let ttl = store.lease_ttl();
+        let mut announced = false;
+        while let Some(current) = store
+            .leases()
+            .try_acquire(service_key, &holder, process_holder(), now(), later(ttl))
+            .await?
+        {
+            if !announced {
+                info!(
+                    service = %service_key,
+                    holder = %current.holder,
+                    until = %current.expires_at,
+                    "another instance is the writer; waiting as a standby until its lease lapses"
+                );
+                announced = true;
+            }
+            tokio::time::sleep(ttl / 4).await;
+        }
+        if announced {
+            info!(service = %service_key, "the lease is ours: taking over");
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewal = tokio::spawn(renew_until_lost(
+            store.clone(),
+            service_key.to_string(),
+            holder.clone(),
+            ttl,
+            lost.clone(),
+        ));
+        Ok(Self {
+            holder,
+            ttl,
+            lost,
+            renewal,
+            store: store.clone(),
+            service_key: service_key.to_string(),
+            released: false,
+        })
+    }
+}
+
+/// Renews the lease every quarter of its time to live, until another instance holds it.
+async fn renew_until_lost(
+    store: Store,
+    service_key: String,
+    holder: String,
+    ttl: std::time::Duration,
+    lost: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(ttl / 4).await;
+        match store
+            .leases()
+            .renew(&service_key, &holder, later(ttl))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                error!(
+                    service = %service_key,
+                    "the lease lapsed and another instance took it; this one stops writing"
+                );
+                lost.store(true, Ordering::Release);
+                return;
+            }
+            // The database is away: so it is for any other instance; the checkpoints retry.
+            Err(e) => warn!(service = %service_key, error = %e, "could not renew the lease"),
+        }
+    }
 }
 
 /// A store failure as the runtime sees it: retried (infrastructure) or dead-lettered (poison).
@@ -94,6 +242,9 @@ impl Durable {
         service_key: impl Into<String>,
     ) -> Result<(Self, Option<S>), StoreError> {
         let service_key = service_key.into();
+        // The writer's lease first: its checkpoint is read only once no other instance can
+        // write it any more.
+        let lease = Lease::take(&store, &service_key).await?;
         let checkpoint = store.checkpoints().load(&service_key).await?;
         let (applied, log, state) = match checkpoint {
             Some(checkpoint) => {
@@ -128,9 +279,31 @@ impl Durable {
                 last_input_at: None,
                 log,
                 ledger_duplicates: Arc::default(),
+                lease,
             },
             state,
         ))
+    }
+
+    /// `Err` with the reason once this instance is no longer the writer of its state: the
+    /// runtime then stops it, keeping nothing it had not saved.
+    ///
+    /// # Errors
+    /// The reason, for people.
+    pub fn health(&self) -> Result<(), String> {
+        if self.lease.lost.load(Ordering::Acquire) {
+            return Err(format!(
+                "{} lost its lease to another instance: it is no longer the writer of its state",
+                self.service_key
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gives the lease up (after the last checkpoint and commit), so a standby takes over at once
+    /// instead of when the lease lapses.
+    pub async fn release(&mut self) {
+        self.lease.release().await;
     }
 
     /// The store the state is saved in.
@@ -253,6 +426,12 @@ impl Durable {
         state: &S,
         offsets: &[CommitOffset],
     ) -> Result<Option<SaveWrite>, HandlerError> {
+        if self.lease.lost.load(Ordering::Acquire) {
+            return Err(HandlerError::infrastructure(format!(
+                "{} is no longer the writer of its state (lease lost)",
+                self.service_key
+            )));
+        }
         if !self.dirty {
             self.record_applied(offsets);
             return Ok(None);
@@ -278,6 +457,9 @@ impl Durable {
             effects: self.in_flight.clone(),
             checkpoint,
             ledger_duplicates: self.ledger_duplicates.clone(),
+            holder: self.lease.holder.clone(),
+            lease_ttl: self.lease.ttl,
+            lease_lost: self.lease.lost.clone(),
         }))
     }
 
@@ -302,6 +484,9 @@ pub struct SaveWrite {
     effects: Vec<Effect>,
     checkpoint: Checkpoint,
     ledger_duplicates: Arc<AtomicU64>,
+    holder: String,
+    lease_ttl: std::time::Duration,
+    lease_lost: Arc<AtomicBool>,
 }
 
 impl SaveWrite {
@@ -373,6 +558,22 @@ impl SaveWrite {
                 } => tx.record_pnl_snapshot(*event_id, snapshot, *status).await,
             };
             written.map_err(|e| store_error(context, e))?;
+        }
+        // Fenced: a save of an instance that lost its lease rolls back whole.
+        let still_ours = tx
+            .renew_lease(
+                &self.checkpoint.service_key,
+                &self.holder,
+                later(self.lease_ttl),
+            )
+            .await
+            .map_err(|e| store_error(context, e))?;
+        if !still_ours {
+            self.lease_lost.store(true, Ordering::Release);
+            return Err(HandlerError::infrastructure(format!(
+                "checkpoint of {} refused: another instance holds its lease",
+                self.checkpoint.service_key
+            )));
         }
         tx.save_checkpoint(&self.checkpoint)
             .await

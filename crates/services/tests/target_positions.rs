@@ -76,6 +76,8 @@ struct World {
     /// Raw signals sent, and answers received (each signal gets one, perhaps later).
     signals: u64,
     answers: u64,
+    /// The last raw signal sent.
+    last_signal: Option<Envelope>,
 }
 
 fn limits() -> RiskLimits {
@@ -221,6 +223,7 @@ impl World {
                 );
                 self.signals += 1;
                 self.deliver("zerodha.signals.raw", &signal).await;
+                self.last_signal = Some(signal);
             }
             Step::Fill(units) => {
                 let Some((order_id, side, left)) = self.open.first().cloned() else {
@@ -302,6 +305,7 @@ fn check_loop(steps: Vec<Step>) -> Result<(), TestCaseError> {
             filled_per_order: BTreeMap::new(),
             signals: 0,
             answers: 0,
+            last_signal: None,
         };
         let strategy = StrategyId::new("long_only").unwrap();
         let mut unique_fills: BTreeMap<EventId, i64> = BTreeMap::new();
@@ -366,4 +370,68 @@ fn an_exit_after_a_refused_entry_is_no_order() {
         Step::Signal(false),
     ])
     .unwrap();
+}
+
+/// A signal judged again after a crash gets the answer it got before, even when the fill of the
+/// order it became is read back first (the two come from different topics): the same validated
+/// signal, under the same id, not "already at target".
+#[tokio::test]
+async fn a_signal_judged_again_after_its_fill_gets_the_same_answer() {
+    let db = TestStore::new(SqlBackend::Sqlite).await.unwrap();
+    let mut world = World {
+        store: db.store.clone(),
+        manager: open(&db.store).await,
+        offset: 0,
+        day: 0,
+        n: 0,
+        open: Vec::new(),
+        fills_sent: Vec::new(),
+        filled_per_order: BTreeMap::new(),
+        signals: 0,
+        answers: 0,
+        last_signal: None,
+    };
+    world.apply(&Step::Signal(true)).await;
+    let (order_id, side, units) = world.open[0].clone();
+    let signal_offset = world.offset - 1;
+    world.apply(&Step::Fill(units as u8)).await;
+    let fill = world.fills_sent[0].clone();
+    // The crash: nothing was checkpointed; the restarted instance reads the fill first, then the
+    // signal again.
+    world.manager = open(&db.store).await;
+    let now = world.now();
+    common::deliver(&mut world.manager, "zerodha.orders.filled", 0, &fill, now)
+        .await
+        .unwrap();
+    let signal = world.last_signal.clone().expect("a signal was sent");
+    let again = common::deliver(
+        &mut world.manager,
+        "zerodha.signals.raw",
+        signal_offset,
+        &signal,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.len(), 1);
+    let Payload::ValidatedSignal(validated) = &again[0].payload else {
+        panic!(
+            "answered differently the second time: {:?}",
+            again[0].payload
+        );
+    };
+    assert_eq!(validated.signal.side, side);
+    assert_eq!(validated.signal.quantity.0, units);
+    assert_eq!(
+        zerodha_order_id(again[0].id.unwrap()).unwrap(),
+        order_id,
+        "the same order"
+    );
+    let strategy = StrategyId::new("long_only").unwrap();
+    assert_eq!(world.manager.state().exposure(&strategy, INFY), UNITS);
+    assert!(
+        world.manager.state().in_flight.is_empty(),
+        "nothing left in flight"
+    );
+    db.cleanup().await.unwrap();
 }

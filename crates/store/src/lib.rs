@@ -11,7 +11,7 @@
 //! - `sql`: the dialect bridge — typed parameters and rows read back the same on both backends.
 //! - `tx`: [`StoreTx`], idempotent writes plus the checkpoint in one transaction.
 //! - `users`, `trading_sessions`, `strategy_configurations`, `instruments`, `ledger`,
-//!   `pnl_snapshots`, `checkpoints`: one repository per table.
+//!   `pnl_snapshots`, `checkpoints`, `leases`: one repository per table.
 //! - `error`: [`StoreError`], each variant knowing its [`alpha_panda_core::ErrorClass`].
 //! - [`testing`] (feature `testing`): isolated PostgreSQL schemas and SQLite files for tests.
 #![deny(unsafe_code)]
@@ -20,6 +20,7 @@ mod backend;
 mod checkpoints;
 mod error;
 mod instruments;
+mod leases;
 mod ledger;
 mod migrations;
 mod pnl_snapshots;
@@ -37,10 +38,11 @@ pub use backend::{redact_url, SqlBackend, ACQUIRE_TIMEOUT, SQLITE_BUSY_TIMEOUT};
 pub use checkpoints::{Checkpoint, CheckpointOffset, Checkpoints};
 pub use error::StoreError;
 pub use instruments::Instruments;
+pub use leases::{LeaseHolder, Leases};
 pub use ledger::{Ledger, LedgerFill, LedgerOrder, OrderRecord, OrderStatus};
 pub use migrations::{apply_policy, SchemaDescription};
 pub use pnl_snapshots::{PnlSnapshots, StoredPnlSnapshot, ValidationStatus};
-pub use store::Store;
+pub use store::{Store, DEFAULT_LEASE_TTL};
 pub use strategy_configurations::{StrategyConfiguration, StrategyConfigurations};
 pub use trading_sessions::{session_expiry, AccessToken, TradingSession, TradingSessions};
 pub use tx::StoreTx;

@@ -1,12 +1,13 @@
 //! [`Store`]: the handle services hold — a pool on either backend, migrations, and the repositories.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::backend::open_pool;
 use crate::migrations::{self, SchemaDescription};
 use crate::sql::Pool;
 use crate::{
-    Checkpoints, Instruments, Ledger, PnlSnapshots, SqlBackend, StoreError, StoreTx,
+    Checkpoints, Instruments, Leases, Ledger, PnlSnapshots, SqlBackend, StoreError, StoreTx,
     StrategyConfigurations, TradingSessions, Users,
 };
 
@@ -16,7 +17,11 @@ use crate::{
 pub struct Store {
     backend: SqlBackend,
     pool: Pool,
+    lease_ttl: Duration,
 }
+
+/// How long a service lease lasts unless renewed (see [`Store::with_lease_ttl`]).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,7 +42,23 @@ impl Store {
     /// [`StoreError::Connect`] when the database cannot be reached.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let (backend, pool) = open_pool(url).await?;
-        Ok(Store { backend, pool })
+        Ok(Store {
+            backend,
+            pool,
+            lease_ttl: DEFAULT_LEASE_TTL,
+        })
+    }
+
+    /// The same store, whose services' leases last `ttl` unless renewed: how long a standby waits
+    /// after its writer died before it takes over.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Store {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// How long a service lease lasts unless renewed.
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
     }
 
     /// Which backend this store talks to.
@@ -132,5 +153,10 @@ impl Store {
     /// Service checkpoints (state + offsets).
     pub fn checkpoints(&self) -> Checkpoints<'_> {
         Checkpoints::new(&self.pool)
+    }
+
+    /// Service leases (one writer per state).
+    pub fn leases(&self) -> Leases<'_> {
+        Leases::new(&self.pool)
     }
 }

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use alpha_panda_core::{Broker, EventId, OrderFilled, PnlSnapshot};
+use alpha_panda_core::{Broker, EventId, OrderFilled, PnlSnapshot, Timestamp};
 
 use crate::checkpoints::upsert_checkpoint;
+use crate::leases::renew_in;
 use crate::ledger::{insert_fill, insert_order};
 use crate::pnl_snapshots::insert_snapshot;
 use crate::sql::Tx;
@@ -75,6 +76,21 @@ impl StoreTx {
     /// [`StoreError::InvalidInput`] for an empty service key; a [`StoreError`] when the write fails.
     pub async fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         upsert_checkpoint(&mut self.tx, checkpoint).await
+    }
+
+    /// Extends `holder`'s lease of `service_key` to `expires_at` as part of this transaction;
+    /// `false` when `holder` no longer holds it: the caller must then drop the transaction, since
+    /// another instance is the writer now.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the write fails.
+    pub async fn renew_lease(
+        &mut self,
+        service_key: &str,
+        holder: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        renew_in(&mut self.tx, service_key, holder, expires_at).await
     }
 
     /// Makes every write of this transaction durable at once.

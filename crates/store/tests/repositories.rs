@@ -81,6 +81,7 @@ on_both_backends!(on:
     strategy_seed_only_once,
     instruments_upsert_by_exchange_and_symbol,
     trading_session_expires,
+    a_lease_has_one_holder_until_it_lapses,
 );
 
 // ---------- fixtures ----------
@@ -194,6 +195,7 @@ async fn migrations_are_equivalent_across_backends() {
             "orders",
             "pnl_snapshots",
             "service_checkpoints",
+            "service_leases",
             "strategy_configurations",
             "trading_sessions",
             "users",
@@ -213,7 +215,11 @@ async fn migrations_are_equivalent_across_backends() {
 }
 
 async fn pending_before_migrate_and_none_after(store: Store) {
-    let all = ["0001_initial_schema", "0002_checkpoint_log_identity"];
+    let all = [
+        "0001_initial_schema",
+        "0002_checkpoint_log_identity",
+        "0003_service_leases",
+    ];
     assert_eq!(store.pending_migrations().await.unwrap(), all);
     assert_eq!(store.migrate().await.unwrap(), all);
     assert!(store.pending_migrations().await.unwrap().is_empty());
@@ -236,14 +242,18 @@ async fn production_policy_refuses_pending(store: Store) {
         StoreError::MigrationsPending { pending } => {
             assert_eq!(
                 pending,
-                &["0001_initial_schema", "0002_checkpoint_log_identity"]
+                &[
+                    "0001_initial_schema",
+                    "0002_checkpoint_log_identity",
+                    "0003_service_leases"
+                ]
             );
         }
         other => panic!("expected MigrationsPending, got {other:?}"),
     }
     assert!(err.to_string().contains("alpha-panda migrate"));
     // Production did not migrate anything.
-    assert_eq!(store.pending_migrations().await.unwrap().len(), 2);
+    assert_eq!(store.pending_migrations().await.unwrap().len(), 3);
     // Reading a table before migrating says what to do.
     let missing = store.checkpoints().load("x").await.unwrap_err();
     assert!(
@@ -256,7 +266,11 @@ async fn production_policy_refuses_pending(store: Store) {
         apply_policy(&store, Environment::Development)
             .await
             .unwrap(),
-        ["0001_initial_schema", "0002_checkpoint_log_identity"]
+        [
+            "0001_initial_schema",
+            "0002_checkpoint_log_identity",
+            "0003_service_leases"
+        ]
     );
 }
 
@@ -834,4 +848,53 @@ async fn in_memory_sqlite_works_for_quick_tests() {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
     assert_eq!(store.instruments().count().await.unwrap(), 0);
+}
+
+async fn a_lease_has_one_holder_until_it_lapses(store: Store) {
+    let leases = store.leases();
+    let key = "portfolio_manager:paper";
+    let (t0, t10, t20) = (ts(1_000_000), ts(11_000_000), ts(21_000_000));
+    assert_eq!(
+        leases
+            .try_acquire(key, "pid 1 #a", "pid 1 ", t0, t10)
+            .await
+            .unwrap(),
+        None
+    );
+    // Another process waits while the lease lives…
+    let held = leases
+        .try_acquire(key, "pid 2 #b", "pid 2 ", ts(5_000_000), ts(15_000_000))
+        .await
+        .unwrap()
+        .expect("held by the first");
+    assert_eq!(held.holder, "pid 1 #a");
+    assert_eq!(held.expires_at, t10);
+    // …a later instance of the same process takes it over at once…
+    assert_eq!(
+        leases
+            .try_acquire(key, "pid 1 #c", "pid 1 ", ts(6_000_000), t20)
+            .await
+            .unwrap(),
+        None
+    );
+    // …and the superseded instance can no longer renew it.
+    assert!(!leases.renew(key, "pid 1 #a", t20).await.unwrap());
+    assert!(leases.renew(key, "pid 1 #c", t20).await.unwrap());
+    // Lapsed, it goes to whoever asks; and a checkpoint of the old holder is refused.
+    assert_eq!(
+        leases
+            .try_acquire(key, "pid 2 #b", "pid 2 ", ts(30_000_000), ts(40_000_000))
+            .await
+            .unwrap(),
+        None
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(!tx
+        .renew_lease(key, "pid 1 #c", ts(50_000_000))
+        .await
+        .unwrap());
+    drop(tx);
+    // Released, it is free at once.
+    leases.release(key, "pid 2 #b").await.unwrap();
+    assert_eq!(leases.holder(key).await.unwrap(), None);
 }

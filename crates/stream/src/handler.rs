@@ -152,6 +152,13 @@ pub trait Handler: Send + 'static {
     /// this log (ARCHITECTURE §4 rule 5), and saves this identity with the offsets it checkpoints.
     fn attach_log(&mut self, _log: &LogIdentity) {}
 
+    /// `Err` with the reason once the handler must stop: it is no longer the one writer of its
+    /// state (ARCHITECTURE §4 rule 6). The runtime then leaves at once, checkpointing and
+    /// committing nothing more, and reports the reason. Looked at between records: keep it cheap.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Handles one input. Outputs are published (in order) before the input is committed.
     fn handle(
         &mut self,
@@ -190,6 +197,13 @@ pub trait Handler: Send + 'static {
         _now: Timestamp,
     ) -> impl Future<Output = Result<Vec<Output>, HandlerError>> + Send {
         async { Ok(Vec::new()) }
+    }
+
+    /// Called once the runtime has made its last commit and left the group: a stateful handler
+    /// gives up what makes it the writer of its state (its lease), so a standby takes over at
+    /// once.
+    fn leave(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
     }
 
     /// Last outputs before the runtime commits and leaves (a final snapshot).

@@ -106,6 +106,14 @@ pub enum ProcessorError {
         #[source]
         source: LogError,
     },
+    /// The handler reported that it must stop (see [`Handler::health`]).
+    #[error("processor {service} stopped: {reason}; start it again to take over as the writer once the other instance has gone")]
+    Unhealthy {
+        /// Service.
+        service: String,
+        /// What the handler said.
+        reason: String,
+    },
 }
 
 enum Outcome {
@@ -277,7 +285,12 @@ impl<H: Handler> Processor<H> {
         // Set when an input's or a timer's outputs could not be published before shutdown: the
         // handler's state then holds effects the log never saw, so none of it may be checkpointed.
         let mut aborted = false;
+        let mut unhealthy: Option<String> = None;
         'consume: loop {
+            if let Err(reason) = self.handler.health() {
+                unhealthy = Some(reason);
+                break;
+            }
             if lag_task.is_none() && Instant::now() >= lag_due {
                 lag_due = Instant::now() + self.config.lag_interval;
                 match consumer.lag().await {
@@ -368,6 +381,10 @@ impl<H: Handler> Processor<H> {
                         if stopping.load(AtomicOrdering::Acquire) {
                             break 'consume;
                         }
+                        if let Err(reason) = self.handler.health() {
+                            unhealthy = Some(reason);
+                            break 'consume;
+                        }
                         if cadence.unsaved >= self.config.max_unsaved {
                             // Back to the top, where input waits for a checkpoint.
                             break;
@@ -414,6 +431,19 @@ impl<H: Handler> Processor<H> {
         }
 
         drop(lag_task);
+        if let Some(reason) = unhealthy {
+            // Another instance writes this state now: nothing of this one may be saved or
+            // committed; what it did since its last checkpoint is read again by the writer.
+            error!(%reason, "stopping without a checkpoint");
+            if let Some(flight) = cadence.in_flight.take() {
+                flight.write.abort();
+            }
+            let _ = consumer.close(&[]).await;
+            return Err(ProcessorError::Unhealthy {
+                service: self.service.to_string(),
+                reason,
+            });
+        }
         // A write begun earlier covers only inputs whose outputs were acknowledged: it may end and
         // commit what it covers, aborted or not.
         self.finish_checkpoint(&mut consumer, &mut cadence, shutdown)
@@ -451,6 +481,7 @@ impl<H: Handler> Processor<H> {
                 service: self.service.to_string(),
                 source,
             })?;
+        self.handler.leave().await;
         info!("stopped; offsets committed");
         Ok(())
     }

@@ -256,6 +256,14 @@ impl Handler for PortfolioManager {
         event_type == EventType::MarketTick
     }
 
+    fn health(&self) -> Result<(), String> {
+        self.durable.health()
+    }
+
+    async fn leave(&mut self) {
+        self.durable.release().await;
+    }
+
     fn attach_log(&mut self, log: &LogIdentity) {
         self.durable.attach_log(log);
     }

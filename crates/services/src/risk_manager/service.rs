@@ -12,7 +12,7 @@ use std::sync::Arc;
 use alpha_panda_cache::RiskStateCache;
 use alpha_panda_core::{
     calendar, derive_event_id, keys, Broker, EventBroker, EventId, EventType, Instrument,
-    InstrumentToken, OrderType, Payload, Quantity, RejectedSignal, Side, SignalAtTarget,
+    InstrumentToken, OrderId, OrderType, Payload, Quantity, RejectedSignal, Side, SignalAtTarget,
     StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
 };
 use alpha_panda_store::{Store, StoreError};
@@ -126,7 +126,13 @@ impl RiskManager {
             self.durable.changed();
         }
         let (strategy, token) = (&signal.strategy_id, signal.instrument_token);
-        let position = self.state.position(strategy, token);
+        // Judged again after a restart, a signal must get the answer it got before: if the order
+        // it became was already filled (its fill read back before the signal), those units are
+        // its own and do not count against it.
+        let own_filled = self
+            .own_order(signal_event_id)
+            .map_or(0, |order| self.state.filled_of(&order));
+        let position = self.state.position(strategy, token) - own_filled;
         let in_flight = self.state.in_flight(strategy, token);
         // Orders in flight count as filled when sizing; one that may still fail (any Zerodha
         // order, a resting LIMIT) must not be traded against: the order would overshoot the
@@ -192,17 +198,17 @@ impl RiskManager {
         let (topic, payload) = match evaluate(&order, &self.state, &self.limits, instrument, at) {
             RiskDecision::Approved => {
                 // The order the trading engine makes of it is followed until it fills or fails.
-                let order_id = match self.broker {
-                    Broker::Paper => paper_order_id(id).ok(),
-                    Broker::Zerodha => zerodha_order_id(id).ok(),
-                };
-                if let Some(order_id) = order_id {
-                    let signed = side.sign() * quantity.as_i64();
-                    // A paper MARKET order fills at its own tick, always; anything else may not.
-                    let may_fail =
-                        self.broker == Broker::Zerodha || order.order_type != OrderType::Market;
-                    self.state
-                        .record_in_flight(order_id, strategy, token, signed, may_fail, day);
+                if let Some(order_id) = self.own_order(signal_event_id) {
+                    let ordered = side.sign() * quantity.as_i64();
+                    let signed = ordered - self.state.filled_of(&order_id);
+                    // Nothing of it is left in flight when its fills were read back before it.
+                    if signed != 0 && signed.signum() == ordered.signum() {
+                        // A paper MARKET order fills at its own tick, always; others may not.
+                        let may_fail =
+                            self.broker == Broker::Zerodha || order.order_type != OrderType::Market;
+                        self.state
+                            .record_in_flight(order_id, strategy, token, signed, may_fail, day);
+                    }
                 }
                 self.state.record_approved(strategy, day);
                 self.durable.changed();
@@ -230,6 +236,15 @@ impl RiskManager {
             payload,
             broker: EventBroker::from(self.broker),
             id: Some(id),
+        }
+    }
+
+    /// The order the trading engine makes of the raw signal `signal_event_id` once approved.
+    fn own_order(&self, signal_event_id: EventId) -> Option<OrderId> {
+        let id = answer_id(signal_event_id);
+        match self.broker {
+            Broker::Paper => paper_order_id(id).ok(),
+            Broker::Zerodha => zerodha_order_id(id).ok(),
         }
     }
 
@@ -324,6 +339,14 @@ impl Handler for RiskManager {
     /// A tick only refreshes the fallback last price: the latest one fetched is all that counts.
     fn conflates(&self, event_type: EventType) -> bool {
         event_type == EventType::MarketTick
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.durable.health()
+    }
+
+    async fn leave(&mut self) {
+        self.durable.release().await;
     }
 
     fn attach_log(&mut self, log: &LogIdentity) {

@@ -53,6 +53,10 @@ pub struct RiskState {
     /// re-sent after a restart is recognised whatever the dedup store forgot.
     #[serde(default)]
     pub applied_fills: BTreeMap<NaiveDate, BTreeSet<EventId>>,
+    /// Units filled per order (signed), with the IST day of its last fill, for
+    /// [`FILL_MEMORY_DAYS`] days: what a signal judged again after a restart already got.
+    #[serde(default)]
+    pub filled_by_order: BTreeMap<OrderId, (i64, NaiveDate)>,
     /// Signals that wait for an order of the other side to finish (at most one per strategy and
     /// instrument: a newer one supersedes it).
     #[serde(default)]
@@ -116,8 +120,14 @@ impl RiskState {
             .entry(trading_day)
             .or_default()
             .insert(fill_id);
+        let filled = fill.side.sign() * fill.quantity.as_i64();
+        let by_order = self
+            .filled_by_order
+            .entry(fill.order_id.clone())
+            .or_insert((0, trading_day));
+        by_order.0 += filled;
+        by_order.1 = by_order.1.max(trading_day);
         if let Some(order) = self.in_flight.get_mut(&fill.order_id) {
-            let filled = fill.side.sign() * fill.quantity.as_i64();
             // Never past zero: an overfill (or a fill of the other side) completes the order.
             order.remaining = if order.remaining.signum() == filled.signum()
                 && order.remaining.abs() > filled.abs()
@@ -205,8 +215,16 @@ impl RiskState {
         self.in_flight.retain(|_, order| order.day >= trading_day);
         if let Some(oldest) = trading_day.checked_sub_days(chrono::Days::new(FILL_MEMORY_DAYS)) {
             self.applied_fills = self.applied_fills.split_off(&oldest);
+            self.filled_by_order.retain(|_, (_, day)| *day >= oldest);
         }
         before != (self.in_flight.len(), self.applied_fills.len())
+    }
+
+    /// Units filled so far of `order_id`, signed (0 when none, or forgotten).
+    pub fn filled_of(&self, order_id: &OrderId) -> i64 {
+        self.filled_by_order
+            .get(order_id)
+            .map_or(0, |(filled, _)| *filled)
     }
 
     /// Units of `strategy`'s orders in `token` in flight that may still fail: (buys, sells), the

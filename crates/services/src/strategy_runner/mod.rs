@@ -153,6 +153,16 @@ impl Handler for StrategyRunner {
         EventBroker::Shared
     }
 
+    fn health(&self) -> Result<(), String> {
+        self.durable.as_ref().map_or(Ok(()), Durable::health)
+    }
+
+    async fn leave(&mut self) {
+        if let Some(durable) = &mut self.durable {
+            durable.release().await;
+        }
+    }
+
     fn attach_log(&mut self, log: &LogIdentity) {
         if let Some(durable) = &mut self.durable {
             durable.attach_log(log);

@@ -176,6 +176,14 @@ impl Handler for TradingEngine {
             }
     }
 
+    fn health(&self) -> Result<(), String> {
+        self.durable.health()
+    }
+
+    async fn leave(&mut self) {
+        self.durable.release().await;
+    }
+
     fn attach_log(&mut self, log: &LogIdentity) {
         self.durable.attach_log(log);
     }
