@@ -673,3 +673,69 @@ fn ids_parse_from_text() {
     let id = id(7);
     assert_eq!(EventId::from_str(&id.to_string()).unwrap(), id);
 }
+
+/// Replaces the `n`-th scalar of `value` (depth first) by `replacement`; returns whether one was.
+fn replace_nth_scalar(
+    value: &mut serde_json::Value,
+    n: &mut usize,
+    replacement: &serde_json::Value,
+) -> bool {
+    match value {
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .any(|v| replace_nth_scalar(v, n, replacement)),
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .any(|v| replace_nth_scalar(v, n, replacement)),
+        scalar => {
+            if *n == 0 {
+                *scalar = replacement.clone();
+                true
+            } else {
+                *n -= 1;
+                false
+            }
+        }
+    }
+}
+
+proptest! {
+    /// Records come from the log, and the log takes bytes from anyone: any bytes decode or are
+    /// refused with a poison error, never a panic.
+    #[test]
+    fn any_bytes_decode_or_are_poison(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Err(e) = Envelope::from_json(&bytes) {
+            prop_assert_eq!(e.class(), ErrorClass::Poison);
+        }
+    }
+
+    /// Every golden event with one field replaced by a number too large, a wrong type or an empty
+    /// string decodes or is poison; what decodes is checked for plausibility without a panic.
+    #[test]
+    fn any_mutated_event_decodes_or_is_poison(
+        which in 0usize..11,
+        field in 0usize..40,
+        replacement in prop_oneof![
+            Just(serde_json::json!("99999999999999999999999999999.99")),
+            Just(serde_json::json!(0)),
+            Just(serde_json::json!(-1)),
+            Just(serde_json::json!(u64::MAX)),
+            Just(serde_json::json!("")),
+            Just(serde_json::json!(null)),
+            Just(serde_json::json!([])),
+            Just(serde_json::json!("NaN")),
+        ],
+    ) {
+        let samples = samples();
+        let envelope = envelope_of(samples[which % samples.len()].clone(), which as u128);
+        let mut value: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        let mut n = field;
+        replace_nth_scalar(&mut value, &mut n, &replacement);
+        match Envelope::from_json(value.to_string().as_bytes()) {
+            Ok(decoded) => {
+                let _ = decoded.payload.check_plausible();
+            }
+            Err(e) => prop_assert_eq!(e.class(), ErrorClass::Poison),
+        }
+    }
+}

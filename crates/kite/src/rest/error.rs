@@ -284,4 +284,21 @@ mod tests {
             KiteError::General { status: 404, .. }
         ));
     }
+
+    proptest::proptest! {
+        /// Kite's error bodies come from the network: any status and any bytes give an error
+        /// value, never a panic.
+        #[test]
+        fn any_error_response_is_an_error_value(
+            status in 100u16..600,
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            error_type in "[A-Za-z]{0,20}",
+            message in ".{0,40}",
+        ) {
+            let _ = KiteError::from_response(status, &bytes).to_string();
+            let json = serde_json::json!({"status": "error", "message": message, "error_type": error_type});
+            let err = KiteError::from_response(status, json.to_string().as_bytes());
+            let _ = (err.class(), err.is_auth(), err.to_string());
+        }
+    }
 }

@@ -302,4 +302,25 @@ abc,738561,2025-11-21T03:45:01Z,x
             }
         );
     }
+
+    proptest::proptest! {
+        /// A recorded file is outside input: any text, and any row under the real header, is
+        /// parsed or reported, never a panic; a row that parses has a plausible price.
+        #[test]
+        fn any_file_is_parsed_or_reported(
+            text in ".{0,400}",
+            cells in proptest::collection::vec("[-0-9.eE:TZ+ a-z]{0,30}", 0..8),
+        ) {
+            let _ = parse_ticks_csv(&text);
+            let row = format!(
+                "exchange_timestamp,instrument_token,last_price,volume_traded,open,high,low,close\n{}\n",
+                cells.join(",")
+            );
+            if let Ok(replay) = parse_ticks_csv(&row) {
+                for tick in &replay.ticks {
+                    let _ = tick.check_plausible();
+                }
+            }
+        }
+    }
 }
