@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Broker, Environment};
+use crate::{Broker, Environment, EventType};
 
 /// Suffix of every dead-letter topic.
 const DLQ_SUFFIX: &str = ".dlq";
@@ -67,6 +67,23 @@ impl TopicClass {
             TopicClass::OrdersFailed => "orders.failed",
             TopicClass::PnlSnapshots => "pnl.snapshots",
             TopicClass::Dlq => "dlq",
+        }
+    }
+
+    /// The one event type topics of this class carry.
+    pub fn event_type(self) -> EventType {
+        match self {
+            TopicClass::MarketTicks => EventType::MarketTick,
+            TopicClass::SignalsRaw => EventType::TradingSignal,
+            TopicClass::SignalsValidated => EventType::ValidatedSignal,
+            TopicClass::SignalsRejected => EventType::RejectedSignal,
+            TopicClass::SignalsAtTarget => EventType::SignalAtTarget,
+            TopicClass::OrdersSubmitted => EventType::OrderSubmitted,
+            TopicClass::OrdersAck => EventType::OrderAck,
+            TopicClass::OrdersFilled => EventType::OrderFilled,
+            TopicClass::OrdersFailed => EventType::OrderFailed,
+            TopicClass::PnlSnapshots => EventType::PnlSnapshot,
+            TopicClass::Dlq => EventType::DlqMessage,
         }
     }
 
@@ -264,6 +281,24 @@ impl TopicMap {
         format!("{topic}{DLQ_SUFFIX}")
     }
 
+    /// The event type the topic `name` carries, when it is one of the names this map gives out
+    /// (looked up in the name table, never parsed); `None` for any other name.
+    pub fn event_type_of(name: &str) -> Option<EventType> {
+        if Self::is_dlq(name) {
+            return Some(EventType::DlqMessage);
+        }
+        if name == Self::market_ticks_str() {
+            return Some(EventType::MarketTick);
+        }
+        Broker::ALL.into_iter().find_map(|broker| {
+            let map = TopicMap::new(broker);
+            TopicClass::PER_BROKER
+                .into_iter()
+                .find(|class| map.topic_str(*class) == name)
+                .map(TopicClass::event_type)
+        })
+    }
+
     /// Whether `topic` is a dead-letter topic.
     pub fn is_dlq(topic: &str) -> bool {
         topic.ends_with(DLQ_SUFFIX)
@@ -325,6 +360,29 @@ mod tests {
         let all = TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]);
         assert_eq!(all.len(), 2 * (1 + 2 * 9));
         assert!(all.iter().all(|t| !t.name.contains("live")));
+    }
+
+    #[test]
+    fn each_topic_carries_one_event_type() {
+        let paper = TopicMap::new(Broker::Paper);
+        assert_eq!(
+            TopicMap::event_type_of("market.ticks"),
+            Some(EventType::MarketTick)
+        );
+        assert_eq!(
+            TopicMap::event_type_of(&paper.orders_filled()),
+            Some(EventType::OrderFilled)
+        );
+        assert_eq!(
+            TopicMap::event_type_of(&TopicMap::new(Broker::Zerodha).signals_at_target()),
+            Some(EventType::SignalAtTarget)
+        );
+        assert_eq!(
+            TopicMap::event_type_of("paper.orders.filled.dlq"),
+            Some(EventType::DlqMessage)
+        );
+        assert_eq!(TopicMap::event_type_of("rt.input"), None);
+        assert_eq!(TopicMap::event_type_of("live.orders.filled"), None);
     }
 
     #[test]

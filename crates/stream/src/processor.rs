@@ -141,6 +141,8 @@ pub struct Processor<H: Handler> {
     unmarked: Vec<EventId>,
     /// The same ids, looked up for duplicates that arrive before they are marked.
     unmarked_ids: HashSet<EventId, BuildHasherDefault<FxHasher>>,
+    /// The event type each consumed topic carries (`None` for a topic outside the topic map).
+    expected_types: Vec<(Arc<str>, Option<EventType>)>,
 }
 
 impl<H: Handler> Processor<H> {
@@ -166,6 +168,7 @@ impl<H: Handler> Processor<H> {
             rng,
             unmarked: Vec::new(),
             unmarked_ids: HashSet::default(),
+            expected_types: Vec::new(),
         }
     }
 
@@ -230,6 +233,10 @@ impl<H: Handler> Processor<H> {
             return Ok(());
         };
         self.handler.attach_log(&identity);
+        self.expected_types = topics
+            .iter()
+            .map(|t| (Arc::from(t.as_str()), TopicMap::event_type_of(t)))
+            .collect();
         let mut consumer =
             self.log
                 .consumer(&self.group, topics)
@@ -559,6 +566,32 @@ impl<H: Handler> Processor<H> {
         false
     }
 
+    /// Why `envelope` does not belong on `topic` for this handler, if it does not: a type other
+    /// than the one the topic carries, or an event of another namespace than the handler's.
+    fn misplaced(&self, topic: &Arc<str>, envelope: &Envelope) -> Option<String> {
+        let found = envelope.event_type();
+        let expected = self
+            .expected_types
+            .iter()
+            .find(|(t, _)| Arc::ptr_eq(t, topic) || **t == **topic)
+            .and_then(|(_, expected)| *expected);
+        if let Some(expected) = expected.filter(|expected| *expected != found) {
+            return Some(format!(
+                "an event of type {found} on {topic}, which carries {expected} events only"
+            ));
+        }
+        let namespace = self.handler.broker().namespace()?;
+        let own = alpha_panda_core::EventBroker::from(namespace);
+        if envelope.broker != own && envelope.broker != alpha_panda_core::EventBroker::Shared {
+            return Some(format!(
+                "an event of the {} namespace reached the {namespace} {} service",
+                envelope.broker.as_str(),
+                self.service
+            ));
+        }
+        None
+    }
+
     /// The identity of the log, asked until it answers (a broker that is not up yet); `None` when
     /// shutdown came first.
     async fn log_identity(&mut self, shutdown: &CancellationToken) -> Option<LogIdentity> {
@@ -774,6 +807,22 @@ impl<H: Handler> Processor<H> {
                 }
             },
         };
+        // An event that does not belong where it was found (the wrong type for its topic, another
+        // namespace's event) would be applied as if it did: poison.
+        if let Some(reason) = self.misplaced(&record.topic, envelope) {
+            warn!(topic = %record.topic, partition = record.partition, offset = record.offset,
+                event_id = %envelope.id, %reason, "misplaced event; dead-lettering");
+            return self
+                .dead_letter(
+                    record,
+                    Some(envelope),
+                    ErrorClass::Poison,
+                    reason,
+                    0,
+                    shutdown,
+                )
+                .await;
+        }
         // A payload with impossible figures would make a handler divide by zero or overflow: it is
         // poison, whichever service reads it.
         if let Err(reason) = envelope.payload.check_plausible() {

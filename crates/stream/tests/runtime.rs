@@ -262,6 +262,70 @@ async fn implausible_payloads_go_to_dlq(backend: Backend) {
     assert!(reasons[1].contains("outside"), "{reasons:?}");
 }
 
+/// An event where it does not belong — a type other than its topic carries, or another
+/// namespace's event reaching a service of one namespace — is poison, not applied.
+async fn misplaced_events_go_to_dlq(backend: Backend) {
+    let paper = TopicMap::new(alpha_panda_core::Broker::Paper);
+    let (fills, acks) = (paper.orders_filled(), paper.orders_ack());
+    backend.topics(&[&fills, &acks]).await;
+    let ack = |broker: EventBroker| {
+        let output = ack_output(&acks, 1);
+        Envelope::root(
+            output.payload,
+            output.key,
+            broker,
+            "trading_engine",
+            tick(1, 1).ts,
+        )
+    };
+    let on_the_wrong_topic = ack(EventBroker::Paper);
+    let of_another_namespace = ack(EventBroker::Zerodha);
+    let good = ack(EventBroker::Paper);
+    for (topic, envelope) in [
+        (&fills, &on_the_wrong_topic),
+        (&acks, &of_another_namespace),
+        (&acks, &good),
+    ] {
+        backend
+            .log
+            .send(OutgoingRecord::event(topic.clone(), envelope.clone()))
+            .await
+            .unwrap();
+    }
+    let running = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_misplaced",
+        &[&fills, &acks],
+        fast_config(),
+        Box::new(|_| Ok(vec![])),
+    );
+    eventually("the good one handled", || {
+        running.seen.lock().iter().any(|e| e.id == good.id)
+    })
+    .await;
+    let mut reasons: Vec<String> = Vec::new();
+    for topic in [&fills, &acks] {
+        for e in wait_for_events(&backend.log, &TopicMap::dlq(topic), 1).await {
+            match &e.payload {
+                Payload::DlqMessage(m) => reasons.push(m.error_message.clone()),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let seen: Vec<_> = running.seen.lock().iter().map(|e| e.id).collect();
+    running.stop().await;
+    assert_eq!(seen, vec![good.id], "a misplaced event reached the handler");
+    assert!(
+        reasons[0].contains("an event of type order_ack on paper.orders.filled"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("an event of the zerodha namespace reached the paper svc_misplaced"),
+        "{reasons:?}"
+    );
+}
+
 /// A replayed record is for the group it names: another group passes over it, and the named
 /// group deduplicates it even when it is a tick (ticks usually bypass deduplication).
 async fn a_replay_reaches_only_its_group_and_is_deduplicated_there(backend: Backend) {
@@ -550,6 +614,7 @@ on_both_backends!(
     retry_budget_sends_to_dlq,
     poison_goes_to_dlq_and_consumer_moves_on,
     implausible_payloads_go_to_dlq,
+    misplaced_events_go_to_dlq,
     a_replay_reaches_only_its_group_and_is_deduplicated_there,
     raw_dead_letters_have_deterministic_ids,
     read_all_returns_every_record_of_a_batch,
