@@ -147,6 +147,11 @@ impl KafkaLog {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
+            // The runtime may go long without polling while it retries (a database or broker
+            // outage, input held back until a checkpoint succeeds). Evicted for that, the member
+            // would rejoin at the committed offsets under state already past them; its liveness
+            // is the session's heartbeats instead, and one writer per state is the lease's job.
+            .set("max.poll.interval.ms", "86400000")
             // A trading pipeline is latency-bound, not byte-bound: librdkafka's default lets a
             // quiet partition's fetch wait 500 ms for data at every hop. Settings can override it.
             .set("fetch.wait.max.ms", "10")
