@@ -19,7 +19,7 @@ use alpha_panda_store::{
     Checkpoint, CheckpointOffset, OrderRecord, Store, StoreError, ValidationStatus,
 };
 use alpha_panda_stream::{
-    CheckpointWrite, CommitOffset, HandlerError, LogIdentity, RecordPosition,
+    CheckpointWrite, CommitOffset, HandlerError, LogIdentity, PartitionAnchor, RecordPosition,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -61,8 +61,9 @@ pub enum Effect {
 pub struct Durable {
     store: Store,
     service_key: String,
-    /// Next offset per topic and partition that the saved state reflects.
-    applied: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Next offset per topic and partition that the saved state reflects, with the event just
+    /// before it.
+    applied: BTreeMap<String, BTreeMap<i32, (i64, Option<EventId>)>>,
     dirty: bool,
     effects: Vec<Effect>,
     /// Effects carried by the save being written.
@@ -257,12 +258,13 @@ impl Durable {
                              ({e}); delete its row in service_checkpoints to start afresh"
                         ),
                     })?;
-                let mut applied: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+                let mut applied: BTreeMap<String, BTreeMap<i32, (i64, Option<EventId>)>> =
+                    BTreeMap::new();
                 for o in checkpoint.offsets {
                     applied
                         .entry(o.topic)
                         .or_default()
-                        .insert(o.partition, o.next_offset);
+                        .insert(o.partition, (o.next_offset, o.last_event_id));
                 }
                 (applied, checkpoint.log_identity, Some(state))
             }
@@ -324,7 +326,21 @@ impl Durable {
     /// The log the service reads from now on. Saved offsets of another log (a memory log of an
     /// earlier process, another Kafka cluster, or none named) are dropped: the state is kept, no
     /// input of this log is skipped, and the checkpoints written from now on name this log.
-    pub fn attach_log(&mut self, log: &LogIdentity) {
+    pub fn attach_log(&mut self, log: &LogIdentity, foreign: &[(String, i32)]) {
+        // A topic created anew under its old name: its partitions start over, so every saved
+        // offset of that topic is another log's.
+        for (topic, partition) in foreign {
+            if self.applied.remove(topic).is_some() {
+                warn!(
+                    service = %self.service_key,
+                    %topic,
+                    partition,
+                    "the checkpoint's offsets of this topic belong to an earlier topic of the \
+                     same name; keeping the state and reading the topic from its start"
+                );
+                self.dirty = true;
+            }
+        }
         if self.log.as_deref() != Some(log.as_str()) && !self.applied.is_empty() {
             warn!(
                 service = %self.service_key,
@@ -340,13 +356,33 @@ impl Durable {
         self.log = Some(log.as_str().to_owned());
     }
 
+    /// Where the saved state stands in each partition, for the runtime to check against the log.
+    pub fn anchors(&self) -> Vec<PartitionAnchor> {
+        self.applied
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions
+                    .iter()
+                    .filter_map(move |(partition, (next, last))| {
+                        last.filter(|_| *next > 0)
+                            .map(|last_event_id| PartitionAnchor {
+                                topic: topic.clone(),
+                                partition: *partition,
+                                next_offset: *next,
+                                last_event_id,
+                            })
+                    })
+            })
+            .collect()
+    }
+
     /// Whether the saved state already reflects the input at `position`.
     pub fn already_applied(&self, position: &RecordPosition) -> bool {
         // Looked up by borrowed name: this runs for every input, so it must not allocate.
         self.applied
             .get(&*position.topic)
             .and_then(|partitions| partitions.get(&position.partition))
-            .is_some_and(|next| position.offset < *next)
+            .is_some_and(|(next, _)| position.offset < *next)
     }
 
     /// Notes the runtime's "now" of an input: the checkpoint is stamped with the last one.
@@ -374,15 +410,18 @@ impl Durable {
     /// Takes `offsets` into the offsets the saved state reflects.
     fn record_applied(&mut self, offsets: &[CommitOffset]) {
         for o in offsets {
+            let entry = (o.next_offset, o.last_event_id);
             match self.applied.get_mut(&*o.topic) {
                 Some(partitions) => {
-                    partitions.insert(o.partition, o.next_offset);
+                    // Never backwards.
+                    let current = partitions.entry(o.partition).or_insert(entry);
+                    if entry.0 >= current.0 {
+                        *current = entry;
+                    }
                 }
                 None => {
-                    self.applied.insert(
-                        o.topic.to_string(),
-                        BTreeMap::from([(o.partition, o.next_offset)]),
-                    );
+                    self.applied
+                        .insert(o.topic.to_string(), BTreeMap::from([(o.partition, entry)]));
                 }
             }
         }
@@ -391,25 +430,33 @@ impl Durable {
     /// The offsets a checkpoint written now records: those already saved, moved on by `offsets`,
     /// in (topic, partition) order.
     fn offsets_with(&self, offsets: &[CommitOffset]) -> Vec<CheckpointOffset> {
-        let mut merged: BTreeMap<(&str, i32), i64> = self
+        let mut merged: BTreeMap<(&str, i32), (i64, Option<EventId>)> = self
             .applied
             .iter()
             .flat_map(|(topic, partitions)| {
                 partitions
                     .iter()
-                    .map(move |(partition, next)| ((topic.as_str(), *partition), *next))
+                    .map(move |(partition, entry)| ((topic.as_str(), *partition), *entry))
             })
             .collect();
         for o in offsets {
-            merged.insert((&*o.topic, o.partition), o.next_offset);
+            let current = merged
+                .entry((&*o.topic, o.partition))
+                .or_insert((o.next_offset, o.last_event_id));
+            if o.next_offset >= current.0 {
+                *current = (o.next_offset, o.last_event_id);
+            }
         }
         merged
             .into_iter()
-            .map(|((topic, partition), next_offset)| CheckpointOffset {
-                topic: topic.to_string(),
-                partition,
-                next_offset,
-            })
+            .map(
+                |((topic, partition), (next_offset, last_event_id))| CheckpointOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    next_offset,
+                    last_event_id,
+                },
+            )
             .collect()
     }
 

@@ -85,11 +85,13 @@ fn offsets(fills_next: i64, ticks_next: i64) -> Vec<CommitOffset> {
             topic: Arc::from(FILLS),
             partition: 0,
             next_offset: fills_next,
+            last_event_id: None,
         },
         CommitOffset {
             topic: Arc::from(TICKS),
             partition: 0,
             next_offset: ticks_next,
+            last_event_id: None,
         },
     ]
 }

@@ -83,6 +83,7 @@ async fn snapshots_read_back_are_validated_and_mismatches_counted() {
             topic: Arc::from("paper.pnl.snapshots"),
             partition: 0,
             next_offset: 3,
+            last_event_id: None,
         }],
     )
     .await

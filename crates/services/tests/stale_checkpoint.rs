@@ -53,6 +53,11 @@ fn buy(n: i64, quantity: u32, price: i64) -> Envelope {
 /// key, so one partition, offsets from 0), waits until it applied them and stops it gracefully.
 async fn run_on_fresh_log(store: &alpha_panda_store::Store, fills: Vec<Envelope>) -> u64 {
     let log = Log::Memory(MemoryLog::new(MemoryLogConfig::default()));
+    run_on(&log, store, fills).await
+}
+
+/// As [`run_on_fresh_log`], on `log`.
+async fn run_on(log: &Log, store: &alpha_panda_store::Store, fills: Vec<Envelope>) -> u64 {
     let manager = open_portfolio_manager(store).await;
     let stats = manager.stats();
     let config = ProcessorConfig {
@@ -138,4 +143,34 @@ async fn sqlite_second_run_on_a_fresh_log_skips_nothing() {
 #[tokio::test]
 async fn postgres_second_run_on_a_fresh_log_skips_nothing() {
     second_run_on_a_fresh_log_skips_nothing(SqlBackend::Postgres).await;
+}
+
+/// A Kafka topic deleted and created again keeps its name and its cluster's id; only its records
+/// differ. Two tansu brokers with one cluster id stand for that: the checkpoint's last event is
+/// not at its offset in the new topic, so its offsets are dropped and nothing is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_anew_on_the_same_cluster_skips_nothing() {
+    use alpha_panda_stream::testing::TansuBroker;
+    let db = TestStore::new(SqlBackend::Postgres).await.unwrap();
+    let mut applied = Vec::new();
+    for (run, first) in [(0, 1), (1, 4)] {
+        let broker = TansuBroker::start().unwrap();
+        let log = Log::connect(&broker.log_url(), &Default::default()).unwrap();
+        for topic in TopicMap::all_topics(&[Broker::Paper]) {
+            log.create_topic(&topic.name, 1, 1, 86_400_000)
+                .await
+                .unwrap();
+        }
+        let fills = (first..first + 3).map(|n| buy(n, 1, 100 + n)).collect();
+        applied.push(run_on(&log, &db.store, fills).await);
+        assert_eq!(applied[run], 3, "run {run} applied {applied:?}");
+    }
+    let manager = open_portfolio_manager(&db.store).await;
+    let held: i64 = manager
+        .portfolios()
+        .flat_map(|p| p.positions.values())
+        .map(|position| position.quantity)
+        .sum();
+    assert_eq!(held, 6);
+    db.cleanup().await.unwrap();
 }

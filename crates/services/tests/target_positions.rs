@@ -274,6 +274,7 @@ impl World {
                     topic: Arc::from("zerodha.signals.raw"),
                     partition: 0,
                     next_offset: self.offset,
+                    last_event_id: None,
                 }];
                 checkpoint_now(&mut self.manager, &offsets).await.unwrap();
                 self.manager = open(&self.store).await;

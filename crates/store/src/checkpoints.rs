@@ -1,7 +1,7 @@
 //! Service checkpoints: a stateful service's state together with the log offsets it reflects
 //! (ARCHITECTURE §4 rule 4), written in the same transaction as the effects.
 
-use alpha_panda_core::Timestamp;
+use alpha_panda_core::{EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::sql::{Param, Pool, Row, Tx};
@@ -16,6 +16,10 @@ pub struct CheckpointOffset {
     pub partition: i32,
     /// The first offset not yet reflected in the state.
     pub next_offset: i64,
+    /// The id of the event just before `next_offset`, when known: what tells this partition
+    /// from one of the same name created again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_id: Option<EventId>,
 }
 
 /// A service's durable state and the offsets it reflects.

@@ -552,11 +552,13 @@ async fn checkpoint_and_effects_share_one_transaction(store: Store) {
                 topic: "paper.orders.filled".into(),
                 partition: 0,
                 next_offset: 42,
+                last_event_id: Some(EventId::new_root()),
             },
             CheckpointOffset {
                 topic: "market.ticks".into(),
                 partition: 3,
                 next_offset: 9_000_000_000,
+                last_event_id: None,
             },
         ],
         log_identity: Some("memory:0192a4b0-0000-7000-8000-000000000001".into()),

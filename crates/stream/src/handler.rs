@@ -20,6 +20,22 @@ pub struct CommitOffset {
     pub partition: i32,
     /// The first offset not yet reflected.
     pub next_offset: i64,
+    /// The id of the event just before `next_offset`, when it was one: the anchor that tells this
+    /// partition from one of the same name created again (see [`Handler::checkpoint_anchors`]).
+    pub last_event_id: Option<EventId>,
+}
+
+/// Where a checkpoint stands in one partition: its next offset and the event just before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionAnchor {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The checkpoint's next offset there.
+    pub next_offset: i64,
+    /// The event at `next_offset - 1` when the checkpoint was written.
+    pub last_event_id: EventId,
 }
 
 /// A checkpoint write in progress: it owns a snapshot of the handler's state and the offsets, so it
@@ -147,10 +163,18 @@ pub trait Handler: Send + 'static {
         false
     }
 
-    /// The runtime tells the handler which log it is about to read, before the first input. A
-    /// stateful handler uses the offsets of its checkpoint to skip inputs only when they belong to
-    /// this log (ARCHITECTURE §4 rule 5), and saves this identity with the offsets it checkpoints.
-    fn attach_log(&mut self, _log: &LogIdentity) {}
+    /// Where the handler's checkpoint stands, partition by partition, for the runtime to check
+    /// against the log before the first input. None for a handler without a checkpoint.
+    fn checkpoint_anchors(&self) -> Vec<PartitionAnchor> {
+        Vec::new()
+    }
+
+    /// The runtime tells the handler which log it is about to read, before the first input, and
+    /// which of its checkpoint's partitions no longer hold the event they ended with (`foreign`:
+    /// a topic deleted and created again). A stateful handler uses the offsets of its checkpoint
+    /// to skip inputs only when they belong to this log (ARCHITECTURE §4 rule 5), and saves this
+    /// identity with the offsets it checkpoints.
+    fn attach_log(&mut self, _log: &LogIdentity, _foreign: &[(String, i32)]) {}
 
     /// `Err` with the reason once the handler must stop: it is no longer the one writer of its
     /// state (ARCHITECTURE §4 rule 6). The runtime then leaves at once, checkpointing and

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alpha_panda_core::EventId;
 use bytes::Bytes;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
@@ -235,6 +236,57 @@ impl KafkaLog {
         close(consumer).await;
         out.sort_by_key(|r| (r.partition, r.offset));
         Ok(out)
+    }
+
+    /// The id of the event at `offset` of `topic`'s `partition`: what a checkpoint's last
+    /// position is checked against, to tell a topic from one of the same name created again.
+    /// `Ok(None)` when there is no record there (the partition is shorter, or the record is not
+    /// an event); [`Anchor::Gone`] when retention already removed it.
+    ///
+    /// # Errors
+    /// [`LogError::Broker`] when the partition cannot be read.
+    pub async fn event_id_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Anchor, LogError> {
+        let mut base = self.config.client_config();
+        base.set(
+            "group.id",
+            format!("alpha-panda.reader.{}", uuid::Uuid::now_v7()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = self
+            .config
+            .with_overrides(base)
+            .create()
+            .map_err(broker_error)?;
+        let consumer = Arc::new(consumer);
+        let (low, _) = watermarks(&consumer, topic, partition).await?;
+        if offset < low {
+            close(consumer).await;
+            return Ok(Anchor::Gone);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .map_err(broker_error)?;
+        consumer.assign(&tpl).map_err(broker_error)?;
+        // A short high watermark (tansu) is no proof the record is missing: ask for it and wait.
+        let found = match tokio::time::timeout(ANCHOR_WAIT, consumer.recv()).await {
+            Ok(Ok(message)) if message.offset() == offset => {
+                let record = to_record(&message);
+                Anchor::Found(record.event_id())
+            }
+            Ok(Ok(_)) | Err(_) => Anchor::Found(None),
+            Ok(Err(e)) => {
+                close(consumer).await;
+                return Err(broker_error(e));
+            }
+        };
+        close(consumer).await;
+        Ok(found)
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, LogError> {
@@ -490,6 +542,18 @@ fn to_record<M: Message>(message: &M) -> Record {
         timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
     }
 }
+
+/// What is at a checkpoint's last position in the log (see [`KafkaLog::event_id_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// The record there, and its event id if it is an event; `Found(None)` when there is none.
+    Found(Option<EventId>),
+    /// Retention removed it: nothing can be told from it.
+    Gone,
+}
+
+/// How long [`KafkaLog::event_id_at`] waits for the record it asked for.
+const ANCHOR_WAIT: Duration = Duration::from_secs(3);
 
 /// A consumer-group member on Kafka.
 pub struct KafkaConsumer {

@@ -45,6 +45,7 @@ pub use emitter::Emitter;
 pub use error::LogError;
 pub use handler::{
     checkpoint_now, CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output,
+    PartitionAnchor,
 };
 pub use identity::LogIdentity;
 pub use log::{Log, LogConsumer};

@@ -9,7 +9,7 @@ use futures::future::try_join_all;
 
 use crate::conflation::Conflation;
 use crate::identity::LogIdentity;
-use crate::kafka::{ExistingTopic, KafkaConfig, KafkaConsumer, KafkaLog};
+use crate::kafka::{Anchor, ExistingTopic, KafkaConfig, KafkaConsumer, KafkaLog};
 use crate::memory::{MemoryConsumer, MemoryLog, MemoryLogConfig};
 use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record};
 use crate::LogError;
@@ -76,6 +76,22 @@ impl Log {
         match self {
             Log::Memory(m) => Ok(m.identity()),
             Log::Kafka(k) => k.identity().await,
+        }
+    }
+
+    /// What is at `offset` of `topic`'s `partition` (see [`KafkaLog::event_id_at`]).
+    ///
+    /// # Errors
+    /// [`LogError`] when the partition cannot be read.
+    pub async fn event_id_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Anchor, LogError> {
+        match self {
+            Log::Memory(m) => Ok(m.event_id_at(topic, partition, offset)),
+            Log::Kafka(k) => k.event_id_at(topic, partition, offset).await,
         }
     }
 

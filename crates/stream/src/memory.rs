@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::conflation::{Conflation, LastValue, Marks};
 use crate::identity::LogIdentity;
+use crate::kafka::Anchor;
 use crate::record::{
     key_of, partition_for_key, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue,
 };
@@ -300,6 +301,36 @@ impl MemoryLog {
             }
         }
         out
+    }
+
+    /// What is at `offset` of `topic`'s `partition`.
+    pub fn event_id_at(&self, topic: &str, partition: i32, offset: i64) -> Anchor {
+        let Some(topic) = self.inner.topics.read().get(topic).cloned() else {
+            return Anchor::Found(None);
+        };
+        let Some(part) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| topic.partitions.get(p))
+        else {
+            return Anchor::Found(None);
+        };
+        let log = part.lock();
+        if offset < log.start_offset {
+            return Anchor::Gone;
+        }
+        let stored = usize::try_from(offset - log.start_offset)
+            .ok()
+            .and_then(|i| log.records.get(i));
+        Anchor::Found(stored.and_then(|stored| {
+            match &stored.value {
+                RecordValue::Event(envelope) => Some(envelope.id),
+                RecordValue::Bytes(_) => stored
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == crate::record::header::EVENT_ID)
+                    .and_then(|(_, v)| v.parse().ok()),
+            }
+        }))
     }
 
     /// Drops records of `topic`'s `partition` below `offset`.

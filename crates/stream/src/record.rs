@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use alpha_panda_core::Envelope;
+use alpha_panda_core::{Envelope, EventId};
 use bytes::Bytes;
 
 /// Header names of ARCHITECTURE §2.
@@ -100,6 +100,15 @@ impl Record {
     /// The record's key: as written, or the typed envelope's own.
     pub fn key(&self) -> Option<&str> {
         key_of(self.key.as_ref(), &self.value)
+    }
+
+    /// The id of the event the record carries: the typed envelope's, or the `event-id` header
+    /// of bytes (every event is written with it); `None` for bytes without one.
+    pub fn event_id(&self) -> Option<EventId> {
+        match &self.value {
+            RecordValue::Event(envelope) => Some(envelope.id),
+            RecordValue::Bytes(_) => self.header(header::EVENT_ID).and_then(|id| id.parse().ok()),
+        }
     }
 
     /// The value of the header `name`, if the record has it.

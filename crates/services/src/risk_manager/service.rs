@@ -18,6 +18,7 @@ use alpha_panda_core::{
 use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
+    PartitionAnchor,
 };
 use tracing::{debug, info};
 
@@ -349,8 +350,12 @@ impl Handler for RiskManager {
         self.durable.release().await;
     }
 
-    fn attach_log(&mut self, log: &LogIdentity) {
-        self.durable.attach_log(log);
+    fn checkpoint_anchors(&self) -> Vec<PartitionAnchor> {
+        self.durable.anchors()
+    }
+
+    fn attach_log(&mut self, log: &LogIdentity, foreign: &[(String, i32)]) {
+        self.durable.attach_log(log, foreign);
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {

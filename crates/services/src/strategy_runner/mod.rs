@@ -15,6 +15,7 @@ use alpha_panda_core::{
 use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
+    PartitionAnchor,
 };
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -163,9 +164,15 @@ impl Handler for StrategyRunner {
         }
     }
 
-    fn attach_log(&mut self, log: &LogIdentity) {
+    fn checkpoint_anchors(&self) -> Vec<PartitionAnchor> {
+        self.durable
+            .as_ref()
+            .map_or_else(Vec::new, Durable::anchors)
+    }
+
+    fn attach_log(&mut self, log: &LogIdentity, foreign: &[(String, i32)]) {
         if let Some(durable) = &mut self.durable {
-            durable.attach_log(log);
+            durable.attach_log(log, foreign);
         }
     }
 

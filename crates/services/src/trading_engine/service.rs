@@ -9,6 +9,7 @@ use alpha_panda_core::{keys, Broker, EventBroker, EventType, Payload, Timestamp,
 use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
+    PartitionAnchor,
 };
 use tracing::info;
 
@@ -184,8 +185,12 @@ impl Handler for TradingEngine {
         self.durable.release().await;
     }
 
-    fn attach_log(&mut self, log: &LogIdentity) {
-        self.durable.attach_log(log);
+    fn checkpoint_anchors(&self) -> Vec<PartitionAnchor> {
+        self.durable.anchors()
+    }
+
+    fn attach_log(&mut self, log: &LogIdentity, foreign: &[(String, i32)]) {
+        self.durable.attach_log(log, foreign);
     }
 
     async fn handle(&mut self, input: Input<'_>) -> Result<Vec<Output>, HandlerError> {
