@@ -9,7 +9,8 @@
 //! the background while records keep flowing, and the offsets it covers are committed when it is
 //! durable. Poison goes straight to `{topic}.dlq`; transient and infrastructure failures are
 //! retried with backoff and jitter, without committing, until the retry budget sends the input to
-//! the DLQ. Shutdown stops taking input, finishes the record in flight, runs the handler's last
+//! the DLQ (infrastructure failures — a dependency down — are waited for without a budget).
+//! Shutdown stops taking input, finishes the record in flight, runs the handler's last
 //! words, commits, and leaves the group.
 
 use std::collections::HashSet;
@@ -37,6 +38,7 @@ use crate::handler::{
     checkpoint_now, CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output,
 };
 use crate::identity::LogIdentity;
+use crate::kafka::Anchor;
 use crate::log::{Log, LogConsumer};
 use crate::record::{OutgoingRecord, Record, RecordValue};
 use crate::retry::RetryPolicy;
@@ -232,7 +234,8 @@ impl<H: Handler> Processor<H> {
         let Some(identity) = self.log_identity(shutdown).await else {
             return Ok(());
         };
-        self.handler.attach_log(&identity);
+        let foreign = self.foreign_partitions(shutdown).await;
+        self.handler.attach_log(&identity, &foreign);
         self.expected_types = topics
             .iter()
             .map(|t| (Arc::from(t.as_str()), TopicMap::event_type_of(t)))
@@ -372,9 +375,12 @@ impl<H: Handler> Processor<H> {
                             aborted = true;
                             break 'consume;
                         }
-                        cadence
-                            .pending
-                            .record(&record.topic, record.partition, record.offset + 1);
+                        cadence.pending.record(
+                            &record.topic,
+                            record.partition,
+                            record.offset + 1,
+                            record.event_id(),
+                        );
                         cadence.since_checkpoint += 1;
                         cadence.unsaved += 1;
                         if cadence
@@ -590,6 +596,51 @@ impl<H: Handler> Processor<H> {
             ));
         }
         None
+    }
+
+    /// The partitions of the handler's checkpoint whose last event is no longer where the
+    /// checkpoint left it: a topic deleted and created again under the same name, on the same
+    /// cluster. A record removed by retention proves nothing and is trusted.
+    async fn foreign_partitions(&mut self, shutdown: &CancellationToken) -> Vec<(String, i32)> {
+        let mut foreign = Vec::new();
+        // A memory log is new in every process: its identity alone tells it from the last one.
+        if !matches!(self.log, Log::Kafka(_)) {
+            return foreign;
+        }
+        for anchor in self.handler.checkpoint_anchors() {
+            let mut attempt = 0;
+            let found = loop {
+                match self
+                    .log
+                    .event_id_at(&anchor.topic, anchor.partition, anchor.next_offset - 1)
+                    .await
+                {
+                    Ok(found) => break found,
+                    Err(e) => {
+                        warn!(error = %e, topic = %anchor.topic, "checkpoint anchor unreadable; retrying");
+                        if self.backoff(&mut attempt, shutdown).await {
+                            return foreign;
+                        }
+                    }
+                }
+            };
+            match found {
+                Anchor::Found(Some(id)) if id == anchor.last_event_id => {}
+                Anchor::Gone => {}
+                Anchor::Found(other) => {
+                    warn!(
+                        topic = %anchor.topic,
+                        partition = anchor.partition,
+                        offset = anchor.next_offset - 1,
+                        expected = %anchor.last_event_id,
+                        found = ?other,
+                        "the checkpoint's last event is not in this topic: it was created anew"
+                    );
+                    foreign.push((anchor.topic, anchor.partition));
+                }
+            }
+        }
+        foreign
     }
 
     /// The identity of the log, asked until it answers (a broker that is not up yet); `None` when
@@ -910,6 +961,15 @@ impl<H: Handler> Processor<H> {
             };
             match self.handler.handle(input).await {
                 Ok(outputs) => break outputs,
+                // A dependency that is down (the database, the cache, the venue) is no fault of
+                // the input: it is waited for, however long, and the input is never dead-lettered
+                // for it. Only a transient failure has a budget.
+                Err(e) if e.class == ErrorClass::Infrastructure => {
+                    warn!(error = %e.message, attempt, "a dependency is down; waiting for it");
+                    if self.backoff(&mut attempt, shutdown).await {
+                        return Outcome::Aborted;
+                    }
+                }
                 Err(e) if e.class.is_retryable() && attempt < self.config.retry.max_retries => {
                     warn!(error = %e.message, class = %e.class, attempt, "handler failed; retrying");
                     if self.backoff(&mut attempt, shutdown).await {
@@ -1166,19 +1226,33 @@ struct CommitCadence {
 /// first) beats hashing the topic name for every record.
 #[derive(Debug, Default)]
 struct PendingOffsets {
-    entries: Vec<(Arc<str>, i32, i64)>,
+    /// (topic, partition, next offset, the event just before it).
+    entries: Vec<(Arc<str>, i32, i64, Option<EventId>)>,
 }
 
 impl PendingOffsets {
-    fn record(&mut self, topic: &Arc<str>, partition: i32, next_offset: i64) {
+    fn record(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        next_offset: i64,
+        last_event_id: Option<EventId>,
+    ) {
         let found = self
             .entries
             .iter_mut()
             .rev()
-            .find(|(t, p, _)| *p == partition && (Arc::ptr_eq(t, topic) || **t == **topic));
+            .find(|(t, p, _, _)| *p == partition && (Arc::ptr_eq(t, topic) || **t == **topic));
         match found {
-            Some(entry) => entry.2 = next_offset,
-            None => self.entries.push((topic.clone(), partition, next_offset)),
+            // Never backwards: a record read again (a rejoin, a reset) does not undo progress.
+            Some(entry) if next_offset > entry.2 => {
+                entry.2 = next_offset;
+                entry.3 = last_event_id;
+            }
+            Some(_) => {}
+            None => self
+                .entries
+                .push((topic.clone(), partition, next_offset, last_event_id)),
         }
     }
 
@@ -1188,7 +1262,7 @@ impl PendingOffsets {
 
     /// Drops the partitions that `committed` covers (those processed further stay).
     fn forget_committed(&mut self, committed: &[CommitOffset]) {
-        self.entries.retain(|(topic, partition, next)| {
+        self.entries.retain(|(topic, partition, next, _)| {
             !committed
                 .iter()
                 .any(|c| c.partition == *partition && *c.topic == **topic && c.next_offset >= *next)
@@ -1199,10 +1273,11 @@ impl PendingOffsets {
         let mut offsets: Vec<CommitOffset> = self
             .entries
             .iter()
-            .map(|(topic, partition, next)| CommitOffset {
+            .map(|(topic, partition, next, last)| CommitOffset {
                 topic: topic.clone(),
                 partition: *partition,
                 next_offset: *next,
+                last_event_id: *last,
             })
             .collect();
         offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));

@@ -326,6 +326,36 @@ async fn misplaced_events_go_to_dlq(backend: Backend) {
     );
 }
 
+/// A dependency that is down (infrastructure) is waited for past the retry budget: the input is
+/// handled once it is back, and never dead-lettered for the outage.
+async fn an_outage_longer_than_the_retry_budget_is_waited_out(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let input = tick(1, 100);
+    publish(&backend, &input).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let running = start(
+        &backend.log,
+        Arc::new(MemoryDedupStore::new()),
+        "svc_outage",
+        &[IN],
+        fast_config(),
+        Box::new(move |_| {
+            // Three times the budget of fast_config.
+            if c.fetch_add(1, Ordering::SeqCst) < 9 {
+                Err(HandlerError::infrastructure("database down"))
+            } else {
+                Ok(vec![ack_output(OUT, 1)])
+            }
+        }),
+    );
+    wait_for_events(&backend.log, OUT, 1).await;
+    let dead = ProcessorStats::get(&running.stats.dead_lettered);
+    running.stop().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
+    assert_eq!(dead, 0, "dead-lettered for an outage");
+}
+
 /// A replayed record is for the group it names: another group passes over it, and the named
 /// group deduplicates it even when it is a tick (ticks usually bypass deduplication).
 async fn a_replay_reaches_only_its_group_and_is_deduplicated_there(backend: Backend) {
@@ -615,6 +645,7 @@ on_both_backends!(
     poison_goes_to_dlq_and_consumer_moves_on,
     implausible_payloads_go_to_dlq,
     misplaced_events_go_to_dlq,
+    an_outage_longer_than_the_retry_budget_is_waited_out,
     a_replay_reaches_only_its_group_and_is_deduplicated_there,
     raw_dead_letters_have_deterministic_ids,
     read_all_returns_every_record_of_a_batch,

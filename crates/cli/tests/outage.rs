@@ -1,0 +1,141 @@
+//! A database outage mid-stream (the fault suite's restarts): PostgreSQL is stopped while the
+//! pipeline runs on it and started again. The services wait for it — checkpoints are retried, a
+//! fill's ledger lookup waits rather than dead-lettering the fill — and the run ends with exactly
+//! the fills of a run without the outage.
+//!
+//! This stops the machine's PostgreSQL (`pg_ctlcluster`), so it is the only test of its binary;
+//! the server is started again whatever happens.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use alpha_panda_core::{Broker, OrderFilled, Timestamp};
+use alpha_panda_services::{nse_universe, ticks_to_csv, TickSimulator};
+use alpha_panda_store::testing::fresh_postgres_url;
+use alpha_panda_store::Store;
+
+/// The local PostgreSQL cluster, started again when dropped.
+struct Postgres {
+    version: String,
+}
+
+impl Postgres {
+    fn find() -> Self {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .expect("PostgreSQL's clusters are under /etc/postgresql")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .max()
+            .expect("a PostgreSQL cluster");
+        Self { version }
+    }
+
+    fn ctl(&self, action: &str) {
+        let status = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &self.version, "main", action])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("pg_ctlcluster");
+        assert!(status.success(), "pg_ctlcluster {action} failed");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &self.version, "main", "start"])
+            .status();
+    }
+}
+
+fn record_ticks(path: &Path) {
+    let mut simulator = TickSimulator::new(13, nse_universe()).unwrap();
+    let start = 1_767_584_700_000_000i64;
+    let ticks: Vec<_> = (0..12_000i64)
+        .map(|n| simulator.next_tick(Timestamp::from_unix_micros(start + n * 10_000).unwrap()))
+        .collect();
+    std::fs::write(path, ticks_to_csv(&ticks)).unwrap();
+}
+
+async fn fills(url: &str) -> Vec<OrderFilled> {
+    let store = Store::connect(url).await.unwrap();
+    let mut fills: Vec<OrderFilled> = store
+        .ledger()
+        .fills(Broker::Paper, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.fill)
+        .collect();
+    fills.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+    store.close().await;
+    fills
+}
+
+fn run(dir: &Path, database_url: &str, csv: &Path, ticks_per_second: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alpha-panda"));
+    command
+        .args(["run", "--json"])
+        .current_dir(dir)
+        .env("ALPHA_PANDA__DATA_DIR", dir.join("data"))
+        .env("ALPHA_PANDA__DATABASE__URL", database_url)
+        .env("ALPHA_PANDA__LOGGING__LEVEL", "warn")
+        .env(
+            "ALPHA_PANDA__MARKET_FEED__SOURCE",
+            format!("csv:{}", csv.display()),
+        )
+        .env(
+            "ALPHA_PANDA__MARKET_FEED__TICKS_PER_SECOND",
+            ticks_per_second,
+        )
+        .stdin(Stdio::null());
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let csv = work.path().join("ticks.csv");
+    record_ticks(&csv);
+
+    let reference_dir = work.path().join("reference");
+    std::fs::create_dir_all(&reference_dir).unwrap();
+    let reference_db = format!("sqlite://{}", reference_dir.join("ref.db").display());
+    let out =
+        tokio::task::block_in_place(|| run(&reference_dir, &reference_db, &csv, "0").output())
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = fills(&reference_db).await;
+    assert!(!expected.is_empty());
+
+    let postgres = fresh_postgres_url().await.unwrap();
+    let dir = work.path().join("outage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Postgres::find();
+    // 30 s of ticks; the database is away from the 2nd to the 22nd second, longer than a
+    // connection is waited for (10 s), so the services see it fail and must wait it out.
+    let mut child = run(&dir, postgres.url(), &csv, "400")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.ctl("stop");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended during the outage; the test would prove nothing"
+    );
+    server.ctl("start");
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(fills(postgres.url()).await, expected, "{log}");
+    postgres.drop_schema().await.unwrap();
+}
