@@ -1,10 +1,10 @@
-//! A database outage mid-stream (the fault suite's restarts): PostgreSQL is stopped while the
+//! Outages mid-stream (the fault suite's restarts): PostgreSQL, or Redis, is stopped while the
 //! pipeline runs on it and started again. The services wait for it — checkpoints are retried, a
-//! fill's ledger lookup waits rather than dead-lettering the fill — and the run ends with exactly
-//! the fills of a run without the outage.
+//! fill's ledger lookup or a dedup check waits rather than dead-lettering its input — and the run
+//! ends with exactly the fills of a run without the outage.
 //!
-//! This stops the machine's PostgreSQL (`pg_ctlcluster`), so it is the only test of its binary;
-//! the server is started again whatever happens.
+//! These stop the machine's PostgreSQL (`pg_ctlcluster`) and Redis, so no other test shares their
+//! binary; each server is started again whatever happens.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -47,6 +47,66 @@ impl Drop for Postgres {
         let _ = Command::new("pg_ctlcluster")
             .args(["--skip-systemctl-redirect", &self.version, "main", "start"])
             .status();
+    }
+}
+
+/// The local Redis, started again (as the machine starts it) when dropped.
+struct Redis;
+
+impl Redis {
+    fn stop(&self) {
+        let status = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        // `shutdown` closes the connection it came on: its status says nothing.
+        let _ = status;
+        assert!(
+            std::net::TcpStream::connect("127.0.0.1:6379").is_err(),
+            "Redis is still up"
+        );
+    }
+
+    fn start(&self) {
+        let status = Command::new("redis-server")
+            .args([
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "-::1",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                "/var/lib/redis",
+                "--logfile",
+                "/var/log/redis/ci.log",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-server");
+        assert!(status.success(), "redis-server did not start");
+        for _ in 0..50 {
+            if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("Redis did not come back");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+            self.start();
+        }
     }
 }
 
@@ -138,4 +198,54 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     assert!(out.status.success(), "{log}");
     assert_eq!(fills(postgres.url()).await, expected, "{log}");
     postgres.drop_schema().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_waits_out_a_cache_outage_and_loses_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let csv = work.path().join("ticks.csv");
+    record_ticks(&csv);
+
+    let reference_dir = work.path().join("reference");
+    std::fs::create_dir_all(&reference_dir).unwrap();
+    let reference_db = format!("sqlite://{}", reference_dir.join("ref.db").display());
+    let out =
+        tokio::task::block_in_place(|| run(&reference_dir, &reference_db, &csv, "0").output())
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = fills(&reference_db).await;
+
+    let dir = work.path().join("outage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sqlite://{}", dir.join("outage.db").display());
+    let redis = Redis;
+    let mut child = run(&dir, &database, &csv, "400")
+        .env("ALPHA_PANDA__CACHE__URL", "redis://127.0.0.1:6379")
+        .env(
+            "ALPHA_PANDA__CACHE__PREFIX",
+            format!(
+                "ap_outage_{}:",
+                dir.display().to_string().len() + std::process::id() as usize
+            ),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| redis.stop());
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended during the outage; the test would prove nothing"
+    );
+    tokio::task::block_in_place(|| redis.start());
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(fills(&database).await, expected, "{log}");
 }
