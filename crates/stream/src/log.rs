@@ -101,7 +101,7 @@ impl Log {
     /// [`LogError`] when the record is not acknowledged.
     pub async fn send(&self, record: OutgoingRecord) -> Result<Delivery, LogError> {
         match self {
-            Log::Memory(m) => Ok(m.append(record)),
+            Log::Memory(m) => Ok(m.append_when_room(record).await),
             Log::Kafka(k) => k.send(&record).await,
         }
     }
@@ -113,7 +113,7 @@ impl Log {
     /// deterministic ids, not on all-or-nothing).
     pub async fn send_all(&self, records: Vec<OutgoingRecord>) -> Result<Vec<Delivery>, LogError> {
         match self {
-            Log::Memory(m) => Ok(m.append_all(records)),
+            Log::Memory(m) => Ok(m.append_all_when_room(records).await),
             Log::Kafka(k) => try_join_all(records.iter().map(|r| k.send(r))).await,
         }
     }
@@ -129,7 +129,7 @@ impl Log {
         records: Vec<OutgoingRecord>,
     ) -> Result<Vec<Delivery>, (LogError, Vec<OutgoingRecord>)> {
         match self {
-            Log::Memory(m) => Ok(m.append_all(records)),
+            Log::Memory(m) => Ok(m.append_all_when_room(records).await),
             Log::Kafka(k) => match try_join_all(records.iter().map(|r| k.send(r))).await {
                 Ok(deliveries) => Ok(deliveries),
                 Err(e) => Err((e, records)),

@@ -3,8 +3,9 @@
 //!
 //! It is the embedded default and the test backend. One consumer per group per process owns every
 //! partition of its topics, so no rebalancing is needed. Each partition keeps at most
-//! `max_records_per_partition` records (oldest dropped first) so a long run stays bounded; a
-//! consumer that fell behind the retained start resumes at it, as Kafka's `earliest` reset does.
+//! `max_records_per_partition` records, oldest dropped first, so a long run stays bounded — but
+//! never a record a consumer group of the topic has not committed: a producer that sends through
+//! the log waits for room instead (backpressure), so no consumer ever jumps over records.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -78,6 +79,9 @@ impl Stored {
 struct PartitionLog {
     start_offset: i64,
     records: VecDeque<Stored>,
+    /// The lowest offset a consumer group of the topic has yet to commit past (`i64::MAX` while
+    /// no group reads the topic): records below it may be dropped, none at or above it.
+    floor: Option<i64>,
 }
 
 impl PartitionLog {
@@ -90,6 +94,14 @@ struct Topic {
     name: Arc<str>,
     partitions: Vec<Mutex<PartitionLog>>,
     round_robin: AtomicU32,
+    /// The consumer groups that read this topic: retention never drops what one of them has not
+    /// committed.
+    groups: Mutex<Vec<String>>,
+    /// Woken when a group commits: a producer held back by a full partition looks again.
+    space: Notify,
+    /// Set once a partition holds more than the retention because a group lags: only then does a
+    /// producer look closer (the common case costs one load per record).
+    full: std::sync::atomic::AtomicBool,
     /// The wake-up of every consumer reading this topic: an append wakes those, not every waiting
     /// consumer of the log.
     readers: Mutex<Vec<Weak<Notify>>>,
@@ -221,6 +233,67 @@ impl MemoryLog {
         deliveries
     }
 
+    /// Appends one record, waiting while its partition is full of records some consumer group
+    /// has not committed yet (backpressure: retention never drops them).
+    pub async fn append_when_room(&self, record: OutgoingRecord) -> Delivery {
+        let topic = self.topic(&record.topic);
+        self.wait_for_room(&topic, &record).await;
+        self.append(record)
+    }
+
+    /// As [`MemoryLog::append_all`], waiting for room in each record's partition first.
+    pub async fn append_all_when_room(&self, records: Vec<OutgoingRecord>) -> Vec<Delivery> {
+        let mut current: Option<Arc<Topic>> = None;
+        for record in &records {
+            let topic = match current.take() {
+                Some(t) if *t.name == *record.topic => t,
+                _ => self.topic(&record.topic),
+            };
+            self.wait_for_room(&topic, record).await;
+            current = Some(topic);
+        }
+        self.append_all(records)
+    }
+
+    async fn wait_for_room(&self, topic: &Topic, record: &OutgoingRecord) {
+        if !topic.full.load(Ordering::Acquire) {
+            return;
+        }
+        let partition = self.partition_of(topic, record);
+        let max = self.inner.config.max_records_per_partition;
+        let mut warned = false;
+        loop {
+            let space = topic.space.notified();
+            {
+                let log = topic.partitions[partition as usize].lock();
+                let droppable = log.floor.is_none_or(|floor| log.start_offset < floor);
+                if log.records.len() < max || droppable {
+                    return;
+                }
+            }
+            if !warned {
+                tracing::warn!(
+                    topic = %topic.name,
+                    partition,
+                    retained = max,
+                    "a consumer group has not committed what the memory log retains; holding the \
+                     producer back"
+                );
+                warned = true;
+            }
+            // A commit wakes us; the timeout only guards against a missed wake-up.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), space).await;
+        }
+    }
+
+    fn partition_of(&self, topic: &Topic, record: &OutgoingRecord) -> i32 {
+        match record.key() {
+            Some(key) => partition_for_key(key.as_bytes(), topic.partitions.len() as i32),
+            // Round-robin records land wherever the counter says; any partition will do to wait.
+            None => 0,
+        }
+    }
+
     /// Puts `record` at the end of its partition of `topic` (the caller wakes the consumers).
     fn push(&self, topic: &Topic, record: OutgoingRecord, timestamp_ms: i64) -> Delivery {
         let partition = match record.key() {
@@ -239,9 +312,17 @@ impl MemoryLog {
         let offset = log.end_offset();
         log.records
             .push_back(Stored::new(key, record.value, record.headers, timestamp_ms));
+        // Past the retention, the oldest record goes, unless a group still has to read it: then
+        // the partition grows (a producer that waits for room, as the log's own send does, never
+        // lets it).
+        let droppable = log.floor.is_none_or(|floor| log.start_offset < floor);
         if log.records.len() > self.inner.config.max_records_per_partition {
-            log.records.pop_front();
-            log.start_offset += 1;
+            if droppable {
+                log.records.pop_front();
+                log.start_offset += 1;
+            } else {
+                topic.full.store(true, Ordering::Release);
+            }
         }
         Delivery { partition, offset }
     }
@@ -254,13 +335,23 @@ impl MemoryLog {
         for name in topics {
             let topic = self.topic(name);
             topic.readers.lock().push(Arc::downgrade(&wake));
+            {
+                let mut groups = topic.groups.lock();
+                if !groups.iter().any(|g| g == group) {
+                    groups.push(group.to_string());
+                }
+            }
             for partition in 0..topic.partitions.len() as i32 {
-                let start = topic.partitions[partition as usize].lock().start_offset;
+                let mut log = topic.partitions[partition as usize].lock();
+                let start = log.start_offset;
                 let position = committed
                     .get(&(group.to_string(), topic.name.clone(), partition))
                     .copied()
                     .unwrap_or(start)
                     .max(start);
+                // A new reader holds retention back from where it starts.
+                log.floor = Some(log.floor.map_or(position, |floor| floor.min(position)));
+                drop(log);
                 assignments.push(Assignment {
                     // A name of this consumer's own: every record it hands out clones it, and a
                     // reference count shared with the other consumers would bounce between cores.
@@ -355,10 +446,35 @@ impl MemoryLog {
     }
 
     fn commit(&self, group: &str, topic: &Arc<str>, partition: i32, next_offset: i64) {
-        self.inner
-            .committed
+        let mut committed = self.inner.committed.lock();
+        committed.insert((group.to_string(), topic.clone(), partition), next_offset);
+        let Some(t) = self.inner.topics.read().get(&**topic).cloned() else {
+            return;
+        };
+        // The partition's floor: the least any reading group has committed.
+        let floor = t
+            .groups
             .lock()
-            .insert((group.to_string(), topic.clone(), partition), next_offset);
+            .iter()
+            .map(|g| {
+                committed
+                    .get(&(g.clone(), topic.clone(), partition))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .min();
+        drop(committed);
+        if let Some(log) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| t.partitions.get(p))
+        {
+            log.lock().floor = floor;
+        }
+        if t.full.swap(false, Ordering::AcqRel) {
+            // A producer waiting for room checks its partition again (and sets this anew if it
+            // is still full).
+            t.space.notify_waiters();
+        }
     }
 
     fn committed(&self, group: &str, topic: &Arc<str>, partition: i32) -> Option<i64> {
@@ -377,6 +493,9 @@ fn new_topic(name: &str, partitions: i32) -> Topic {
             .map(|_| Mutex::new(PartitionLog::default()))
             .collect(),
         round_robin: AtomicU32::new(0),
+        groups: Mutex::new(Vec::new()),
+        space: Notify::new(),
+        full: std::sync::atomic::AtomicBool::new(false),
         readers: Mutex::new(Vec::new()),
     }
 }
@@ -647,5 +766,57 @@ mod tests {
         assert_eq!(log.watermarks("t", 0), Some((3, 5)));
         let mut c = log.consumer("g", &["t".into()]);
         assert_eq!(c.poll(Duration::from_millis(5)).await.unwrap().offset, 3);
+    }
+
+    /// Retention never drops what a reading group has not committed: the producer is held back
+    /// until the group commits, and the group reads every record, in order, without a gap.
+    #[tokio::test]
+    async fn retention_holds_the_producer_back_instead_of_dropping_unread_records() {
+        let log = MemoryLog::new(MemoryLogConfig {
+            default_partitions: 1,
+            max_records_per_partition: 4,
+        });
+        let mut c = log.consumer("g", &["t".into()]);
+        for n in 0..5 {
+            log.append_when_room(raw("t", "k", ["a", "b", "c", "d", "e", "f", "g", "h"][n]))
+                .await;
+        }
+        // Over the retention by one (the group has not committed) and nothing dropped.
+        assert_eq!(log.watermarks("t", 0), Some((0, 5)));
+        let writer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for n in 5..8 {
+                    log.append_when_room(raw(
+                        "t",
+                        "k",
+                        ["a", "b", "c", "d", "e", "f", "g", "h"][n],
+                    ))
+                    .await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!writer.is_finished(), "the producer was not held back");
+        let mut read = Vec::new();
+        while let Some(r) = c.poll(Duration::from_millis(5)).await {
+            read.push(r.offset);
+            if read.len() == 5 {
+                break;
+            }
+        }
+        let topic: Arc<str> = Arc::from("t");
+        c.commit(&topic, 0, 5);
+        tokio::time::timeout(Duration::from_secs(2), writer)
+            .await
+            .expect("the producer went on once the group committed")
+            .unwrap();
+        while let Some(r) = c.poll(Duration::from_millis(5)).await {
+            read.push(r.offset);
+        }
+        assert_eq!(read, (0..8).collect::<Vec<i64>>(), "a record was skipped");
+        let (start, end) = log.watermarks("t", 0).unwrap();
+        assert_eq!(end, 8);
+        assert!(end - start <= 5, "retention kept {}", end - start);
     }
 }
