@@ -110,10 +110,10 @@ impl Drop for Redis {
     }
 }
 
-fn record_ticks(path: &Path) {
+fn record_ticks(path: &Path, count: i64) {
     let mut simulator = TickSimulator::new(13, nse_universe()).unwrap();
     let start = 1_767_584_700_000_000i64;
-    let ticks: Vec<_> = (0..12_000i64)
+    let ticks: Vec<_> = (0..count)
         .map(|n| simulator.next_tick(Timestamp::from_unix_micros(start + n * 10_000).unwrap()))
         .collect();
     std::fs::write(path, ticks_to_csv(&ticks)).unwrap();
@@ -158,7 +158,9 @@ fn run(dir: &Path, database_url: &str, csv: &Path, ticks_per_second: &str) -> Co
 async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     let work = tempfile::tempdir().unwrap();
     let csv = work.path().join("ticks.csv");
-    record_ticks(&csv);
+    // 16 s of ticks: the feed ends while the database is away, and the run must not take the
+    // quiet for a drained pipeline.
+    record_ticks(&csv, 6_400);
 
     let reference_dir = work.path().join("reference");
     std::fs::create_dir_all(&reference_dir).unwrap();
@@ -178,8 +180,8 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     let dir = work.path().join("outage");
     std::fs::create_dir_all(&dir).unwrap();
     let server = Postgres::find();
-    // 30 s of ticks; the database is away from the 2nd to the 22nd second, longer than a
-    // connection is waited for (10 s), so the services see it fail and must wait it out.
+    // The database is away from the 2nd to the 22nd second, longer than a connection is waited
+    // for (10 s), so the services see it fail and must wait it out.
     let mut child = run(&dir, postgres.url(), &csv, "400")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -204,7 +206,7 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
 async fn the_pipeline_waits_out_a_cache_outage_and_loses_nothing() {
     let work = tempfile::tempdir().unwrap();
     let csv = work.path().join("ticks.csv");
-    record_ticks(&csv);
+    record_ticks(&csv, 12_000);
 
     let reference_dir = work.path().join("reference");
     std::fs::create_dir_all(&reference_dir).unwrap();

@@ -383,6 +383,9 @@ impl<H: Handler> Processor<H> {
                         );
                         cadence.since_checkpoint += 1;
                         cadence.unsaved += 1;
+                        self.stats
+                            .unsaved
+                            .store(cadence.unsaved as u64, AtomicOrdering::Relaxed);
                         if cadence
                             .in_flight
                             .as_ref()
@@ -773,6 +776,9 @@ impl<H: Handler> Processor<H> {
         }
         if offsets.is_empty() {
             cadence.unsaved = cadence.since_checkpoint;
+            self.stats
+                .unsaved
+                .store(cadence.unsaved as u64, AtomicOrdering::Relaxed);
             return;
         }
         let list: Vec<(Arc<str>, i32, i64)> = offsets
@@ -784,6 +790,9 @@ impl<H: Handler> Processor<H> {
                 cadence.pending.forget_committed(offsets);
                 // What came in after the checkpoint began is still unsaved.
                 cadence.unsaved = cadence.since_checkpoint;
+                self.stats
+                    .unsaved
+                    .store(cadence.unsaved as u64, AtomicOrdering::Relaxed);
                 ProcessorStats::incr(&self.stats.commits, 1);
             }
             // Keep them pending: the next commit (or the final one) covers them.

@@ -29,6 +29,9 @@ pub struct ProcessorStats {
     pub checkpoint_failures: AtomicU64,
     /// Whether input is held back until a checkpoint succeeds (1) or flows (0).
     pub held_back: AtomicU64,
+    /// Records read and not yet covered by a durable commit: a pipeline is drained only when this
+    /// is 0 everywhere, not merely when nothing moves (a database may be away).
+    pub unsaved: AtomicU64,
     /// Unix microseconds of the last record read (0: none yet).
     last_event_micros: AtomicI64,
     lag: Mutex<Vec<PartitionLag>>,

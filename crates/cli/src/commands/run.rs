@@ -552,7 +552,11 @@ impl IdleWatch {
             })
             .sum();
         let now = tokio::time::Instant::now();
-        if total != self.last_total || self.since.is_none() {
+        // Records not yet durably committed are work in progress, however still the counters are.
+        let unsaved = running
+            .iter()
+            .any(|r| ProcessorStats::get(&r.stats.unsaved) > 0);
+        if total != self.last_total || self.since.is_none() || unsaved {
             self.last_total = total;
             self.since = Some(now);
         }
