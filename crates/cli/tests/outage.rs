@@ -10,10 +10,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use alpha_panda_core::{Broker, OrderFilled, Timestamp};
-use alpha_panda_services::{nse_universe, ticks_to_csv, TickSimulator};
+use alpha_panda_core::OrderFilled;
 use alpha_panda_store::testing::fresh_postgres_url;
-use alpha_panda_store::Store;
+
+mod fleet;
+
+use fleet::{ledger_fills, record_ticks};
 
 /// The local PostgreSQL cluster, started again when dropped.
 struct Postgres {
@@ -110,28 +112,19 @@ impl Drop for Redis {
     }
 }
 
-fn record_ticks(path: &Path, count: i64) {
-    let mut simulator = TickSimulator::new(13, nse_universe()).unwrap();
-    let start = 1_767_584_700_000_000i64;
-    let ticks: Vec<_> = (0..count)
-        .map(|n| simulator.next_tick(Timestamp::from_unix_micros(start + n * 10_000).unwrap()))
-        .collect();
-    std::fs::write(path, ticks_to_csv(&ticks)).unwrap();
-}
-
-async fn fills(url: &str) -> Vec<OrderFilled> {
-    let store = Store::connect(url).await.unwrap();
-    let mut fills: Vec<OrderFilled> = store
-        .ledger()
-        .fills(Broker::Paper, 1_000_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.fill)
-        .collect();
-    fills.sort_by(|a, b| a.order_id.cmp(&b.order_id));
-    store.close().await;
-    fills
+/// The fills of an uninterrupted run over `csv`, on SQLite under `work`.
+async fn reference_fills(work: &Path, csv: &Path) -> Vec<OrderFilled> {
+    let reference_dir = work.join("reference");
+    std::fs::create_dir_all(&reference_dir).unwrap();
+    let reference_db = format!("sqlite://{}", reference_dir.join("ref.db").display());
+    let out = tokio::task::block_in_place(|| run(&reference_dir, &reference_db, csv, "0").output())
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ledger_fills(&reference_db).await
 }
 
 fn run(dir: &Path, database_url: &str, csv: &Path, ticks_per_second: &str) -> Command {
@@ -162,18 +155,7 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     // quiet for a drained pipeline.
     record_ticks(&csv, 6_400);
 
-    let reference_dir = work.path().join("reference");
-    std::fs::create_dir_all(&reference_dir).unwrap();
-    let reference_db = format!("sqlite://{}", reference_dir.join("ref.db").display());
-    let out =
-        tokio::task::block_in_place(|| run(&reference_dir, &reference_db, &csv, "0").output())
-            .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = fills(&reference_db).await;
+    let expected = reference_fills(work.path(), &csv).await;
     assert!(!expected.is_empty());
 
     let postgres = fresh_postgres_url().await.unwrap();
@@ -198,7 +180,7 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert_eq!(fills(postgres.url()).await, expected, "{log}");
+    assert_eq!(ledger_fills(postgres.url()).await, expected, "{log}");
     postgres.drop_schema().await.unwrap();
 }
 
@@ -208,18 +190,7 @@ async fn the_pipeline_waits_out_a_cache_outage_and_loses_nothing() {
     let csv = work.path().join("ticks.csv");
     record_ticks(&csv, 12_000);
 
-    let reference_dir = work.path().join("reference");
-    std::fs::create_dir_all(&reference_dir).unwrap();
-    let reference_db = format!("sqlite://{}", reference_dir.join("ref.db").display());
-    let out =
-        tokio::task::block_in_place(|| run(&reference_dir, &reference_db, &csv, "0").output())
-            .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = fills(&reference_db).await;
+    let expected = reference_fills(work.path(), &csv).await;
 
     let dir = work.path().join("outage");
     std::fs::create_dir_all(&dir).unwrap();
@@ -249,5 +220,5 @@ async fn the_pipeline_waits_out_a_cache_outage_and_loses_nothing() {
     let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert_eq!(fills(&database).await, expected, "{log}");
+    assert_eq!(ledger_fills(&database).await, expected, "{log}");
 }

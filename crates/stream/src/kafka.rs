@@ -183,19 +183,7 @@ impl KafkaLog {
     /// # Errors
     /// [`LogError::Broker`] when the topic cannot be read.
     pub async fn read_all(&self, topic: &str, idle: Duration) -> Result<Vec<Record>, LogError> {
-        let mut base = self.config.client_config();
-        base.set(
-            "group.id",
-            format!("alpha-panda.reader.{}", uuid::Uuid::now_v7()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-        let consumer: StreamConsumer = self
-            .config
-            .with_overrides(base)
-            .create()
-            .map_err(broker_error)?;
-        let consumer = Arc::new(consumer);
+        let consumer = self.reader()?;
         let partitions = self.partition_count(topic).await?;
         let mut ends = BTreeMap::new();
         let mut tpl = TopicPartitionList::new();
@@ -251,19 +239,7 @@ impl KafkaLog {
         partition: i32,
         offset: i64,
     ) -> Result<Anchor, LogError> {
-        let mut base = self.config.client_config();
-        base.set(
-            "group.id",
-            format!("alpha-panda.reader.{}", uuid::Uuid::now_v7()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-        let consumer: StreamConsumer = self
-            .config
-            .with_overrides(base)
-            .create()
-            .map_err(broker_error)?;
-        let consumer = Arc::new(consumer);
+        let consumer = self.reader()?;
         let (low, _) = watermarks(&consumer, topic, partition).await?;
         if offset < low {
             close(consumer).await;
@@ -287,6 +263,23 @@ impl KafkaLog {
         };
         close(consumer).await;
         Ok(found)
+    }
+
+    /// A consumer of a group of its own, that commits nothing: for reading partitions by offset.
+    fn reader(&self) -> Result<Arc<StreamConsumer>, LogError> {
+        let mut base = self.config.client_config();
+        base.set(
+            "group.id",
+            format!("alpha-panda.reader.{}", uuid::Uuid::now_v7()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = self
+            .config
+            .with_overrides(base)
+            .create()
+            .map_err(broker_error)?;
+        Ok(Arc::new(consumer))
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, LogError> {
