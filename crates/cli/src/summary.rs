@@ -1,12 +1,13 @@
 //! The run summary, read back from the log itself so that a single process and a fleet of processes
 //! on Kafka report the same thing: per broker, ticks, signals raw/validated/rejected with the top
-//! rejection reasons, orders filled/failed, and each portfolio's latest snapshot.
+//! rejection reasons, orders filled/failed, and each portfolio's latest snapshot; and every alert
+//! raised on `system.alerts`.
 //!
 //! Events are counted once per event id: a redelivery after a crash carries the same id.
 
 use std::collections::{BTreeMap, HashSet};
 
-use alpha_panda_core::{Broker, Envelope, EventId, Payload, PnlSnapshot, TopicMap};
+use alpha_panda_core::{AlertSeverity, Broker, Envelope, EventId, Payload, PnlSnapshot, TopicMap};
 use alpha_panda_stream::{Log, LogError, RecordValue};
 use serde::Serialize;
 
@@ -15,6 +16,25 @@ use serde::Serialize;
 pub struct RunSummary {
     /// Per broker namespace.
     pub brokers: BTreeMap<String, BrokerSummary>,
+    /// Alerts raised during the run, in the order they were raised.
+    pub alerts: Vec<AlertSummary>,
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertSummary {
+    /// When it was raised (RFC 3339).
+    pub at: String,
+    /// `checkpoint_failing`, `checkpoint_recovered`, …
+    pub kind: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: AlertSeverity,
+    /// The service that raised it.
+    pub service: String,
+    /// The namespace of that service (`shared` for one that serves every namespace).
+    pub broker: String,
+    /// What happened and what to do.
+    pub message: String,
 }
 
 /// One namespace.
@@ -179,7 +199,25 @@ pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogErr
             },
         );
     }
-    Ok(RunSummary { brokers: out })
+    let alerts = events(log, TopicMap::alerts())
+        .await?
+        .into_iter()
+        .filter_map(|envelope| match envelope.payload {
+            Payload::Alert(alert) => Some(AlertSummary {
+                at: envelope.ts.to_string(),
+                kind: alert.kind.as_str().to_string(),
+                severity: alert.severity,
+                service: alert.service,
+                broker: envelope.broker.as_str().to_string(),
+                message: alert.message,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(RunSummary {
+        brokers: out,
+        alerts,
+    })
 }
 
 /// The market feed's refusals on `market.ticks.dlq` (consumers' dead letters of ticks are not
@@ -246,6 +284,12 @@ impl RunSummary {
                     ));
                 }
             }
+        }
+        for alert in &self.alerts {
+            out.push_str(&format!(
+                "alert {} {} {} ({}): {}\n",
+                alert.at, alert.kind, alert.service, alert.broker, alert.message
+            ));
         }
         out
     }

@@ -40,7 +40,7 @@ fn bootstrap_creates_every_topic_on_an_empty_broker_then_reports_ok() {
     );
     let table = stdout(&created);
     let expected = TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]);
-    assert_eq!(expected.len(), 38);
+    assert_eq!(expected.len(), 39);
     for topic in &expected {
         let line = table
             .lines()

@@ -42,11 +42,13 @@ pub enum EventType {
     PnlSnapshot,
     /// `dlq_message`
     DlqMessage,
+    /// `alert`
+    Alert,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::MarketTick,
         EventType::TradingSignal,
         EventType::ValidatedSignal,
@@ -58,6 +60,7 @@ impl EventType {
         EventType::OrderFailed,
         EventType::PnlSnapshot,
         EventType::DlqMessage,
+        EventType::Alert,
     ];
 
     /// The wire name.
@@ -74,6 +77,7 @@ impl EventType {
             EventType::OrderFailed => "order_failed",
             EventType::PnlSnapshot => "pnl_snapshot",
             EventType::DlqMessage => "dlq_message",
+            EventType::Alert => "alert",
         }
     }
 }

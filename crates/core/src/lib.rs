@@ -43,10 +43,10 @@ pub use envelope::{Envelope, EnvelopeError, EventType, CURRENT_VERSION};
 pub use environment::Environment;
 pub use error_class::ErrorClass;
 pub use events::{
-    DepthLevel, DlqMessage, DlqPayload, ExecutionMode, FeeBreakdown, MarketDepth, MarketTick, Ohlc,
-    OrderAck, OrderFailed, OrderFilled, OrderSubmitted, OrderType, Payload, PnlSnapshot,
-    PositionSnapshot, RejectedSignal, RuleViolation, Side, SignalAtTarget, SnapshotType, TickRef,
-    TradingSignal, ValidatedSignal,
+    Alert, AlertKind, AlertSeverity, DepthLevel, DlqMessage, DlqPayload, ExecutionMode,
+    FeeBreakdown, MarketDepth, MarketTick, Ohlc, OrderAck, OrderFailed, OrderFilled,
+    OrderSubmitted, OrderType, Payload, PnlSnapshot, PositionSnapshot, RejectedSignal,
+    RuleViolation, Side, SignalAtTarget, SnapshotType, TickRef, TradingSignal, ValidatedSignal,
 };
 pub use ids::{
     derive_event_id, CorrelationId, EventId, InstrumentToken, OrderId, PortfolioId, StrategyId,

@@ -6,7 +6,7 @@
 use schemars::{schema_for, Schema};
 
 use crate::{
-    DlqMessage, Envelope, MarketTick, OrderAck, OrderFailed, OrderFilled, OrderSubmitted,
+    Alert, DlqMessage, Envelope, MarketTick, OrderAck, OrderFailed, OrderFilled, OrderSubmitted,
     PnlSnapshot, RejectedSignal, SignalAtTarget, TradingSignal, ValidatedSignal,
 };
 
@@ -25,6 +25,7 @@ pub fn all_schemas() -> Vec<(&'static str, Schema)> {
         ("order_failed.json", schema_for!(OrderFailed)),
         ("pnl_snapshot.json", schema_for!(PnlSnapshot)),
         ("dlq_message.json", schema_for!(DlqMessage)),
+        ("alert.json", schema_for!(Alert)),
     ]
 }
 

@@ -36,6 +36,8 @@ pub enum TopicClass {
     OrdersFailed,
     /// `{broker}.pnl.snapshots`
     PnlSnapshots,
+    /// `system.alerts` (shared by every namespace; an alert's envelope names its namespace).
+    Alerts,
     /// `{topic}.dlq` of any of the above.
     Dlq,
 }
@@ -66,6 +68,7 @@ impl TopicClass {
             TopicClass::OrdersFilled => "orders.filled",
             TopicClass::OrdersFailed => "orders.failed",
             TopicClass::PnlSnapshots => "pnl.snapshots",
+            TopicClass::Alerts => "system.alerts",
             TopicClass::Dlq => "dlq",
         }
     }
@@ -83,6 +86,7 @@ impl TopicClass {
             TopicClass::OrdersFilled => EventType::OrderFilled,
             TopicClass::OrdersFailed => EventType::OrderFailed,
             TopicClass::PnlSnapshots => EventType::PnlSnapshot,
+            TopicClass::Alerts => EventType::Alert,
             TopicClass::Dlq => EventType::DlqMessage,
         }
     }
@@ -101,7 +105,7 @@ impl TopicClass {
             | TopicClass::OrdersFilled
             | TopicClass::OrdersFailed
             | TopicClass::PnlSnapshots => (3, 30 * DAY_MS),
-            TopicClass::Dlq => (1, 30 * DAY_MS),
+            TopicClass::Alerts | TopicClass::Dlq => (1, 30 * DAY_MS),
         };
         TopicSpec {
             partitions,
@@ -182,6 +186,7 @@ macro_rules! topic_name_in {
     ($broker:literal, $class:expr) => {
         match $class {
             TopicClass::MarketTicks => "market.ticks",
+            TopicClass::Alerts => "system.alerts",
             TopicClass::SignalsRaw => concat!($broker, ".signals.raw"),
             TopicClass::SignalsValidated => concat!($broker, ".signals.validated"),
             TopicClass::SignalsRejected => concat!($broker, ".signals.rejected"),
@@ -226,7 +231,12 @@ impl TopicMap {
         TopicClass::MarketTicks.suffix()
     }
 
-    /// The topic of a per-broker class (`MarketTicks` gives the shared topic).
+    /// `system.alerts`, shared by every namespace.
+    pub fn alerts() -> &'static str {
+        TopicClass::Alerts.suffix()
+    }
+
+    /// The topic of a per-broker class (`MarketTicks` and `Alerts` give the shared topics).
     pub fn topic(&self, class: TopicClass) -> String {
         self.topic_str(class).to_owned()
     }
@@ -290,6 +300,9 @@ impl TopicMap {
         if name == Self::market_ticks_str() {
             return Some(EventType::MarketTick);
         }
+        if name == Self::alerts() {
+            return Some(EventType::Alert);
+        }
         Broker::ALL.into_iter().find_map(|broker| {
             let map = TopicMap::new(broker);
             TopicClass::PER_BROKER
@@ -309,7 +322,8 @@ impl TopicMap {
         topic.strip_suffix(DLQ_SUFFIX)
     }
 
-    /// Every topic the given namespaces need, each followed by its `.dlq`, market ticks first.
+    /// Every topic the given namespaces need, each followed by its `.dlq` (alerts have none:
+    /// nothing consumes them for an effect), market ticks first.
     pub fn all_topics(brokers: &[Broker]) -> Vec<TopicName> {
         let mut primary = vec![TopicName {
             name: Self::market_ticks(),
@@ -327,7 +341,11 @@ impl TopicMap {
                 class,
             }));
         }
-        let mut all = Vec::with_capacity(primary.len() * 2);
+        let mut all = Vec::with_capacity(primary.len() * 2 + 1);
+        all.push(TopicName {
+            name: Self::alerts().to_string(),
+            class: TopicClass::Alerts,
+        });
         for topic in primary {
             let dlq = TopicName {
                 name: Self::dlq(&topic.name),
@@ -358,7 +376,8 @@ mod tests {
             Some("paper.orders.ack")
         );
         let all = TopicMap::all_topics(&[Broker::Paper, Broker::Zerodha]);
-        assert_eq!(all.len(), 2 * (1 + 2 * 9));
+        assert_eq!(all.len(), 1 + 2 * (1 + 2 * 9));
+        assert_eq!(TopicMap::alerts(), "system.alerts");
         assert!(all.iter().all(|t| !t.name.contains("live")));
     }
 
@@ -381,13 +400,17 @@ mod tests {
             TopicMap::event_type_of("paper.orders.filled.dlq"),
             Some(EventType::DlqMessage)
         );
+        assert_eq!(
+            TopicMap::event_type_of("system.alerts"),
+            Some(EventType::Alert)
+        );
         assert_eq!(TopicMap::event_type_of("rt.input"), None);
         assert_eq!(TopicMap::event_type_of("live.orders.filled"), None);
     }
 
     #[test]
     fn the_static_name_table_follows_the_naming_rule() {
-        let classes = [TopicClass::MarketTicks, TopicClass::Dlq]
+        let classes = [TopicClass::MarketTicks, TopicClass::Alerts, TopicClass::Dlq]
             .into_iter()
             .chain(TopicClass::PER_BROKER);
         for class in classes {
@@ -395,6 +418,7 @@ mod tests {
                 let map = TopicMap::new(broker);
                 let want = match class {
                     TopicClass::MarketTicks => "market.ticks".to_string(),
+                    TopicClass::Alerts => "system.alerts".to_string(),
                     TopicClass::Dlq => format!("{}{DLQ_SUFFIX}", broker.as_str()),
                     other => format!("{}.{}", broker.as_str(), other.suffix()),
                 };

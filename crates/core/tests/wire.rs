@@ -256,6 +256,13 @@ fn samples() -> Vec<Payload> {
             broker: EventBroker::Paper,
             failed_at: ts(3),
         }),
+        Payload::Alert(Alert {
+            kind: AlertKind::CheckpointFailing,
+            severity: AlertSeverity::Warning,
+            service: "portfolio_manager".into(),
+            message: "portfolio_manager cannot save its state: connection refused".into(),
+            since: ts(4),
+        }),
     ]
 }
 

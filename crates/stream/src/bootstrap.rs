@@ -234,7 +234,7 @@ mod tests {
             .iter()
             .filter(|r| r.status == TopicStatus::Created)
             .count();
-        assert_eq!(created, 19);
+        assert_eq!(created, 20);
         let filled = report
             .rows
             .iter()

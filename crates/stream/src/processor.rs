@@ -21,8 +21,8 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use alpha_panda_core::{
-    derive_event_id, Clock, DedupStore, DlqMessage, DlqPayload, Envelope, ErrorClass, EventId,
-    EventType, Payload, Timestamp, TopicMap,
+    derive_event_id, Alert, AlertKind, AlertSeverity, Clock, DedupStore, DlqMessage, DlqPayload,
+    Envelope, ErrorClass, EventId, EventType, Payload, Timestamp, TopicMap,
 };
 use base64::Engine;
 use rand::rngs::StdRng;
@@ -47,6 +47,11 @@ use crate::LogError;
 
 /// How long shutdown waits for a handler's last outputs to be acknowledged.
 const SHUTDOWN_PUBLISH_LIMIT: Duration = Duration::from_secs(15);
+
+/// How many times an alert is offered to the log, a second apart, before it is only logged.
+const ALERT_ATTEMPTS: u32 = 30;
+/// How long leaving waits for alerts still being published.
+const ALERT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Within a fetched batch, the commit cadence and the timer are looked at every this many records
 /// while records go by quickly (reading the clock was a good part of a tick's cost)…
@@ -145,6 +150,11 @@ pub struct Processor<H: Handler> {
     unmarked_ids: HashSet<EventId, BuildHasherDefault<FxHasher>>,
     /// The event type each consumed topic carries (`None` for a topic outside the topic map).
     expected_types: Vec<(Arc<str>, Option<EventType>)>,
+    /// Since when checkpoints fail, while they do: an alert was raised then, and one clears it
+    /// when a checkpoint succeeds again.
+    checkpoints_failing_since: Option<Timestamp>,
+    /// Alerts being published; shutdown waits a little for them.
+    alerts_in_flight: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl<H: Handler> Processor<H> {
@@ -171,6 +181,8 @@ impl<H: Handler> Processor<H> {
             unmarked: Vec::new(),
             unmarked_ids: HashSet::default(),
             expected_types: Vec::new(),
+            checkpoints_failing_since: None,
+            alerts_in_flight: Vec::new(),
         }
     }
 
@@ -497,6 +509,7 @@ impl<H: Handler> Processor<H> {
                 service: self.service.to_string(),
                 source,
             })?;
+        self.flush_alerts().await;
         self.handler.leave().await;
         info!("stopped; offsets committed");
         Ok(())
@@ -520,6 +533,7 @@ impl<H: Handler> Processor<H> {
             });
         match written {
             Ok(()) => {
+                self.checkpoint_succeeded();
                 let marks = std::mem::take(&mut self.unmarked);
                 // Shutdown is under way: one attempt, and without the marks no commit.
                 if self
@@ -702,6 +716,7 @@ impl<H: Handler> Processor<H> {
                 self.unmarked.extend(marks);
                 cadence.timer_ran = true;
                 warn!(error = %e, "checkpoint failed; commit held back");
+                self.checkpoint_failed(&e);
             }
         }
     }
@@ -741,6 +756,7 @@ impl<H: Handler> Processor<H> {
             .end_checkpoint(&flight.offsets, outcome.as_ref().map(|_| ()));
         match outcome {
             Ok(()) => {
+                self.checkpoint_succeeded();
                 self.commit_offsets(consumer, cadence, &flight.offsets, flight.marks, shutdown)
                     .await;
             }
@@ -750,7 +766,95 @@ impl<H: Handler> Processor<H> {
                 cadence.timer_ran = true;
                 ProcessorStats::incr(&self.stats.checkpoint_failures, 1);
                 error!(error = %e, unsaved = cadence.unsaved, "checkpoint failed; commit held back");
+                self.checkpoint_failed(&e);
             }
+        }
+    }
+
+    /// A checkpoint failed: the first failure of a run of them raises an alert.
+    fn checkpoint_failed(&mut self, error: &HandlerError) {
+        if self.checkpoints_failing_since.is_some() {
+            return;
+        }
+        let since = self.clock.now();
+        self.checkpoints_failing_since = Some(since);
+        let message = format!(
+            "{} cannot save its state ({error}); its commits are held back, and after {} unsaved \
+             records its input too, until the database answers again (store.url)",
+            self.service, self.config.max_unsaved
+        );
+        self.raise(
+            AlertKind::CheckpointFailing,
+            AlertSeverity::Warning,
+            message,
+            since,
+        );
+    }
+
+    /// A checkpoint succeeded: clears the alert of a run of failures, if one was raised.
+    fn checkpoint_succeeded(&mut self) {
+        if let Some(since) = self.checkpoints_failing_since.take() {
+            let message = format!("{} saves its state again", self.service);
+            self.raise(
+                AlertKind::CheckpointRecovered,
+                AlertSeverity::Info,
+                message,
+                since,
+            );
+        }
+    }
+
+    /// Publishes an alert on `system.alerts` in the background: an alert never holds the stream
+    /// up, and one that cannot be published (the log is down too) is logged instead.
+    fn raise(
+        &mut self,
+        kind: AlertKind,
+        severity: AlertSeverity,
+        message: String,
+        since: Timestamp,
+    ) {
+        ProcessorStats::incr(&self.stats.alerts, 1);
+        let alert = Alert {
+            kind,
+            severity,
+            service: self.service.to_string(),
+            message,
+            since,
+        };
+        let envelope = Envelope::root(
+            Payload::Alert(alert),
+            self.service.to_string(),
+            self.handler.broker(),
+            self.service.clone(),
+            self.clock.now(),
+        );
+        let log = self.log.clone();
+        self.alerts_in_flight.retain(|task| !task.is_finished());
+        self.alerts_in_flight.push(tokio::spawn(async move {
+            let record = OutgoingRecord::event(TopicMap::alerts(), envelope);
+            for attempt in 0..ALERT_ATTEMPTS {
+                match log.send_all_or_return(vec![record.clone()]).await {
+                    Ok(_) => return,
+                    Err((e, _)) => {
+                        debug!(error = %e, attempt, kind = kind.as_str(), "alert not published yet");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            error!(kind = kind.as_str(), "the alert could not be published on {}", TopicMap::alerts());
+        }));
+    }
+
+    /// Gives the alerts still being published a few seconds to reach the log before leaving.
+    async fn flush_alerts(&mut self) {
+        let tasks = std::mem::take(&mut self.alerts_in_flight);
+        let all = async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(ALERT_FLUSH_LIMIT, all).await.is_err() {
+            warn!("alerts still unpublished at shutdown are only in the log");
         }
     }
 

@@ -8,7 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_core::{DedupStore, EventBroker, EventType, SystemClock};
+use alpha_panda_core::{
+    AlertKind, AlertSeverity, DedupStore, EventBroker, EventType, Payload, SystemClock, TopicMap,
+};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, MemoryDedupStore, OutgoingRecord,
     Output, Processor, ProcessorStats,
@@ -400,4 +402,61 @@ async fn a_hanging_checkpoint_times_out_holds_input_back_and_lets_shutdown_finis
     assert!(running.checkpoints.lock().is_empty());
     let stopped = tokio::time::timeout(Duration::from_secs(10), running.stop()).await;
     assert!(stopped.is_ok(), "shutdown hung on the checkpoint");
+}
+
+/// Failing checkpoints raise one alert on `system.alerts` (not one per failure), and the first
+/// success after them clears it with a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_checkpoints_raise_an_alert_and_recovery_clears_it() {
+    let backend = Backend::memory();
+    backend.topics(&[IN]).await;
+    for n in 0..20 {
+        backend
+            .log
+            .send(OutgoingRecord::event(IN, tick(1, 100 + n)))
+            .await
+            .unwrap();
+    }
+    let config = alpha_panda_stream::ProcessorConfig {
+        commit_batch: 1,
+        checkpoint_timeout: Duration::from_millis(50),
+        ..fast_config()
+    };
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let running = Running::start_with(&backend, false, Some(gate.clone()), Duration::ZERO, config);
+    eventually("several failures", || {
+        ProcessorStats::get(&running.stats.checkpoint_failures) >= 3
+    })
+    .await;
+    let raised = wait_for_events(&backend.log, TopicMap::alerts(), 1).await;
+    assert_eq!(raised.len(), 1, "one alert for a run of failures");
+    let Payload::Alert(alert) = &raised[0].payload else {
+        panic!("not an alert: {:?}", raised[0]);
+    };
+    assert_eq!(alert.kind, AlertKind::CheckpointFailing);
+    assert_eq!(alert.severity, AlertSeverity::Warning);
+    assert_eq!(alert.service, "stateful");
+    assert!(alert.message.contains("store.url"), "{}", alert.message);
+    assert_eq!(raised[0].broker, EventBroker::Paper);
+
+    // The database answers again.
+    gate.add_permits(10_000);
+    eventually("a checkpoint succeeded", || {
+        !running.checkpoints.lock().is_empty()
+    })
+    .await;
+    let raised = wait_for_events(&backend.log, TopicMap::alerts(), 2).await;
+    let kinds: Vec<AlertKind> = raised
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Alert(a) => Some(a.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [AlertKind::CheckpointFailing, AlertKind::CheckpointRecovered]
+    );
+    assert_eq!(ProcessorStats::get(&running.stats.alerts), 2);
+    running.stop().await;
 }

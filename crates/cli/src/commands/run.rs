@@ -611,14 +611,22 @@ fn status_line(feed: Option<&FeedStats>, running: &[Running]) -> String {
         ));
     }
     for r in running {
-        parts.push(format!(
+        let mut part = format!(
             "{} in={} out={} dlq={} lag={}",
             r.name,
             ProcessorStats::get(&r.stats.events_in),
             ProcessorStats::get(&r.stats.events_out),
             ProcessorStats::get(&r.stats.dead_lettered),
             r.stats.total_lag()
-        ));
+        );
+        // An outage is shown while it lasts, not only in the log.
+        let unsaved = ProcessorStats::get(&r.stats.unsaved);
+        if ProcessorStats::get(&r.stats.held_back) > 0 {
+            part.push_str(&format!(" INPUT HELD: {unsaved} records not saved"));
+        } else if ProcessorStats::get(&r.stats.checkpoint_failures) > 0 && unsaved > 0 {
+            part.push_str(&format!(" unsaved={unsaved}"));
+        }
+        parts.push(part);
     }
     format!("status: {}", parts.join(" | "))
 }

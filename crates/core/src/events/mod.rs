@@ -1,5 +1,6 @@
 //! One typed payload per event type, and [`Payload`], the sum of them all.
 
+mod alert;
 mod dlq;
 mod market_tick;
 mod order;
@@ -7,6 +8,7 @@ mod plausibility;
 mod pnl;
 mod signal;
 
+pub use alert::{Alert, AlertKind, AlertSeverity};
 pub use dlq::{DlqMessage, DlqPayload};
 pub use market_tick::{DepthLevel, MarketDepth, MarketTick, Ohlc};
 pub use order::{
@@ -48,6 +50,8 @@ pub enum Payload {
     PnlSnapshot(PnlSnapshot),
     /// A record that could not be processed.
     DlqMessage(DlqMessage),
+    /// Something an operator must look at.
+    Alert(Alert),
 }
 
 impl Payload {
@@ -65,6 +69,7 @@ impl Payload {
             Payload::OrderFailed(_) => EventType::OrderFailed,
             Payload::PnlSnapshot(_) => EventType::PnlSnapshot,
             Payload::DlqMessage(_) => EventType::DlqMessage,
+            Payload::Alert(_) => EventType::Alert,
         }
     }
 }
@@ -89,5 +94,6 @@ payload_from!(
     OrderFilled,
     OrderFailed,
     PnlSnapshot,
-    DlqMessage
+    DlqMessage,
+    Alert
 );

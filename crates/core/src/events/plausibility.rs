@@ -45,7 +45,10 @@ impl Payload {
             Payload::OrderSubmitted(order) => order_plausible(order),
             Payload::OrderFilled(fill) => fill_plausible(fill),
             Payload::OrderFailed(failed) => quantity("quantity", failed.quantity),
-            Payload::OrderAck(_) | Payload::PnlSnapshot(_) | Payload::DlqMessage(_) => Ok(()),
+            Payload::OrderAck(_)
+            | Payload::PnlSnapshot(_)
+            | Payload::DlqMessage(_)
+            | Payload::Alert(_) => Ok(()),
         }
     }
 }

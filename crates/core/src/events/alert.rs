@@ -1,0 +1,54 @@
+//! `alert`: something an operator must look at, raised by the service that saw it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSeverity {
+    /// A condition ended; nothing to do.
+    Info,
+    /// The system copes for now, but will not for ever.
+    Warning,
+    /// Trading is affected until someone acts.
+    Critical,
+}
+
+/// What the alert is about. Each kind that raises a condition has one that clears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A service cannot save its state: its commits are held back and, past
+    /// `runtime.max_unsaved_records`, so is its input.
+    CheckpointFailing,
+    /// The service saved its state again after [`AlertKind::CheckpointFailing`].
+    CheckpointRecovered,
+}
+
+impl AlertKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::CheckpointFailing => "checkpoint_failing",
+            AlertKind::CheckpointRecovered => "checkpoint_recovered",
+        }
+    }
+}
+
+/// An alert (ARCHITECTURE §4: failures are visible, not only logged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Alert {
+    /// What it is about.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: AlertSeverity,
+    /// The service that raised it.
+    pub service: String,
+    /// For people: what happened and what to do.
+    pub message: String,
+    /// When the condition began (for a clearing alert: when the condition it clears began).
+    pub since: Timestamp,
+}
