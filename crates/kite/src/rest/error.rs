@@ -189,7 +189,7 @@ impl KiteError {
     }
 
     /// Maps an error response (non-2xx, or a body with `status: error` / `error_type`).
-    pub(crate) fn from_response(status: u16, body: &[u8]) -> KiteError {
+    pub fn from_response(status: u16, body: &[u8]) -> KiteError {
         let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
         let message = parsed
             .as_ref()
