@@ -2,7 +2,10 @@
 //!
 //! Producer: idempotent, `acks=all`, every send awaited until the broker acknowledges it.
 //! Consumer: auto-commit and auto offset store off; offsets are committed only by the runtime, after
-//! effects. librdkafka calls that block (watermarks, committed offsets, metadata, close) run on the
+//! effects. A rebalance is logged and counted ([`Rebalances`]); it needs nothing more, because a
+//! stateful service's writer is one process (its lease), whose state in memory stays the truth
+//! across a revocation and reassignment, and records the group hands it again are passed over by
+//! position (see the processor). librdkafka calls that block (watermarks, committed offsets, metadata, close) run on the
 //! blocking pool, never on an async worker. `log.kafka` settings are passed through verbatim as
 //! librdkafka properties, so security, timeouts and compression reach any cluster.
 
@@ -15,9 +18,11 @@ use bytes::Bytes;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -28,6 +33,57 @@ use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record, RecordValue}
 use crate::LogError;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A consumer-group member, with its rebalances logged and counted.
+type GroupConsumer = StreamConsumer<Rebalances>;
+
+/// The context of a group member: says when the group takes partitions away from it or hands
+/// them over, and counts both.
+pub struct Rebalances {
+    group: String,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            self.count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                group = %self.group,
+                partitions = %describe(partitions),
+                "the group revokes partitions; what was read of them and not yet committed is \
+                 read again by whoever gets them"
+            );
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                self.count
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(group = %self.group, partitions = %describe(partitions), "partitions assigned");
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "rebalance failed")
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// `topic[partition]` of every element, for a log line.
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 /// How long [`KafkaLog::read_all`] goes on reading once every partition reached its reported end.
 const TAIL_GRACE: Duration = Duration::from_millis(250);
 
@@ -157,16 +213,21 @@ impl KafkaLog {
             // quiet partition's fetch wait 500 ms for data at every hop. Settings can override it.
             .set("fetch.wait.max.ms", "10")
             .set("enable.partition.eof", "false");
-        let consumer: StreamConsumer = self
+        let rebalances = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let consumer: GroupConsumer = self
             .config
             .with_overrides(base)
-            .create()
+            .create_with_context(Rebalances {
+                group: group.to_string(),
+                count: rebalances.clone(),
+            })
             .map_err(broker_error)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(broker_error)?;
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
             topics: topics.to_vec(),
+            rebalances,
         })
     }
 
@@ -482,8 +543,8 @@ pub struct ExistingTopic {
     pub retention_ms: Option<i64>,
 }
 
-async fn watermarks(
-    consumer: &Arc<StreamConsumer>,
+async fn watermarks<C: ConsumerContext + 'static>(
+    consumer: &Arc<StreamConsumer<C>>,
     topic: &str,
     partition: i32,
 ) -> Result<(i64, i64), LogError> {
@@ -497,7 +558,7 @@ async fn watermarks(
     .map_err(broker_error)
 }
 
-async fn close(consumer: Arc<StreamConsumer>) {
+async fn close<C: ConsumerContext + 'static>(consumer: Arc<StreamConsumer<C>>) {
     // Dropping the last handle closes the consumer and leaves the group; that blocks, so do it on the
     // blocking pool.
     let _ = tokio::task::spawn_blocking(move || {
@@ -550,8 +611,10 @@ const ANCHOR_WAIT: Duration = Duration::from_secs(3);
 
 /// A consumer-group member on Kafka.
 pub struct KafkaConsumer {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<GroupConsumer>,
     topics: Vec<String>,
+    /// Revocations and assignments so far.
+    rebalances: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl KafkaConsumer {
@@ -601,6 +664,11 @@ impl KafkaConsumer {
         result
     }
 
+    /// Revocations and assignments this member has been through (the first assignment counts).
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Lag per assigned partition.
     ///
     /// # Errors
@@ -622,7 +690,7 @@ impl KafkaConsumer {
 /// Measures a Kafka consumer's lag (see [`KafkaConsumer::lag_probe`]).
 #[derive(Clone)]
 pub struct KafkaLagProbe {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<GroupConsumer>,
     topics: Vec<String>,
 }
 

@@ -308,6 +308,7 @@ impl<H: Handler> Processor<H> {
         // handler's state then holds effects the log never saw, so none of it may be checkpointed.
         let mut aborted = false;
         let mut unhealthy: Option<String> = None;
+        let mut read = ReadPositions::default();
         'consume: loop {
             if let Err(reason) = self.handler.health() {
                 unhealthy = Some(reason);
@@ -383,6 +384,15 @@ impl<H: Handler> Processor<H> {
                     let mut last_look = Instant::now();
                     let mut until_look = 0u32;
                     while let Some(record) = next {
+                        if read.already_read(&record) {
+                            // Handed over again after a rebalance: its effects are in the state
+                            // already (one writer per state), and applying them twice would
+                            // double them.
+                            ProcessorStats::incr(&self.stats.reread, 1);
+                            next = consumer.next_buffered();
+                            continue;
+                        }
+                        read.advance(&record);
                         if let Outcome::Aborted = self.process(&record, shutdown).await {
                             aborted = true;
                             break 'consume;
@@ -1395,6 +1405,41 @@ impl PendingOffsets {
             .collect();
         offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         offsets
+    }
+}
+
+/// How far this consumer has read each partition, so that a record the group hands over again
+/// (a revocation and reassignment resumes at the committed offset, below what was processed) is
+/// recognised by its position and not applied twice. Offsets never move backwards.
+#[derive(Default)]
+struct ReadPositions {
+    /// (topic, partition, next offset to read).
+    next: Vec<(Arc<str>, i32, i64)>,
+}
+
+impl ReadPositions {
+    fn position(&mut self, record: &Record) -> Option<&mut i64> {
+        self.next
+            .iter_mut()
+            .find(|(t, p, _)| {
+                *p == record.partition && (Arc::ptr_eq(t, &record.topic) || **t == *record.topic)
+            })
+            .map(|(_, _, next)| next)
+    }
+
+    fn already_read(&mut self, record: &Record) -> bool {
+        self.position(record)
+            .is_some_and(|next| record.offset < *next)
+    }
+
+    fn advance(&mut self, record: &Record) {
+        let next = record.offset + 1;
+        match self.position(record) {
+            Some(at) => *at = (*at).max(next),
+            None => self
+                .next
+                .push((record.topic.clone(), record.partition, next)),
+        }
     }
 }
 

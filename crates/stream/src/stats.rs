@@ -27,6 +27,8 @@ pub struct ProcessorStats {
     pub commits: AtomicU64,
     /// Checkpoint writes that failed or timed out (each one holds its commit back).
     pub checkpoint_failures: AtomicU64,
+    /// Records the group handed over again after a rebalance, passed over by position.
+    pub reread: AtomicU64,
     /// Alerts raised (on `system.alerts`).
     pub alerts: AtomicU64,
     /// Whether input is held back until a checkpoint succeeds (1) or flows (0).
