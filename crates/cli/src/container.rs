@@ -36,7 +36,7 @@ impl Backends {
     /// missing in production.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         settings.guard()?;
-        let log = Log::connect(&settings.log.url, &settings.log.kafka)?;
+        let log = settings.log.connect()?;
         ensure_topics(&log, settings).await?;
         let store = store(settings).await?;
         let cache = Cache::connect(&settings.cache.url, &settings.cache.prefix)

@@ -12,7 +12,8 @@ use alpha_panda_core::{Broker, Environment, TopicSpecOverlay};
 use alpha_panda_kite::ZerodhaSettings;
 use alpha_panda_services::portfolio_manager::service::PortfolioSettings;
 use alpha_panda_services::{PaperConfig, RiskLimits};
-use alpha_panda_stream::{ProcessorConfig, RetryPolicy};
+use alpha_panda_stream::memory::MemoryLogConfig;
+use alpha_panda_stream::{Log, ProcessorConfig, RetryPolicy};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use rust_decimal::Decimal;
@@ -149,15 +150,46 @@ pub struct LogSettings {
     pub kafka: BTreeMap<String, String>,
     /// Production multiplies every topic's partitions by this.
     pub partition_multiplier: u32,
+    /// The memory log keeps at most this many records per partition…
+    pub memory_retention_records: usize,
+    /// …and this many bytes per partition…
+    pub memory_retention_bytes: usize,
+    /// …and drops records older than this (none by default); never one a group has not read.
+    #[serde(with = "humantime_serde")]
+    pub memory_retention: Option<Duration>,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
+        let memory = MemoryLogConfig::default();
         Self {
             url: "memory://".into(),
             kafka: BTreeMap::new(),
             partition_multiplier: 1,
+            memory_retention_records: memory.max_records_per_partition,
+            memory_retention_bytes: memory.max_bytes_per_partition,
+            memory_retention: memory.max_age,
         }
+    }
+}
+
+impl LogSettings {
+    /// The memory log's configuration these settings describe.
+    pub fn memory_config(&self) -> MemoryLogConfig {
+        MemoryLogConfig {
+            max_records_per_partition: self.memory_retention_records,
+            max_bytes_per_partition: self.memory_retention_bytes,
+            max_age: self.memory_retention,
+            ..MemoryLogConfig::default()
+        }
+    }
+
+    /// Connects the log these settings name.
+    ///
+    /// # Errors
+    /// As [`Log::connect_with`].
+    pub fn connect(&self) -> Result<Log, alpha_panda_stream::LogError> {
+        Log::connect_with(&self.url, &self.kafka, self.memory_config())
     }
 }
 
@@ -398,6 +430,25 @@ impl Settings {
         if self.portfolio.snapshot_interval.is_zero() {
             return Err(SettingsError::Invalid(
                 "portfolio.snapshot_interval: must be longer than zero".into(),
+            ));
+        }
+        if self.log.memory_retention_records == 0 {
+            return Err(SettingsError::Invalid(
+                "log.memory_retention_records: must be at least 1".into(),
+            ));
+        }
+        if self.log.memory_retention_bytes < 1024 * 1024 {
+            return Err(SettingsError::Invalid(
+                "log.memory_retention_bytes: must be at least 1048576 (1 MiB per partition)".into(),
+            ));
+        }
+        if self
+            .log
+            .memory_retention
+            .is_some_and(|age| age < Duration::from_secs(1))
+        {
+            return Err(SettingsError::Invalid(
+                "log.memory_retention: must be at least 1s (e.g. \"1h\"), or left out".into(),
             ));
         }
         if self.runtime.lease_ttl < Duration::from_secs(1) {

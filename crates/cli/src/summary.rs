@@ -46,7 +46,7 @@ pub struct BrokerSummary {
     pub ticks_refused: u64,
     /// Signals.
     pub signals: SignalCounts,
-    /// The most frequent failed rules, most frequent first.
+    /// The most frequent failed rules, most frequent first (among the rejections the log holds).
     pub top_rejection_reasons: Vec<RejectionCount>,
     /// Orders.
     pub orders: OrderCounts,
@@ -121,9 +121,25 @@ pub struct PositionSummary {
 
 /// Distinct events of a topic, in log order.
 async fn events(log: &Log, topic: &str) -> Result<Vec<Envelope>, LogError> {
+    Ok(read_topic(log, topic).await?.events)
+}
+
+/// What a topic holds: its distinct events, and how many records retention dropped before them.
+struct TopicContents {
+    events: Vec<Envelope>,
+    /// Records below the first one kept, summed over partitions: offsets start at 0, so a
+    /// partition whose first kept record has offset n had n records dropped. A partition that
+    /// retention emptied entirely is not seen.
+    dropped: u64,
+}
+
+async fn read_topic(log: &Log, topic: &str) -> Result<TopicContents, LogError> {
     let mut seen: HashSet<EventId> = HashSet::new();
-    let mut out = Vec::new();
+    let mut first_kept: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut events = Vec::new();
     for record in log.read_all(topic).await? {
+        let first = first_kept.entry(record.partition).or_insert(record.offset);
+        *first = (*first).min(record.offset);
         let envelope = match record.value {
             RecordValue::Event(e) => Envelope::clone(&e),
             // Undecodable records are not events; they are counted by the DLQ tools.
@@ -133,14 +149,21 @@ async fn events(log: &Log, topic: &str) -> Result<Vec<Envelope>, LogError> {
             },
         };
         if seen.insert(envelope.id) {
-            out.push(envelope);
+            events.push(envelope);
         }
     }
-    Ok(out)
+    let dropped = first_kept
+        .values()
+        .map(|&offset| u64::try_from(offset).unwrap_or(0))
+        .sum();
+    Ok(TopicContents { events, dropped })
 }
 
+/// Events of a topic: the distinct ones kept, and those retention dropped (which were distinct
+/// too as far as anyone can tell: a redelivery after a crash is rare next to a day of records).
 async fn count(log: &Log, topic: &str) -> Result<u64, LogError> {
-    Ok(events(log, topic).await?.len() as u64)
+    let contents = read_topic(log, topic).await?;
+    Ok(contents.events.len() as u64 + contents.dropped)
 }
 
 /// Reads the summary of `brokers` from the log.
@@ -153,7 +176,9 @@ pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogErr
     let mut out = BTreeMap::new();
     for &broker in brokers {
         let topics = TopicMap::new(broker);
-        let rejected = events(log, &topics.signals_rejected()).await?;
+        let rejected = read_topic(log, &topics.signals_rejected()).await?;
+        let rejected_count = rejected.events.len() as u64 + rejected.dropped;
+        let rejected = rejected.events;
         let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
         for envelope in &rejected {
             if let Payload::RejectedSignal(r) = &envelope.payload {
@@ -187,7 +212,7 @@ pub async fn collect(log: &Log, brokers: &[Broker]) -> Result<RunSummary, LogErr
                 signals: SignalCounts {
                     raw: count(log, &topics.signals_raw()).await?,
                     validated: count(log, &topics.signals_validated()).await?,
-                    rejected: rejected.len() as u64,
+                    rejected: rejected_count,
                     at_target: count(log, &topics.signals_at_target()).await?,
                 },
                 top_rejection_reasons: top,
@@ -292,5 +317,63 @@ impl RunSummary {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alpha_panda_core::{
+        EventBroker, InstrumentToken, MarketTick, Payload, Price, Timestamp, TopicMap,
+    };
+    use alpha_panda_stream::memory::{MemoryLog, MemoryLogConfig};
+    use alpha_panda_stream::{Log, OutgoingRecord};
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn tick(n: i64) -> OutgoingRecord {
+        let at = Timestamp::from_unix_micros(1_763_800_000_000_000 + n).unwrap();
+        let tick = MarketTick {
+            instrument_token: InstrumentToken(408065),
+            tradingsymbol: None,
+            last_price: Price(Decimal::new(151_240 + n, 2)),
+            last_traded_quantity: 1,
+            average_traded_price: None,
+            volume_traded: 10,
+            total_buy_quantity: 0,
+            total_sell_quantity: 0,
+            ohlc: None,
+            oi: None,
+            exchange_timestamp: at,
+            depth: None,
+        };
+        let envelope = Envelope::root(
+            Payload::MarketTick(tick),
+            "408065".into(),
+            EventBroker::Shared,
+            "test_feed",
+            at,
+        );
+        OutgoingRecord::event(TopicMap::market_ticks(), envelope)
+    }
+
+    /// Records retention dropped (every group had read them) still count: the summary of a long
+    /// run is not the summary of its last minutes.
+    #[tokio::test]
+    async fn records_dropped_by_retention_are_counted() {
+        let log = Log::Memory(MemoryLog::new(MemoryLogConfig {
+            default_partitions: 1,
+            max_records_per_partition: 10,
+            ..MemoryLogConfig::default()
+        }));
+        for n in 0..25 {
+            log.send(tick(n)).await.unwrap();
+        }
+        assert_eq!(
+            log.read_all(&TopicMap::market_ticks()).await.unwrap().len(),
+            10
+        );
+        let summary = collect(&log, &[Broker::Paper]).await.unwrap();
+        assert_eq!(summary.brokers["paper"].ticks, 25);
     }
 }

@@ -103,6 +103,21 @@ fn wrong_types_and_bad_values_name_the_key() {
         assert!(err.contains("brokers"), "{err}");
         Ok(())
     });
+    Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__LOG__MEMORY_RETENTION_RECORDS", "0");
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("log.memory_retention_records"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "alpha-panda.toml",
+            "[log]\nmemory_retention = \"1h\"\nmemory_retention_bytes = 1000\n",
+        )?;
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("log.memory_retention_bytes"), "{err}");
+        Ok(())
+    });
 }
 
 #[test]

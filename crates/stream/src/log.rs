@@ -33,8 +33,20 @@ impl Log {
         url: &str,
         kafka_properties: &BTreeMap<String, String>,
     ) -> Result<Self, LogError> {
+        Self::connect_with(url, kafka_properties, MemoryLogConfig::default())
+    }
+
+    /// As [`Log::connect`], with the memory log's retention from `memory` when `url` names it.
+    ///
+    /// # Errors
+    /// As [`Log::connect`].
+    pub fn connect_with(
+        url: &str,
+        kafka_properties: &BTreeMap<String, String>,
+        memory: MemoryLogConfig,
+    ) -> Result<Self, LogError> {
         if url == "memory://" || url == "memory" {
-            return Ok(Log::Memory(MemoryLog::new(MemoryLogConfig::default())));
+            return Ok(Log::Memory(MemoryLog::new(memory)));
         }
         let Some(servers) = url.strip_prefix("kafka://") else {
             return Err(LogError::InvalidUrl {

@@ -3,9 +3,10 @@
 //!
 //! It is the embedded default and the test backend. One consumer per group per process owns every
 //! partition of its topics, so no rebalancing is needed. Each partition keeps at most
-//! `max_records_per_partition` records, oldest dropped first, so a long run stays bounded — but
-//! never a record a consumer group of the topic has not committed: a producer that sends through
-//! the log waits for room instead (backpressure), so no consumer ever jumps over records.
+//! `max_records_per_partition` records and `max_bytes_per_partition` bytes, and none older than
+//! `max_age`, oldest dropped first, so a long run stays bounded — but never a record a consumer
+//! group of the topic has not committed: a producer that sends through the log waits for room
+//! instead (backpressure), so no consumer ever jumps over records.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,13 +33,21 @@ pub struct MemoryLogConfig {
     pub default_partitions: i32,
     /// Records kept per partition before the oldest are dropped.
     pub max_records_per_partition: usize,
+    /// Bytes (as [`RecordValue::retained_bytes`] counts them) kept per partition before the oldest
+    /// records are dropped.
+    pub max_bytes_per_partition: usize,
+    /// Records older than this are dropped (once every group has committed them), whatever room
+    /// is left; `None` keeps them while there is room.
+    pub max_age: Option<Duration>,
 }
 
 impl Default for MemoryLogConfig {
     fn default() -> Self {
         Self {
             default_partitions: 6,
-            max_records_per_partition: 2_000_000,
+            max_records_per_partition: 1_000_000,
+            max_bytes_per_partition: 64 * 1024 * 1024,
+            max_age: None,
         }
     }
 }
@@ -50,6 +59,8 @@ struct Stored {
     timestamp_ms: i64,
     /// Worked out once on append, so that conflating consumers need not read the envelope.
     last_value: Option<LastValue>,
+    /// What the record costs the retention, counted once on append.
+    bytes: usize,
 }
 
 impl Stored {
@@ -65,12 +76,20 @@ impl Stored {
             }
             RecordValue::Bytes(_) => None,
         };
+        let bytes = std::mem::size_of::<Stored>()
+            + key.as_ref().map_or(0, |k| k.len())
+            + headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + value.retained_bytes();
         Self {
             key,
             value,
             headers,
             timestamp_ms,
             last_value,
+            bytes,
         }
     }
 }
@@ -79,14 +98,62 @@ impl Stored {
 struct PartitionLog {
     start_offset: i64,
     records: VecDeque<Stored>,
-    /// The lowest offset a consumer group of the topic has yet to commit past (`i64::MAX` while
-    /// no group reads the topic): records below it may be dropped, none at or above it.
+    /// What the records hold, as [`Stored::bytes`] counts it.
+    bytes: usize,
+    /// The lowest offset a consumer group of the topic has yet to commit past (`None` while no
+    /// group reads the topic): records below it may be dropped, none at or above it.
     floor: Option<i64>,
 }
 
 impl PartitionLog {
     fn end_offset(&self) -> i64 {
         self.start_offset + self.records.len() as i64
+    }
+
+    /// Whether the oldest record may go: every reading group has committed past it.
+    fn oldest_droppable(&self) -> bool {
+        !self.records.is_empty() && self.floor.is_none_or(|floor| self.start_offset < floor)
+    }
+
+    /// Whether the partition holds as much as the retention allows, or more.
+    fn at_capacity(&self, config: &MemoryLogConfig) -> bool {
+        self.records.len() >= config.max_records_per_partition
+            || self.bytes >= config.max_bytes_per_partition
+    }
+
+    fn over_capacity(&self, config: &MemoryLogConfig) -> bool {
+        self.records.len() > config.max_records_per_partition
+            || self.bytes > config.max_bytes_per_partition
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(stored) = self.records.pop_front() {
+            self.bytes -= stored.bytes;
+            self.start_offset += 1;
+        }
+    }
+
+    /// Drops the oldest records while the partition is over its retention (by records, bytes or
+    /// age) and every group has read them; `true` when it stays over because a group has not.
+    fn enforce_retention(&mut self, config: &MemoryLogConfig, now_ms: i64) -> bool {
+        let expired_before = config
+            .max_age
+            .map(|age| now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX)));
+        loop {
+            let expired = expired_before.is_some_and(|before| {
+                self.records
+                    .front()
+                    .is_some_and(|oldest| oldest.timestamp_ms < before)
+            });
+            let over = self.over_capacity(config);
+            if !over && !expired {
+                return false;
+            }
+            if !self.oldest_droppable() {
+                return over;
+            }
+            self.pop_oldest();
+        }
     }
 }
 
@@ -260,14 +327,13 @@ impl MemoryLog {
             return;
         }
         let partition = self.partition_of(topic, record);
-        let max = self.inner.config.max_records_per_partition;
+        let config = &self.inner.config;
         let mut warned = false;
         loop {
             let space = topic.space.notified();
             {
                 let log = topic.partitions[partition as usize].lock();
-                let droppable = log.floor.is_none_or(|floor| log.start_offset < floor);
-                if log.records.len() < max || droppable {
+                if !log.at_capacity(config) || log.oldest_droppable() {
                     return;
                 }
             }
@@ -275,7 +341,8 @@ impl MemoryLog {
                 tracing::warn!(
                     topic = %topic.name,
                     partition,
-                    retained = max,
+                    retained_records = config.max_records_per_partition,
+                    retained_bytes = config.max_bytes_per_partition,
                     "a consumer group has not committed what the memory log retains; holding the \
                      producer back"
                 );
@@ -308,21 +375,16 @@ impl MemoryLog {
             (Some(key), RecordValue::Event(envelope)) if *key == *envelope.key => None,
             (key, _) => key,
         };
+        let stored = Stored::new(key, record.value, record.headers, timestamp_ms);
         let mut log = topic.partitions[partition as usize].lock();
         let offset = log.end_offset();
-        log.records
-            .push_back(Stored::new(key, record.value, record.headers, timestamp_ms));
-        // Past the retention, the oldest record goes, unless a group still has to read it: then
+        log.bytes += stored.bytes;
+        log.records.push_back(stored);
+        // Past the retention, the oldest records go, unless a group still has to read them: then
         // the partition grows (a producer that waits for room, as the log's own send does, never
         // lets it).
-        let droppable = log.floor.is_none_or(|floor| log.start_offset < floor);
-        if log.records.len() > self.inner.config.max_records_per_partition {
-            if droppable {
-                log.records.pop_front();
-                log.start_offset += 1;
-            } else {
-                topic.full.store(true, Ordering::Release);
-            }
+        if log.enforce_retention(&self.inner.config, timestamp_ms) {
+            topic.full.store(true, Ordering::Release);
         }
         Delivery { partition, offset }
     }
@@ -432,8 +494,7 @@ impl MemoryLog {
         if let Some(part) = topic.partitions.get(partition as usize) {
             let mut log = part.lock();
             while log.start_offset < offset && !log.records.is_empty() {
-                log.records.pop_front();
-                log.start_offset += 1;
+                log.pop_oldest();
             }
         }
     }
@@ -739,6 +800,7 @@ mod tests {
         let log = MemoryLog::new(MemoryLogConfig {
             default_partitions: 1,
             max_records_per_partition: 100,
+            ..MemoryLogConfig::default()
         });
         let deliveries = log.append_all(vec![
             raw("t", "k", "1"),
@@ -759,6 +821,7 @@ mod tests {
         let log = MemoryLog::new(MemoryLogConfig {
             default_partitions: 1,
             max_records_per_partition: 2,
+            ..MemoryLogConfig::default()
         });
         for _ in 0..5 {
             log.append(raw("t", "k", "v"));
@@ -775,6 +838,7 @@ mod tests {
         let log = MemoryLog::new(MemoryLogConfig {
             default_partitions: 1,
             max_records_per_partition: 4,
+            ..MemoryLogConfig::default()
         });
         let mut c = log.consumer("g", &["t".into()]);
         for n in 0..5 {
@@ -818,5 +882,78 @@ mod tests {
         let (start, end) = log.watermarks("t", 0).unwrap();
         assert_eq!(end, 8);
         assert!(end - start <= 5, "retention kept {}", end - start);
+    }
+
+    /// Retention by bytes: a partition holds at most the bytes allowed once its records are read,
+    /// and holds the producer back rather than drop what a group has not read.
+    #[tokio::test]
+    async fn retention_by_bytes_drops_oldest_and_holds_back_on_unread() {
+        let one = Stored::new(
+            None,
+            RecordValue::Bytes(Bytes::from(vec![b'x'; 1000])),
+            Vec::new(),
+            0,
+        )
+        .bytes;
+        let config = MemoryLogConfig {
+            default_partitions: 1,
+            max_bytes_per_partition: 3 * one,
+            ..MemoryLogConfig::default()
+        };
+        let log = MemoryLog::new(config);
+        let big = || OutgoingRecord {
+            topic: "t".into(),
+            key: None,
+            value: RecordValue::Bytes(Bytes::from(vec![b'x'; 1000])),
+            headers: vec![],
+        };
+        for _ in 0..10 {
+            log.append(big());
+        }
+        assert_eq!(log.watermarks("t", 0), Some((7, 10)));
+
+        let held = MemoryLog::new(config);
+        let mut c = held.consumer("g", &["t".into()]);
+        // Over the retention by one record (the group has not committed), and nothing dropped.
+        for _ in 0..4 {
+            held.append_when_room(big()).await;
+        }
+        let writer = {
+            let held = held.clone();
+            tokio::spawn(async move { held.append_when_room(big()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!writer.is_finished(), "the producer was not held back");
+        assert_eq!(held.watermarks("t", 0), Some((0, 4)));
+        while c.poll(Duration::from_millis(5)).await.is_some() {}
+        c.commit(&Arc::from("t"), 0, 4);
+        tokio::time::timeout(Duration::from_secs(2), writer)
+            .await
+            .expect("the producer went on once the group committed")
+            .unwrap();
+        assert_eq!(held.watermarks("t", 0), Some((2, 5)));
+    }
+
+    /// Retention by age: records older than `max_age` go once read, however much room is left.
+    #[tokio::test]
+    async fn retention_by_age_drops_what_is_older_once_read() {
+        let log = MemoryLog::new(MemoryLogConfig {
+            default_partitions: 1,
+            max_age: Some(Duration::from_millis(100)),
+            ..MemoryLogConfig::default()
+        });
+        let mut c = log.consumer("g", &["t".into()]);
+        for _ in 0..3 {
+            log.append(raw("t", "k", "old"));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Expired, but the group has not committed them: kept.
+        log.append(raw("t", "k", "new"));
+        assert_eq!(log.watermarks("t", 0), Some((0, 4)));
+        while c.poll(Duration::from_millis(5)).await.is_some() {}
+        c.commit(&Arc::from("t"), 0, 4);
+        log.append(raw("t", "k", "newer"));
+        // The three old ones went; the one written after the pause is young yet.
+        assert_eq!(log.watermarks("t", 0), Some((3, 5)));
     }
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use alpha_panda_core::{Envelope, EventId};
+use alpha_panda_core::{DepthLevel, DlqPayload, Envelope, EventId, Payload, PositionSnapshot};
 use bytes::Bytes;
 
 /// Header names of ARCHITECTURE §2.
@@ -64,6 +64,48 @@ impl RecordValue {
             RecordValue::Bytes(b) => b.clone(),
         }
     }
+
+    /// What keeping the value in memory costs, near enough for a retention limit: the bytes, or
+    /// the envelope with what its payload holds on the heap (strings shared with other events,
+    /// such as an instrument's symbol or the source's name, are not counted).
+    pub fn retained_bytes(&self) -> usize {
+        match self {
+            RecordValue::Bytes(b) => b.len(),
+            RecordValue::Event(e) => envelope_bytes(e),
+        }
+    }
+}
+
+/// Heap and inline bytes of an envelope, as [`RecordValue::retained_bytes`] counts them.
+fn envelope_bytes(envelope: &Envelope) -> usize {
+    /// What the strings of a payload without a list in it (ids, reasons, names) take, at most
+    /// about: counting them one by one would cost more than the record.
+    const STRINGS: usize = 160;
+    let payload = match &envelope.payload {
+        Payload::MarketTick(tick) => tick.depth.as_ref().map_or(0, |depth| {
+            (depth.buy.len() + depth.sell.len()) * std::mem::size_of::<DepthLevel>()
+        }),
+        Payload::DlqMessage(message) => {
+            message.error_message.len()
+                + match &message.original {
+                    DlqPayload::Envelope { envelope } => envelope_bytes(envelope),
+                    DlqPayload::Raw { value_base64 } => value_base64.len(),
+                }
+        }
+        Payload::PnlSnapshot(snapshot) => {
+            STRINGS + snapshot.positions.len() * std::mem::size_of::<PositionSnapshot>()
+        }
+        Payload::RejectedSignal(rejected) => {
+            STRINGS
+                + rejected
+                    .violations
+                    .iter()
+                    .map(|v| v.rule.len() + v.limit.len() + v.actual.len() + v.message.len())
+                    .sum::<usize>()
+        }
+        _ => STRINGS,
+    };
+    std::mem::size_of::<Envelope>() + envelope.key.len() + payload
 }
 
 /// A key as written, or, when none was kept, a typed value's own (see [`Record::key`]).

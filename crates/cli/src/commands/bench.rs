@@ -224,7 +224,11 @@ async fn phase(
     .await?;
     store.migrate().await?;
     let cache = Cache::connect("memory://", "bench:").await?;
-    let log = Log::connect(&args.log_url, &settings.log.kafka)?;
+    let log = Log::connect_with(
+        &args.log_url,
+        &settings.log.kafka,
+        settings.log.memory_config(),
+    )?;
     let is_kafka = log.backend_name() == "kafka";
     if is_kafka {
         let overlay = settings.topic_overlay(log.broker_count().await?);

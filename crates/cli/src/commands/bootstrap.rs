@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use alpha_panda_stream::{reconcile_topics, Log};
+use alpha_panda_stream::reconcile_topics;
 use anyhow::Context;
 use clap::Args;
 
@@ -22,7 +22,7 @@ pub struct BootstrapArgs {
 /// # Errors
 /// When the log cannot be reached or refuses a creation.
 pub async fn run(settings: &Settings, args: &BootstrapArgs) -> anyhow::Result<ExitCode> {
-    let log = Log::connect(&settings.log.url, &settings.log.kafka)?;
+    let log = settings.log.connect()?;
     let broker_count = log
         .broker_count()
         .await

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use alpha_panda_core::{EventId, Timestamp};
 use alpha_panda_stream::dlq::{self, DlqEntry, DlqFilter, ReplayTarget};
-use alpha_panda_stream::Log;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
@@ -79,7 +78,7 @@ pub enum DlqAction {
 /// # Errors
 /// When the log cannot be read or written, or the arguments are malformed.
 pub async fn run(settings: &Settings, args: &DlqArgs) -> anyhow::Result<ExitCode> {
-    let log = Log::connect(&settings.log.url, &settings.log.kafka)?;
+    let log = settings.log.connect()?;
     if log.backend_name() == "memory" {
         eprintln!(
             "note: log.url is memory://, which lives inside a running `alpha-panda run`; \

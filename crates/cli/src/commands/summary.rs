@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use alpha_panda_stream::Log;
 use clap::Args;
 
 use crate::settings::Settings;
@@ -22,7 +21,7 @@ pub struct SummaryArgs {
 /// # Errors
 /// When the log cannot be read.
 pub async fn run(settings: &Settings, args: &SummaryArgs) -> anyhow::Result<ExitCode> {
-    let log = Log::connect(&settings.log.url, &settings.log.kafka)?;
+    let log = settings.log.connect()?;
     let summary = summary::collect(&log, &settings.brokers).await?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
