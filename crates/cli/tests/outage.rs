@@ -1,5 +1,6 @@
 //! Outages mid-stream (the fault suite's restarts): PostgreSQL, or Redis, is stopped while the
-//! pipeline runs on it and started again. The services wait for it — checkpoints are retried, a
+//! pipeline runs on it and started again; the Kafka broker hangs (stopped with SIGSTOP, so it
+//! keeps its memory storage) and goes on. The services wait for it — checkpoints are retried, a
 //! fill's ledger lookup or a dedup check waits rather than dead-lettering its input — and the run
 //! ends with exactly the fills of a run without the outage.
 //!
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use alpha_panda_core::OrderFilled;
 use alpha_panda_store::testing::fresh_postgres_url;
+use alpha_panda_stream::testing::TansuBroker;
 
 mod fleet;
 
@@ -230,6 +232,61 @@ async fn the_pipeline_waits_out_a_cache_outage_and_loses_nothing() {
         "the run ended during the outage; the test would prove nothing"
     );
     tokio::task::block_in_place(|| redis.start());
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(ledger_fills(&database).await, expected, "{log}");
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A broker that hangs for 20 s mid-stream (every produce, fetch, commit and heartbeat waits; when
+/// it goes on, the group's sessions have lapsed and every member rejoins): the services wait,
+/// resume where they were, and the fills are those of a run without the outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_waits_out_a_broker_outage_and_loses_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let csv = work.path().join("ticks.csv");
+    record_ticks(&csv, 6_400);
+    let expected = reference_fills(work.path(), &csv).await;
+
+    let broker = TansuBroker::start().unwrap();
+    let dir = work.path().join("outage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sqlite://{}", dir.join("outage.db").display());
+    let status = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_alpha-panda"))
+            .arg("bootstrap")
+            .current_dir(&dir)
+            .env("ALPHA_PANDA__LOG__URL", broker.log_url())
+            .env("ALPHA_PANDA__DATA_DIR", dir.join("data"))
+            .stdout(Stdio::null())
+            .status()
+    })
+    .unwrap();
+    assert!(status.success(), "bootstrap failed");
+    let mut child = run(&dir, &database, &csv, "400")
+        .env("ALPHA_PANDA__LOG__URL", broker.log_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(broker.pid(), "STOP");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let running = child.try_wait().unwrap().is_none();
+    signal(broker.pid(), "CONT");
+    assert!(
+        running,
+        "the run ended during the outage; the test would prove nothing"
+    );
     let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");

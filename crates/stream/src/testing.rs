@@ -62,6 +62,11 @@ impl TansuBroker {
     pub fn bootstrap_servers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// The broker's process id (to stop and continue it: a broker that hangs).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for TansuBroker {
