@@ -184,18 +184,7 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     assert!(out.status.success(), "{log}");
     assert_eq!(ledger_fills(postgres.url()).await, expected, "{log}");
     // The outage was raised as an alert by the services that could not save, and cleared.
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let alerts = summary["alerts"].as_array().unwrap();
-    let of = |kind: &str| {
-        alerts
-            .iter()
-            .filter(|a| a["kind"] == kind)
-            .map(|a| a["service"].as_str().unwrap().to_string())
-            .collect::<std::collections::BTreeSet<_>>()
-    };
-    let failing = of("checkpoint_failing");
-    assert!(!failing.is_empty(), "no alert raised: {alerts:?}");
-    assert_eq!(failing, of("checkpoint_recovered"), "{alerts:?}");
+    assert_alerted(&out.stdout, "checkpoint_failing", "checkpoint_recovered");
     postgres.drop_schema().await.unwrap();
 }
 
@@ -236,6 +225,27 @@ async fn the_pipeline_waits_out_a_cache_outage_and_loses_nothing() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert_eq!(ledger_fills(&database).await, expected, "{log}");
+    assert_alerted(
+        &out.stdout,
+        "dedup_store_unavailable",
+        "dedup_store_recovered",
+    );
+}
+
+/// The run summary `stdout` lists alerts of kind `began`, and, from the same services, `ended`.
+fn assert_alerted(stdout: &[u8], began: &str, ended: &str) {
+    let summary: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    let alerts = summary["alerts"].as_array().unwrap();
+    let of = |kind: &str| {
+        alerts
+            .iter()
+            .filter(|a| a["kind"] == kind)
+            .map(|a| a["service"].as_str().unwrap().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let raised = of(began);
+    assert!(!raised.is_empty(), "no {began} alert raised: {alerts:?}");
+    assert_eq!(raised, of(ended), "{alerts:?}");
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `pid`.

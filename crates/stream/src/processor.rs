@@ -50,6 +50,8 @@ const SHUTDOWN_PUBLISH_LIMIT: Duration = Duration::from_secs(15);
 
 /// How many times an alert is offered to the log, a second apart, before it is only logged.
 const ALERT_ATTEMPTS: u32 = 30;
+/// A dependency that failed this many retries in a row raises an alert (a blip raises none).
+const ALERT_AFTER_ATTEMPTS: u32 = 3;
 /// How long leaving waits for alerts still being published.
 const ALERT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
@@ -150,9 +152,9 @@ pub struct Processor<H: Handler> {
     unmarked_ids: HashSet<EventId, BuildHasherDefault<FxHasher>>,
     /// The event type each consumed topic carries (`None` for a topic outside the topic map).
     expected_types: Vec<(Arc<str>, Option<EventType>)>,
-    /// Since when checkpoints fail, while they do: an alert was raised then, and one clears it
-    /// when a checkpoint succeeds again.
-    checkpoints_failing_since: Option<Timestamp>,
+    /// Since when each [`Trouble`] lasts, while it does: an alert was raised then, and one
+    /// clears it when the trouble is over.
+    troubled_since: [Option<Timestamp>; Trouble::COUNT],
     /// Alerts being published; shutdown waits a little for them.
     alerts_in_flight: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -181,7 +183,7 @@ impl<H: Handler> Processor<H> {
             unmarked: Vec::new(),
             unmarked_ids: HashSet::default(),
             expected_types: Vec::new(),
-            checkpoints_failing_since: None,
+            troubled_since: [None; Trouble::COUNT],
             alerts_in_flight: Vec::new(),
         }
     }
@@ -543,7 +545,7 @@ impl<H: Handler> Processor<H> {
             });
         match written {
             Ok(()) => {
-                self.checkpoint_succeeded();
+                self.trouble_ended(Trouble::Checkpoints);
                 let marks = std::mem::take(&mut self.unmarked);
                 // Shutdown is under way: one attempt, and without the marks no commit.
                 if self
@@ -726,7 +728,7 @@ impl<H: Handler> Processor<H> {
                 self.unmarked.extend(marks);
                 cadence.timer_ran = true;
                 warn!(error = %e, "checkpoint failed; commit held back");
-                self.checkpoint_failed(&e);
+                self.trouble_began(Trouble::Checkpoints, &e);
             }
         }
     }
@@ -766,7 +768,7 @@ impl<H: Handler> Processor<H> {
             .end_checkpoint(&flight.offsets, outcome.as_ref().map(|_| ()));
         match outcome {
             Ok(()) => {
-                self.checkpoint_succeeded();
+                self.trouble_ended(Trouble::Checkpoints);
                 self.commit_offsets(consumer, cadence, &flight.offsets, flight.marks, shutdown)
                     .await;
             }
@@ -776,41 +778,42 @@ impl<H: Handler> Processor<H> {
                 cadence.timer_ran = true;
                 ProcessorStats::incr(&self.stats.checkpoint_failures, 1);
                 error!(error = %e, unsaved = cadence.unsaved, "checkpoint failed; commit held back");
-                self.checkpoint_failed(&e);
+                self.trouble_began(Trouble::Checkpoints, &e);
             }
         }
     }
 
-    /// A checkpoint failed: the first failure of a run of them raises an alert.
-    fn checkpoint_failed(&mut self, error: &HandlerError) {
-        if self.checkpoints_failing_since.is_some() {
+    /// `trouble` happened (again): the first time of a run of them raises an alert.
+    fn trouble_began(&mut self, trouble: Trouble, error: &dyn std::fmt::Display) {
+        let slot = &mut self.troubled_since[trouble as usize];
+        if slot.is_some() {
             return;
         }
         let since = self.clock.now();
-        self.checkpoints_failing_since = Some(since);
-        let message = format!(
-            "{} cannot save its state ({error}); its commits are held back, and after {} unsaved \
-             records its input too, until the database answers again (store.url)",
-            self.service, self.config.max_unsaved
-        );
-        self.raise(
-            AlertKind::CheckpointFailing,
-            AlertSeverity::Warning,
-            message,
-            since,
-        );
+        *slot = Some(since);
+        let service = &self.service;
+        let message = match trouble {
+            Trouble::Checkpoints => format!(
+                "{service} cannot save its state ({error}); its commits are held back, and after \
+                 {} unsaved records its input too, until the database answers again (database.url)",
+                self.config.max_unsaved
+            ),
+            Trouble::DedupStore => format!(
+                "{service} cannot reach its dedup store ({error}); its input waits for it \
+                 (cache.url)"
+            ),
+            Trouble::Dependency => format!(
+                "{service} waits for a dependency that is down ({error}); its input waits with it"
+            ),
+        };
+        self.raise(trouble.began(), AlertSeverity::Warning, message, since);
     }
 
-    /// A checkpoint succeeded: clears the alert of a run of failures, if one was raised.
-    fn checkpoint_succeeded(&mut self) {
-        if let Some(since) = self.checkpoints_failing_since.take() {
-            let message = format!("{} saves its state again", self.service);
-            self.raise(
-                AlertKind::CheckpointRecovered,
-                AlertSeverity::Info,
-                message,
-                since,
-            );
+    /// `trouble` is over: clears its alert, if one was raised.
+    fn trouble_ended(&mut self, trouble: Trouble) {
+        if let Some(since) = self.troubled_since[trouble as usize].take() {
+            let message = format!("{}: {} again", self.service, trouble.ended_message());
+            self.raise(trouble.ended(), AlertSeverity::Info, message, since);
         }
     }
 
@@ -933,9 +936,15 @@ impl<H: Handler> Processor<H> {
                 .mark_all_processed(&self.group, marks, self.config.dedup_ttl)
                 .await
             {
-                Ok(()) => break,
+                Ok(()) => {
+                    self.trouble_ended(Trouble::DedupStore);
+                    break;
+                }
                 Err(e) => {
                     warn!(error = %e, attempt, marks = marks.len(), "dedup store unavailable; retrying marks");
+                    if attempt >= ALERT_AFTER_ATTEMPTS {
+                        self.trouble_began(Trouble::DedupStore, &e);
+                    }
                     if attempt >= retries || self.backoff(&mut attempt, shutdown).await {
                         return false;
                     }
@@ -1063,9 +1072,17 @@ impl<H: Handler> Processor<H> {
                         ProcessorStats::incr(&self.stats.duplicates, 1);
                         return Outcome::Done;
                     }
-                    Ok(false) => break,
+                    Ok(false) => {
+                        if attempt > 0 {
+                            self.trouble_ended(Trouble::DedupStore);
+                        }
+                        break;
+                    }
                     Err(e) => {
                         warn!(error = %e, attempt, "dedup store unavailable; retrying");
+                        if attempt >= ALERT_AFTER_ATTEMPTS {
+                            self.trouble_began(Trouble::DedupStore, &e);
+                        }
                         if self.backoff(&mut attempt, shutdown).await {
                             return Outcome::Aborted;
                         }
@@ -1083,12 +1100,20 @@ impl<H: Handler> Processor<H> {
                 now: if attempt == 0 { now } else { self.clock.now() },
             };
             match self.handler.handle(input).await {
-                Ok(outputs) => break outputs,
+                Ok(outputs) => {
+                    if attempt > 0 {
+                        self.trouble_ended(Trouble::Dependency);
+                    }
+                    break outputs;
+                }
                 // A dependency that is down (the database, the cache, the venue) is no fault of
                 // the input: it is waited for, however long, and the input is never dead-lettered
                 // for it. Only a transient failure has a budget.
                 Err(e) if e.class == ErrorClass::Infrastructure => {
                     warn!(error = %e.message, attempt, "a dependency is down; waiting for it");
+                    if attempt >= ALERT_AFTER_ATTEMPTS {
+                        self.trouble_began(Trouble::Dependency, &e.message);
+                    }
                     if self.backoff(&mut attempt, shutdown).await {
                         return Outcome::Aborted;
                     }
@@ -1405,6 +1430,45 @@ impl PendingOffsets {
             .collect();
         offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         offsets
+    }
+}
+
+/// What a processor raises an alert for while it lasts, and clears when it is over.
+#[derive(Debug, Clone, Copy)]
+enum Trouble {
+    /// Checkpoints fail: the state cannot be saved.
+    Checkpoints = 0,
+    /// The dedup store does not answer.
+    DedupStore = 1,
+    /// A handler's dependency is down (an infrastructure error).
+    Dependency = 2,
+}
+
+impl Trouble {
+    const COUNT: usize = 3;
+
+    fn began(self) -> AlertKind {
+        match self {
+            Trouble::Checkpoints => AlertKind::CheckpointFailing,
+            Trouble::DedupStore => AlertKind::DedupStoreUnavailable,
+            Trouble::Dependency => AlertKind::DependencyDown,
+        }
+    }
+
+    fn ended(self) -> AlertKind {
+        match self {
+            Trouble::Checkpoints => AlertKind::CheckpointRecovered,
+            Trouble::DedupStore => AlertKind::DedupStoreRecovered,
+            Trouble::Dependency => AlertKind::DependencyRecovered,
+        }
+    }
+
+    fn ended_message(self) -> &'static str {
+        match self {
+            Trouble::Checkpoints => "it saves its state",
+            Trouble::DedupStore => "its dedup store answers",
+            Trouble::Dependency => "its dependency answers",
+        }
     }
 }
 

@@ -436,7 +436,7 @@ async fn failing_checkpoints_raise_an_alert_and_recovery_clears_it() {
     assert_eq!(alert.kind, AlertKind::CheckpointFailing);
     assert_eq!(alert.severity, AlertSeverity::Warning);
     assert_eq!(alert.service, "stateful");
-    assert!(alert.message.contains("store.url"), "{}", alert.message);
+    assert!(alert.message.contains("database.url"), "{}", alert.message);
     assert_eq!(raised[0].broker, EventBroker::Paper);
 
     // The database answers again.

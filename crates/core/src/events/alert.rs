@@ -26,6 +26,14 @@ pub enum AlertKind {
     CheckpointFailing,
     /// The service saved its state again after [`AlertKind::CheckpointFailing`].
     CheckpointRecovered,
+    /// A service cannot reach its dedup store (the cache): its input waits.
+    DedupStoreUnavailable,
+    /// The dedup store answers again after [`AlertKind::DedupStoreUnavailable`].
+    DedupStoreRecovered,
+    /// A dependency of a service's handler is down (the database, the venue): its input waits.
+    DependencyDown,
+    /// The dependency answers again after [`AlertKind::DependencyDown`].
+    DependencyRecovered,
 }
 
 impl AlertKind {
@@ -34,6 +42,10 @@ impl AlertKind {
         match self {
             AlertKind::CheckpointFailing => "checkpoint_failing",
             AlertKind::CheckpointRecovered => "checkpoint_recovered",
+            AlertKind::DedupStoreUnavailable => "dedup_store_unavailable",
+            AlertKind::DedupStoreRecovered => "dedup_store_recovered",
+            AlertKind::DependencyDown => "dependency_down",
+            AlertKind::DependencyRecovered => "dependency_recovered",
         }
     }
 }
