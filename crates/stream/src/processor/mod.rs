@@ -12,6 +12,10 @@
 //! the DLQ (infrastructure failures — a dependency down — are waited for without a budget).
 //! Shutdown stops taking input, finishes the record in flight, runs the handler's last
 //! words, commits, and leaves the group.
+//!
+//! This file is the consume loop and the handling of one record; [`commit`] holds the commit and
+//! checkpoint discipline, [`alerts`] what is raised while a dependency is away, and
+//! [`dead_letter`] how an input reaches its DLQ.
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -21,10 +25,8 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use alpha_panda_core::{
-    derive_event_id, Alert, AlertKind, AlertSeverity, Clock, DedupStore, DlqMessage, DlqPayload,
-    Envelope, ErrorClass, EventId, EventType, Payload, Timestamp, TopicMap,
+    Clock, DedupStore, Envelope, ErrorClass, EventId, EventType, Timestamp, TopicMap,
 };
-use base64::Engine;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rustc_hash::FxHasher;
@@ -33,27 +35,25 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::conflation::Conflation;
-use crate::dlq::{DLQ_ORDINAL, REPLAY_GROUP_HEADER};
-use crate::handler::{
-    checkpoint_now, CheckpointWrite, CommitOffset, Handler, HandlerError, Input, Output,
-};
+use crate::dlq::REPLAY_GROUP_HEADER;
+use crate::handler::{Handler, HandlerError, Input, Output};
 use crate::identity::LogIdentity;
 use crate::kafka::Anchor;
-use crate::log::{Log, LogConsumer};
+use crate::log::Log;
 use crate::record::{OutgoingRecord, Record, RecordValue};
 use crate::retry::RetryPolicy;
 use crate::stats::ProcessorStats;
 use crate::LogError;
 
+mod alerts;
+mod commit;
+mod dead_letter;
+
+use alerts::{Trouble, ALERT_AFTER_ATTEMPTS};
+use commit::{CommitCadence, ReadPositions};
+
 /// How long shutdown waits for a handler's last outputs to be acknowledged.
 const SHUTDOWN_PUBLISH_LIMIT: Duration = Duration::from_secs(15);
-
-/// How many times an alert is offered to the log, a second apart, before it is only logged.
-const ALERT_ATTEMPTS: u32 = 30;
-/// A dependency that failed this many retries in a row raises an alert (a blip raises none).
-const ALERT_AFTER_ATTEMPTS: u32 = 3;
-/// How long leaving waits for alerts still being published.
-const ALERT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Within a fetched batch, the commit cadence and the timer are looked at every this many records
 /// while records go by quickly (reading the clock was a good part of a tick's cost)…
@@ -527,80 +527,6 @@ impl<H: Handler> Processor<H> {
         Ok(())
     }
 
-    /// The checkpoint at shutdown, after the last words: of every input processed since the last
-    /// commit, and of whatever a timer or the last words changed alone. Returns the offsets it makes durable, to commit on leaving; none when
-    /// the write or the marks failed (the inputs are then read again).
-    async fn final_checkpoint(&mut self, cadence: &CommitCadence) -> Vec<CommitOffset> {
-        let offsets = cadence.pending.to_commit_offsets();
-        if offsets.is_empty() && !cadence.timer_ran {
-            return offsets;
-        }
-        let limit = self.config.checkpoint_timeout;
-        let written = tokio::time::timeout(limit, checkpoint_now(&mut self.handler, &offsets))
-            .await
-            .unwrap_or_else(|_| {
-                Err(HandlerError::infrastructure(format!(
-                    "the final checkpoint did not end within {limit:?}"
-                )))
-            });
-        match written {
-            Ok(()) => {
-                self.trouble_ended(Trouble::Checkpoints);
-                let marks = std::mem::take(&mut self.unmarked);
-                // Shutdown is under way: one attempt, and without the marks no commit.
-                if self
-                    .mark_processed(&marks, &CancellationToken::new(), 0)
-                    .await
-                {
-                    offsets
-                } else {
-                    error!("dedup store unavailable at shutdown; leaving offsets uncommitted");
-                    Vec::new()
-                }
-            }
-            Err(e) => {
-                // Without a durable state the inputs must be read again: commit nothing.
-                error!(error = %e, "final checkpoint failed; leaving offsets uncommitted");
-                Vec::new()
-            }
-        }
-    }
-
-    /// Too much is unsaved: waits for the running checkpoint write, or begins one after a backoff,
-    /// until one succeeds; `true` when shutdown came first. The consumer keeps its place (the
-    /// memory log) or its group membership (Kafka's poll-interval limit is minutes).
-    async fn hold_back(
-        &mut self,
-        consumer: &mut LogConsumer,
-        cadence: &mut CommitCadence,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        self.stats.held_back.store(1, AtomicOrdering::Relaxed);
-        let mut attempt = 0;
-        while cadence.unsaved >= self.config.max_unsaved {
-            if cadence.in_flight.is_some() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return true,
-                    outcome = async {
-                        (&mut cadence.in_flight.as_mut().expect("guarded").write).await
-                    } => self.end_checkpoint(consumer, cadence, outcome, shutdown).await,
-                }
-            } else {
-                warn!(
-                    unsaved = cadence.unsaved,
-                    "input held back until a checkpoint succeeds"
-                );
-                if self.backoff(&mut attempt, shutdown).await {
-                    return true;
-                }
-                cadence.timer_ran = true;
-                self.begin_checkpoint(consumer, cadence, shutdown).await;
-            }
-        }
-        self.stats.held_back.store(0, AtomicOrdering::Relaxed);
-        false
-    }
-
     /// Why `envelope` does not belong on `topic` for this handler, if it does not: a type other
     /// than the one the topic carries, or an event of another namespace than the handler's.
     fn misplaced(&self, topic: &Arc<str>, envelope: &Envelope) -> Option<String> {
@@ -687,274 +613,6 @@ impl<H: Handler> Processor<H> {
                 }
             }
         }
-    }
-
-    /// Offsets are due: begins the handler's checkpoint of them, or commits them at once when the
-    /// handler has nothing to write. While a checkpoint write runs nothing new begins; its end
-    /// commits what it covers and the next round takes the rest.
-    async fn begin_checkpoint(
-        &mut self,
-        consumer: &mut LogConsumer,
-        cadence: &mut CommitCadence,
-        shutdown: &CancellationToken,
-    ) {
-        if cadence.in_flight.is_some() || (cadence.pending.is_empty() && !cadence.timer_ran) {
-            return;
-        }
-        // State a timer changed is saved like state an input changed, with whatever offsets are
-        // pending (perhaps none).
-        cadence.timer_ran = false;
-        let offsets = cadence.pending.to_commit_offsets();
-        // The next round is due a full batch or interval from now, whatever happens to this one.
-        cadence.since_checkpoint = 0;
-        cadence.first_since_checkpoint = None;
-        // Every input handled so far is below these offsets.
-        let marks = std::mem::take(&mut self.unmarked);
-        match self.handler.begin_checkpoint(&offsets) {
-            Ok(None) => {
-                self.commit_offsets(consumer, cadence, &offsets, marks, shutdown)
-                    .await;
-            }
-            Ok(Some(write)) => {
-                let limit = self.config.checkpoint_timeout;
-                cadence.in_flight = Some(InFlight {
-                    offsets,
-                    marks,
-                    write: tokio::spawn(within(limit, write)),
-                });
-            }
-            // The state is not durable: keep the offsets pending, the next round retries.
-            Err(e) => {
-                self.unmarked.extend(marks);
-                cadence.timer_ran = true;
-                warn!(error = %e, "checkpoint failed; commit held back");
-                self.trouble_began(Trouble::Checkpoints, &e);
-            }
-        }
-    }
-
-    /// Waits for the running checkpoint write, if any, and ends it.
-    async fn finish_checkpoint(
-        &mut self,
-        consumer: &mut LogConsumer,
-        cadence: &mut CommitCadence,
-        shutdown: &CancellationToken,
-    ) {
-        if let Some(flight) = cadence.in_flight.as_mut() {
-            let outcome = (&mut flight.write).await;
-            self.end_checkpoint(consumer, cadence, outcome, shutdown)
-                .await;
-        }
-    }
-
-    /// The running checkpoint write ended with `outcome`: tells the handler, and commits the
-    /// offsets it covers when it succeeded.
-    async fn end_checkpoint(
-        &mut self,
-        consumer: &mut LogConsumer,
-        cadence: &mut CommitCadence,
-        outcome: Result<Result<(), HandlerError>, tokio::task::JoinError>,
-        shutdown: &CancellationToken,
-    ) {
-        let Some(flight) = cadence.in_flight.take() else {
-            return;
-        };
-        let outcome = outcome.unwrap_or_else(|e| {
-            Err(HandlerError::infrastructure(format!(
-                "checkpoint write did not complete: {e}"
-            )))
-        });
-        self.handler
-            .end_checkpoint(&flight.offsets, outcome.as_ref().map(|_| ()));
-        match outcome {
-            Ok(()) => {
-                self.trouble_ended(Trouble::Checkpoints);
-                self.commit_offsets(consumer, cadence, &flight.offsets, flight.marks, shutdown)
-                    .await;
-            }
-            Err(e) => {
-                self.unmarked.extend(flight.marks);
-                // Retried at the next round, even if no input comes.
-                cadence.timer_ran = true;
-                ProcessorStats::incr(&self.stats.checkpoint_failures, 1);
-                error!(error = %e, unsaved = cadence.unsaved, "checkpoint failed; commit held back");
-                self.trouble_began(Trouble::Checkpoints, &e);
-            }
-        }
-    }
-
-    /// `trouble` happened (again): the first time of a run of them raises an alert.
-    fn trouble_began(&mut self, trouble: Trouble, error: &dyn std::fmt::Display) {
-        let slot = &mut self.troubled_since[trouble as usize];
-        if slot.is_some() {
-            return;
-        }
-        let since = self.clock.now();
-        *slot = Some(since);
-        let service = &self.service;
-        let message = match trouble {
-            Trouble::Checkpoints => format!(
-                "{service} cannot save its state ({error}); its commits are held back, and after \
-                 {} unsaved records its input too, until the database answers again (database.url)",
-                self.config.max_unsaved
-            ),
-            Trouble::DedupStore => format!(
-                "{service} cannot reach its dedup store ({error}); its input waits for it \
-                 (cache.url)"
-            ),
-            Trouble::Dependency => format!(
-                "{service} waits for a dependency that is down ({error}); its input waits with it"
-            ),
-        };
-        self.raise(trouble.began(), AlertSeverity::Warning, message, since);
-    }
-
-    /// `trouble` is over: clears its alert, if one was raised.
-    fn trouble_ended(&mut self, trouble: Trouble) {
-        if let Some(since) = self.troubled_since[trouble as usize].take() {
-            let message = format!("{}: {} again", self.service, trouble.ended_message());
-            self.raise(trouble.ended(), AlertSeverity::Info, message, since);
-        }
-    }
-
-    /// Publishes an alert on `system.alerts` in the background: an alert never holds the stream
-    /// up, and one that cannot be published (the log is down too) is logged instead.
-    fn raise(
-        &mut self,
-        kind: AlertKind,
-        severity: AlertSeverity,
-        message: String,
-        since: Timestamp,
-    ) {
-        ProcessorStats::incr(&self.stats.alerts, 1);
-        let alert = Alert {
-            kind,
-            severity,
-            service: self.service.to_string(),
-            message,
-            since,
-        };
-        let envelope = Envelope::root(
-            Payload::Alert(alert),
-            self.service.to_string(),
-            self.handler.broker(),
-            self.service.clone(),
-            self.clock.now(),
-        );
-        let log = self.log.clone();
-        self.alerts_in_flight.retain(|task| !task.is_finished());
-        self.alerts_in_flight.push(tokio::spawn(async move {
-            let record = OutgoingRecord::event(TopicMap::alerts(), envelope);
-            for attempt in 0..ALERT_ATTEMPTS {
-                match log.send_all_or_return(vec![record.clone()]).await {
-                    Ok(_) => return,
-                    Err((e, _)) => {
-                        debug!(error = %e, attempt, kind = kind.as_str(), "alert not published yet");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-            error!(kind = kind.as_str(), "the alert could not be published on {}", TopicMap::alerts());
-        }));
-    }
-
-    /// Gives the alerts still being published a few seconds to reach the log before leaving.
-    async fn flush_alerts(&mut self) {
-        let tasks = std::mem::take(&mut self.alerts_in_flight);
-        let all = async {
-            for task in tasks {
-                let _ = task.await;
-            }
-        };
-        if tokio::time::timeout(ALERT_FLUSH_LIMIT, all).await.is_err() {
-            warn!("alerts still unpublished at shutdown are only in the log");
-        }
-    }
-
-    /// The effects below `offsets` are durable: marks their inputs `marks` in the dedup store,
-    /// then commits. Without the marks nothing is committed and the next round tries again; a
-    /// process that stops first reads the inputs again, and a stateful handler's checkpointed
-    /// offsets tell it they are already applied.
-    async fn commit_offsets(
-        &mut self,
-        consumer: &mut LogConsumer,
-        cadence: &mut CommitCadence,
-        offsets: &[CommitOffset],
-        marks: Vec<EventId>,
-        shutdown: &CancellationToken,
-    ) {
-        if !self
-            .mark_processed(&marks, shutdown, self.config.retry.max_retries)
-            .await
-        {
-            self.unmarked.extend(marks);
-            warn!("dedup store unavailable; commit held back");
-            return;
-        }
-        if offsets.is_empty() {
-            cadence.unsaved = cadence.since_checkpoint;
-            self.stats
-                .unsaved
-                .store(cadence.unsaved as u64, AtomicOrdering::Relaxed);
-            return;
-        }
-        let list: Vec<(Arc<str>, i32, i64)> = offsets
-            .iter()
-            .map(|o| (o.topic.clone(), o.partition, o.next_offset))
-            .collect();
-        match consumer.commit(&list) {
-            Ok(()) => {
-                cadence.pending.forget_committed(offsets);
-                // What came in after the checkpoint began is still unsaved.
-                cadence.unsaved = cadence.since_checkpoint;
-                self.stats
-                    .unsaved
-                    .store(cadence.unsaved as u64, AtomicOrdering::Relaxed);
-                ProcessorStats::incr(&self.stats.commits, 1);
-            }
-            // Keep them pending: the next commit (or the final one) covers them.
-            Err(e) => warn!(error = %e, "commit failed; will retry"),
-        }
-    }
-
-    /// Marks `marks` processed in the dedup store, all at once, retrying up to `retries` times
-    /// with backoff (not past shutdown); `true` when all are marked. Marked ids stop being held
-    /// locally.
-    async fn mark_processed(
-        &mut self,
-        marks: &[EventId],
-        shutdown: &CancellationToken,
-        retries: u32,
-    ) -> bool {
-        if marks.is_empty() {
-            return true;
-        }
-        let mut attempt = 0;
-        loop {
-            match self
-                .dedup
-                .mark_all_processed(&self.group, marks, self.config.dedup_ttl)
-                .await
-            {
-                Ok(()) => {
-                    self.trouble_ended(Trouble::DedupStore);
-                    break;
-                }
-                Err(e) => {
-                    warn!(error = %e, attempt, marks = marks.len(), "dedup store unavailable; retrying marks");
-                    if attempt >= ALERT_AFTER_ATTEMPTS {
-                        self.trouble_began(Trouble::DedupStore, &e);
-                    }
-                    if attempt >= retries || self.backoff(&mut attempt, shutdown).await {
-                        return false;
-                    }
-                }
-            }
-        }
-        for id in marks {
-            self.unmarked_ids.remove(id);
-        }
-        true
     }
 
     async fn process(&mut self, record: &Record, shutdown: &CancellationToken) -> Outcome {
@@ -1216,71 +874,6 @@ impl<H: Handler> Processor<H> {
         sleep_or_shutdown(delay, shutdown).await
     }
 
-    async fn dead_letter(
-        &mut self,
-        record: &Record,
-        envelope: Option<&Envelope>,
-        error_class: ErrorClass,
-        error_message: String,
-        retry_count: u32,
-        shutdown: &CancellationToken,
-    ) -> Outcome {
-        let now = self.clock.now();
-        let broker = self.handler.broker();
-        let message = DlqMessage {
-            original_topic: record.topic.to_string(),
-            original_partition: record.partition,
-            original_offset: record.offset,
-            original_key: record.key().map(str::to_string),
-            original: match envelope {
-                Some(e) => DlqPayload::Envelope {
-                    envelope: Box::new(e.clone()),
-                },
-                None => DlqPayload::Raw {
-                    value_base64: base64::engine::general_purpose::STANDARD
-                        .encode(record.value.to_bytes()),
-                },
-            },
-            error_class,
-            error_message,
-            retry_count,
-            service: self.service.to_string(),
-            broker,
-            failed_at: now,
-        };
-        let key = record.key().unwrap_or_default().to_string();
-        let dlq_envelope = match envelope {
-            Some(e) => e.derive(
-                DLQ_ORDINAL,
-                Payload::DlqMessage(message),
-                key,
-                broker,
-                self.service.clone(),
-                now,
-            ),
-            // Undecodable bytes have no id to derive from: their place in the log and the group
-            // stand in, so the same failure dead-lettered twice (a crash before the commit) has
-            // one id, and the DLQ tools see it once.
-            None => Envelope::root_with_id(
-                raw_dead_letter_id(&self.group, record),
-                Payload::DlqMessage(message),
-                key,
-                broker,
-                self.service.clone(),
-                now,
-            ),
-        };
-        let topic = TopicMap::dlq(&record.topic);
-        if !self
-            .publish(vec![OutgoingRecord::event(topic, dlq_envelope)], shutdown)
-            .await
-        {
-            return Outcome::Aborted;
-        }
-        ProcessorStats::incr(&self.stats.dead_lettered, 1);
-        Outcome::Done
-    }
-
     /// Runs the handler's timer and publishes its outputs; `false` when shutdown interrupted the
     /// publish, so that the state the timer changed is never checkpointed without them.
     async fn on_timer(&mut self, shutdown: &CancellationToken) -> bool {
@@ -1327,194 +920,12 @@ impl<H: Handler> Processor<H> {
     }
 }
 
-/// The id of the DLQ record of the undecodable `record` that `group` failed on: a pure function
-/// of the group and the record's topic, partition and offset.
-fn raw_dead_letter_id(group: &str, record: &Record) -> EventId {
-    let place = format!(
-        "dlq:{group}:{}:{}:{}",
-        record.topic, record.partition, record.offset
-    );
-    // A nil cause: the id's time bits then say nothing, but nothing sorts DLQ records by id.
-    derive_event_id(EventId(uuid::Uuid::nil()), &place, DLQ_ORDINAL)
-}
-
 /// Aborts a background task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// A checkpoint write running in the background, and the offsets it makes durable.
-struct InFlight {
-    offsets: Vec<CommitOffset>,
-    /// The inputs below `offsets` still to be marked in the dedup store.
-    marks: Vec<EventId>,
-    write: tokio::task::JoinHandle<Result<(), HandlerError>>,
-}
-
-/// Where a consumer stands between two commits: what it processed, how much and since when, and
-/// the checkpoint write running, if any.
-#[derive(Default)]
-struct CommitCadence {
-    pending: PendingOffsets,
-    /// Records processed since the last durable checkpoint (see [`ProcessorConfig::max_unsaved`]).
-    unsaved: usize,
-    /// A timer ran since the last checkpoint began: its changes to the state are due too.
-    timer_ran: bool,
-    since_checkpoint: usize,
-    first_since_checkpoint: Option<Instant>,
-    in_flight: Option<InFlight>,
-}
-
-/// The next offset of every partition processed since the last commit. A handful of partitions at
-/// most, so a list searched from the most recent entry (the same topic `Arc` is found by pointer
-/// first) beats hashing the topic name for every record.
-#[derive(Debug, Default)]
-struct PendingOffsets {
-    /// (topic, partition, next offset, the event just before it).
-    entries: Vec<(Arc<str>, i32, i64, Option<EventId>)>,
-}
-
-impl PendingOffsets {
-    fn record(
-        &mut self,
-        topic: &Arc<str>,
-        partition: i32,
-        next_offset: i64,
-        last_event_id: Option<EventId>,
-    ) {
-        let found = self
-            .entries
-            .iter_mut()
-            .rev()
-            .find(|(t, p, _, _)| *p == partition && (Arc::ptr_eq(t, topic) || **t == **topic));
-        match found {
-            // Never backwards: a record read again (a rejoin, a reset) does not undo progress.
-            Some(entry) if next_offset > entry.2 => {
-                entry.2 = next_offset;
-                entry.3 = last_event_id;
-            }
-            Some(_) => {}
-            None => self
-                .entries
-                .push((topic.clone(), partition, next_offset, last_event_id)),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Drops the partitions that `committed` covers (those processed further stay).
-    fn forget_committed(&mut self, committed: &[CommitOffset]) {
-        self.entries.retain(|(topic, partition, next, _)| {
-            !committed
-                .iter()
-                .any(|c| c.partition == *partition && *c.topic == **topic && c.next_offset >= *next)
-        });
-    }
-
-    fn to_commit_offsets(&self) -> Vec<CommitOffset> {
-        let mut offsets: Vec<CommitOffset> = self
-            .entries
-            .iter()
-            .map(|(topic, partition, next, last)| CommitOffset {
-                topic: topic.clone(),
-                partition: *partition,
-                next_offset: *next,
-                last_event_id: *last,
-            })
-            .collect();
-        offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        offsets
-    }
-}
-
-/// What a processor raises an alert for while it lasts, and clears when it is over.
-#[derive(Debug, Clone, Copy)]
-enum Trouble {
-    /// Checkpoints fail: the state cannot be saved.
-    Checkpoints = 0,
-    /// The dedup store does not answer.
-    DedupStore = 1,
-    /// A handler's dependency is down (an infrastructure error).
-    Dependency = 2,
-}
-
-impl Trouble {
-    const COUNT: usize = 3;
-
-    fn began(self) -> AlertKind {
-        match self {
-            Trouble::Checkpoints => AlertKind::CheckpointFailing,
-            Trouble::DedupStore => AlertKind::DedupStoreUnavailable,
-            Trouble::Dependency => AlertKind::DependencyDown,
-        }
-    }
-
-    fn ended(self) -> AlertKind {
-        match self {
-            Trouble::Checkpoints => AlertKind::CheckpointRecovered,
-            Trouble::DedupStore => AlertKind::DedupStoreRecovered,
-            Trouble::Dependency => AlertKind::DependencyRecovered,
-        }
-    }
-
-    fn ended_message(self) -> &'static str {
-        match self {
-            Trouble::Checkpoints => "it saves its state",
-            Trouble::DedupStore => "its dedup store answers",
-            Trouble::Dependency => "its dependency answers",
-        }
-    }
-}
-
-/// How far this consumer has read each partition, so that a record the group hands over again
-/// (a revocation and reassignment resumes at the committed offset, below what was processed) is
-/// recognised by its position and not applied twice. Offsets never move backwards.
-#[derive(Default)]
-struct ReadPositions {
-    /// (topic, partition, next offset to read).
-    next: Vec<(Arc<str>, i32, i64)>,
-}
-
-impl ReadPositions {
-    fn position(&mut self, record: &Record) -> Option<&mut i64> {
-        self.next
-            .iter_mut()
-            .find(|(t, p, _)| {
-                *p == record.partition && (Arc::ptr_eq(t, &record.topic) || **t == *record.topic)
-            })
-            .map(|(_, _, next)| next)
-    }
-
-    fn already_read(&mut self, record: &Record) -> bool {
-        self.position(record)
-            .is_some_and(|next| record.offset < *next)
-    }
-
-    fn advance(&mut self, record: &Record) {
-        let next = record.offset + 1;
-        match self.position(record) {
-            Some(at) => *at = (*at).max(next),
-            None => self
-                .next
-                .push((record.topic.clone(), record.partition, next)),
-        }
-    }
-}
-
-/// `write`, failed as infrastructure when it has not ended within `limit` (a database that hangs).
-async fn within(limit: Duration, write: CheckpointWrite) -> Result<(), HandlerError> {
-    match tokio::time::timeout(limit, write).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(HandlerError::infrastructure(format!(
-            "checkpoint write did not end within {limit:?}; the database may be down or \
-             locked"
-        ))),
     }
 }
 
