@@ -184,7 +184,7 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     assert!(out.status.success(), "{log}");
     assert_eq!(ledger_fills(postgres.url()).await, expected, "{log}");
     // The outage was raised as an alert by the services that could not save, and cleared.
-    assert_alerted(&out.stdout, "checkpoint_failing", "checkpoint_recovered");
+    assert_alerted(&out.stdout, &[("checkpoint_failing", "checkpoint_recovered")]);
     postgres.drop_schema().await.unwrap();
 }
 
@@ -225,15 +225,20 @@ async fn the_pipeline_waits_out_a_cache_outage_and_loses_nothing() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert_eq!(ledger_fills(&database).await, expected, "{log}");
+    // Redis holds the dedup store and the risk state: whichever a service met first is raised.
     assert_alerted(
         &out.stdout,
-        "dedup_store_unavailable",
-        "dedup_store_recovered",
+        &[
+            ("dedup_store_unavailable", "dedup_store_recovered"),
+            ("checkpoint_failing", "checkpoint_recovered"),
+            ("dependency_down", "dependency_recovered"),
+        ],
     );
 }
 
-/// The run summary `stdout` lists alerts of kind `began`, and, from the same services, `ended`.
-fn assert_alerted(stdout: &[u8], began: &str, ended: &str) {
+/// The run summary `stdout` lists at least one alert of a `began` kind of `pairs`, and each
+/// service that raised one also raised the matching `ended` kind.
+fn assert_alerted(stdout: &[u8], pairs: &[(&str, &str)]) {
     let summary: serde_json::Value = serde_json::from_slice(stdout).unwrap();
     let alerts = summary["alerts"].as_array().unwrap();
     let of = |kind: &str| {
@@ -243,9 +248,13 @@ fn assert_alerted(stdout: &[u8], began: &str, ended: &str) {
             .map(|a| a["service"].as_str().unwrap().to_string())
             .collect::<std::collections::BTreeSet<_>>()
     };
-    let raised = of(began);
-    assert!(!raised.is_empty(), "no {began} alert raised: {alerts:?}");
-    assert_eq!(raised, of(ended), "{alerts:?}");
+    let mut raised_any = false;
+    for (began, ended) in pairs {
+        let raised = of(began);
+        raised_any |= !raised.is_empty();
+        assert_eq!(raised, of(ended), "{began} without {ended}: {alerts:?}");
+    }
+    assert!(raised_any, "no alert raised for the outage: {alerts:?}");
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `pid`.

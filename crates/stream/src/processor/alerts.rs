@@ -71,7 +71,8 @@ impl<H: Handler> Processor<H> {
         let message = match trouble {
             Trouble::Checkpoints => format!(
                 "{service} cannot save its state ({error}); its commits are held back, and after \
-                 {} unsaved records its input too, until the database answers again (database.url)",
+                 {} unsaved records its input too, until what failed answers again (database.url, \
+                 cache.url)",
                 self.config.max_unsaved
             ),
             Trouble::DedupStore => format!(
