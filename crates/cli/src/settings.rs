@@ -432,6 +432,23 @@ impl Settings {
                 "portfolio.snapshot_interval: must be longer than zero".into(),
             ));
         }
+        if let Err(reason) =
+            alpha_panda_kite::MarketProtection::from_setting(self.zerodha.market_protection)
+        {
+            return Err(SettingsError::Invalid(format!(
+                "zerodha.market_protection: {reason}"
+            )));
+        }
+        if self.zerodha.protected_order_timeout < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid(
+                "zerodha.protected_order_timeout: must be at least 1s (e.g. \"30s\")".into(),
+            ));
+        }
+        if self.zerodha.max_signal_age < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid(
+                "zerodha.max_signal_age: must be at least 1s (e.g. \"60s\")".into(),
+            ));
+        }
         if self.log.memory_retention_records == 0 {
             return Err(SettingsError::Invalid(
                 "log.memory_retention_records: must be at least 1".into(),

@@ -184,7 +184,10 @@ async fn the_pipeline_waits_out_a_database_outage_and_loses_nothing() {
     assert!(out.status.success(), "{log}");
     assert_eq!(ledger_fills(postgres.url()).await, expected, "{log}");
     // The outage was raised as an alert by the services that could not save, and cleared.
-    assert_alerted(&out.stdout, &[("checkpoint_failing", "checkpoint_recovered")]);
+    assert_alerted(
+        &out.stdout,
+        &[("checkpoint_failing", "checkpoint_recovered")],
+    );
     postgres.drop_schema().await.unwrap();
 }
 

@@ -104,6 +104,22 @@ fn wrong_types_and_bad_values_name_the_key() {
         Ok(())
     });
     Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__ZERODHA__MARKET_PROTECTION", "0");
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("zerodha.market_protection"), "{err}");
+        assert!(err.contains("-1"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("alpha-panda.toml", "[zerodha]\nmarket_protection = 2.5\n")?;
+        let settings = Settings::load(None).unwrap();
+        assert_eq!(
+            settings.settings.zerodha.market_protection.to_string(),
+            "2.5"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
         jail.set_env("ALPHA_PANDA__LOG__MEMORY_RETENTION_RECORDS", "0");
         let err = Settings::load(None).err().unwrap().to_string();
         assert!(err.contains("log.memory_retention_records"), "{err}");

@@ -311,6 +311,8 @@ async fn run_trades_paper_and_zerodha_apart_on_kite_ticks_and_order_updates() {
         assert_eq!(field("tradingsymbol"), Some("INFY"), "{:?}", order.form);
         assert_eq!(field("product"), Some("MIS"), "{:?}", order.form);
         assert_eq!(field("order_type"), Some("MARKET"), "{:?}", order.form);
+        // Kite rejects a MARKET order without market protection; the default is automatic.
+        assert_eq!(field("market_protection"), Some("-1"), "{:?}", order.form);
         assert_eq!(field("quantity"), Some("1"), "{:?}", order.form);
         let tag = field("tag").unwrap_or_else(|| panic!("untagged order {:?}", order.form));
         assert!(

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Client-side rate limits (reference §2.5). Per-second limits apply per api_key; the order
@@ -51,6 +52,19 @@ pub struct ZerodhaSettings {
     pub ws_url: String,
     /// Default product for orders (`MIS` intraday, `CNC` delivery, `NRML` F&O carry).
     pub product: String,
+    /// Market protection of every MARKET and SL-M order: a percentage of the reference price
+    /// (above 0, at most 100), or -1 for Kite's automatic band. Kite rejects those orders without
+    /// one; 0 is refused at start-up.
+    pub market_protection: Decimal,
+    /// A protected MARKET order still open with units unfilled after this long rests at its
+    /// band: it is cancelled, and what did not fill is reported failed.
+    #[serde(with = "humantime_serde")]
+    pub protected_order_timeout: Duration,
+    /// A validated signal older than this when it reaches the trader is not placed (an
+    /// `order_failed` says why): a signal read again after a long outage, or on another day,
+    /// never becomes an order.
+    #[serde(with = "humantime_serde")]
+    pub max_signal_age: Duration,
     /// Timeout of one HTTP request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -83,6 +97,9 @@ impl Default for ZerodhaSettings {
             login_url: "https://kite.zerodha.com/connect/login".into(),
             ws_url: "wss://ws.kite.trade".into(),
             product: "MIS".into(),
+            market_protection: Decimal::NEGATIVE_ONE,
+            protected_order_timeout: Duration::from_secs(30),
+            max_signal_age: Duration::from_secs(60),
             request_timeout: Duration::from_secs(7),
             max_retries: 3,
             retry_base_delay: Duration::from_millis(500),
@@ -116,6 +133,9 @@ impl fmt::Debug for ZerodhaSettings {
             .field("login_url", &self.login_url)
             .field("ws_url", &self.ws_url)
             .field("product", &self.product)
+            .field("market_protection", &self.market_protection)
+            .field("protected_order_timeout", &self.protected_order_timeout)
+            .field("max_signal_age", &self.max_signal_age)
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)

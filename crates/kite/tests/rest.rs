@@ -4,7 +4,9 @@
 use alpha_panda_core::{ErrorClass, Price, Quantity, Side};
 use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, FillBehaviour};
 use alpha_panda_kite::rest::KiteOrderId;
-use alpha_panda_kite::{KiteClient, KiteError, OrderParams, RateLimits, ZerodhaSettings};
+use alpha_panda_kite::{
+    KiteClient, KiteError, MarketProtection, OrderParams, RateLimits, ZerodhaSettings,
+};
 use rust_decimal_macros::dec;
 
 async fn fake() -> FakeKite {
@@ -80,7 +82,9 @@ async fn order_fields_arrive_form_encoded_as_kite_expects() {
     let limit = OrderParams::limit("NSE", "INFY", Side::Buy, Quantity(3), Price(dec!(1573.70)))
         .with_tag("sigA1");
     let id = client.place_order(&limit).await.unwrap();
-    let market = OrderParams::market("NSE", "SBIN", Side::Sell, Quantity(5)).with_product("CNC");
+    let market = OrderParams::market("NSE", "SBIN", Side::Sell, Quantity(5))
+        .with_market_protection(MarketProtection::Automatic)
+        .with_product("CNC");
     client.place_order(&market).await.unwrap();
 
     let orders = fake.orders();
@@ -116,7 +120,8 @@ async fn order_fields_arrive_form_encoded_as_kite_expects() {
     assert!(!second.contains_key("price"));
     assert!(!second.contains_key("tag"));
 
-    let invalid = OrderParams::market("NSE", "INFY", Side::Buy, Quantity(0));
+    let invalid = OrderParams::market("NSE", "INFY", Side::Buy, Quantity(0))
+        .with_market_protection(MarketProtection::Automatic);
     let err = client.place_order(&invalid).await.unwrap_err();
     assert!(matches!(err, KiteError::InvalidOrder { .. }));
     assert_eq!(
@@ -171,7 +176,10 @@ async fn every_kite_error_type_maps_to_a_typed_error_and_class() {
     // Kite's rejection of a placement is a business error the engine answers with order_failed.
     fake.fail_next(400, "MarginException", "Insufficient funds");
     let err = client
-        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+        .place_order(
+            &OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1))
+                .with_market_protection(MarketProtection::Automatic),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Business);
@@ -190,7 +198,10 @@ async fn rate_limited_calls_are_retried_then_succeed() {
     // An order refused with 429 was certainly not taken, so it is retried too…
     fake.rate_limit_next();
     let id = client
-        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+        .place_order(
+            &OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1))
+                .with_market_protection(MarketProtection::Automatic),
+        )
         .await
         .unwrap();
     assert_eq!(fake.orders().len(), 1);
@@ -198,7 +209,10 @@ async fn rate_limited_calls_are_retried_then_succeed() {
     // …but a 503 on placement may hide an accepted order: it goes back to the caller.
     fake.fail_next(503, "NetworkException", "OMS unreachable");
     let err = client
-        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+        .place_order(
+            &OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1))
+                .with_market_protection(MarketProtection::Automatic),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, KiteError::Network { .. }));
@@ -237,7 +251,10 @@ async fn client_side_rate_limiter_delays_orders_beyond_the_limit() {
     let started = std::time::Instant::now();
     for _ in 0..3 {
         client
-            .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)))
+            .place_order(
+                &OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1))
+                    .with_market_protection(MarketProtection::Automatic),
+            )
             .await
             .unwrap();
     }
@@ -254,7 +271,11 @@ async fn fills_history_trades_and_lookup_by_tag() {
         market_price: dec!(1573.75),
     });
     let id = client
-        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(2)).with_tag("sigB2"))
+        .place_order(
+            &OrderParams::market("NSE", "INFY", Side::Buy, Quantity(2))
+                .with_market_protection(MarketProtection::Automatic)
+                .with_tag("sigB2"),
+        )
         .await
         .unwrap();
     let history = client.order_history(&id).await.unwrap();
@@ -309,7 +330,11 @@ async fn fills_history_trades_and_lookup_by_tag() {
         "Insufficient funds. Required margin is 95417.84".into(),
     ));
     let rejected = client
-        .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1)).with_tag("sigD4"))
+        .place_order(
+            &OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1))
+                .with_market_protection(MarketProtection::Automatic)
+                .with_tag("sigD4"),
+        )
         .await
         .unwrap();
     let state = client.order_history(&rejected).await.unwrap();
@@ -355,4 +380,134 @@ async fn instruments_download_is_gunzipped_and_parsed() {
     let client = logged_in(&broken, &broken.settings()).await;
     let err = client.instruments().await.unwrap_err();
     assert!(err.to_string().contains("line 2"), "{err}");
+}
+
+/// Posts an order form to the fake as a client that skips our validation would, and returns the
+/// status and the JSON body.
+async fn post_raw(fake: &FakeKite, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/orders/regular", fake.api_url()))
+        .header("X-Kite-Version", "3")
+        .header("Authorization", "token fake_api_key:fake_access_token")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+const MARKET_FORM: [(&str, &str); 6] = [
+    ("exchange", "NSE"),
+    ("tradingsymbol", "INFY"),
+    ("transaction_type", "BUY"),
+    ("quantity", "1"),
+    ("product", "MIS"),
+    ("order_type", "MARKET"),
+];
+
+/// The April 2026 rule, with Kite's body: MARKET and SL-M orders without market protection, or
+/// with 0, are refused; a value that is not a decimal gets its own message.
+#[tokio::test]
+async fn unprotected_market_orders_get_kites_error_body() {
+    let fake = fake().await;
+    let refusal = serde_json::json!({
+        "status": "error",
+        "message": "Market orders without market protection are not allowed via API. Please set market protection or use a Limit order.",
+        "error_type": "InputException",
+        "data": null,
+    });
+    assert_eq!(post_raw(&fake, &MARKET_FORM).await, (400, refusal.clone()));
+    let zero = [&MARKET_FORM[..], &[("market_protection", "0")]].concat();
+    assert_eq!(post_raw(&fake, &zero).await, (400, refusal.clone()));
+    let mut slm = MARKET_FORM.to_vec();
+    slm[5] = ("order_type", "SL-M");
+    slm.push(("trigger_price", "1490"));
+    assert_eq!(post_raw(&fake, &slm).await, (400, refusal));
+    let not_decimal = [&MARKET_FORM[..], &[("market_protection", "True")]].concat();
+    let (status, body) = post_raw(&fake, &not_decimal).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        "Invalid request (failed to decode market_protection, got: True (expected decimal))"
+    );
+    let protected = [&MARKET_FORM[..], &[("market_protection", "2.5")]].concat();
+    let (status, body) = post_raw(&fake, &protected).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fake.orders().len(), 1);
+    // The order carries its protection, as Kite echoes it.
+    let client = logged_in(&fake, &fake.settings()).await;
+    let book = client.orders().await.unwrap();
+    assert_eq!(book.len(), 1);
+    assert!(fake.orders()[0].latest().unwrap()["market_protection"] == serde_json::json!(2.5));
+}
+
+/// Kite's strict 10 order requests per calendar second: beyond them the answer is 429.
+#[tokio::test]
+async fn the_fake_takes_ten_order_requests_per_second() {
+    let fake = fake().await;
+    let protected = [&MARKET_FORM[..], &[("market_protection", "-1")]].concat();
+    let mut refused = 0;
+    for _ in 0..25 {
+        let (status, body) = post_raw(&fake, &protected).await;
+        if status == 429 {
+            assert_eq!(body["error_type"], "NetworkException");
+            refused += 1;
+        }
+    }
+    // 25 requests within two calendar seconds: one of them held more than ten.
+    assert!(refused >= 1, "no request refused");
+    assert_eq!(fake.orders().len(), 25 - refused);
+}
+
+#[tokio::test]
+async fn an_open_order_is_modified_filled_in_part_and_cancelled() {
+    let fake = fake().await;
+    let client = logged_in(&fake, &fake.settings()).await;
+    let id = client
+        .place_order(&OrderParams::limit(
+            "NSE",
+            "INFY",
+            Side::Buy,
+            Quantity(3),
+            Price(dec!(1500)),
+        ))
+        .await
+        .unwrap();
+    let changes = alpha_panda_kite::ModifyParams {
+        price: Some(Price(dec!(1501.5))),
+        ..Default::default()
+    };
+    client
+        .modify_order(alpha_panda_kite::Variety::Regular, &id, &changes)
+        .await
+        .unwrap();
+    assert!(fake.fill(id.as_str(), 1, dec!(1501.5)));
+    client
+        .cancel_order(alpha_panda_kite::Variety::Regular, &id)
+        .await
+        .unwrap();
+    let history = client.order_history(&id).await.unwrap();
+    let statuses: Vec<&str> = history.iter().map(|o| o.status.as_str()).collect();
+    assert_eq!(
+        &statuses[3..],
+        ["OPEN", "MODIFIED", "OPEN", "OPEN", "CANCELLED"]
+    );
+    let last = history.last().unwrap();
+    assert_eq!(last.price, dec!(1501.5));
+    assert_eq!((last.filled_quantity, last.cancelled_quantity), (1, 2));
+    let trades = client.order_trades(&id).await.unwrap();
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].quantity, 1);
+    // A cancelled order can be neither cancelled nor modified again.
+    let again = client
+        .cancel_order(alpha_panda_kite::Variety::Regular, &id)
+        .await
+        .unwrap_err();
+    assert_eq!(again.class(), ErrorClass::Business, "{again:?}");
+    let modify = client
+        .modify_order(alpha_panda_kite::Variety::Regular, &id, &changes)
+        .await
+        .unwrap_err();
+    assert_eq!(modify.class(), ErrorClass::Business, "{modify:?}");
 }

@@ -11,7 +11,9 @@ use alpha_panda_core::{InstrumentToken, Price, Quantity, Side};
 use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, FillBehaviour, RandomWalk};
 use alpha_panda_kite::ticker::TickerError;
 use alpha_panda_kite::ticker::{TickMode, TickerMetrics};
-use alpha_panda_kite::{KiteClient, KiteTicker, OrderParams, TickPacket, TickerConfig};
+use alpha_panda_kite::{
+    KiteClient, KiteTicker, MarketProtection, OrderParams, TickPacket, TickerConfig,
+};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
@@ -260,7 +262,11 @@ async fn order_updates_arrive_on_their_channel() {
     for attempt in 0..50 {
         let tag = format!("sigE{attempt}");
         client
-            .place_order(&OrderParams::market("NSE", "INFY", Side::Buy, Quantity(4)).with_tag(&tag))
+            .place_order(
+                &OrderParams::market("NSE", "INFY", Side::Buy, Quantity(4))
+                    .with_market_protection(MarketProtection::Automatic)
+                    .with_tag(&tag),
+            )
             .await
             .unwrap();
         if let Ok(Some(update)) =

@@ -1,15 +1,19 @@
-//! The Zerodha live trader against the fake Kite server: orders carry the registry's exchange and
-//! symbol, a COMPLETE order becomes a fill that moves only the zerodha portfolio (through the real
-//! processor runtime), rejections and unknown instruments become `order_failed`, and a crash between
-//! placing and acknowledging never places the order twice.
+//! The Zerodha live trader against the fake Kite server (strict: market protection, 10 orders
+//! a second): orders carry the registry's exchange and symbol and a market protection, a COMPLETE
+//! order becomes a fill that moves only the zerodha portfolio (through the real processor
+//! runtime), each Kite trade is one fill across a restart, rejections and unknown instruments
+//! become `order_failed`, a crash between placing and acknowledging or a lost answer never places
+//! the order twice, a stale signal is not placed, a protected order resting at its band is
+//! cancelled, and an expired session halts the namespace until a new login.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alpha_panda_core::{
-    Broker, Envelope, EventBroker, EventId, InstrumentToken, OrderType, Payload, Price, Quantity,
-    Side, StrategyId, SystemClock, TickRef, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
+    AlertKind, Broker, Envelope, EventBroker, EventId, InstrumentToken, OrderType, Payload, Price,
+    Quantity, Side, StrategyId, SystemClock, TickRef, Timestamp, TopicMap, TradingSignal,
+    ValidatedSignal,
 };
 use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, DEFAULT_INSTRUMENTS_CSV};
 use alpha_panda_kite::{parse_instruments_csv, InstrumentRegistry, KiteClient};
@@ -17,7 +21,7 @@ use alpha_panda_services::portfolio_manager::service::{PortfolioManager, Portfol
 use alpha_panda_services::trading_engine::service::TradingEngine;
 use alpha_panda_services::trading_engine::zerodha::order_tag;
 use alpha_panda_services::trading_engine::{ZerodhaConfig, ZerodhaTrader};
-use alpha_panda_store::Store;
+use alpha_panda_store::{AccessToken, Store, TradingSession};
 use alpha_panda_stream::{
     Handler, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor, ProcessorConfig,
     ProcessorStats, RecordPosition,
@@ -80,7 +84,8 @@ fn validated(token: u32, order_type: OrderType, limit_price: Option<Price>) -> E
         format!("{strategy_id}:{token}"),
         EventBroker::Zerodha,
         "risk_manager",
-        at,
+        // Validated just now: an older signal is not placed (zerodha.max_signal_age).
+        Timestamp::from_datetime(chrono::Utc::now()),
     )
 }
 
@@ -186,6 +191,11 @@ async fn a_signal_becomes_a_kite_order_and_a_complete_order_moves_only_the_zerod
         placed.form.get("order_type").map(String::as_str),
         Some("MARKET")
     );
+    assert_eq!(
+        placed.form.get("market_protection").map(String::as_str),
+        Some("-1"),
+        "Kite rejects a MARKET order without market protection"
+    );
     assert_eq!(placed.form.get("product").map(String::as_str), Some("MIS"));
     assert_eq!(
         placed.form.get("tag").cloned(),
@@ -212,12 +222,17 @@ async fn a_signal_becomes_a_kite_order_and_a_complete_order_moves_only_the_zerod
     );
     assert!(
         fill.fees.total.0 > rust_decimal::Decimal::ZERO,
-        "fees use the paper fee model"
+        "fees come from Zerodha's charge schedule"
     );
     assert_eq!(fills[0].broker, EventBroker::Zerodha);
+    // One fill per Kite trade, its id derived from Kite's trade id.
+    let trade_id = fake.orders()[0].trades[0]["trade_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         fills[0].id,
-        alpha_panda_services::trading_engine::zerodha::fill_event_id(signal.id, 5)
+        alpha_panda_services::trading_engine::zerodha::fill_event_id(signal.id, &trade_id)
     );
 
     // Let the portfolio managers consume the fill, then stop everything and look at their books.
@@ -378,5 +393,296 @@ async fn eventually_events(log: &Log, topic: &str, count: usize) -> Vec<Envelope
             "timed out waiting for {count} events on {topic}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_signal_older_than_max_signal_age_is_not_placed() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let mut engine =
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(60)), store().await)
+            .await
+            .unwrap();
+    let mut signal = validated(INFY, OrderType::Market, None);
+    // Validated two minutes ago, read only now (an outage, a restart on another day).
+    signal.ts = Timestamp::from_datetime(chrono::Utc::now() - chrono::Duration::seconds(120));
+    let position = RecordPosition {
+        topic: Arc::from(TopicMap::new(Broker::Zerodha).signals_validated().as_str()),
+        partition: 0,
+        offset: 0,
+    };
+    let outputs = engine
+        .handle(Input {
+            envelope: &signal,
+            position: &position,
+            now: Timestamp::from_datetime(chrono::Utc::now()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(types(&outputs), ["order_submitted", "order_failed"]);
+    let Payload::OrderFailed(failed) = &outputs[1].payload else {
+        panic!("{:?}", outputs[1].payload)
+    };
+    assert!(
+        failed.reason.starts_with("signal_too_old"),
+        "{}",
+        failed.reason
+    );
+    assert!(fake.orders().is_empty(), "an old signal reached Kite");
+}
+
+fn trader_with_sessions(fake: &FakeKite, store: &Store) -> ZerodhaTrader {
+    trader(fake, Duration::from_secs(3600))
+        .with_session_store(store.clone(), fake.config().api_key.clone())
+}
+
+fn alert_kinds(outputs: &[Output]) -> Vec<AlertKind> {
+    outputs
+        .iter()
+        .filter_map(|o| match &o.payload {
+            Payload::Alert(a) => {
+                assert_eq!(o.topic, TopicMap::alerts());
+                Some(a.kind)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A token that expires mid-day halts the namespace (an alert, `session_expired` answers, no call
+/// to Kite) and a new session stored by `kite login` resumes it without a restart.
+#[tokio::test]
+async fn an_expired_session_halts_zerodha_until_a_new_login_is_stored() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let store = store().await;
+    let mut engine =
+        TradingEngine::open_zerodha(trader_with_sessions(&fake, &store), store.clone())
+            .await
+            .unwrap();
+    let first = handle(&mut engine, &validated(INFY, OrderType::Market, None), 0).await;
+    assert_eq!(types(&first), ["order_submitted", "order_ack"]);
+
+    fake.expire_token();
+    let expired = handle(&mut engine, &validated(INFY, OrderType::Market, None), 1).await;
+    assert_eq!(
+        types(&expired),
+        ["order_submitted", "order_failed", "alert"]
+    );
+    let Payload::OrderFailed(failed) = &expired[1].payload else {
+        panic!("{:?}", expired[1].payload)
+    };
+    assert!(
+        failed.reason.starts_with("session_expired"),
+        "{}",
+        failed.reason
+    );
+    assert_eq!(alert_kinds(&expired), [AlertKind::SessionExpired]);
+
+    // Halted: the next signal is answered at once, without asking Kite.
+    let requests = fake.requests();
+    let halted = handle(&mut engine, &validated(INFY, OrderType::Market, None), 2).await;
+    assert_eq!(types(&halted), ["order_submitted", "order_failed"]);
+    assert_eq!(fake.requests(), requests, "a halted trader called Kite");
+
+    // `alpha-panda kite login`: a new session, stored.
+    let login = KiteClient::new(&fake.settings()).unwrap();
+    let session = login
+        .generate_session(&fake.config().request_token, &fake.config().api_secret)
+        .await
+        .unwrap();
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    store
+        .trading_sessions()
+        .save(&TradingSession {
+            api_key: fake.config().api_key.clone(),
+            user_id: session.user_id.clone(),
+            access_token: AccessToken::new(session.access_token.clone()),
+            created_at: now,
+            expires_at: alpha_panda_store::session_expiry(now),
+        })
+        .await
+        .unwrap();
+    let later = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(6));
+    let resumed = engine.on_timer(later).await.unwrap();
+    assert_eq!(alert_kinds(&resumed), [AlertKind::SessionRestored]);
+    let placed = handle(&mut engine, &validated(INFY, OrderType::Market, None), 3).await;
+    assert_eq!(types(&placed), ["order_submitted", "order_ack"]);
+    assert_eq!(fake.orders().len(), 2);
+}
+
+/// An order filled in three trades, with a restart (the engine reopened from its checkpoint)
+/// between the second and the third: each trade is one fill, none twice, none lost.
+#[tokio::test]
+async fn partial_fills_are_one_fill_per_trade_across_a_restart() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let log = Log::connect("memory://", &BTreeMap::new()).unwrap();
+    for topic in TopicMap::all_topics(&[Broker::Zerodha]) {
+        log.create_topic(&topic.name, 1, 1, 86_400_000)
+            .await
+            .unwrap();
+    }
+    let store = store().await;
+    let config = ProcessorConfig {
+        commit_batch: 1,
+        commit_interval: Duration::from_millis(0),
+        poll_timeout: Duration::from_millis(20),
+        ..ProcessorConfig::default()
+    };
+    let run = |store: Store| {
+        let log = log.clone();
+        let config = config.clone();
+        let fake = &fake;
+        let trader = trader(fake, Duration::from_millis(50));
+        async move {
+            let engine = TradingEngine::open_zerodha(trader, store).await.unwrap();
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(
+                Processor::new(
+                    engine,
+                    log,
+                    Arc::new(MemoryDedupStore::new()),
+                    Arc::new(SystemClock),
+                    config,
+                )
+                .run(shutdown.clone()),
+            );
+            (shutdown, task)
+        }
+    };
+    let zerodha = TopicMap::new(Broker::Zerodha);
+    let signal = validated(INFY, OrderType::Market, None);
+    log.send(OutgoingRecord::event(
+        zerodha.signals_validated(),
+        signal.clone(),
+    ))
+    .await
+    .unwrap();
+    let (shutdown, task) = run(store.clone()).await;
+    let placed = eventually("the order reaches Kite", || {
+        fake.orders().into_iter().next()
+    })
+    .await;
+    assert!(fake.fill(&placed.order_id, 2, dec!(1500.05)));
+    assert!(fake.fill(&placed.order_id, 1, dec!(1500.10)));
+    eventually_events(&log, &zerodha.orders_filled(), 2).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    // While the engine is down the last trade happens; the restarted one reports it, only it.
+    assert!(fake.fill(&placed.order_id, 2, dec!(1500.20)));
+    let (shutdown, task) = run(store.clone()).await;
+    eventually_events(&log, &zerodha.orders_filled(), 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let fills = log.read_all(&zerodha.orders_filled()).await.unwrap();
+    assert_eq!(fills.len(), 3, "a trade was reported twice or lost");
+    let trades = &fake.orders()[0].trades;
+    let mut quantities = Vec::new();
+    for (record, trade) in fills.iter().zip(trades) {
+        let alpha_panda_stream::RecordValue::Event(event) = &record.value else {
+            panic!("not an event")
+        };
+        let Payload::OrderFilled(fill) = &event.payload else {
+            panic!("not a fill")
+        };
+        assert_eq!(
+            event.id,
+            alpha_panda_services::trading_engine::zerodha::fill_event_id(
+                signal.id,
+                trade["trade_id"].as_str().unwrap()
+            )
+        );
+        quantities.push(fill.quantity.0);
+    }
+    assert_eq!(quantities, [2, 1, 2]);
+}
+
+/// A placement whose answer is lost (Kite took the order, the answer never came) is not retried
+/// blindly: it stays pending and is adopted from the order book by its tag; one that Kite never
+/// took is failed, unplaced, once the grace has passed.
+#[tokio::test]
+async fn an_ambiguous_placement_is_resolved_by_its_tag() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let mut engine =
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+            .await
+            .unwrap();
+    // LIMIT orders: a protected MARKET order would also be cancelled after its timeout.
+    let limit = Some(Price(dec!(1500)));
+    let taken = validated(INFY, OrderType::Limit, limit);
+    fake.fail_next_placement(true, 504, "NetworkException", "Gateway timeout");
+    let outputs = handle(&mut engine, &taken, 0).await;
+    assert_eq!(
+        types(&outputs),
+        ["order_submitted"],
+        "no ack, no failure: pending"
+    );
+    assert_eq!(engine_open(&engine), 1);
+    assert_eq!(fake.orders().len(), 1, "Kite took it");
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let resolved = engine.on_timer(now).await.unwrap();
+    assert_eq!(types(&resolved), ["order_ack"]);
+    assert_eq!(fake.orders().len(), 1, "placed once");
+
+    let lost = validated(INFY, OrderType::Limit, limit);
+    fake.fail_next_placement(false, 503, "NetworkException", "Service unavailable");
+    let outputs = handle(&mut engine, &lost, 1).await;
+    assert_eq!(types(&outputs), ["order_submitted"]);
+    // Not in the book yet, within the grace: still pending.
+    assert!(engine.on_timer(now).await.unwrap().is_empty());
+    let after_grace = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(61));
+    let failed = engine.on_timer(after_grace).await.unwrap();
+    assert_eq!(types(&failed), ["order_failed"]);
+    let Payload::OrderFailed(f) = &failed[0].payload else {
+        panic!("{:?}", failed[0].payload)
+    };
+    assert!(
+        f.reason.starts_with("placement_unconfirmed"),
+        "{}",
+        f.reason
+    );
+    assert_eq!(
+        fake.orders().len(),
+        1,
+        "the lost placement was never placed again"
+    );
+}
+
+/// A protected MARKET order that rests unfilled at its band is cancelled after the timeout, and
+/// what did not fill is reported failed with the reason, and an alert.
+#[tokio::test]
+async fn a_protected_order_resting_at_its_band_is_cancelled() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let mut engine =
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+            .await
+            .unwrap();
+    let signal = validated(INFY, OrderType::Market, None);
+    assert_eq!(
+        types(&handle(&mut engine, &signal, 0).await),
+        ["order_submitted", "order_ack"]
+    );
+    let order_id = fake.orders()[0].order_id.clone();
+    assert!(fake.fill(&order_id, 2, dec!(1500.05)));
+    // Two of five filled, then nothing inside the band for 31 s.
+    let later = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(31));
+    // The cancel goes first, then the order's state is read: its trade and its end.
+    let ended = engine.on_timer(later).await.unwrap();
+    assert_eq!(types(&ended), ["order_filled", "order_failed", "alert"]);
+    assert_eq!(fake.orders()[0].status(), Some("CANCELLED"));
+    let Payload::OrderFailed(f) = &ended[1].payload else {
+        panic!("{:?}", ended[1].payload)
+    };
+    assert_eq!(f.quantity, Quantity(3));
+    assert!(f.reason.starts_with("rested_at_band"), "{}", f.reason);
+    assert_eq!(alert_kinds(&ended), [AlertKind::OrderRestedAtBand]);
+    assert_eq!(engine_open(&engine), 0);
+}
+
+fn engine_open(engine: &TradingEngine) -> usize {
+    match engine.trader() {
+        alpha_panda_services::trading_engine::Trader::Zerodha(live) => live.open_orders().len(),
+        _ => 0,
     }
 }

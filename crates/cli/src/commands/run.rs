@@ -15,7 +15,7 @@ use alpha_panda_cache::{MetricsCache, ServiceMetrics};
 use alpha_panda_core::{
     Broker, Clock, DedupStore, EventBroker, Instrument, InstrumentToken, SystemClock, Timestamp,
 };
-use alpha_panda_kite::{InstrumentRegistry, KiteTicker, TickMode, TickerConfig};
+use alpha_panda_kite::{InstrumentRegistry, KiteTicker, MarketProtection, TickMode, TickerConfig};
 use alpha_panda_services::market_feed::feed::{
     deterministic_ids, FeedStats, MarketFeed, TickSource,
 };
@@ -226,13 +226,22 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                     let client = kite
                         .clone()
                         .context("the zerodha trading engine needs a Kite session")?;
+                    let zerodha = &settings.zerodha;
                     let config = ZerodhaConfig {
-                        product: settings.zerodha.product.clone(),
-                        // Kite reports no charges per order: the paper fee model's estimate.
-                        fees: settings.paper.fees.clone(),
+                        product: zerodha.product.clone(),
+                        // Checked when the settings were loaded.
+                        market_protection: MarketProtection::from_setting(
+                            zerodha.market_protection,
+                        )
+                        .map_err(|reason| anyhow::anyhow!("zerodha.market_protection: {reason}"))?,
+                        protected_order_timeout: zerodha.protected_order_timeout,
+                        max_signal_age: zerodha.max_signal_age,
+                        // An instrument Zerodha's schedule has no rates for: the paper estimate.
+                        fallback_fees: settings.paper.fees.clone(),
                         ..ZerodhaConfig::default()
                     };
-                    let mut trader = ZerodhaTrader::new(client, registry.clone(), config);
+                    let mut trader = ZerodhaTrader::new(client, registry.clone(), config)
+                        .with_session_store(backends.store.clone(), zerodha.api_key.clone());
                     if let Some(updates) = ticker.as_ref().and_then(|t| t.take_order_updates()) {
                         trader = trader.with_order_updates(updates);
                     }

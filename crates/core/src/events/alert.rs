@@ -34,6 +34,13 @@ pub enum AlertKind {
     DependencyDown,
     /// The dependency answers again after [`AlertKind::DependencyDown`].
     DependencyRecovered,
+    /// The Kite session expired or was revoked: the `zerodha` namespace places nothing until
+    /// `alpha-panda kite login` stores a new one.
+    SessionExpired,
+    /// A new Kite session was found and works: the `zerodha` namespace trades again.
+    SessionRestored,
+    /// A protected MARKET order rested unfilled at its band and was cancelled.
+    OrderRestedAtBand,
 }
 
 impl AlertKind {
@@ -46,6 +53,9 @@ impl AlertKind {
             AlertKind::DedupStoreRecovered => "dedup_store_recovered",
             AlertKind::DependencyDown => "dependency_down",
             AlertKind::DependencyRecovered => "dependency_recovered",
+            AlertKind::SessionExpired => "session_expired",
+            AlertKind::SessionRestored => "session_restored",
+            AlertKind::OrderRestedAtBand => "order_rested_at_band",
         }
     }
 }

@@ -168,9 +168,9 @@ impl FakeKite {
         self.state.silent.store(silent, Ordering::SeqCst);
     }
 
-    /// Makes `GET /orders/{id}` and `GET /orders/{id}/trades` answer 503 `NetworkException`
-    /// (or serve again with `false`), so a client can only learn of order changes through the
-    /// websocket order updates.
+    /// Makes `GET /orders/{id}` answer 503 `NetworkException` (or serve again with `false`), so a
+    /// client can only learn of order changes through the websocket order updates (it still reads
+    /// an order's trades, which is how its fills get their trade ids).
     pub fn set_order_history_unavailable(&self, unavailable: bool) {
         self.state
             .history_unavailable
@@ -197,6 +197,19 @@ impl FakeKite {
         });
     }
 
+    /// The next order placement fails with this status, `error_type` and message — after Kite
+    /// took the order when `taken` (an answer lost on the way: the order exists), before when not.
+    pub fn fail_next_placement(&self, taken: bool, status: u16, error_type: &str, message: &str) {
+        *self.state.placement_fault.lock() = Some((
+            taken,
+            Injected {
+                status,
+                error_type: error_type.into(),
+                message: message.into(),
+            },
+        ));
+    }
+
     /// Invalidates the access token (REST answers 403 TokenException, websockets are dropped
     /// and refused) until a new session is generated.
     pub fn expire_token(&self) {
@@ -213,6 +226,21 @@ impl FakeKite {
     /// Returns false when the order does not exist or is not open.
     pub fn complete_order(&self, order_id: &str, average_price: Decimal) -> bool {
         self.state.complete_order(order_id, average_price)
+    }
+
+    /// Fills `quantity` more units of an open order at `price` (one trade, an order update;
+    /// `COMPLETE` when every unit is filled). Returns false when the order does not exist, is
+    /// not open, or has fewer units pending.
+    pub fn fill(&self, order_id: &str, quantity: u32, price: Decimal) -> bool {
+        self.state.fill(order_id, quantity, price)
+    }
+
+    /// Cancels an open order as the user would in Kite (an order update follows).
+    ///
+    /// # Errors
+    /// Kite's message when the order is not open.
+    pub fn cancel(&self, order_id: &str) -> Result<(), String> {
+        self.state.cancel(order_id)
     }
 
     /// Streams these ticks to every connection subscribed to their tokens, each re-shaped to

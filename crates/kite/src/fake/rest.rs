@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State as AxumState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
 
@@ -25,6 +25,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/orders", get(orders))
         .route("/orders/{id}", get(order_history).post(place_order))
         .route("/orders/{id}/trades", get(order_trades))
+        .route(
+            "/orders/{id}/{order_id}",
+            put(modify_order).delete(cancel_order),
+        )
         .route("/trades", get(trades))
         .route("/instruments", get(instruments))
         .with_state(state)
@@ -184,11 +188,154 @@ async fn place_order(
     {
         return error(400, "InputException", "Invalid `quantity`.");
     }
-    if form.get("order_type").map(String::as_str) == Some("LIMIT") && !form.contains_key("price") {
-        return error(400, "InputException", "Missing `price` for a LIMIT order.");
+    if let Some(response) = check_order_fields(&form) {
+        return response;
+    }
+    if let Some(tag) = form.get("tag") {
+        if tag.is_empty() || tag.len() > 20 || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return error(400, "InputException", "Invalid `tag`.");
+        }
+    }
+    if !state.take_order_slot() {
+        return error(429, "NetworkException", "Too many requests");
+    }
+    if let Some((taken, fault)) = state.placement_fault.lock().take() {
+        if taken {
+            state.place(&variety, form);
+        }
+        return error(fault.status, &fault.error_type, &fault.message);
     }
     let order_id = state.place(&variety, form);
     success(json!({ "order_id": order_id }))
+}
+
+/// Kite's message for a MARKET or SL-M order without market protection (reference §2.3).
+pub(crate) const NO_MARKET_PROTECTION: &str = "Market orders without market protection are not allowed via API. Please set market protection or use a Limit order.";
+
+/// The order type rules of an order's fields (placement, or the result of a modification):
+/// prices and triggers each type needs, and the market protection MARKET and SL-M need since
+/// April 2026, with Kite's error bodies.
+fn check_order_fields(form: &BTreeMap<String, String>) -> Option<Response> {
+    let order_type = form
+        .get("order_type")
+        .map(String::as_str)
+        .unwrap_or_default();
+    if !matches!(order_type, "MARKET" | "LIMIT" | "SL" | "SL-M") {
+        return Some(error(400, "InputException", "Invalid `order_type`."));
+    }
+    let positive = |name: &str| {
+        form.get(name)
+            .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
+            .is_some_and(|v| v > rust_decimal::Decimal::ZERO)
+    };
+    if matches!(order_type, "LIMIT" | "SL") && !positive("price") {
+        return Some(error(
+            400,
+            "InputException",
+            &format!("Missing or invalid `price` for a {order_type} order."),
+        ));
+    }
+    if matches!(order_type, "SL" | "SL-M") && !positive("trigger_price") {
+        return Some(error(
+            400,
+            "InputException",
+            &format!("Missing or invalid `trigger_price` for a {order_type} order."),
+        ));
+    }
+    if matches!(order_type, "MARKET" | "SL-M") {
+        let Some(raw) = form.get("market_protection") else {
+            return Some(error(400, "InputException", NO_MARKET_PROTECTION));
+        };
+        let Ok(value) = raw.parse::<rust_decimal::Decimal>() else {
+            return Some(error(
+                400,
+                "InputException",
+                &format!(
+                    "Invalid request (failed to decode market_protection, got: {raw} (expected decimal))"
+                ),
+            ));
+        };
+        if value.is_zero() {
+            return Some(error(400, "InputException", NO_MARKET_PROTECTION));
+        }
+        let automatic = value == rust_decimal::Decimal::NEGATIVE_ONE;
+        if !automatic
+            && (value < rust_decimal::Decimal::ZERO || value > rust_decimal::Decimal::ONE_HUNDRED)
+        {
+            return Some(error(400, "InputException", "Invalid `market_protection`."));
+        }
+    }
+    None
+}
+
+async fn modify_order(
+    AxumState(state): AxumState<Shared>,
+    Path((variety, order_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    if !VARIETIES.contains(&variety.as_str()) {
+        return error(
+            400,
+            "InputException",
+            &format!("Invalid variety `{variety}`."),
+        );
+    }
+    if !state.take_order_slot() {
+        return error(429, "NetworkException", "Too many requests");
+    }
+    let merged = match state.order_form(&order_id) {
+        Some(mut current) => {
+            // The fields a modification may change; a type that needs no protection drops it.
+            for key in [
+                "order_type",
+                "quantity",
+                "price",
+                "trigger_price",
+                "market_protection",
+            ] {
+                if let Some(value) = form.get(key) {
+                    current.insert(key.to_string(), value.clone());
+                }
+            }
+            current
+        }
+        None => return error(400, "InputException", "Couldn't find that `order_id`."),
+    };
+    if let Some(response) = check_order_fields(&merged) {
+        return response;
+    }
+    match state.modify(&order_id, merged) {
+        Ok(()) => success(json!({ "order_id": order_id })),
+        Err(message) => error(400, "OrderException", &message),
+    }
+}
+
+async fn cancel_order(
+    AxumState(state): AxumState<Shared>,
+    Path((variety, order_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    if !VARIETIES.contains(&variety.as_str()) {
+        return error(
+            400,
+            "InputException",
+            &format!("Invalid variety `{variety}`."),
+        );
+    }
+    if !state.take_order_slot() {
+        return error(429, "NetworkException", "Too many requests");
+    }
+    match state.cancel(&order_id) {
+        Ok(()) => success(json!({ "order_id": order_id })),
+        Err(message) => error(400, "OrderException", &message),
+    }
 }
 
 async fn orders(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Response {
@@ -229,9 +376,6 @@ async fn order_trades(
 ) -> Response {
     if let Some(response) = preflight(&state, &headers, true) {
         return response;
-    }
-    if state.history_unavailable.load(Ordering::SeqCst) {
-        return error(503, "NetworkException", HISTORY_UNAVAILABLE);
     }
     let orders = state.orders.lock();
     match orders.iter().find(|o| o.order_id == order_id) {

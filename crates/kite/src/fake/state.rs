@@ -51,6 +51,40 @@ impl FakeOrder {
     pub fn status(&self) -> Option<&str> {
         self.latest()?.get("status")?.as_str()
     }
+
+    /// The ordered quantity, as the form now says.
+    pub fn quantity(&self) -> u32 {
+        self.form
+            .get("quantity")
+            .and_then(|q| q.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Units filled so far and their value (sum of trade price × quantity).
+    pub fn filled(&self) -> (u32, Decimal) {
+        self.trades.iter().fold((0, Decimal::ZERO), |(q, v), t| {
+            let quantity = t
+                .get("quantity")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0);
+            let price = t
+                .get("average_price")
+                .map(|p| p.to_string())
+                .and_then(|p| p.parse::<Decimal>().ok())
+                .unwrap_or(Decimal::ZERO);
+            (q + quantity, v + price * Decimal::from(quantity))
+        })
+    }
+
+    /// When it was placed, as Kite writes it.
+    fn placed_at(&self) -> String {
+        self.history
+            .first()
+            .and_then(|h| h.get("order_timestamp"))
+            .and_then(Value::as_str)
+            .map_or_else(kite_now, str::to_string)
+    }
 }
 
 /// A one-shot failure to answer the next REST request with.
@@ -85,7 +119,16 @@ pub(crate) struct State {
     pub ws_connections: AtomicU64,
     pub ws_messages: Mutex<Vec<Value>>,
     pub requests: AtomicU64,
+    /// The calendar second of the last order request and how many came in it (Kite's strict
+    /// 10 order requests per second, reference §2.3).
+    pub order_second: Mutex<(i64, u32)>,
+    /// What the next placement gets instead of its answer: whether the order is taken anyway,
+    /// and the error (status, type, message).
+    pub placement_fault: Mutex<Option<(bool, Injected)>>,
 }
+
+/// Order requests (placements, modifications, cancellations) Kite takes in one calendar second.
+pub(crate) const ORDERS_PER_SECOND: u32 = 10;
 
 /// IST wall time as Kite writes it.
 pub(crate) fn kite_now() -> String {
@@ -121,7 +164,30 @@ impl State {
             ws_connections: AtomicU64::new(0),
             ws_messages: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
+            order_second: Mutex::new((0, 0)),
+            placement_fault: Mutex::new(None),
         }
+    }
+
+    /// Counts an order request in the current calendar second; `false` when it is over Kite's
+    /// limit (the request is refused with 429).
+    pub fn take_order_slot(&self) -> bool {
+        let second = Utc::now().timestamp();
+        let mut slot = self.order_second.lock();
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= ORDERS_PER_SECOND
+    }
+
+    /// The form of an order as it stands (after modifications).
+    pub fn order_form(&self, order_id: &str) -> Option<BTreeMap<String, String>> {
+        self.orders
+            .lock()
+            .iter()
+            .find(|o| o.order_id == order_id)
+            .map(|o| o.form.clone())
     }
 
     pub fn token_ok(&self, api_key: &str, access_token: &str) -> bool {
@@ -183,7 +249,10 @@ impl State {
             "filled_quantity": filled,
             "pending_quantity": if open { quantity - filled.min(quantity) } else { 0 },
             "cancelled_quantity": 0,
-            "market_protection": 0,
+            "market_protection": form
+                .get("market_protection")
+                .and_then(|p| p.parse::<Decimal>().ok())
+                .map_or(Value::from(0), kite_number),
             "meta": {},
             "tag": tag,
             "tags": tag.iter().collect::<Vec<_>>(),
@@ -279,42 +348,158 @@ impl State {
         })
     }
 
-    pub fn complete_order(&self, order_id: &str, average_price: Decimal) -> bool {
+    /// Fills `quantity` more units of an open order at `price`: one trade, and a new state
+    /// (`COMPLETE` once every unit is filled) pushed as an order update. `false` when the order
+    /// does not exist, is not open, or has fewer units pending.
+    pub fn fill(&self, order_id: &str, quantity: u32, price: Decimal) -> bool {
         let update = {
             let mut orders = self.orders.lock();
             let Some(order) = orders.iter_mut().find(|o| o.order_id == order_id) else {
                 return false;
             };
-            if order.status() != Some("OPEN") {
+            if order.status() != Some("OPEN") || quantity == 0 {
                 return false;
             }
-            let placed_at = order
-                .history
-                .first()
-                .and_then(|h| h.get("order_timestamp"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(kite_now);
-            let quantity: u32 = order
-                .form
-                .get("quantity")
-                .and_then(|q| q.parse().ok())
-                .unwrap_or(0);
-            let complete = Self::order_snapshot(
+            let ordered = order.quantity();
+            let (filled, value) = order.filled();
+            if filled + quantity > ordered {
+                return false;
+            }
+            let filled = filled + quantity;
+            let average = ((value + price * Decimal::from(quantity)) / Decimal::from(filled))
+                .round_dp(4)
+                .normalize();
+            let status = if filled == ordered {
+                "COMPLETE"
+            } else {
+                "OPEN"
+            };
+            let snapshot = Self::order_snapshot(
                 &order.order_id,
                 &order.variety,
                 &order.form,
-                "COMPLETE",
+                status,
                 None,
-                (average_price, quantity),
-                &placed_at,
+                (average, filled),
+                &order.placed_at(),
             );
-            let trade = self.trade(&order.order_id, &order.form, average_price, quantity);
+            let trade = self.trade(&order.order_id, &order.form, price, quantity);
             order.trades.push(trade);
-            order.history.push(complete.clone());
-            complete
+            order.history.push(snapshot.clone());
+            snapshot
         };
         let _ = self.events.send(WsEvent::Order(update));
         true
+    }
+
+    /// Cancels an open order: what was filled stays filled, the rest is cancelled.
+    ///
+    /// # Errors
+    /// Kite's message when the order does not exist or is no longer open.
+    pub fn cancel(&self, order_id: &str) -> Result<(), String> {
+        let update = {
+            let mut orders = self.orders.lock();
+            let Some(order) = orders.iter_mut().find(|o| o.order_id == order_id) else {
+                return Err("Couldn't find that `order_id`.".into());
+            };
+            if order.status() != Some("OPEN") {
+                return Err(format!(
+                    "Order cannot be cancelled as it is being processed. Status: {}",
+                    order.status().unwrap_or("unknown")
+                ));
+            }
+            let (filled, value) = order.filled();
+            let average = if filled == 0 {
+                Decimal::ZERO
+            } else {
+                (value / Decimal::from(filled)).round_dp(4).normalize()
+            };
+            let mut snapshot = Self::order_snapshot(
+                &order.order_id,
+                &order.variety,
+                &order.form,
+                "CANCELLED",
+                Some("Cancelled by the user"),
+                (average, filled),
+                &order.placed_at(),
+            );
+            snapshot["cancelled_quantity"] = Value::from(order.quantity() - filled);
+            order.history.push(snapshot.clone());
+            snapshot
+        };
+        let _ = self.events.send(WsEvent::Order(update));
+        Ok(())
+    }
+
+    /// Replaces an open order's fields with `form` (already checked): a `MODIFIED` state, then
+    /// `OPEN` again, pushed as an order update.
+    ///
+    /// # Errors
+    /// Kite's message when the order is not open, or the new quantity is below what is filled.
+    pub fn modify(&self, order_id: &str, form: BTreeMap<String, String>) -> Result<(), String> {
+        let update = {
+            let mut orders = self.orders.lock();
+            let Some(order) = orders.iter_mut().find(|o| o.order_id == order_id) else {
+                return Err("Couldn't find that `order_id`.".into());
+            };
+            if order.status() != Some("OPEN") {
+                return Err(format!(
+                    "Order cannot be modified as it is being processed. Status: {}",
+                    order.status().unwrap_or("unknown")
+                ));
+            }
+            let (filled, value) = order.filled();
+            let quantity: u32 = form
+                .get("quantity")
+                .and_then(|q| q.parse().ok())
+                .unwrap_or(0);
+            if quantity <= filled {
+                return Err("Quantity must be more than the filled quantity.".into());
+            }
+            order.form = form;
+            let average = if filled == 0 {
+                Decimal::ZERO
+            } else {
+                (value / Decimal::from(filled)).round_dp(4).normalize()
+            };
+            let placed_at = order.placed_at();
+            let mut modified = Self::order_snapshot(
+                &order.order_id,
+                &order.variety,
+                &order.form,
+                "MODIFIED",
+                None,
+                (average, filled),
+                &placed_at,
+            );
+            modified["modified"] = Value::from(true);
+            let mut open = Self::order_snapshot(
+                &order.order_id,
+                &order.variety,
+                &order.form,
+                "OPEN",
+                None,
+                (average, filled),
+                &placed_at,
+            );
+            open["modified"] = Value::from(true);
+            order.history.push(modified);
+            order.history.push(open.clone());
+            open
+        };
+        let _ = self.events.send(WsEvent::Order(update));
+        Ok(())
+    }
+
+    /// Fills every unit still pending of an open order at `price`.
+    pub fn complete_order(&self, order_id: &str, price: Decimal) -> bool {
+        let pending = {
+            let orders = self.orders.lock();
+            let Some(order) = orders.iter().find(|o| o.order_id == order_id) else {
+                return false;
+            };
+            order.quantity().saturating_sub(order.filled().0)
+        };
+        self.fill(order_id, pending, price)
     }
 }

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use super::error::KiteError;
 use super::rate_limit::{EndpointClass, RateLimiter};
-use super::types::{KiteOrderId, Order, OrderParams, Session, Trade, UserProfile};
+use super::types::{
+    KiteOrderId, ModifyParams, Order, OrderParams, Session, Trade, UserProfile, Variety,
+};
 use crate::backoff::Backoff;
 use crate::instruments::parse_instruments_csv;
 use crate::settings::ZerodhaSettings;
@@ -231,6 +233,64 @@ impl KiteClient {
             })
             .await?;
         Ok(placed.order_id)
+    }
+
+    /// Changes an open order (`PUT /orders/{variety}/{order_id}`); rate-limited as an order and
+    /// retried only when Kite certainly did not take the request. Kite allows about 25
+    /// modifications of one order.
+    ///
+    /// # Errors
+    /// Kite's rejections (an order no longer open is an `Order`/`Input` error) and transport
+    /// errors.
+    pub async fn modify_order(
+        &self,
+        variety: Variety,
+        order_id: &KiteOrderId,
+        changes: &ModifyParams,
+    ) -> Result<KiteOrderId, KiteError> {
+        let form = changes.form_fields();
+        let modified: PlacedOrder = self
+            .call(Call {
+                method: Method::PUT,
+                path: format!(
+                    "/orders/{}/{}",
+                    variety.as_str(),
+                    path_segment(order_id.as_str())
+                ),
+                form: Some(&form),
+                class: EndpointClass::Order,
+                authenticated: true,
+                retry: RetryPolicy::Order,
+            })
+            .await?;
+        Ok(modified.order_id)
+    }
+
+    /// Cancels an open order (`DELETE /orders/{variety}/{order_id}`); what was filled stays
+    /// filled. Rate-limited as an order.
+    ///
+    /// # Errors
+    /// Kite's rejections (an order no longer open) and transport errors.
+    pub async fn cancel_order(
+        &self,
+        variety: Variety,
+        order_id: &KiteOrderId,
+    ) -> Result<KiteOrderId, KiteError> {
+        let cancelled: PlacedOrder = self
+            .call(Call {
+                method: Method::DELETE,
+                path: format!(
+                    "/orders/{}/{}",
+                    variety.as_str(),
+                    path_segment(order_id.as_str())
+                ),
+                form: None,
+                class: EndpointClass::Order,
+                authenticated: true,
+                retry: RetryPolicy::Order,
+            })
+            .await?;
+        Ok(cancelled.order_id)
     }
 
     /// Today's order book (latest state of each order; array order is not meaningful).

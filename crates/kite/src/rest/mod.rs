@@ -8,4 +8,7 @@ pub mod types;
 pub use client::{session_checksum, KiteClient};
 pub use error::KiteError;
 pub use rate_limit::{EndpointClass, RateLimiter};
-pub use types::{KiteOrderId, Order, OrderParams, Session, Trade, UserProfile, Variety};
+pub use types::{
+    KiteOrderId, KiteOrderType, MarketProtection, ModifyParams, Order, OrderParams, Session, Trade,
+    UserProfile, Variety,
+};

@@ -338,6 +338,91 @@ impl Variety {
     }
 }
 
+/// Kite's order types (`order_type` of a placement or modification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KiteOrderType {
+    /// At the market, within the order's market protection.
+    #[serde(rename = "MARKET")]
+    Market,
+    /// At `price` or better.
+    #[serde(rename = "LIMIT")]
+    Limit,
+    /// Stop-loss: a LIMIT at `price` once the market touches `trigger_price`.
+    #[serde(rename = "SL")]
+    StopLoss,
+    /// Stop-loss market: a MARKET (within its protection) once the market touches
+    /// `trigger_price`.
+    #[serde(rename = "SL-M")]
+    StopLossMarket,
+}
+
+impl KiteOrderType {
+    /// Kite's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KiteOrderType::Market => "MARKET",
+            KiteOrderType::Limit => "LIMIT",
+            KiteOrderType::StopLoss => "SL",
+            KiteOrderType::StopLossMarket => "SL-M",
+        }
+    }
+
+    /// Whether the exchange requires `market_protection` on it (MARKET and SL-M, since April
+    /// 2026).
+    pub fn needs_market_protection(self) -> bool {
+        matches!(self, KiteOrderType::Market | KiteOrderType::StopLossMarket)
+    }
+}
+
+impl From<OrderType> for KiteOrderType {
+    fn from(order_type: OrderType) -> Self {
+        match order_type {
+            OrderType::Market => KiteOrderType::Market,
+            OrderType::Limit => KiteOrderType::Limit,
+        }
+    }
+}
+
+/// How far from the reference price a MARKET or SL-M order may fill: a percentage (above 0, at
+/// most 100), or Kite's automatic band. An order that cannot fill inside its band rests at the
+/// band's edge as a LIMIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MarketProtection {
+    /// This percentage of the reference price.
+    Percent(Decimal),
+    /// Kite's automatic band (`-1` on the wire).
+    Automatic,
+}
+
+impl MarketProtection {
+    /// From the `zerodha.market_protection` setting: `-1` for automatic, or a percentage above
+    /// 0 and at most 100.
+    ///
+    /// # Errors
+    /// A sentence saying what the value must be (0, which Kite rejects, included).
+    pub fn from_setting(value: Decimal) -> Result<MarketProtection, String> {
+        if value == Decimal::NEGATIVE_ONE {
+            return Ok(MarketProtection::Automatic);
+        }
+        if value > Decimal::ZERO && value <= Decimal::ONE_HUNDRED {
+            return Ok(MarketProtection::Percent(value.normalize()));
+        }
+        Err(format!(
+            "{value} is not a market protection: use a percentage above 0 and at most 100 \
+             (e.g. 2.5), or -1 for Kite's automatic band; Kite rejects MARKET and SL-M orders \
+             without one (0 included)"
+        ))
+    }
+
+    /// The form value Kite expects.
+    pub fn form_value(self) -> String {
+        match self {
+            MarketProtection::Percent(p) => p.normalize().to_string(),
+            MarketProtection::Automatic => "-1".into(),
+        }
+    }
+}
+
 /// What to place with `KiteClient::place_order`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderParams {
@@ -353,10 +438,14 @@ pub struct OrderParams {
     pub quantity: Quantity,
     /// Product; `None` uses the configured default (MIS).
     pub product: Option<String>,
-    /// MARKET or LIMIT.
-    pub order_type: OrderType,
-    /// Limit price (LIMIT only).
+    /// MARKET, LIMIT, SL or SL-M.
+    pub order_type: KiteOrderType,
+    /// Limit price (LIMIT and SL).
     pub price: Option<Price>,
+    /// Trigger price (SL and SL-M).
+    pub trigger_price: Option<Price>,
+    /// Required on MARKET and SL-M orders.
+    pub market_protection: Option<MarketProtection>,
     /// Validity (default `DAY`).
     pub validity: String,
     /// Alphanumeric tag, at most 20 characters; used to find the order again after a timeout.
@@ -364,7 +453,7 @@ pub struct OrderParams {
 }
 
 impl OrderParams {
-    /// A regular DAY MARKET order with the default product.
+    /// A regular DAY MARKET order with the default product (give it a market protection).
     pub fn market(
         exchange: impl Into<String>,
         tradingsymbol: impl Into<String>,
@@ -378,8 +467,10 @@ impl OrderParams {
             transaction_type,
             quantity,
             product: None,
-            order_type: OrderType::Market,
+            order_type: KiteOrderType::Market,
             price: None,
+            trigger_price: None,
+            market_protection: None,
             validity: "DAY".into(),
             tag: None,
         }
@@ -394,8 +485,41 @@ impl OrderParams {
         price: Price,
     ) -> OrderParams {
         OrderParams {
-            order_type: OrderType::Limit,
+            order_type: KiteOrderType::Limit,
             price: Some(price),
+            ..OrderParams::market(exchange, tradingsymbol, transaction_type, quantity)
+        }
+    }
+
+    /// A regular DAY SL order: a LIMIT at `price` once the market touches `trigger_price`.
+    pub fn stop_loss(
+        exchange: impl Into<String>,
+        tradingsymbol: impl Into<String>,
+        transaction_type: Side,
+        quantity: Quantity,
+        price: Price,
+        trigger_price: Price,
+    ) -> OrderParams {
+        OrderParams {
+            order_type: KiteOrderType::StopLoss,
+            price: Some(price),
+            trigger_price: Some(trigger_price),
+            ..OrderParams::market(exchange, tradingsymbol, transaction_type, quantity)
+        }
+    }
+
+    /// A regular DAY SL-M order: a MARKET once the market touches `trigger_price` (give it a
+    /// market protection).
+    pub fn stop_loss_market(
+        exchange: impl Into<String>,
+        tradingsymbol: impl Into<String>,
+        transaction_type: Side,
+        quantity: Quantity,
+        trigger_price: Price,
+    ) -> OrderParams {
+        OrderParams {
+            order_type: KiteOrderType::StopLossMarket,
+            trigger_price: Some(trigger_price),
             ..OrderParams::market(exchange, tradingsymbol, transaction_type, quantity)
         }
     }
@@ -412,7 +536,14 @@ impl OrderParams {
         self
     }
 
-    /// Checks the order before it leaves the process.
+    /// Sets the market protection (used by MARKET and SL-M orders, ignored by the others).
+    pub fn with_market_protection(mut self, protection: MarketProtection) -> OrderParams {
+        self.market_protection = Some(protection);
+        self
+    }
+
+    /// Checks the order before it leaves the process: what Kite would reject is refused here,
+    /// with the reason.
     ///
     /// # Errors
     /// A description of the first problem found.
@@ -423,13 +554,45 @@ impl OrderParams {
         if self.quantity.0 == 0 {
             return Err("quantity must be positive".into());
         }
-        match (self.order_type, self.price) {
-            (OrderType::Limit, None) => return Err("a LIMIT order needs a price".into()),
-            (OrderType::Limit, Some(p)) if p.0 <= Decimal::ZERO => {
-                return Err(format!("limit price {p} must be positive"))
+        let positive = |name: &str, p: Option<Price>| match p {
+            None => Err(format!(
+                "a {} order needs a {name}",
+                self.order_type.as_str()
+            )),
+            Some(p) if p.0 <= Decimal::ZERO => Err(format!("{name} {p} must be positive")),
+            Some(_) => Ok(()),
+        };
+        let absent = |name: &str, p: Option<Price>| match p {
+            Some(_) => Err(format!(
+                "a {} order takes no {name}",
+                self.order_type.as_str()
+            )),
+            None => Ok(()),
+        };
+        match self.order_type {
+            KiteOrderType::Market => {
+                absent("price", self.price)?;
+                absent("trigger price", self.trigger_price)?;
             }
-            (OrderType::Market, Some(_)) => return Err("a MARKET order takes no price".into()),
-            _ => {}
+            KiteOrderType::Limit => {
+                positive("price", self.price)?;
+                absent("trigger price", self.trigger_price)?;
+            }
+            KiteOrderType::StopLoss => {
+                positive("price", self.price)?;
+                positive("trigger price", self.trigger_price)?;
+            }
+            KiteOrderType::StopLossMarket => {
+                absent("price", self.price)?;
+                positive("trigger price", self.trigger_price)?;
+            }
+        }
+        if self.order_type.needs_market_protection() && self.market_protection.is_none() {
+            return Err(format!(
+                "a {} order needs a market protection (zerodha.market_protection): Kite rejects \
+                 it without one",
+                self.order_type.as_str()
+            ));
         }
         if let Some(tag) = &self.tag {
             if tag.is_empty() || tag.len() > 20 || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -447,10 +610,6 @@ impl OrderParams {
             Side::Buy => "BUY",
             Side::Sell => "SELL",
         };
-        let order_type = match self.order_type {
-            OrderType::Market => "MARKET",
-            OrderType::Limit => "LIMIT",
-        };
         let mut fields = vec![
             ("exchange", self.exchange.clone()),
             ("tradingsymbol", self.tradingsymbol.clone()),
@@ -462,14 +621,62 @@ impl OrderParams {
                     .clone()
                     .unwrap_or_else(|| default_product.to_string()),
             ),
-            ("order_type", order_type.to_string()),
+            ("order_type", self.order_type.as_str().to_string()),
             ("validity", self.validity.clone()),
         ];
         if let Some(price) = self.price {
             fields.push(("price", price.0.to_string()));
         }
+        if let Some(trigger) = self.trigger_price {
+            fields.push(("trigger_price", trigger.0.to_string()));
+        }
+        if let Some(protection) = self
+            .market_protection
+            .filter(|_| self.order_type.needs_market_protection())
+        {
+            fields.push(("market_protection", protection.form_value()));
+        }
         if let Some(tag) = &self.tag {
             fields.push(("tag", tag.clone()));
+        }
+        fields
+    }
+}
+
+/// What to change with `KiteClient::modify_order` (`PUT /orders/{variety}/{order_id}`); `None`
+/// leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModifyParams {
+    /// A new order type.
+    pub order_type: Option<KiteOrderType>,
+    /// A new total quantity.
+    pub quantity: Option<Quantity>,
+    /// A new limit price.
+    pub price: Option<Price>,
+    /// A new trigger price.
+    pub trigger_price: Option<Price>,
+    /// The market protection, when the new type needs one.
+    pub market_protection: Option<MarketProtection>,
+}
+
+impl ModifyParams {
+    /// The form fields, in Kite's names.
+    pub fn form_fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = Vec::new();
+        if let Some(order_type) = self.order_type {
+            fields.push(("order_type", order_type.as_str().to_string()));
+        }
+        if let Some(quantity) = self.quantity {
+            fields.push(("quantity", quantity.0.to_string()));
+        }
+        if let Some(price) = self.price {
+            fields.push(("price", price.0.to_string()));
+        }
+        if let Some(trigger) = self.trigger_price {
+            fields.push(("trigger_price", trigger.0.to_string()));
+        }
+        if let Some(protection) = self.market_protection {
+            fields.push(("market_protection", protection.form_value()));
         }
         fields
     }
@@ -515,9 +722,69 @@ mod tests {
         assert!(no_price.validate().is_err());
         assert!(ok.clone().with_tag("has space").validate().is_err());
         assert!(ok.clone().with_tag("a".repeat(21)).validate().is_err());
-        let mut zero = OrderParams::market("NSE", "INFY", Side::Sell, Quantity(0));
+        let mut zero = OrderParams::market("NSE", "INFY", Side::Sell, Quantity(0))
+            .with_market_protection(MarketProtection::Automatic);
         assert!(zero.validate().is_err());
         zero.quantity = Quantity(2);
         assert_eq!(zero.validate(), Ok(()));
+    }
+
+    #[test]
+    fn market_and_sl_m_orders_carry_market_protection() {
+        let bare = OrderParams::market("NSE", "INFY", Side::Buy, Quantity(1));
+        let err = bare.validate().unwrap_err();
+        assert!(err.contains("zerodha.market_protection"), "{err}");
+        let protected = bare.with_market_protection(MarketProtection::Percent(dec!(2.5)));
+        assert_eq!(protected.validate(), Ok(()));
+        assert!(protected
+            .form_fields("MIS")
+            .contains(&("market_protection", "2.5".to_string())));
+        let slm = OrderParams::stop_loss_market(
+            "NSE",
+            "INFY",
+            Side::Sell,
+            Quantity(1),
+            Price(dec!(1490)),
+        )
+        .with_market_protection(MarketProtection::Automatic);
+        assert_eq!(slm.validate(), Ok(()));
+        let fields = slm.form_fields("MIS");
+        assert!(fields.contains(&("order_type", "SL-M".to_string())));
+        assert!(fields.contains(&("trigger_price", "1490".to_string())));
+        assert!(fields.contains(&("market_protection", "-1".to_string())));
+        // LIMIT and SL orders send none, even when one is set.
+        let limit = OrderParams::limit("NSE", "INFY", Side::Buy, Quantity(1), Price(dec!(1500)))
+            .with_market_protection(MarketProtection::Automatic);
+        assert!(!limit
+            .form_fields("MIS")
+            .iter()
+            .any(|(k, _)| *k == "market_protection"));
+        let sl = OrderParams::stop_loss(
+            "NSE",
+            "INFY",
+            Side::Sell,
+            Quantity(1),
+            Price(dec!(1489)),
+            Price(dec!(1490)),
+        );
+        assert_eq!(sl.validate(), Ok(()));
+        let mut no_trigger = sl.clone();
+        no_trigger.trigger_price = None;
+        assert!(no_trigger.validate().is_err());
+    }
+
+    #[test]
+    fn market_protection_setting_refuses_zero_and_out_of_range() {
+        assert_eq!(
+            MarketProtection::from_setting(dec!(-1)),
+            Ok(MarketProtection::Automatic)
+        );
+        assert_eq!(
+            MarketProtection::from_setting(dec!(2.50)),
+            Ok(MarketProtection::Percent(dec!(2.5)))
+        );
+        for bad in [dec!(0), dec!(-2), dec!(100.5)] {
+            assert!(MarketProtection::from_setting(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -146,6 +146,26 @@ impl TradingEngine {
     }
 }
 
+impl TradingEngine {
+    /// The alerts the live trader raised, as outputs on `system.alerts`.
+    fn alerts(&mut self) -> Vec<Output> {
+        let Trader::Zerodha(live) = &mut self.trader else {
+            return Vec::new();
+        };
+        let broker = EventBroker::from(self.broker);
+        live.take_alerts()
+            .into_iter()
+            .map(|alert| Output {
+                topic: TopicMap::alerts().to_string(),
+                key: format!("{SERVICE}:{}", self.broker),
+                payload: Payload::Alert(alert),
+                broker,
+                id: None,
+            })
+            .collect()
+    }
+}
+
 fn derived(events: Vec<OrderEvent>) -> Vec<TraderOutput> {
     events
         .into_iter()
@@ -211,7 +231,7 @@ impl Handler for TradingEngine {
             }
             (Payload::ValidatedSignal(validated), Trader::Zerodha(live)) => {
                 let events = live
-                    .on_validated(validated, input.envelope.id, input.now)
+                    .on_validated(validated, input.envelope.id, input.envelope.ts, input.now)
                     .await?;
                 self.durable.changed();
                 events
@@ -233,7 +253,9 @@ impl Handler for TradingEngine {
                 )))
             }
         };
-        Ok(self.outputs(events))
+        let mut outputs = self.outputs(events);
+        outputs.extend(self.alerts());
+        Ok(outputs)
     }
 
     fn timer_interval(&self) -> Option<Duration> {
@@ -255,7 +277,9 @@ impl Handler for TradingEngine {
         if !events.is_empty() {
             self.durable.changed();
         }
-        Ok(self.outputs(events))
+        let mut outputs = self.outputs(events);
+        outputs.extend(self.alerts());
+        Ok(outputs)
     }
 
     fn begin_checkpoint(

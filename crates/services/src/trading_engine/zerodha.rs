@@ -3,58 +3,93 @@
 //!
 //! **Placement.** The instrument is resolved in the [`InstrumentRegistry`] built from the store's
 //! instruments master; a token missing there becomes `order_failed` (never a made-up symbol). The
-//! order is MARKET or LIMIT with the configured product (default MIS) and a Kite `tag` derived from
-//! the signal event id ([`order_tag`]: 20 ASCII letters and digits, Kite's limit). Every order emits
-//! `order_submitted` first, then `order_ack` with Kite's order id, or `order_failed`.
+//! order is MARKET (with the configured market protection, which Kite requires since April 2026)
+//! or LIMIT, with the configured product (default MIS) and a Kite `tag` derived from the signal
+//! event id ([`order_tag`]: 20 ASCII letters and digits, Kite's limit). Every order emits
+//! `order_submitted` first, then `order_ack` with Kite's order id, or `order_failed`. A validated
+//! signal older than `max_signal_age` is not placed: read again after a long outage or on another
+//! day, it can never become an order.
 //!
 //! **Crash safety.** Before placing, the trader asks Kite for an order with the same tag and adopts
-//! it instead of placing a second one: a crash between placement and the checkpoint (or an ambiguous
-//! placement failure that the runtime retries) can never place the order twice. Open orders are the
-//! trading engine's durable state.
+//! it instead of placing a second one: a crash between placement and the checkpoint can never place
+//! the order twice (the signal is read again and finds its order). A placement whose outcome is
+//! unknown (a timeout, a 5xx) is never retried blindly and never dead-lettered: the order stays
+//! pending in the durable state and every timer looks for its tag in the order book, adopting it
+//! when it appears and failing it, unplaced, when it has not appeared within `placement_grace`.
 //!
-//! **Fills.** `order_filled` is emitted for each newly filled quantity (a partial fill is its own
-//! fill, priced from the change in Kite's average price), and `order_failed` for `REJECTED` or
-//! `CANCELLED` with Kite's status message. Fill and failure events are time-driven, so their ids are
-//! derived from the signal event id and the filled quantity so far ([`fill_event_id`]): after a
-//! restart the same fill has the same id and downstream deduplication drops the repeat.
+//! **Fills, one per Kite trade.** When Kite reports more units filled, the trader reads the order's
+//! trades (`/orders/{id}/trades`) and emits one `order_filled` per trade it has not reported, at the
+//! trade's price and time, with an id derived from the signal and Kite's `trade_id`
+//! ([`fill_event_id`]). The trades reported are durable state, so a restart between two partial
+//! fills reports neither twice (and a repeat carries the same id, which downstream deduplication
+//! drops) and loses none. A terminal status ends the order only once all its trades are reported.
 //!
-//! **Fees.** Kite reports no charges with an order; fills carry the same itemised [`FeeModel`]
-//! estimate as the paper trader (Zerodha's published equity charges), not the contract note.
+//! **Protected orders that rest.** A MARKET order that cannot fill inside its market protection
+//! rests at the band's edge. One still open with units unfilled after `protected_order_timeout` is
+//! cancelled; what did not fill is reported in `order_failed` (and an alert), so the strategy's next
+//! signal sizes a fresh order from the position it really has.
 //!
-//! **Errors.** A Kite error of class business (rejected input, margin, expired session) becomes
-//! `order_failed`; transient and infrastructure errors are returned to the runtime, which retries the
-//! input (the tag lookup then finds an order that Kite did take).
+//! **Fees.** Each fill's charges come from Zerodha's dated [`ChargeSchedule`] by exchange and
+//! segment, charged per order: the fees of an order's fills add up to charging the order once (the
+//! ₹20 brokerage cap is per order, not per fill). An instrument the schedule has no rates for is
+//! charged the flat [`FeeModel`] estimate.
+//!
+//! **Sessions.** A Kite answer that the session expired (403 `TokenException`) halts the namespace:
+//! an alert is raised, new signals are answered `order_failed` with reason `session_expired`, open
+//! orders stay followed, and every few seconds the trader looks for a new session in the store.
+//! Once `alpha-panda kite login` has stored one that works, it trades again, without a restart.
+//!
+//! **Errors.** A Kite error of class business (rejected input, margin) becomes `order_failed`; when
+//! Kite cannot be reached before anything was sent, the signal is returned to the runtime as an
+//! infrastructure failure and waited for.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alpha_panda_core::{
-    derive_event_id, ErrorClass, EventId, ExecutionMode, InstrumentToken, OrderAck, OrderFailed,
-    OrderFilled, OrderId, OrderSubmitted, OrderType, Price, Quantity, Side, StrategyId, Timestamp,
-    ValidatedSignal,
+    derive_event_id, Alert, AlertKind, AlertSeverity, ErrorClass, EventId, ExecutionMode,
+    FeeBreakdown, InstrumentToken, OrderAck, OrderFailed, OrderFilled, OrderId, OrderSubmitted,
+    OrderType, Price, Quantity, Side, StrategyId, Timestamp, ValidatedSignal,
 };
 use alpha_panda_kite::{
-    InstrumentRegistry, KiteClient, KiteError, KiteOrderId, Order, OrderParams, OrderUpdate,
+    InstrumentRegistry, KiteClient, KiteError, KiteOrderId, MarketProtection, Order, OrderParams,
+    OrderUpdate, Trade, Variety,
 };
+use alpha_panda_store::Store;
 use alpha_panda_stream::HandlerError;
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use super::charges::{ChargeSchedule, Exchange, Fill, OrderTerms, Segment};
 use super::{FeeModel, OrderEvent};
 
-/// Live trading configuration (from the `[zerodha]` settings and the shared fee model).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How often a halted trader looks for a new Kite session in the store.
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+/// Live trading configuration (from the `[zerodha]` settings).
+#[derive(Debug, Clone)]
 pub struct ZerodhaConfig {
     /// Kite product of every order (`MIS` intraday, `CNC` delivery, `NRML` F&O carry).
     pub product: String,
     /// How often open orders are checked (order updates drained, history polled as fallback).
     pub poll_interval: Duration,
-    /// The fee estimate applied to each fill (the paper trader's model).
-    pub fees: FeeModel,
+    /// The market protection of MARKET orders.
+    pub market_protection: MarketProtection,
+    /// A protected MARKET order still open with units unfilled after this long is cancelled.
+    pub protected_order_timeout: Duration,
+    /// A validated signal older than this is not placed.
+    pub max_signal_age: Duration,
+    /// How long a placement whose outcome is unknown is looked for in the order book.
+    pub placement_grace: Duration,
+    /// Zerodha's charges.
+    pub charges: ChargeSchedule,
+    /// The estimate for an instrument the schedule has no rates for.
+    pub fallback_fees: FeeModel,
 }
 
 impl Default for ZerodhaConfig {
@@ -62,18 +97,35 @@ impl Default for ZerodhaConfig {
         Self {
             product: "MIS".into(),
             poll_interval: Duration::from_secs(2),
-            fees: FeeModel::default(),
+            market_protection: MarketProtection::Automatic,
+            protected_order_timeout: Duration::from_secs(30),
+            max_signal_age: Duration::from_secs(60),
+            placement_grace: Duration::from_secs(60),
+            charges: ChargeSchedule::zerodha(),
+            fallback_fees: FeeModel::default(),
         }
     }
 }
 
-/// An order placed on Kite and not yet terminal. Serialized in the trading engine's checkpoint.
+/// A trade of an order already reported as a fill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedTrade {
+    /// Kite's trade id.
+    pub trade_id: String,
+    /// Units.
+    pub quantity: u32,
+    /// Price.
+    pub price: Price,
+}
+
+/// An order placed on Kite (or being placed) and not yet terminal. Serialized in the trading
+/// engine's checkpoint; fields added later default when an older checkpoint is read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenOrder {
     /// Alpha Panda's order id (`zerodha-{signal event id}`).
     pub order_id: OrderId,
-    /// Kite's order id.
-    pub kite_order_id: String,
+    /// Kite's order id; `None` while a placement whose outcome is unknown is looked for.
+    pub kite_order_id: Option<String>,
     /// The validated signal event that caused the order (root of every derived fill id).
     pub signal_event_id: EventId,
     /// The strategy.
@@ -90,6 +142,50 @@ pub struct OpenOrder {
     pub filled_quantity: u32,
     /// Notional already reported (sum of fill price × fill quantity).
     pub filled_value: Decimal,
+    /// Exchange (`NSE`, `BSE`, `NFO`, …).
+    #[serde(default)]
+    pub exchange: String,
+    /// Instrument type (`EQ`, `FUT`, `CE`, `PE`).
+    #[serde(default)]
+    pub instrument_type: String,
+    /// Kite product.
+    #[serde(default)]
+    pub product: String,
+    /// Whether it is a MARKET order under market protection.
+    #[serde(default)]
+    pub protected: bool,
+    /// When it was submitted.
+    #[serde(default)]
+    pub submitted_at: Option<Timestamp>,
+    /// The trades already reported as fills.
+    #[serde(default)]
+    pub trades: Vec<ReportedTrade>,
+    /// Whether the trader asked Kite to cancel it (a protected order resting at its band).
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+impl OpenOrder {
+    /// The exchange and segment its charges depend on.
+    fn charge_terms(&self, trade_date: NaiveDate) -> Option<OrderTerms> {
+        let exchange = match self.exchange.as_str() {
+            "NSE" | "NFO" => Exchange::Nse,
+            "BSE" | "BFO" => Exchange::Bse,
+            _ => return None,
+        };
+        let segment = match self.instrument_type.as_str() {
+            "FUT" => Segment::Futures,
+            "CE" | "PE" => Segment::Options,
+            _ if self.product == "CNC" => Segment::EquityDelivery,
+            _ => Segment::EquityIntraday,
+        };
+        Some(OrderTerms {
+            exchange,
+            segment,
+            side: self.side,
+            trade_date,
+        })
+    }
 }
 
 /// An order event with the id it must carry: `None` lets the runtime derive it from the input,
@@ -108,13 +204,27 @@ impl TraderOutput {
     }
 }
 
+/// Where a halted trader finds a new session: the store `alpha-panda kite login` writes to.
+#[derive(Debug, Clone)]
+struct SessionStore {
+    store: Store,
+    api_key: String,
+}
+
 /// The live trader of the `zerodha` namespace.
 pub struct ZerodhaTrader {
     client: Arc<KiteClient>,
     registry: Arc<InstrumentRegistry>,
-    config: ZerodhaConfig,
+    // Boxed: the schedule and the fallback rates would make every trader enum as large.
+    config: Box<ZerodhaConfig>,
     open: Vec<OpenOrder>,
     updates: Option<mpsc::Receiver<OrderUpdate>>,
+    sessions: Option<SessionStore>,
+    /// Since when the Kite session is known to have expired, while it has.
+    session_expired_since: Option<Timestamp>,
+    last_session_check: Option<Timestamp>,
+    /// Alerts raised and not yet taken by the engine.
+    alerts: Vec<Alert>,
 }
 
 impl std::fmt::Debug for ZerodhaTrader {
@@ -124,6 +234,7 @@ impl std::fmt::Debug for ZerodhaTrader {
             .field("instruments", &self.registry.len())
             .field("config", &self.config)
             .field("open", &self.open.len())
+            .field("session_expired_since", &self.session_expired_since)
             .finish_non_exhaustive()
     }
 }
@@ -149,9 +260,9 @@ pub fn order_tag(signal_event_id: EventId) -> String {
     format!("AP{}", &hex[..18])
 }
 
-/// The id of the fill that brings the order caused by `signal_event_id` to `filled_so_far` units.
-pub fn fill_event_id(signal_event_id: EventId, filled_so_far: u32) -> EventId {
-    derive_event_id(signal_event_id, "zerodha_fill", filled_so_far)
+/// The id of the fill of Kite trade `trade_id` of the order caused by `signal_event_id`.
+pub fn fill_event_id(signal_event_id: EventId, trade_id: &str) -> EventId {
+    derive_event_id(signal_event_id, &format!("zerodha_trade:{trade_id}"), 0)
 }
 
 /// The id of the `order_failed` that ends the order caused by `signal_event_id` after it was placed.
@@ -159,20 +270,39 @@ pub fn failure_event_id(signal_event_id: EventId) -> EventId {
     derive_event_id(signal_event_id, "zerodha_failed", 0)
 }
 
-/// A Kite failure that is the order's answer (business) or the runtime's to retry (the rest).
-fn classify(context: &str, error: &KiteError) -> Result<String, HandlerError> {
-    match error.class() {
-        ErrorClass::Business => Ok(error.to_string()),
-        class => Err(HandlerError {
-            class,
-            message: format!("{context}: {error}"),
-        }),
-    }
-}
-
 /// Kite timestamps are India Standard Time (UTC+05:30, no daylight saving).
 fn kite_time(naive: Option<chrono::NaiveDateTime>) -> Option<Timestamp> {
     naive.map(|t| Timestamp::from_datetime((t - chrono::Duration::minutes(330)).and_utc()))
+}
+
+/// The trading day (IST) of `at`.
+fn ist_date(at: Timestamp) -> NaiveDate {
+    (at.as_datetime() + chrono::Duration::minutes(330)).date_naive()
+}
+
+fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
+    let micros = now.unix_micros().saturating_sub(since.unix_micros());
+    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+/// What a failed Kite call means for the order.
+enum Outcome {
+    /// The session is gone: halt.
+    SessionExpired(String),
+    /// Kite answered no: the order's answer.
+    Refused(String),
+    /// Kite could not be reached, or did not say: unknown.
+    Unknown(String),
+}
+
+fn outcome(error: &KiteError) -> Outcome {
+    if error.is_auth() {
+        return Outcome::SessionExpired(error.to_string());
+    }
+    match error.class() {
+        ErrorClass::Business => Outcome::Refused(error.to_string()),
+        _ => Outcome::Unknown(error.to_string()),
+    }
 }
 
 impl ZerodhaTrader {
@@ -185,9 +315,13 @@ impl ZerodhaTrader {
         Self {
             client,
             registry,
-            config,
+            config: Box::new(config),
             open: Vec::new(),
             updates: None,
+            sessions: None,
+            session_expired_since: None,
+            last_session_check: None,
+            alerts: Vec::new(),
         }
     }
 
@@ -197,14 +331,28 @@ impl ZerodhaTrader {
         self
     }
 
+    /// Where to look for a new session of `api_key` after the current one expired.
+    pub fn with_session_store(mut self, store: Store, api_key: impl Into<String>) -> Self {
+        self.sessions = Some(SessionStore {
+            store,
+            api_key: api_key.into(),
+        });
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ZerodhaConfig {
         &self.config
     }
 
-    /// Orders placed and not yet terminal.
+    /// Orders placed (or being placed) and not yet terminal.
     pub fn open_orders(&self) -> &[OpenOrder] {
         &self.open
+    }
+
+    /// Whether the namespace is halted because the Kite session expired.
+    pub fn session_expired(&self) -> bool {
+        self.session_expired_since.is_some()
     }
 
     /// Restores open orders saved by an earlier run.
@@ -212,15 +360,109 @@ impl ZerodhaTrader {
         self.open = open;
     }
 
+    /// The alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    fn alert(
+        &mut self,
+        kind: AlertKind,
+        severity: AlertSeverity,
+        message: String,
+        since: Timestamp,
+    ) {
+        self.alerts.push(Alert {
+            kind,
+            severity,
+            service: super::service::SERVICE.to_string(),
+            message,
+            since,
+        });
+    }
+
+    /// The session expired (`reason` is Kite's answer): halts new orders and raises an alert,
+    /// once.
+    fn halt(&mut self, reason: &str, now: Timestamp) {
+        if self.session_expired_since.is_some() {
+            return;
+        }
+        self.session_expired_since = Some(now);
+        self.last_session_check = Some(now);
+        error!(%reason, "the Kite session expired; the zerodha namespace places no orders until `alpha-panda kite login`");
+        self.alert(
+            AlertKind::SessionExpired,
+            AlertSeverity::Critical,
+            format!(
+                "the Kite session expired ({reason}); zerodha places no new orders and follows its \
+                 open ones; run `alpha-panda kite login` and it trades again without a restart"
+            ),
+            now,
+        );
+    }
+
+    /// While halted, every [`SESSION_RECHECK`]: takes the session in the store, if one works.
+    async fn try_restore(&mut self, now: Timestamp) {
+        let Some(since) = self.session_expired_since else {
+            return;
+        };
+        if self
+            .last_session_check
+            .is_some_and(|at| elapsed(at, now) < SESSION_RECHECK)
+        {
+            return;
+        }
+        self.last_session_check = Some(now);
+        let Some(sessions) = &self.sessions else {
+            return;
+        };
+        let stored = sessions
+            .store
+            .trading_sessions()
+            .current(&sessions.api_key, now)
+            .await;
+        let session = match stored {
+            Ok(Some(session)) => session,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "could not read the stored Kite session");
+                return;
+            }
+        };
+        let previous = self.client.access_token();
+        self.client
+            .set_access_token(session.access_token.expose().to_string());
+        match self.client.profile().await {
+            Ok(_) => {
+                self.session_expired_since = None;
+                info!("a working Kite session was found; the zerodha namespace trades again");
+                self.alert(
+                    AlertKind::SessionRestored,
+                    AlertSeverity::Info,
+                    "a new Kite session works; zerodha places orders again".into(),
+                    since,
+                );
+            }
+            Err(e) => {
+                if let Some(previous) = previous {
+                    self.client.set_access_token(previous);
+                }
+                warn!(error = %e, "the stored Kite session does not work yet");
+            }
+        }
+    }
+
     /// Handles an approved signal: resolves, adopts or places the order, and reports it.
+    /// `validated_at` is when the risk manager approved it.
     ///
     /// # Errors
-    /// A transient or infrastructure [`HandlerError`] when Kite cannot be reached (the runtime
-    /// retries the signal); poison when no order id can be formed.
+    /// An infrastructure [`HandlerError`] when Kite cannot be reached before anything was sent (the
+    /// runtime waits and retries the signal); poison when no order id can be formed.
     pub async fn on_validated(
         &mut self,
         validated: &ValidatedSignal,
         signal_event_id: EventId,
+        validated_at: Timestamp,
         now: Timestamp,
     ) -> Result<Vec<TraderOutput>, HandlerError> {
         let signal = &validated.signal;
@@ -243,10 +485,10 @@ impl ZerodhaTrader {
                 execution_mode: ExecutionMode::Zerodha,
             },
         ))];
-        let failed = |reason: String, broker_order_id: Option<String>| {
+        let failed = |reason: String| {
             TraderOutput::derived(OrderEvent::Failed(OrderFailed {
                 order_id: order_id.clone(),
-                broker_order_id,
+                broker_order_id: None,
                 strategy_id: signal.strategy_id.clone(),
                 instrument_token: token,
                 side: signal.side,
@@ -256,23 +498,39 @@ impl ZerodhaTrader {
                 execution_mode: ExecutionMode::Zerodha,
             }))
         };
+        if let Some(since) = self.session_expired_since {
+            outputs.push(failed(format!(
+                "session_expired: the Kite session expired at {since}; run `alpha-panda kite \
+                 login` to trade again"
+            )));
+            return Ok(outputs);
+        }
+        let age = elapsed(validated_at, now);
+        if age > self.config.max_signal_age {
+            outputs.push(failed(format!(
+                "signal_too_old: validated {}s ago, more than zerodha.max_signal_age ({}s); not \
+                 placed",
+                age.as_secs(),
+                self.config.max_signal_age.as_secs()
+            )));
+            return Ok(outputs);
+        }
         let Some(instrument) = self.registry.get(token) else {
-            outputs.push(failed(
-                format!(
-                    "instrument {token} is not in the instruments master; run `alpha-panda kite \
-                     instruments` to load it"
-                ),
-                None,
-            ));
+            outputs.push(failed(format!(
+                "instrument {token} is not in the instruments master; run `alpha-panda kite \
+                 instruments` to load it"
+            )));
             return Ok(outputs);
         };
-        let (exchange, tradingsymbol) = (
+        let (exchange, tradingsymbol, instrument_type) = (
             instrument.exchange.clone(),
             instrument.tradingsymbol.clone(),
+            instrument.instrument_type.clone(),
         );
         let params = match signal.order_type {
             OrderType::Market => {
                 OrderParams::market(&exchange, &tradingsymbol, signal.side, signal.quantity)
+                    .with_market_protection(self.config.market_protection)
             }
             OrderType::Limit => match signal.limit_price {
                 Some(limit) if limit.0 > Decimal::ZERO => OrderParams::limit(
@@ -283,10 +541,7 @@ impl ZerodhaTrader {
                     limit,
                 ),
                 _ => {
-                    outputs.push(failed(
-                        "a LIMIT order needs a positive limit price".into(),
-                        None,
-                    ));
+                    outputs.push(failed("a LIMIT order needs a positive limit price".into()));
                     return Ok(outputs);
                 }
             },
@@ -296,18 +551,49 @@ impl ZerodhaTrader {
             .with_tag(tag.clone())
             .with_product(self.config.product.clone());
         if let Err(reason) = params.validate() {
-            outputs.push(failed(format!("order not sent to Kite: {reason}"), None));
+            outputs.push(failed(format!("order not sent to Kite: {reason}")));
             return Ok(outputs);
         }
 
         // Crash safety: an order with this tag means an earlier attempt reached Kite.
         let existing = match self.client.order_by_tag(&tag).await {
             Ok(existing) => existing,
-            Err(e) => {
-                let reason = classify("looking up the order by tag on Kite", &e)?;
-                outputs.push(failed(reason, None));
-                return Ok(outputs);
-            }
+            Err(e) => match outcome(&e) {
+                Outcome::SessionExpired(reason) => {
+                    self.halt(&reason, now);
+                    outputs.push(failed(format!("session_expired: {reason}")));
+                    return Ok(outputs);
+                }
+                Outcome::Refused(reason) => {
+                    outputs.push(failed(reason));
+                    return Ok(outputs);
+                }
+                // Nothing was sent yet: Kite is a dependency that is down; wait for it.
+                Outcome::Unknown(reason) => {
+                    return Err(HandlerError::infrastructure(format!(
+                        "looking up the order by tag on Kite: {reason}"
+                    )))
+                }
+            },
+        };
+        let mut open = OpenOrder {
+            order_id: order_id.clone(),
+            kite_order_id: None,
+            signal_event_id,
+            strategy_id: signal.strategy_id.clone(),
+            instrument_token: token,
+            tradingsymbol: tradingsymbol.clone(),
+            side: signal.side,
+            quantity: signal.quantity,
+            filled_quantity: 0,
+            filled_value: Decimal::ZERO,
+            exchange: exchange.clone(),
+            instrument_type,
+            product: self.config.product.clone(),
+            protected: signal.order_type == OrderType::Market,
+            submitted_at: Some(now),
+            trades: Vec::new(),
+            cancel_requested: false,
         };
         let (kite_order_id, adopted) = match existing {
             Some(order) => {
@@ -317,47 +603,59 @@ impl ZerodhaTrader {
             }
             None => match self.client.place_order(&params).await {
                 Ok(id) => (id, None),
-                Err(e) => {
-                    let reason = classify("placing the order on Kite", &e)?;
-                    outputs.push(failed(reason, None));
-                    return Ok(outputs);
-                }
+                Err(e) => match outcome(&e) {
+                    Outcome::SessionExpired(reason) => {
+                        self.halt(&reason, now);
+                        outputs.push(failed(format!("session_expired: {reason}")));
+                        return Ok(outputs);
+                    }
+                    Outcome::Refused(reason) => {
+                        outputs.push(failed(reason));
+                        return Ok(outputs);
+                    }
+                    Outcome::Unknown(reason) => {
+                        // Kite may have the order: never place it again blindly; look for it.
+                        warn!(%order_id, %tag, %reason,
+                            "the placement's outcome is unknown; looking for the order by its tag");
+                        self.open.push(open);
+                        return Ok(outputs);
+                    }
+                },
             },
         };
         info!(%order_id, kite_order_id = %kite_order_id.as_str(), %exchange, %tradingsymbol,
             side = %signal.side, quantity = signal.quantity.0, "order placed on Kite");
-        outputs.push(TraderOutput::derived(OrderEvent::Acknowledged(OrderAck {
-            order_id: order_id.clone(),
-            broker_order_id: kite_order_id.as_str().to_string(),
-            strategy_id: signal.strategy_id.clone(),
-            instrument_token: token,
-            execution_mode: ExecutionMode::Zerodha,
-        })));
-        self.open.push(OpenOrder {
-            order_id,
-            kite_order_id: kite_order_id.as_str().to_string(),
-            signal_event_id,
-            strategy_id: signal.strategy_id.clone(),
-            instrument_token: token,
-            tradingsymbol,
-            side: signal.side,
-            quantity: signal.quantity,
-            filled_quantity: 0,
-            filled_value: Decimal::ZERO,
-        });
+        outputs.push(self.acknowledged(&open, &kite_order_id));
+        open.kite_order_id = Some(kite_order_id.as_str().to_string());
+        self.open.push(open);
         if let Some(order) = adopted {
-            outputs.extend(self.apply(&order, now));
+            outputs.extend(self.follow(&order, now).await);
         }
         Ok(outputs)
     }
 
-    /// Drains the websocket order updates, then polls the history of every open order that got
-    /// none, and reports what changed.
+    fn acknowledged(&self, open: &OpenOrder, kite_order_id: &KiteOrderId) -> TraderOutput {
+        TraderOutput::derived(OrderEvent::Acknowledged(OrderAck {
+            order_id: open.order_id.clone(),
+            broker_order_id: kite_order_id.as_str().to_string(),
+            strategy_id: open.strategy_id.clone(),
+            instrument_token: open.instrument_token,
+            execution_mode: ExecutionMode::Zerodha,
+        }))
+    }
+
+    /// Drains the websocket order updates, resolves placements whose outcome was unknown, cancels
+    /// protected orders resting at their band, polls the history of every open order that got no
+    /// update, and reports what changed. While the session is expired, it only looks for a new one.
     ///
     /// # Errors
-    /// Never fails as a whole: an order whose history cannot be read is logged and polled again at
+    /// Never fails as a whole: an order whose state cannot be read is logged and looked at again at
     /// the next tick.
     pub async fn on_timer(&mut self, now: Timestamp) -> Result<Vec<TraderOutput>, HandlerError> {
+        self.try_restore(now).await;
+        if self.session_expired_since.is_some() {
+            return Ok(Vec::new());
+        }
         let mut outputs = Vec::new();
         let mut updated = BTreeSet::new();
         if let Some(updates) = self.updates.as_mut() {
@@ -367,16 +665,21 @@ impl ZerodhaTrader {
             }
             for order in received {
                 updated.insert(order.order_id.as_str().to_string());
-                outputs.extend(self.apply(&order, now));
+                outputs.extend(self.follow(&order, now).await);
             }
         }
+        outputs.extend(self.resolve_pending(now).await);
+        self.cancel_resting(now).await;
         let to_poll: Vec<String> = self
             .open
             .iter()
-            .map(|o| o.kite_order_id.clone())
+            .filter_map(|o| o.kite_order_id.clone())
             .filter(|id| !updated.contains(id))
             .collect();
         for kite_order_id in to_poll {
+            if self.session_expired_since.is_some() {
+                break;
+            }
             match self
                 .client
                 .order_history(&KiteOrderId(kite_order_id.clone()))
@@ -388,87 +691,328 @@ impl ZerodhaTrader {
                         .iter()
                         .max_by_key(|o| (o.is_terminal(), o.filled_quantity));
                     if let Some(order) = latest {
-                        outputs.extend(self.apply(order, now));
+                        outputs.extend(self.follow(order, now).await);
                     }
                 }
-                Err(e) => warn!(%kite_order_id, error = %e,
-                    "could not read the order's history from Kite; polling again at the next tick"),
+                Err(e) => {
+                    if let Outcome::SessionExpired(reason) = outcome(&e) {
+                        self.halt(&reason, now);
+                    } else {
+                        warn!(%kite_order_id, error = %e,
+                            "could not read the order's history from Kite; polling again at the next tick");
+                    }
+                }
             }
         }
         Ok(outputs)
     }
 
-    /// Applies Kite's latest state of one order: a fill for newly filled units, and for a terminal
-    /// state the end of following it (`order_failed` for `REJECTED` / `CANCELLED`). Updates for
-    /// orders this trader does not follow (placed elsewhere, or already terminal) are ignored.
-    pub fn apply(&mut self, order: &Order, now: Timestamp) -> Vec<TraderOutput> {
-        let Some(index) = self
-            .open
-            .iter()
-            .position(|o| o.kite_order_id == order.order_id.as_str())
-        else {
+    /// Looks for the orders whose placement's outcome was unknown in Kite's order book by tag:
+    /// adopts each one found; fails, unplaced, one not found within `placement_grace`.
+    async fn resolve_pending(&mut self, now: Timestamp) -> Vec<TraderOutput> {
+        let pending: Vec<usize> = (0..self.open.len())
+            .filter(|&i| self.open[i].kite_order_id.is_none())
+            .collect();
+        if pending.is_empty() {
             return Vec::new();
-        };
-        let fees = &self.config.fees;
-        let open = &mut self.open[index];
-        let mut outputs = Vec::new();
-        let filled = order.filled_quantity.min(open.quantity.0);
-        if filled > open.filled_quantity && order.average_price > Decimal::ZERO {
-            let delta = filled - open.filled_quantity;
-            let total_value = order.average_price * Decimal::from(filled);
-            let price = ((total_value - open.filled_value) / Decimal::from(delta)).round_dp(4);
-            let fill_price = Price(price);
-            let quantity = Quantity(delta);
-            open.filled_quantity = filled;
-            open.filled_value += price * Decimal::from(delta);
-            let filled_at = kite_time(order.exchange_update_timestamp.or(order.exchange_timestamp))
-                .unwrap_or(now);
-            outputs.push(TraderOutput {
-                event: OrderEvent::Filled(OrderFilled {
-                    order_id: open.order_id.clone(),
-                    broker_order_id: Some(open.kite_order_id.clone()),
-                    strategy_id: open.strategy_id.clone(),
-                    instrument_token: open.instrument_token,
-                    tradingsymbol: Some(open.tradingsymbol.clone()),
-                    side: open.side,
-                    quantity,
-                    fill_price,
-                    // Kite sends no charges with an order: the paper trader's itemised estimate.
-                    fees: fees.charges(open.side, quantity, fill_price),
-                    execution_mode: ExecutionMode::Zerodha,
-                    filled_at,
-                }),
-                id: Some(fill_event_id(open.signal_event_id, filled)),
-            });
         }
-        if matches!(order.status.as_str(), "REJECTED" | "CANCELLED") {
-            let message = order
-                .status_message
-                .clone()
-                .or_else(|| order.status_message_raw.clone())
-                .unwrap_or_else(|| "no message from Kite".into());
+        let book = match self.client.orders().await {
+            Ok(book) => book,
+            Err(e) => {
+                if let Outcome::SessionExpired(reason) = outcome(&e) {
+                    self.halt(&reason, now);
+                } else {
+                    warn!(error = %e, "could not read Kite's order book to resolve a placement");
+                }
+                return Vec::new();
+            }
+        };
+        let mut outputs = Vec::new();
+        let mut give_up = Vec::new();
+        let mut adopted = Vec::new();
+        for i in pending {
+            let open = &self.open[i];
+            let tag = order_tag(open.signal_event_id);
+            let found = book
+                .iter()
+                .filter(|o| o.tag.as_deref() == Some(tag.as_str()) || o.tags.contains(&tag))
+                .max_by_key(|o| (o.is_terminal(), o.filled_quantity))
+                .cloned();
+            match found {
+                Some(order) => adopted.push((i, order)),
+                None => {
+                    let waited = open
+                        .submitted_at
+                        .map_or(Duration::MAX, |at| elapsed(at, now));
+                    if waited >= self.config.placement_grace {
+                        give_up.push(i);
+                    }
+                }
+            }
+        }
+        for (i, order) in &adopted {
+            info!(order_id = %self.open[*i].order_id, kite_order_id = %order.order_id,
+                "the placement whose outcome was unknown reached Kite; following it");
+            outputs.push(self.acknowledged(&self.open[*i], &order.order_id));
+            self.open[*i].kite_order_id = Some(order.order_id.as_str().to_string());
+        }
+        for &i in give_up.iter().rev() {
+            let open = self.open.remove(i);
+            warn!(order_id = %open.order_id, "no order with its tag reached Kite; failing it unplaced");
             outputs.push(TraderOutput {
                 event: OrderEvent::Failed(OrderFailed {
                     order_id: open.order_id.clone(),
-                    broker_order_id: Some(open.kite_order_id.clone()),
+                    broker_order_id: None,
                     strategy_id: open.strategy_id.clone(),
                     instrument_token: open.instrument_token,
                     side: open.side,
-                    quantity: Quantity(open.quantity.0.saturating_sub(open.filled_quantity)),
-                    reason: format!("Kite {}: {message}", order.status),
-                    retryable: false,
+                    quantity: open.quantity,
+                    reason: format!(
+                        "placement_unconfirmed: no order with tag {} reached Kite's order book \
+                         within {}s of an ambiguous placement; not placed",
+                        order_tag(open.signal_event_id),
+                        self.config.placement_grace.as_secs()
+                    ),
+                    retryable: true,
                     execution_mode: ExecutionMode::Zerodha,
                 }),
                 id: Some(failure_event_id(open.signal_event_id)),
             });
         }
-        if order.is_terminal() {
-            info!(order_id = %open.order_id, kite_order_id = %open.kite_order_id,
-                status = %order.status, filled = open.filled_quantity, "Kite order finished");
-            self.open.remove(index);
+        // An adopted order is followed from the book's state, like any other.
+        for (_, order) in adopted {
+            outputs.extend(self.follow(&order, now).await);
         }
         outputs
     }
+
+    /// Cancels the protected MARKET orders still open with units unfilled after
+    /// `protected_order_timeout`: they rest at their band and may never fill.
+    async fn cancel_resting(&mut self, now: Timestamp) {
+        let timeout = self.config.protected_order_timeout;
+        for i in 0..self.open.len() {
+            let open = &self.open[i];
+            let resting = open.protected
+                && !open.cancel_requested
+                && open.filled_quantity < open.quantity.0
+                && open
+                    .submitted_at
+                    .is_some_and(|at| elapsed(at, now) >= timeout);
+            let Some(kite_order_id) = open.kite_order_id.clone().filter(|_| resting) else {
+                continue;
+            };
+            match self
+                .client
+                .cancel_order(Variety::Regular, &KiteOrderId(kite_order_id.clone()))
+                .await
+            {
+                Ok(_) => {
+                    warn!(order_id = %self.open[i].order_id, %kite_order_id,
+                        "a protected MARKET order rested unfilled at its band; cancelled");
+                    self.open[i].cancel_requested = true;
+                }
+                Err(e) => match outcome(&e) {
+                    Outcome::SessionExpired(reason) => {
+                        self.halt(&reason, now);
+                        return;
+                    }
+                    // No longer open (it filled or ended meanwhile): its update says so.
+                    Outcome::Refused(reason) => {
+                        info!(%kite_order_id, %reason, "not cancelled");
+                        self.open[i].cancel_requested = true;
+                    }
+                    Outcome::Unknown(reason) => {
+                        warn!(%kite_order_id, %reason, "could not cancel; trying again at the next tick");
+                    }
+                },
+            }
+        }
+    }
+
+    /// Follows Kite's latest state of one order: reads its trades when more units are filled than
+    /// reported, reports each new trade as a fill, and ends the order at a terminal state once
+    /// every trade is reported. States of orders this trader does not follow are ignored.
+    async fn follow(&mut self, order: &Order, now: Timestamp) -> Vec<TraderOutput> {
+        let Some(index) = self.index_of(order.order_id.as_str()) else {
+            return Vec::new();
+        };
+        let mut outputs = Vec::new();
+        if order.filled_quantity > self.open[index].filled_quantity {
+            match self.client.order_trades(&order.order_id).await {
+                Ok(trades) => outputs.extend(self.apply_trades(&trades, now)),
+                Err(e) => {
+                    if let Outcome::SessionExpired(reason) = outcome(&e) {
+                        self.halt(&reason, now);
+                    } else {
+                        warn!(kite_order_id = %order.order_id, error = %e,
+                            "could not read the order's trades from Kite; trying again at the next tick");
+                    }
+                    return outputs;
+                }
+            }
+        }
+        if order.is_terminal() {
+            outputs.extend(self.apply_terminal(order));
+        }
+        outputs
+    }
+
+    fn index_of(&self, kite_order_id: &str) -> Option<usize> {
+        self.open
+            .iter()
+            .position(|o| o.kite_order_id.as_deref() == Some(kite_order_id))
+    }
+
+    /// Reports every trade of `trades` not reported yet, each as one fill at the trade's price and
+    /// time, with its id derived from Kite's trade id, charged as part of its order.
+    pub fn apply_trades(&mut self, trades: &[Trade], now: Timestamp) -> Vec<TraderOutput> {
+        let mut outputs = Vec::new();
+        let mut trades: Vec<&Trade> = trades.iter().collect();
+        trades
+            .sort_by(|a, b| (a.fill_timestamp, &a.trade_id).cmp(&(b.fill_timestamp, &b.trade_id)));
+        for trade in trades {
+            let Some(index) = self.index_of(trade.order_id.as_str()) else {
+                continue;
+            };
+            let open = &self.open[index];
+            if trade.quantity == 0 || open.trades.iter().any(|t| t.trade_id == trade.trade_id) {
+                continue;
+            }
+            if open.filled_quantity + trade.quantity > open.quantity.0 {
+                error!(order_id = %open.order_id, trade_id = %trade.trade_id,
+                    "Kite reports more units traded than ordered; the trade is not applied");
+                continue;
+            }
+            let price = Price(trade.average_price);
+            let quantity = Quantity(trade.quantity);
+            let filled_at =
+                kite_time(trade.fill_timestamp.or(trade.exchange_timestamp)).unwrap_or(now);
+            let fees = self.charge(&self.open[index], quantity, price, filled_at);
+            let open = &mut self.open[index];
+            open.trades.push(ReportedTrade {
+                trade_id: trade.trade_id.clone(),
+                quantity: trade.quantity,
+                price,
+            });
+            open.filled_quantity += trade.quantity;
+            open.filled_value += price.0 * Decimal::from(trade.quantity);
+            outputs.push(TraderOutput {
+                event: OrderEvent::Filled(OrderFilled {
+                    order_id: open.order_id.clone(),
+                    broker_order_id: open.kite_order_id.clone(),
+                    strategy_id: open.strategy_id.clone(),
+                    instrument_token: open.instrument_token,
+                    tradingsymbol: Some(open.tradingsymbol.clone()),
+                    side: open.side,
+                    quantity,
+                    fill_price: price,
+                    fees,
+                    execution_mode: ExecutionMode::Zerodha,
+                    filled_at,
+                }),
+                id: Some(fill_event_id(open.signal_event_id, &trade.trade_id)),
+            });
+        }
+        outputs
+    }
+
+    /// The charges of a new fill of `open`, as part of its order.
+    fn charge(
+        &self,
+        open: &OpenOrder,
+        quantity: Quantity,
+        price: Price,
+        filled_at: Timestamp,
+    ) -> FeeBreakdown {
+        let earlier: Vec<Fill> = open
+            .trades
+            .iter()
+            .map(|t| Fill {
+                quantity: Quantity(t.quantity),
+                price: t.price,
+            })
+            .collect();
+        let charged = open
+            .charge_terms(ist_date(filled_at))
+            .ok_or_else(|| format!("no charges known for exchange {:?}", open.exchange))
+            .and_then(|terms| {
+                self.config
+                    .charges
+                    .charge_fill(terms, &earlier, Fill { quantity, price })
+                    .map_err(|e| e.to_string())
+            });
+        charged.unwrap_or_else(|reason| {
+            warn!(order_id = %open.order_id, %reason, "charged at the flat estimate");
+            self.config
+                .fallback_fees
+                .charges(open.side, quantity, price)
+        })
+    }
+
+    /// Ends the order at Kite's terminal `order` once all its trades are reported: `order_failed`
+    /// for what a `REJECTED` or `CANCELLED` order left unfilled.
+    fn apply_terminal(&mut self, order: &Order) -> Vec<TraderOutput> {
+        let Some(index) = self.index_of(order.order_id.as_str()) else {
+            return Vec::new();
+        };
+        let open = &self.open[index];
+        if open.filled_quantity < order.filled_quantity.min(open.quantity.0) {
+            // Trades still to be read: the order stays followed.
+            return Vec::new();
+        }
+        let mut outputs = Vec::new();
+        if matches!(order.status.as_str(), "REJECTED" | "CANCELLED") {
+            let unfilled = open.quantity.0.saturating_sub(open.filled_quantity);
+            let rested = open.cancel_requested && order.status == "CANCELLED";
+            let reason = if rested {
+                format!(
+                    "rested_at_band: the protected MARKET order did not fill inside its market \
+                     protection within {}s and was cancelled; {unfilled} units not filled",
+                    self.config.protected_order_timeout.as_secs()
+                )
+            } else {
+                let message = order
+                    .status_message
+                    .clone()
+                    .or_else(|| order.status_message_raw.clone())
+                    .unwrap_or_else(|| "no message from Kite".into());
+                format!("Kite {}: {message}", order.status)
+            };
+            outputs.push(TraderOutput {
+                event: OrderEvent::Failed(OrderFailed {
+                    order_id: open.order_id.clone(),
+                    broker_order_id: open.kite_order_id.clone(),
+                    strategy_id: open.strategy_id.clone(),
+                    instrument_token: open.instrument_token,
+                    side: open.side,
+                    quantity: Quantity(unfilled),
+                    reason: reason.clone(),
+                    retryable: rested,
+                    execution_mode: ExecutionMode::Zerodha,
+                }),
+                id: Some(failure_event_id(open.signal_event_id)),
+            });
+            if rested {
+                let since = open.submitted_at.unwrap_or_else(open_fallback_time);
+                let message = format!("{} {}: {reason}", open.order_id, open.tradingsymbol);
+                self.alert(
+                    AlertKind::OrderRestedAtBand,
+                    AlertSeverity::Warning,
+                    message,
+                    since,
+                );
+            }
+        }
+        let open = self.open.remove(index);
+        info!(order_id = %open.order_id, kite_order_id = ?open.kite_order_id,
+            status = %order.status, filled = open.filled_quantity, "Kite order finished");
+        outputs
+    }
+}
+
+/// A time for an alert about an order saved before orders carried their submission time.
+fn open_fallback_time() -> Timestamp {
+    Timestamp::from_datetime(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -487,7 +1031,7 @@ mod tests {
     fn open_order(signal: EventId) -> OpenOrder {
         OpenOrder {
             order_id: zerodha_order_id(signal).unwrap(),
-            kite_order_id: "250101000000001".into(),
+            kite_order_id: Some("250101000000001".into()),
             signal_event_id: signal,
             strategy_id: StrategyId::new("ema_cross_infy").unwrap(),
             instrument_token: InstrumentToken(408065),
@@ -496,18 +1040,41 @@ mod tests {
             quantity: Quantity(10),
             filled_quantity: 0,
             filled_value: Decimal::ZERO,
+            exchange: "NSE".into(),
+            instrument_type: "EQ".into(),
+            product: "MIS".into(),
+            protected: true,
+            submitted_at: None,
+            trades: Vec::new(),
+            cancel_requested: false,
         }
     }
 
-    fn kite_state(status: &str, filled: u32, average: Decimal) -> Order {
+    fn trade(id: &str, quantity: u32, price: Decimal, second: u32) -> Trade {
+        Trade {
+            trade_id: id.into(),
+            order_id: KiteOrderId("250101000000001".into()),
+            quantity,
+            average_price: price,
+            fill_timestamp: chrono::NaiveDate::from_ymd_opt(2026, 3, 2)
+                .unwrap()
+                .and_hms_opt(10, 0, second),
+            ..Trade::default()
+        }
+    }
+
+    fn kite_state(status: &str, filled: u32) -> Order {
         Order {
             order_id: KiteOrderId("250101000000001".into()),
             status: status.into(),
             filled_quantity: filled,
-            average_price: average,
             quantity: 10,
             ..Order::default()
         }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_datetime(chrono::Utc::now())
     }
 
     #[test]
@@ -521,22 +1088,26 @@ mod tests {
     }
 
     #[test]
-    fn partial_fills_are_separate_fills_priced_from_the_average() {
+    fn each_kite_trade_is_one_fill_reported_once() {
         let signal = EventId::new_root();
         let mut t = trader();
         t.restore_open(vec![open_order(signal)]);
-        let now = Timestamp::from_datetime(chrono::Utc::now());
-        let first = t.apply(&kite_state("OPEN", 4, dec!(100)), now);
+        let first = t.apply_trades(&[trade("T1", 4, dec!(100), 1)], now());
         assert_eq!(first.len(), 1);
-        assert_eq!(first[0].id, Some(fill_event_id(signal, 4)));
+        assert_eq!(first[0].id, Some(fill_event_id(signal, "T1")));
         let OrderEvent::Filled(f) = &first[0].event else {
             panic!("expected a fill, got {:?}", first[0].event)
         };
         assert_eq!((f.quantity, f.fill_price), (Quantity(4), Price(dec!(100))));
-        // The same state again (update and poll both seen) reports nothing new.
-        assert!(t.apply(&kite_state("OPEN", 4, dec!(100)), now).is_empty());
-        // 6 more at 101.5: average (400 + 609) / 10 = 100.9.
-        let rest = t.apply(&kite_state("COMPLETE", 10, dec!(100.9)), now);
+        assert_eq!(f.filled_at.to_string(), "2026-03-02T04:30:01.000000Z");
+        // The same trades again (an update and a poll both seen) report nothing new.
+        let again = t.apply_trades(&[trade("T1", 4, dec!(100), 1)], now());
+        assert!(again.is_empty());
+        // The next trade, read with the first, is the only new fill, at its own price.
+        let rest = t.apply_trades(
+            &[trade("T2", 6, dec!(101.5), 2), trade("T1", 4, dec!(100), 1)],
+            now(),
+        );
         assert_eq!(rest.len(), 1);
         let OrderEvent::Filled(f) = &rest[0].event else {
             panic!("expected a fill, got {:?}", rest[0].event)
@@ -545,8 +1116,46 @@ mod tests {
             (f.quantity, f.fill_price),
             (Quantity(6), Price(dec!(101.5)))
         );
-        assert_eq!(rest[0].id, Some(fill_event_id(signal, 10)));
+        assert_eq!(rest[0].id, Some(fill_event_id(signal, "T2")));
+        assert_eq!(t.open_orders()[0].filled_quantity, 10);
+        // Complete, with every trade reported: the order ends.
+        assert!(t.apply_terminal(&kite_state("COMPLETE", 10)).is_empty());
         assert!(t.open_orders().is_empty());
+    }
+
+    #[test]
+    fn brokerage_is_charged_once_per_order_across_its_trades() {
+        let signal = EventId::new_root();
+        let mut t = trader();
+        t.restore_open(vec![open_order(signal)]);
+        // 10 × ₹10,000: 0.03 % of each fill would be ₹3 per fill, under the cap; ₹20 cap per
+        // order is what matters for a large order: 10 × ₹1,00,000 = ₹10 lakh → 0.03 % = ₹300.
+        let out = t.apply_trades(
+            &[
+                trade("T1", 3, dec!(100000), 1),
+                trade("T2", 3, dec!(100000), 2),
+                trade("T3", 4, dec!(100000), 3),
+            ],
+            now(),
+        );
+        let brokerage: Decimal = out
+            .iter()
+            .map(|o| match &o.event {
+                OrderEvent::Filled(f) => f.fees.brokerage.0,
+                other => panic!("{other:?}"),
+            })
+            .sum();
+        assert_eq!(brokerage, dec!(20));
+    }
+
+    #[test]
+    fn a_terminal_state_waits_for_its_trades() {
+        let signal = EventId::new_root();
+        let mut t = trader();
+        t.restore_open(vec![open_order(signal)]);
+        // Kite says COMPLETE, but the trades were not read yet: still followed.
+        assert!(t.apply_terminal(&kite_state("COMPLETE", 10)).is_empty());
+        assert_eq!(t.open_orders().len(), 1);
     }
 
     #[test]
@@ -554,18 +1163,56 @@ mod tests {
         let signal = EventId::new_root();
         let mut t = trader();
         t.restore_open(vec![open_order(signal)]);
-        let now = Timestamp::from_datetime(chrono::Utc::now());
-        let mut state = kite_state("CANCELLED", 3, dec!(99.95));
+        t.apply_trades(&[trade("T1", 3, dec!(99.95), 1)], now());
+        let mut state = kite_state("CANCELLED", 3);
         state.status_message = Some("Cancelled by user".into());
-        let out = t.apply(&state, now);
-        assert_eq!(out.len(), 2);
-        let OrderEvent::Failed(f) = &out[1].event else {
-            panic!("expected a failure, got {:?}", out[1].event)
+        let out = t.apply_terminal(&state);
+        assert_eq!(out.len(), 1);
+        let OrderEvent::Failed(f) = &out[0].event else {
+            panic!("expected a failure, got {:?}", out[0].event)
         };
         assert_eq!(f.quantity, Quantity(7));
         assert!(f.reason.contains("Cancelled by user"), "{}", f.reason);
-        assert_eq!(out[1].id, Some(failure_event_id(signal)));
+        assert_eq!(out[0].id, Some(failure_event_id(signal)));
         assert!(t.open_orders().is_empty());
+        assert!(t.take_alerts().is_empty());
+    }
+
+    #[test]
+    fn a_protected_order_cancelled_at_its_band_says_so_and_alerts() {
+        let signal = EventId::new_root();
+        let mut t = trader();
+        let mut open = open_order(signal);
+        open.cancel_requested = true;
+        t.restore_open(vec![open]);
+        let out = t.apply_terminal(&kite_state("CANCELLED", 0));
+        let OrderEvent::Failed(f) = &out[0].event else {
+            panic!("expected a failure, got {:?}", out[0].event)
+        };
+        assert!(f.reason.starts_with("rested_at_band"), "{}", f.reason);
+        assert!(f.retryable);
+        let alerts = t.take_alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].kind, AlertKind::OrderRestedAtBand);
+    }
+
+    #[test]
+    fn checkpoints_of_earlier_versions_still_load() {
+        let old = serde_json::json!([{
+            "order_id": "zerodha-01935f2a-7c00-7000-8000-000000000001",
+            "kite_order_id": "250101000000001",
+            "signal_event_id": "01935f2a-7c00-7000-8000-000000000001",
+            "strategy_id": "ema_cross_infy",
+            "instrument_token": 408065,
+            "tradingsymbol": "INFY",
+            "side": "BUY",
+            "quantity": 10,
+            "filled_quantity": 0,
+            "filled_value": "0"
+        }]);
+        let open: Vec<OpenOrder> = serde_json::from_value(old).unwrap();
+        assert_eq!(open[0].kite_order_id.as_deref(), Some("250101000000001"));
+        assert!(open[0].trades.is_empty());
     }
 
     #[test]
@@ -576,5 +1223,9 @@ mod tests {
             .unwrap();
         let t = kite_time(Some(naive)).unwrap();
         assert_eq!(t.as_datetime().to_rfc3339(), "2025-01-06T03:45:00+00:00");
+        assert_eq!(
+            ist_date(t),
+            chrono::NaiveDate::from_ymd_opt(2025, 1, 6).unwrap()
+        );
     }
 }
