@@ -57,12 +57,21 @@ fn trader(fake: &FakeKite, poll_interval: Duration) -> ZerodhaTrader {
 }
 
 fn validated(token: u32, order_type: OrderType, limit_price: Option<Price>) -> Envelope {
+    validated_side(token, Side::Buy, order_type, limit_price)
+}
+
+fn validated_side(
+    token: u32,
+    side: Side,
+    order_type: OrderType,
+    limit_price: Option<Price>,
+) -> Envelope {
     let at = Timestamp::from_unix_micros(1_763_800_000_000_000).unwrap();
     let strategy_id = StrategyId::new("ema_cross_infy").unwrap();
     let signal = TradingSignal {
         strategy_id: strategy_id.clone(),
         instrument_token: InstrumentToken(token),
-        side: Side::Buy,
+        side,
         quantity: Quantity(5),
         target_quantity: 5,
         order_type,
@@ -685,4 +694,109 @@ fn engine_open(engine: &TradingEngine) -> usize {
         alpha_panda_services::trading_engine::Trader::Zerodha(live) => live.open_orders().len(),
         _ => 0,
     }
+}
+
+fn in_a_minute(minutes: i64) -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(61 * minutes))
+}
+
+/// Zerodha squares off the intraday position at 15:20 with an order the trader did not place: at
+/// the next reconciliation its trade becomes the strategy's fill (id from the trade id), and the
+/// positions agree with Kite's.
+#[tokio::test]
+async fn a_square_off_by_zerodha_becomes_the_strategys_fill() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let mut engine =
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+            .await
+            .unwrap();
+    let signal = validated(INFY, OrderType::Market, None);
+    handle(&mut engine, &signal, 0).await;
+    assert!(fake.complete_order(&fake.orders()[0].order_id, dec!(1500)));
+    let filled = engine.on_timer(in_a_minute(0)).await.unwrap();
+    assert_eq!(
+        types(&filled),
+        ["order_filled"],
+        "no alert: the positions agree"
+    );
+
+    let square_off = fake.square_off("INFY", "MIS", dec!(1490)).unwrap();
+    let reconciled = engine.on_timer(in_a_minute(1)).await.unwrap();
+    assert_eq!(types(&reconciled), ["order_filled"]);
+    let Payload::OrderFilled(fill) = &reconciled[0].payload else {
+        panic!("{:?}", reconciled[0].payload)
+    };
+    assert_eq!((fill.side, fill.quantity), (Side::Sell, Quantity(5)));
+    assert_eq!(fill.fill_price, Price(dec!(1490)));
+    assert_eq!(fill.broker_order_id.as_deref(), Some(square_off.as_str()));
+    assert_eq!(fill.strategy_id.as_str(), "ema_cross_infy");
+    let order = fake
+        .orders()
+        .into_iter()
+        .find(|o| o.order_id == square_off)
+        .unwrap();
+    let trade_id = order.trades[0]["trade_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        reconciled[0].id,
+        Some(
+            alpha_panda_services::trading_engine::zerodha::external_fill_event_id(
+                &trade_id,
+                &fill.strategy_id
+            )
+        )
+    );
+    // Reconciled again: the trade is not applied twice.
+    assert!(engine.on_timer(in_a_minute(2)).await.unwrap().is_empty());
+    match engine.trader() {
+        alpha_panda_services::trading_engine::Trader::Zerodha(live) => {
+            assert!(live.held_positions().is_empty());
+            assert!(live.mismatched().is_empty());
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// An order placed by hand in Kite that closes nothing of the namespace's: an alert, new entries
+/// in the instrument refused (exits go), until the positions agree again.
+#[tokio::test]
+async fn a_manual_order_in_kite_halts_entries_until_the_positions_agree() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let mut engine =
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+            .await
+            .unwrap();
+    handle(&mut engine, &validated(INFY, OrderType::Market, None), 0).await;
+    assert!(fake.complete_order(&fake.orders()[0].order_id, dec!(1500)));
+    engine.on_timer(in_a_minute(0)).await.unwrap();
+
+    fake.place_manual("INFY", true, 3, dec!(1501));
+    let flagged = engine.on_timer(in_a_minute(1)).await.unwrap();
+    assert_eq!(alert_kinds(&flagged), [AlertKind::PositionMismatch]);
+
+    let entry = handle(&mut engine, &validated(INFY, OrderType::Market, None), 1).await;
+    assert_eq!(types(&entry), ["order_submitted", "order_failed"]);
+    let Payload::OrderFailed(f) = &entry[1].payload else {
+        panic!("{:?}", entry[1].payload)
+    };
+    assert!(f.reason.starts_with("position_mismatch"), "{}", f.reason);
+    let exit = handle(
+        &mut engine,
+        &validated_side(INFY, Side::Sell, OrderType::Market, None),
+        2,
+    )
+    .await;
+    assert_eq!(
+        types(&exit),
+        ["order_submitted", "order_ack"],
+        "an exit still goes"
+    );
+
+    // The person closes what they opened; the exit fills: Kite 0, the namespace 0.
+    let exit_order = fake.orders().last().unwrap().order_id.clone();
+    assert!(fake.complete_order(&exit_order, dec!(1502)));
+    fake.place_manual("INFY", false, 3, dec!(1502));
+    let agreed = engine.on_timer(in_a_minute(2)).await.unwrap();
+    assert_eq!(alert_kinds(&agreed), [AlertKind::PositionReconciled]);
+    let entry = handle(&mut engine, &validated(INFY, OrderType::Market, None), 3).await;
+    assert_eq!(types(&entry), ["order_submitted", "order_ack"]);
 }

@@ -41,6 +41,11 @@ pub enum AlertKind {
     SessionRestored,
     /// A protected MARKET order rested unfilled at its band and was cancelled.
     OrderRestedAtBand,
+    /// A position disagrees with the broker's in a way the trader cannot explain: new entries in
+    /// the instrument are halted.
+    PositionMismatch,
+    /// The position agrees with the broker's again after [`AlertKind::PositionMismatch`].
+    PositionReconciled,
 }
 
 impl AlertKind {
@@ -56,6 +61,8 @@ impl AlertKind {
             AlertKind::SessionExpired => "session_expired",
             AlertKind::SessionRestored => "session_restored",
             AlertKind::OrderRestedAtBand => "order_rested_at_band",
+            AlertKind::PositionMismatch => "position_mismatch",
+            AlertKind::PositionReconciled => "position_reconciled",
         }
     }
 }

@@ -243,6 +243,42 @@ impl FakeKite {
         self.state.cancel(order_id)
     }
 
+    /// Zerodha's auto square-off of an intraday position (15:20 for MIS): an untagged order of
+    /// the opposite side for the whole net `product` position in `tradingsymbol`, filled at
+    /// `price`. Returns its order id, or `None` when there is no position.
+    pub fn square_off(&self, tradingsymbol: &str, product: &str, price: Decimal) -> Option<String> {
+        let position = self
+            .state
+            .positions()
+            .into_iter()
+            .find(|p| p["tradingsymbol"] == tradingsymbol && p["product"] == product)?;
+        let quantity = position["quantity"].as_i64().unwrap_or(0);
+        let exchange = position["exchange"].as_str().unwrap_or("NSE").to_string();
+        let units = u32::try_from(quantity.unsigned_abs())
+            .ok()
+            .filter(|u| *u > 0)?;
+        Some(self.state.place_untagged(
+            &exchange,
+            tradingsymbol,
+            product,
+            quantity < 0,
+            units,
+            price,
+        ))
+    }
+
+    /// An order placed by hand in Kite (untagged), filled at once at `price`.
+    pub fn place_manual(
+        &self,
+        tradingsymbol: &str,
+        buy: bool,
+        quantity: u32,
+        price: Decimal,
+    ) -> String {
+        self.state
+            .place_untagged("NSE", tradingsymbol, "MIS", buy, quantity, price)
+    }
+
     /// Streams these ticks to every connection subscribed to their tokens, each re-shaped to
     /// the connection's mode for the token.
     pub fn push_ticks(&self, ticks: Vec<TickPacket>) {

@@ -30,6 +30,7 @@ pub(crate) fn router(state: Shared) -> Router {
             put(modify_order).delete(cancel_order),
         )
         .route("/trades", get(trades))
+        .route("/portfolio/positions", get(positions))
         .route("/instruments", get(instruments))
         .with_state(state)
 }
@@ -395,6 +396,14 @@ async fn trades(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Resp
         .flat_map(|o| o.trades.iter().cloned())
         .collect();
     success(Value::Array(all))
+}
+
+async fn positions(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    let positions = state.positions();
+    success(json!({ "net": positions.clone(), "day": positions }))
 }
 
 async fn instruments(AxumState(state): AxumState<Shared>, headers: HeaderMap) -> Response {

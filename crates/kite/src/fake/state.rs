@@ -87,6 +87,16 @@ impl FakeOrder {
     }
 }
 
+/// Units and value bought and sold of one instrument and product (a position's makings).
+#[derive(Debug, Default)]
+struct Traded {
+    bought: i64,
+    bought_value: Decimal,
+    sold: i64,
+    sold_value: Decimal,
+    token: u32,
+}
+
 /// A one-shot failure to answer the next REST request with.
 #[derive(Debug, Clone)]
 pub(crate) struct Injected {
@@ -125,6 +135,8 @@ pub(crate) struct State {
     /// What the next placement gets instead of its answer: whether the order is taken anyway,
     /// and the error (status, type, message).
     pub placement_fault: Mutex<Option<(bool, Injected)>>,
+    /// Instrument tokens of the instruments dump, by (exchange, tradingsymbol).
+    pub tokens: BTreeMap<(String, String), u32>,
 }
 
 /// Order requests (placements, modifications, cancellations) Kite takes in one calendar second.
@@ -148,7 +160,13 @@ pub(crate) fn kite_number(value: Decimal) -> Value {
 impl State {
     pub fn new(config: FakeKiteConfig) -> State {
         let (events, _) = broadcast::channel(1024);
+        let tokens = crate::parse_instruments_csv(config.instruments_csv.as_bytes())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| ((i.exchange, i.tradingsymbol), i.instrument_token.0))
+            .collect();
         State {
+            tokens,
             config,
             token_valid: AtomicBool::new(true),
             silent: AtomicBool::new(false),
@@ -196,7 +214,9 @@ impl State {
             && access_token == self.config.access_token
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn order_snapshot(
+        &self,
         order_id: &str,
         variety: &str,
         form: &BTreeMap<String, String>,
@@ -235,7 +255,7 @@ impl State {
             "modified": false,
             "exchange": field("exchange"),
             "tradingsymbol": field("tradingsymbol"),
-            "instrument_token": 0,
+            "instrument_token": self.token_of(form),
             "order_type": field("order_type"),
             "transaction_type": field("transaction_type"),
             "validity": form.get("validity").cloned().unwrap_or_else(|| "DAY".into()),
@@ -260,13 +280,22 @@ impl State {
         })
     }
 
+    /// The instrument token of the order's instrument in the instruments dump (0 if absent).
+    fn token_of(&self, form: &BTreeMap<String, String>) -> u32 {
+        let key = (
+            form.get("exchange").cloned().unwrap_or_default(),
+            form.get("tradingsymbol").cloned().unwrap_or_default(),
+        );
+        self.tokens.get(&key).copied().unwrap_or(0)
+    }
+
     /// Records a placed order, runs it through its states and returns its id.
     pub fn place(&self, variety: &str, form: BTreeMap<String, String>) -> String {
         let n = self.next_order.fetch_add(1, Ordering::SeqCst);
         let order_id = format!("{}", 250_101_000_000_000u64 + n);
         let placed_at = kite_now();
         let snap = |status: &str, message: Option<&str>, avg: Decimal, filled: u32| {
-            Self::order_snapshot(
+            self.order_snapshot(
                 &order_id,
                 variety,
                 &form,
@@ -336,7 +365,7 @@ impl State {
             "order_id": order_id,
             "exchange": field("exchange"),
             "tradingsymbol": field("tradingsymbol"),
-            "instrument_token": 0,
+            "instrument_token": self.token_of(form),
             "product": field("product"),
             "average_price": kite_number(price),
             "quantity": quantity,
@@ -374,7 +403,7 @@ impl State {
             } else {
                 "OPEN"
             };
-            let snapshot = Self::order_snapshot(
+            let snapshot = self.order_snapshot(
                 &order.order_id,
                 &order.variety,
                 &order.form,
@@ -414,7 +443,7 @@ impl State {
             } else {
                 (value / Decimal::from(filled)).round_dp(4).normalize()
             };
-            let mut snapshot = Self::order_snapshot(
+            let mut snapshot = self.order_snapshot(
                 &order.order_id,
                 &order.variety,
                 &order.form,
@@ -463,7 +492,7 @@ impl State {
                 (value / Decimal::from(filled)).round_dp(4).normalize()
             };
             let placed_at = order.placed_at();
-            let mut modified = Self::order_snapshot(
+            let mut modified = self.order_snapshot(
                 &order.order_id,
                 &order.variety,
                 &order.form,
@@ -473,7 +502,7 @@ impl State {
                 &placed_at,
             );
             modified["modified"] = Value::from(true);
-            let mut open = Self::order_snapshot(
+            let mut open = self.order_snapshot(
                 &order.order_id,
                 &order.variety,
                 &order.form,
@@ -489,6 +518,114 @@ impl State {
         };
         let _ = self.events.send(WsEvent::Order(update));
         Ok(())
+    }
+
+    /// The account's positions from every trade of the day (Kite's `net` and `day` lists are the
+    /// same for a fake that carries nothing overnight).
+    pub fn positions(&self) -> Vec<Value> {
+        let mut by_instrument: BTreeMap<(String, String, String), Traded> = BTreeMap::new();
+        for order in self.orders.lock().iter() {
+            let field = |name: &str| order.form.get(name).cloned().unwrap_or_default();
+            let key = (field("exchange"), field("tradingsymbol"), field("product"));
+            let token = self.token_of(&order.form);
+            let buy = field("transaction_type") == "BUY";
+            for trade in &order.trades {
+                let quantity = trade.get("quantity").and_then(Value::as_i64).unwrap_or(0);
+                let price = trade
+                    .get("average_price")
+                    .map(|p| p.to_string())
+                    .and_then(|p| p.parse::<Decimal>().ok())
+                    .unwrap_or(Decimal::ZERO);
+                let traded = by_instrument.entry(key.clone()).or_insert(Traded {
+                    token,
+                    ..Traded::default()
+                });
+                if buy {
+                    traded.bought += quantity;
+                    traded.bought_value += price * Decimal::from(quantity);
+                } else {
+                    traded.sold += quantity;
+                    traded.sold_value += price * Decimal::from(quantity);
+                }
+            }
+        }
+        by_instrument
+            .into_iter()
+            .map(|((exchange, tradingsymbol, product), traded)| {
+                let Traded {
+                    bought: bq,
+                    bought_value: bv,
+                    sold: sq,
+                    sold_value: sv,
+                    token,
+                } = traded;
+                let quantity = bq - sq;
+                let average = |value: Decimal, units: i64| {
+                    if units == 0 {
+                        Decimal::ZERO
+                    } else {
+                        (value / Decimal::from(units)).round_dp(4)
+                    }
+                };
+                let average_price = match quantity.signum() {
+                    1 => average(bv, bq),
+                    -1 => average(sv, sq),
+                    _ => Decimal::ZERO,
+                };
+                json!({
+                    "tradingsymbol": tradingsymbol,
+                    "exchange": exchange,
+                    "instrument_token": token,
+                    "product": product,
+                    "quantity": quantity,
+                    "overnight_quantity": 0,
+                    "multiplier": 1,
+                    "average_price": kite_number(average_price),
+                    "buy_quantity": bq,
+                    "buy_price": kite_number(average(bv, bq)),
+                    "buy_value": kite_number(bv),
+                    "sell_quantity": sq,
+                    "sell_price": kite_number(average(sv, sq)),
+                    "sell_value": kite_number(sv),
+                    "day_buy_quantity": bq,
+                    "day_sell_quantity": sq,
+                })
+            })
+            .collect()
+    }
+
+    /// Places an order the way Zerodha or a person in Kite would (no tag), filled at once at
+    /// `price`; returns its id.
+    pub fn place_untagged(
+        &self,
+        exchange: &str,
+        tradingsymbol: &str,
+        product: &str,
+        buy: bool,
+        quantity: u32,
+        price: Decimal,
+    ) -> String {
+        let form: BTreeMap<String, String> = [
+            ("exchange", exchange.to_string()),
+            ("tradingsymbol", tradingsymbol.to_string()),
+            (
+                "transaction_type",
+                if buy { "BUY" } else { "SELL" }.to_string(),
+            ),
+            ("quantity", quantity.to_string()),
+            ("product", product.to_string()),
+            ("order_type", "MARKET".to_string()),
+            ("market_protection", "-1".to_string()),
+            ("validity", "DAY".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let previous = std::mem::replace(&mut *self.fill.lock(), FillBehaviour::Open);
+        let order_id = self.place("regular", form);
+        *self.fill.lock() = previous;
+        self.fill(&order_id, quantity, price);
+        order_id
     }
 
     /// Fills every unit still pending of an open order at `price`.

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::error::KiteError;
 use super::rate_limit::{EndpointClass, RateLimiter};
 use super::types::{
-    KiteOrderId, ModifyParams, Order, OrderParams, Session, Trade, UserProfile, Variety,
+    KiteOrderId, ModifyParams, Order, OrderParams, Positions, Session, Trade, UserProfile, Variety,
 };
 use crate::backoff::Backoff;
 use crate::instruments::parse_instruments_csv;
@@ -328,6 +328,14 @@ impl KiteClient {
     /// Kite and transport errors.
     pub async fn trades(&self) -> Result<Vec<Trade>, KiteError> {
         self.get("/trades").await
+    }
+
+    /// The account's positions: as they stand (`net`) and today's (`day`).
+    ///
+    /// # Errors
+    /// Kite and transport errors.
+    pub async fn positions(&self) -> Result<Positions, KiteError> {
+        self.get("/portfolio/positions").await
     }
 
     /// The latest state of the order placed with `tag` today, if any: the reconciliation

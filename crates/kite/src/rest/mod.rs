@@ -9,6 +9,6 @@ pub use client::{session_checksum, KiteClient};
 pub use error::KiteError;
 pub use rate_limit::{EndpointClass, RateLimiter};
 pub use types::{
-    KiteOrderId, KiteOrderType, MarketProtection, ModifyParams, Order, OrderParams, Session, Trade,
-    UserProfile, Variety,
+    KiteOrderId, KiteOrderType, MarketProtection, ModifyParams, Order, OrderParams, Position,
+    Positions, Session, Trade, UserProfile, Variety,
 };

@@ -308,6 +308,49 @@ pub struct Trade {
     pub exchange_timestamp: Option<NaiveDateTime>,
 }
 
+/// One position, from `GET /portfolio/positions` (`net`: the position as it stands, `day`: today's
+/// part of it). Only the fields reconciliation reads are typed; quantities are signed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct Position {
+    /// Trading symbol.
+    #[serde(deserialize_with = "null_as_default")]
+    pub tradingsymbol: String,
+    /// Exchange.
+    #[serde(deserialize_with = "null_as_default")]
+    pub exchange: String,
+    /// Instrument token.
+    #[serde(deserialize_with = "null_as_default")]
+    pub instrument_token: u32,
+    /// Product (`MIS`, `CNC`, `NRML`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub product: String,
+    /// Net quantity: positive long, negative short.
+    #[serde(deserialize_with = "null_as_default")]
+    pub quantity: i64,
+    /// Average price of the net position.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub average_price: Decimal,
+    /// Units bought.
+    #[serde(deserialize_with = "null_as_default")]
+    pub buy_quantity: i64,
+    /// Units sold.
+    #[serde(deserialize_with = "null_as_default")]
+    pub sell_quantity: i64,
+}
+
+/// `GET /portfolio/positions`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct Positions {
+    /// Positions as they stand (carried over and today's).
+    #[serde(deserialize_with = "null_as_default")]
+    pub net: Vec<Position>,
+    /// Today's trading.
+    #[serde(deserialize_with = "null_as_default")]
+    pub day: Vec<Position>,
+}
+
 /// Order variety: the path segment of `POST /orders/{variety}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -15,7 +15,9 @@ use tracing::info;
 
 use crate::durable::{Durable, SaveWrite};
 use crate::trading_engine::paper::RestingOrder;
-use crate::trading_engine::zerodha::{OpenOrder, TraderOutput, ZerodhaTrader};
+use crate::trading_engine::zerodha::{
+    SavedZerodhaState, TraderOutput, ZerodhaState, ZerodhaTrader,
+};
 use crate::trading_engine::{OrderEvent, PaperTrader};
 
 /// The service name.
@@ -82,10 +84,12 @@ impl TradingEngine {
                 (durable, Trader::Paper(paper))
             }
             Trader::Zerodha(mut live) => {
-                let (durable, saved) = Durable::open::<Vec<OpenOrder>>(store, key).await?;
-                if let Some(open) = saved {
-                    info!(%broker, open = open.len(), "trading engine resumed its open Kite orders");
-                    live.restore_open(open);
+                let (durable, saved) = Durable::open::<SavedZerodhaState>(store, key).await?;
+                if let Some(saved) = saved {
+                    let state = ZerodhaState::from(saved);
+                    info!(%broker, open = state.open.len(), held = state.held.len(),
+                        "trading engine resumed its open Kite orders and positions");
+                    live.restore(state);
                 }
                 (durable, Trader::Zerodha(live))
             }
@@ -288,7 +292,7 @@ impl Handler for TradingEngine {
     ) -> Result<Option<CheckpointWrite>, HandlerError> {
         let write = match &self.trader {
             Trader::Paper(paper) => self.durable.begin_save(&paper.resting_orders(), offsets)?,
-            Trader::Zerodha(live) => self.durable.begin_save(&live.open_orders(), offsets)?,
+            Trader::Zerodha(live) => self.durable.begin_save(&live.state(), offsets)?,
         };
         Ok(write.map(SaveWrite::into_checkpoint))
     }

@@ -86,6 +86,8 @@ pub struct ZerodhaConfig {
     pub max_signal_age: Duration,
     /// How long a placement whose outcome is unknown is looked for in the order book.
     pub placement_grace: Duration,
+    /// How often the namespace's positions are reconciled with Kite's (and once at start-up).
+    pub reconcile_interval: Duration,
     /// Zerodha's charges.
     pub charges: ChargeSchedule,
     /// The estimate for an instrument the schedule has no rates for.
@@ -101,6 +103,7 @@ impl Default for ZerodhaConfig {
             protected_order_timeout: Duration::from_secs(30),
             max_signal_age: Duration::from_secs(60),
             placement_grace: Duration::from_secs(60),
+            reconcile_interval: Duration::from_secs(60),
             charges: ChargeSchedule::zerodha(),
             fallback_fees: FeeModel::default(),
         }
@@ -188,6 +191,76 @@ impl OpenOrder {
     }
 }
 
+/// A position of one strategy in one instrument, as the fills the trader reported make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldPosition {
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Kite trading symbol.
+    pub tradingsymbol: String,
+    /// Exchange.
+    pub exchange: String,
+    /// Instrument type.
+    pub instrument_type: String,
+    /// Kite product.
+    pub product: String,
+    /// Signed units: positive long, negative short.
+    pub quantity: i64,
+}
+
+/// The live trader's durable state: the orders it follows, what the namespace holds by its fills,
+/// the Kite trades of orders it did not place that it has applied, and the instruments whose
+/// position disagrees with Kite's.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ZerodhaState {
+    /// Open orders.
+    pub open: Vec<OpenOrder>,
+    /// Positions by strategy and instrument.
+    #[serde(default)]
+    pub held: Vec<HeldPosition>,
+    /// Trade ids of orders placed outside the trader (a square-off, a manual order) already
+    /// applied, with their trading day.
+    #[serde(default)]
+    pub external_trades: Vec<(String, NaiveDate)>,
+    /// Instruments whose position disagrees with Kite's: new entries are refused there.
+    #[serde(default)]
+    pub mismatched: Vec<InstrumentToken>,
+}
+
+/// A checkpoint of the trading engine for `zerodha`, as written by this version or an earlier one
+/// (which saved the open orders alone).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SavedZerodhaState {
+    /// This version's.
+    Current(ZerodhaState),
+    /// Open orders only.
+    OpenOrders(Vec<OpenOrder>),
+}
+
+impl From<SavedZerodhaState> for ZerodhaState {
+    fn from(saved: SavedZerodhaState) -> Self {
+        match saved {
+            SavedZerodhaState::Current(state) => state,
+            SavedZerodhaState::OpenOrders(open) => ZerodhaState {
+                open,
+                ..ZerodhaState::default()
+            },
+        }
+    }
+}
+
+/// Whether `tag` is one the trader gives its orders ([`order_tag`]).
+fn is_our_tag(tag: &str) -> bool {
+    tag.len() == 20
+        && tag.starts_with("AP")
+        && tag[2..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
 /// An order event with the id it must carry: `None` lets the runtime derive it from the input,
 /// `Some` is a deterministic id for a time-driven event (fills, late failures).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +291,10 @@ pub struct ZerodhaTrader {
     // Boxed: the schedule and the fallback rates would make every trader enum as large.
     config: Box<ZerodhaConfig>,
     open: Vec<OpenOrder>,
+    held: Vec<HeldPosition>,
+    external_trades: Vec<(String, NaiveDate)>,
+    mismatched: Vec<InstrumentToken>,
+    last_reconciled: Option<Timestamp>,
     updates: Option<mpsc::Receiver<OrderUpdate>>,
     sessions: Option<SessionStore>,
     /// Since when the Kite session is known to have expired, while it has.
@@ -263,6 +340,22 @@ pub fn order_tag(signal_event_id: EventId) -> String {
 /// The id of the fill of Kite trade `trade_id` of the order caused by `signal_event_id`.
 pub fn fill_event_id(signal_event_id: EventId, trade_id: &str) -> EventId {
     derive_event_id(signal_event_id, &format!("zerodha_trade:{trade_id}"), 0)
+}
+
+/// The id of the fill of Kite trade `trade_id` (of an order the trader did not place) for
+/// `strategy_id`: a pure function of both, the same at every reconciliation.
+pub fn external_fill_event_id(trade_id: &str, strategy_id: &StrategyId) -> EventId {
+    derive_event_id(
+        EventId(uuid::Uuid::nil()),
+        &format!("zerodha_external_trade:{trade_id}:{strategy_id}"),
+        0,
+    )
+}
+
+/// An order id for a holder's external fill when Kite's order id makes none.
+fn holder_order_id(holder: &HeldPosition) -> OrderId {
+    OrderId::new(format!("zerodha-external-{}", holder.strategy_id))
+        .unwrap_or_else(|_| OrderId::new("zerodha-external").expect("a valid literal id"))
 }
 
 /// The id of the `order_failed` that ends the order caused by `signal_event_id` after it was placed.
@@ -317,6 +410,10 @@ impl ZerodhaTrader {
             registry,
             config: Box::new(config),
             open: Vec::new(),
+            held: Vec::new(),
+            external_trades: Vec::new(),
+            mismatched: Vec::new(),
+            last_reconciled: None,
             updates: None,
             sessions: None,
             session_expired_since: None,
@@ -358,6 +455,55 @@ impl ZerodhaTrader {
     /// Restores open orders saved by an earlier run.
     pub fn restore_open(&mut self, open: Vec<OpenOrder>) {
         self.open = open;
+    }
+
+    /// Restores the state saved by an earlier run.
+    pub fn restore(&mut self, state: ZerodhaState) {
+        self.open = state.open;
+        self.held = state.held;
+        self.external_trades = state.external_trades;
+        self.mismatched = state.mismatched;
+    }
+
+    /// The state to save.
+    pub fn state(&self) -> ZerodhaState {
+        ZerodhaState {
+            open: self.open.clone(),
+            held: self.held.clone(),
+            external_trades: self.external_trades.clone(),
+            mismatched: self.mismatched.clone(),
+        }
+    }
+
+    /// What the namespace holds by the fills reported.
+    pub fn held_positions(&self) -> &[HeldPosition] {
+        &self.held
+    }
+
+    /// Instruments whose position disagrees with Kite's.
+    pub fn mismatched(&self) -> &[InstrumentToken] {
+        &self.mismatched
+    }
+
+    /// Moves the held position of `strategy_id` in the instrument by `units`.
+    fn hold(&mut self, template: HeldPosition, units: i64) {
+        match self.held.iter_mut().find(|h| {
+            h.strategy_id == template.strategy_id && h.instrument_token == template.instrument_token
+        }) {
+            Some(held) => held.quantity += units,
+            None => self.held.push(HeldPosition {
+                quantity: units,
+                ..template
+            }),
+        }
+        self.held.retain(|h| h.quantity != 0);
+    }
+
+    fn held_quantity(&self, strategy_id: &StrategyId, token: InstrumentToken) -> i64 {
+        self.held
+            .iter()
+            .find(|h| &h.strategy_id == strategy_id && h.instrument_token == token)
+            .map_or(0, |h| h.quantity)
     }
 
     /// The alerts raised since the last call.
@@ -504,6 +650,17 @@ impl ZerodhaTrader {
                  login` to trade again"
             )));
             return Ok(outputs);
+        }
+        if self.mismatched.contains(&token) {
+            let held = self.held_quantity(&signal.strategy_id, token);
+            let after = held + signal.side.sign() * signal.quantity.as_i64();
+            if after.abs() > held.abs() {
+                outputs.push(failed(format!(
+                    "position_mismatch: the position in instrument {token} disagrees with Kite's; \
+                     new entries there are halted until it agrees again (exits still go)"
+                )));
+                return Ok(outputs);
+            }
         }
         let age = elapsed(validated_at, now);
         if age > self.config.max_signal_age {
@@ -704,7 +861,217 @@ impl ZerodhaTrader {
                 }
             }
         }
+        let due = self
+            .last_reconciled
+            .is_none_or(|at| elapsed(at, now) >= self.config.reconcile_interval);
+        if due && self.session_expired_since.is_none() {
+            outputs.extend(self.reconcile(now).await);
+        }
         Ok(outputs)
+    }
+
+    /// Reconciles the namespace with Kite: the day's trades of orders the trader did not place
+    /// (Zerodha's intraday square-off, an order placed by hand) become fills of the strategies
+    /// whose positions they close, with ids from their trade ids; then each instrument's position
+    /// is compared with `/portfolio/positions`. A difference it cannot explain raises an alert and
+    /// halts new entries in the instrument until the two agree again.
+    async fn reconcile(&mut self, now: Timestamp) -> Vec<TraderOutput> {
+        let fetched = async {
+            let book = self.client.orders().await?;
+            let trades = self.client.trades().await?;
+            let positions = self.client.positions().await?;
+            Ok::<_, KiteError>((book, trades, positions))
+        }
+        .await;
+        let (book, trades, positions) = match fetched {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                if let Outcome::SessionExpired(reason) = outcome(&e) {
+                    self.halt(&reason, now);
+                } else {
+                    warn!(error = %e, "could not reconcile with Kite; trying again at the next tick");
+                }
+                return Vec::new();
+            }
+        };
+        self.last_reconciled = Some(now);
+        let ours: BTreeSet<&str> = book
+            .iter()
+            .filter(|o| {
+                o.tag.as_deref().is_some_and(is_our_tag) || o.tags.iter().any(|t| is_our_tag(t))
+            })
+            .map(|o| o.order_id.as_str())
+            .collect();
+        let mut external: Vec<&Trade> = trades
+            .iter()
+            .filter(|t| !ours.contains(t.order_id.as_str()))
+            .filter(|t| !self.external_trades.iter().any(|(id, _)| *id == t.trade_id))
+            .collect();
+        external
+            .sort_by(|a, b| (a.fill_timestamp, &a.trade_id).cmp(&(b.fill_timestamp, &b.trade_id)));
+        let mut outputs = Vec::new();
+        for trade in external {
+            let left = self.apply_external(trade, now, &mut outputs);
+            if left > 0 {
+                // It shows as a difference between the two positions, below.
+                warn!(trade_id = %trade.trade_id, units = left, token = trade.instrument_token,
+                    "a Kite trade the trader did not place closes no position of the namespace");
+            }
+        }
+        // A week of external trade ids is more than Kite's day book can show again.
+        let today = ist_date(now);
+        self.external_trades
+            .retain(|(_, day)| (today - *day).num_days() < 7);
+
+        // Positions: the broker's against the fills', where no order of ours is still working.
+        let product = self.config.product.clone();
+        let mut tokens: BTreeSet<InstrumentToken> =
+            self.held.iter().map(|h| h.instrument_token).collect();
+        tokens.extend(
+            positions
+                .net
+                .iter()
+                .filter(|p| p.product == product)
+                .map(|p| InstrumentToken(p.instrument_token)),
+        );
+        for token in tokens {
+            if self.open.iter().any(|o| o.instrument_token == token) {
+                continue;
+            }
+            let broker: i64 = positions
+                .net
+                .iter()
+                .filter(|p| p.product == product && p.instrument_token == token.0)
+                .map(|p| p.quantity)
+                .sum();
+            let ours: i64 = self
+                .held
+                .iter()
+                .filter(|h| h.instrument_token == token)
+                .map(|h| h.quantity)
+                .sum();
+            let flagged = self.mismatched.contains(&token);
+            if broker != ours {
+                if !flagged {
+                    self.mismatched.push(token);
+                    error!(%token, broker, ours, "the position disagrees with Kite's; new entries halted");
+                    self.alert(
+                        AlertKind::PositionMismatch,
+                        AlertSeverity::Critical,
+                        format!(
+                            "instrument {token}: Kite holds {broker}, the zerodha namespace's fills \
+                             account for {ours}; new entries there are halted until they agree \
+                             (check the orders in Kite)"
+                        ),
+                        now,
+                    );
+                }
+            } else if flagged {
+                self.mismatched.retain(|t| *t != token);
+                info!(%token, quantity = ours, "the position agrees with Kite's again");
+                self.alert(
+                    AlertKind::PositionReconciled,
+                    AlertSeverity::Info,
+                    format!("instrument {token}: the position agrees with Kite's again ({ours})"),
+                    now,
+                );
+            }
+        }
+        outputs
+    }
+
+    /// Applies one Kite trade of an order the trader did not place: fills of the strategies whose
+    /// positions it closes (in strategy order), as much as they hold. Returns the units it could
+    /// not attribute.
+    fn apply_external(
+        &mut self,
+        trade: &Trade,
+        now: Timestamp,
+        outputs: &mut Vec<TraderOutput>,
+    ) -> u32 {
+        self.external_trades
+            .push((trade.trade_id.clone(), ist_date(now)));
+        let side = match trade.transaction_type.as_str() {
+            "BUY" => Side::Buy,
+            "SELL" => Side::Sell,
+            other => {
+                warn!(trade_id = %trade.trade_id, transaction_type = %other, "an external trade of no side");
+                return trade.quantity;
+            }
+        };
+        let token = InstrumentToken(trade.instrument_token);
+        let mut holders: Vec<HeldPosition> = self
+            .held
+            .iter()
+            .filter(|h| h.instrument_token == token && h.quantity.signum() == -side.sign())
+            .cloned()
+            .collect();
+        holders.sort_by(|a, b| a.strategy_id.cmp(&b.strategy_id));
+        let price = Price(trade.average_price);
+        let filled_at = kite_time(trade.fill_timestamp.or(trade.exchange_timestamp)).unwrap_or(now);
+        let mut left = trade.quantity;
+        for holder in holders {
+            if left == 0 {
+                break;
+            }
+            let take = left.min(u32::try_from(holder.quantity.unsigned_abs()).unwrap_or(u32::MAX));
+            left -= take;
+            let quantity = Quantity(take);
+            let fees = self.charge_external(&holder, side, quantity, price, filled_at);
+            let order_id = OrderId::new(format!("zerodha-external-{}", trade.order_id))
+                .unwrap_or_else(|_| holder_order_id(&holder));
+            info!(strategy_id = %holder.strategy_id, %token, %side, units = take,
+                kite_order_id = %trade.order_id, "a Kite trade the trader did not place closes a position");
+            outputs.push(TraderOutput {
+                event: OrderEvent::Filled(OrderFilled {
+                    order_id,
+                    broker_order_id: Some(trade.order_id.as_str().to_string()),
+                    strategy_id: holder.strategy_id.clone(),
+                    instrument_token: token,
+                    tradingsymbol: Some(holder.tradingsymbol.clone()),
+                    side,
+                    quantity,
+                    fill_price: price,
+                    fees,
+                    execution_mode: ExecutionMode::Zerodha,
+                    filled_at,
+                }),
+                id: Some(external_fill_event_id(&trade.trade_id, &holder.strategy_id)),
+            });
+            self.hold(holder, side.sign() * i64::from(take));
+        }
+        left
+    }
+
+    /// The charges of an external fill (its own order, as Kite charges it).
+    fn charge_external(
+        &self,
+        holder: &HeldPosition,
+        side: Side,
+        quantity: Quantity,
+        price: Price,
+        filled_at: Timestamp,
+    ) -> FeeBreakdown {
+        let probe = OpenOrder {
+            order_id: holder_order_id(holder),
+            kite_order_id: None,
+            signal_event_id: EventId(uuid::Uuid::nil()),
+            strategy_id: holder.strategy_id.clone(),
+            instrument_token: holder.instrument_token,
+            tradingsymbol: holder.tradingsymbol.clone(),
+            side,
+            quantity,
+            filled_quantity: 0,
+            filled_value: Decimal::ZERO,
+            exchange: holder.exchange.clone(),
+            instrument_type: holder.instrument_type.clone(),
+            product: holder.product.clone(),
+            protected: false,
+            submitted_at: None,
+            trades: Vec::new(),
+            cancel_requested: false,
+        };
+        self.charge(&probe, quantity, price, filled_at)
     }
 
     /// Looks for the orders whose placement's outcome was unknown in Kite's order book by tag:
@@ -896,6 +1263,17 @@ impl ZerodhaTrader {
             });
             open.filled_quantity += trade.quantity;
             open.filled_value += price.0 * Decimal::from(trade.quantity);
+            let template = HeldPosition {
+                strategy_id: open.strategy_id.clone(),
+                instrument_token: open.instrument_token,
+                tradingsymbol: open.tradingsymbol.clone(),
+                exchange: open.exchange.clone(),
+                instrument_type: open.instrument_type.clone(),
+                product: open.product.clone(),
+                quantity: 0,
+            };
+            let units = open.side.sign() * i64::from(trade.quantity);
+            let open = &self.open[index];
             outputs.push(TraderOutput {
                 event: OrderEvent::Filled(OrderFilled {
                     order_id: open.order_id.clone(),
@@ -912,6 +1290,7 @@ impl ZerodhaTrader {
                 }),
                 id: Some(fill_event_id(open.signal_event_id, &trade.trade_id)),
             });
+            self.hold(template, units);
         }
         outputs
     }
