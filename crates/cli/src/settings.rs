@@ -444,6 +444,11 @@ impl Settings {
                 "zerodha.protected_order_timeout: must be at least 1s (e.g. \"30s\")".into(),
             ));
         }
+        if self.zerodha.reconcile_interval < Duration::from_secs(1) {
+            return Err(SettingsError::Invalid(
+                "zerodha.reconcile_interval: must be at least 1s (e.g. \"60s\")".into(),
+            ));
+        }
         if self.zerodha.max_signal_age < Duration::from_secs(1) {
             return Err(SettingsError::Invalid(
                 "zerodha.max_signal_age: must be at least 1s (e.g. \"60s\")".into(),

@@ -3,7 +3,9 @@
 //! start-up, ticks from the fake's websocket (`market_feed.source = "kite"`), a strategy with
 //! `zerodha_trading_enabled` trading on Kite (MIS, tagged orders), fills arriving both at once
 //! (COMPLETE) and later through websocket order updates only, and the paper and zerodha namespaces
-//! kept apart. Unix only: the run is stopped with SIGTERM, as a service manager stops it.
+//! kept apart; and a whole day's faults: a kill -9 between two trades of one order, a session that
+//! expires mid-run and a new `kite login`, Zerodha's square-off. Unix only: the run is stopped with
+//! signals, as a service manager stops it.
 #![cfg(unix)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -395,5 +397,286 @@ async fn run_trades_paper_and_zerodha_apart_on_kite_ticks_and_order_updates() {
                 m
             });
     assert_eq!(by_portfolio.len(), 2, "{by_portfolio:?}");
+    store.close().await;
+}
+
+/// A running `alpha-panda run` and its output, read in the background.
+struct Running {
+    pid: u32,
+    waited: tokio::task::JoinHandle<std::process::ExitStatus>,
+    stdout: tokio::task::JoinHandle<Vec<u8>>,
+    stderr: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+impl Drop for Running {
+    /// A test that fails midway leaves no process behind.
+    fn drop(&mut self) {
+        if !self.waited.is_finished() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Running {
+    fn start(dir: &Path, envs: &[(String, String)]) -> Running {
+        let mut child = command(dir, envs, &["run", "--json", "--duration", "600s"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        Running {
+            pid,
+            stdout: tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut { stdout }, &mut bytes).unwrap();
+                bytes
+            }),
+            stderr: tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut { stderr }, &mut bytes).unwrap();
+                bytes
+            }),
+            waited: tokio::task::spawn_blocking(move || child.wait().unwrap()),
+        }
+    }
+
+    /// Sends `signal` and waits for the process to end; returns its output.
+    async fn stop(mut self, signal: &str) -> Output {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(DEADLINE, &mut self.waited)
+            .await
+            .expect("run did not stop")
+            .unwrap();
+        Output {
+            status,
+            stdout: (&mut self.stdout).await.unwrap(),
+            stderr: (&mut self.stderr).await.unwrap(),
+        }
+    }
+}
+
+/// The day the issue describes, through the binary: brokers paper + zerodha on the Kite feed, an
+/// order filled in two trades with a `kill -9` of the whole process between them, the session
+/// expiring mid-run and a new `kite login`, and Zerodha's square-off. At the end every Kite trade
+/// is one fill, the namespace's position equals the fake's trades, no order was placed twice, and
+/// paper traded beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kite_day_survives_kill_9_an_expired_session_and_the_square_off() {
+    let fake = FakeKite::start(FakeKiteConfig {
+        random_walk: Some(RandomWalk {
+            seed: 5,
+            interval: Duration::from_millis(100),
+            start_price: Price(Decimal::new(150_000, 2)),
+        }),
+        ..FakeKiteConfig::default()
+    })
+    .await
+    .unwrap();
+    fake.set_fill(FillBehaviour::Open);
+    let kite = fake.settings();
+    let dir = tempfile::tempdir().unwrap();
+    let envs: Vec<(String, String)> = [
+        ("ALPHA_PANDA__BROKERS", "[\"paper\",\"zerodha\"]"),
+        ("ALPHA_PANDA__ZERODHA__API_KEY", kite.api_key.as_str()),
+        ("ALPHA_PANDA__ZERODHA__API_SECRET", kite.api_secret.as_str()),
+        ("ALPHA_PANDA__ZERODHA__API_URL", kite.api_url.as_str()),
+        ("ALPHA_PANDA__ZERODHA__LOGIN_URL", kite.login_url.as_str()),
+        ("ALPHA_PANDA__ZERODHA__WS_URL", kite.ws_url.as_str()),
+        ("ALPHA_PANDA__ZERODHA__MAX_RETRIES", "1"),
+        ("ALPHA_PANDA__ZERODHA__RETRY_BASE_DELAY", "20ms"),
+        ("ALPHA_PANDA__ZERODHA__WS_READ_IDLE_TIMEOUT", "30s"),
+        // Orders rest here until the test fills them: no cancelling at the band.
+        ("ALPHA_PANDA__ZERODHA__PROTECTED_ORDER_TIMEOUT", "600s"),
+        ("ALPHA_PANDA__ZERODHA__RECONCILE_INTERVAL", "2s"),
+        ("ALPHA_PANDA__MARKET_FEED__SOURCE", "kite"),
+        ("ALPHA_PANDA__RISK__ZERODHA__ENFORCE_MARKET_HOURS", "false"),
+        (
+            "ALPHA_PANDA__RISK__ZERODHA__MAX_DAILY_TRADES_PER_STRATEGY",
+            "100000",
+        ),
+        (
+            "ALPHA_PANDA__RISK__PAPER__MAX_DAILY_TRADES_PER_STRATEGY",
+            "100000",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let login = || {
+        let mut login = command(
+            dir.path(),
+            &envs,
+            &[
+                "kite",
+                "login",
+                "--request-token",
+                &fake.config().request_token,
+            ],
+        );
+        tokio::task::spawn_blocking(move || login.output().unwrap())
+    };
+    let out = login().await.unwrap();
+    assert!(out.status.success(), "login failed: {}", text(&out.stderr));
+    let store = open_store(dir.path()).await;
+    let now = SystemClock.now();
+    store
+        .strategy_configurations()
+        .upsert(&StrategyConfiguration {
+            id: STRATEGY.into(),
+            strategy_type: "ema_cross".into(),
+            instruments: vec![INFY],
+            parameters: serde_json::json!({"fast": 2, "slow": 4, "quantity": 4}),
+            is_active: true,
+            zerodha_trading_enabled: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+
+    // 1. The first Kite order fills one unit; then the process is killed.
+    let run = Running::start(dir.path(), &envs);
+    let mut first = None;
+    wait_until("the first order resting at Kite", || {
+        first = fake
+            .orders()
+            .into_iter()
+            .find(|o| o.status() == Some("OPEN"));
+        let found = first.is_some();
+        async move { found }
+    })
+    .await;
+    let first = first.unwrap();
+    assert_eq!(first.quantity(), 4);
+    assert!(fake.fill(&first.order_id, 1, Decimal::new(150_010, 2)));
+    wait_until("the first trade in the ledger", || async {
+        fills(&store, Broker::Zerodha)
+            .await
+            .iter()
+            .any(|f| f.fill.broker_order_id.as_deref() == Some(first.order_id.as_str()))
+    })
+    .await;
+    // Every service checkpoints within a moment; the embedded memory log dies with the process,
+    // so what a service had not checkpointed when it died would be gone with it (a deployment on
+    // Kafka keeps it: the fleet's kill loop). What this kill tests is the trader between two
+    // trades of one order.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed = run.stop("KILL").await;
+    assert!(!killed.status.success());
+
+    // 2. The rest fills while nothing runs; the restarted run reports that trade, only it.
+    assert!(fake.fill(&first.order_id, 3, Decimal::new(150_020, 2)));
+    fake.set_fill(FillBehaviour::Complete {
+        market_price: Decimal::new(150_030, 2),
+    });
+    let run = Running::start(dir.path(), &envs);
+    wait_until("the second trade in the ledger", || async {
+        fills(&store, Broker::Zerodha)
+            .await
+            .iter()
+            .filter(|f| f.fill.broker_order_id.as_deref() == Some(first.order_id.as_str()))
+            .count()
+            >= 2
+    })
+    .await;
+
+    // 3. The session expires: zerodha halts (the Kite feed pauses too: its ticker is refused);
+    // a new login resumes both.
+    fake.expire_token();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let placed_while_expired = fake.orders().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        fake.orders().len(),
+        placed_while_expired,
+        "an order reached Kite without a session"
+    );
+    let out = login().await.unwrap();
+    assert!(out.status.success(), "login failed: {}", text(&out.stderr));
+    wait_until("a zerodha order after the new login", || {
+        let placed = fake.orders().len() > placed_while_expired;
+        async move { placed }
+    })
+    .await;
+
+    // 4. No more orders; then Zerodha squares the position off, and the trader takes it up.
+    fake.reject_orders(Some("RMS:Blocked for the test".into()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let square_off = fake.square_off("INFY", "MIS", Decimal::new(149_900, 2));
+    if let Some(square_off) = &square_off {
+        wait_until("the square-off in the ledger", || async {
+            fills(&store, Broker::Zerodha)
+                .await
+                .iter()
+                .any(|f| f.fill.broker_order_id.as_deref() == Some(square_off.as_str()))
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let out = run.stop("TERM").await;
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "run failed: {log}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {}", text(&out.stdout)));
+
+    // Every Kite trade is one fill, and nothing else is.
+    let zerodha = fills(&store, Broker::Zerodha).await;
+    let trades: usize = fake.orders().iter().map(|o| o.trades.len()).sum();
+    assert_eq!(
+        zerodha.len(),
+        trades,
+        "fills and Kite trades differ: {summary}"
+    );
+    let mut first_fills: Vec<u32> = zerodha
+        .iter()
+        .filter(|f| f.fill.broker_order_id.as_deref() == Some(first.order_id.as_str()))
+        .map(|f| f.fill.quantity.0)
+        .collect();
+    first_fills.sort_unstable();
+    assert_eq!(first_fills, [1, 3], "the killed order's trades");
+    // The namespace holds what Kite holds.
+    let kite_net: i64 = fake
+        .orders()
+        .iter()
+        .flat_map(|o| {
+            let sign = if o.form.get("transaction_type").map(String::as_str) == Some("BUY") {
+                1
+            } else {
+                -1
+            };
+            o.trades
+                .iter()
+                .map(move |t| sign * t["quantity"].as_i64().unwrap_or(0))
+        })
+        .sum();
+    assert_eq!(net_quantity(&zerodha), kite_net, "{summary}");
+    if square_off.is_some() {
+        assert_eq!(kite_net, 0, "the square-off flattens the position");
+    }
+    assert_eq!(portfolio(&summary, "zerodha").1, kite_net, "{summary}");
+    // No order placed twice.
+    let mut tags = BTreeSet::new();
+    for order in fake.orders() {
+        if let Some(tag) = order.form.get("tag") {
+            assert!(tags.insert(tag.clone()), "tag {tag} placed twice");
+        }
+    }
+    // The halt and the resumption were raised, and paper traded on.
+    let kinds: Vec<&str> = summary["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"session_expired"), "{kinds:?}");
+    assert!(kinds.contains(&"session_restored"), "{kinds:?}");
+    assert!(!fills(&store, Broker::Paper).await.is_empty());
     store.close().await;
 }

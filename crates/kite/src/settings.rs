@@ -65,6 +65,10 @@ pub struct ZerodhaSettings {
     /// never becomes an order.
     #[serde(with = "humantime_serde")]
     pub max_signal_age: Duration,
+    /// How often the live trader reconciles its positions with Kite's (trades of orders it did
+    /// not place, `/portfolio/positions`); also once at start-up.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: Duration,
     /// Timeout of one HTTP request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -100,6 +104,7 @@ impl Default for ZerodhaSettings {
             market_protection: Decimal::NEGATIVE_ONE,
             protected_order_timeout: Duration::from_secs(30),
             max_signal_age: Duration::from_secs(60),
+            reconcile_interval: Duration::from_secs(60),
             request_timeout: Duration::from_secs(7),
             max_retries: 3,
             retry_base_delay: Duration::from_millis(500),
@@ -136,6 +141,7 @@ impl fmt::Debug for ZerodhaSettings {
             .field("market_protection", &self.market_protection)
             .field("protected_order_timeout", &self.protected_order_timeout)
             .field("max_signal_age", &self.max_signal_age)
+            .field("reconcile_interval", &self.reconcile_interval)
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)

@@ -302,6 +302,47 @@ async fn a_refused_token_stops_the_ticker_with_a_login_hint() {
     assert_eq!(err.class(), alpha_panda_core::ErrorClass::Business);
 }
 
+/// A ticker that follows the REST client's session waits out an expired one instead of stopping,
+/// and reconnects, resubscribed, once a new session is there.
+#[tokio::test]
+async fn a_ticker_following_the_session_reconnects_after_a_new_login() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let client = KiteClient::new(&fake.settings()).unwrap();
+    client
+        .generate_session(&fake.config().request_token, &fake.config().api_secret)
+        .await
+        .unwrap();
+    let ticker = KiteTicker::start(TickerConfig {
+        session_retry: Duration::from_secs(1),
+        ..config(&fake).with_shared_token(client.shared_access_token())
+    })
+    .unwrap();
+    ticker
+        .subscribe(&[InstrumentToken(408065)], TickMode::Full)
+        .await
+        .unwrap();
+    deliver(&fake, &ticker, full_tick(408065, dec!(1500))).await;
+    let connections = fake.ws_connections();
+
+    fake.expire_token();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        fake.ws_connections(),
+        connections,
+        "a refused upgrade is no connection"
+    );
+
+    // `kite login`: the session is granted again.
+    client
+        .generate_session(&fake.config().request_token, &fake.config().api_secret)
+        .await
+        .unwrap();
+    let got = deliver(&fake, &ticker, full_tick(408065, dec!(1501))).await;
+    assert_eq!(got.last_price, Price(dec!(1501)));
+    assert!(fake.ws_connections() > connections);
+    assert!(fake.subscriptions().contains_key(&408065), "resubscribed");
+}
+
 #[tokio::test]
 async fn gives_up_after_the_retry_budget() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

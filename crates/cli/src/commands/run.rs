@@ -147,9 +147,12 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             let access_token = client
                 .access_token()
                 .context("the Kite client has no access token; run `alpha-panda kite login`")?;
+            // The ticker follows the client's session: a new login the trader takes up is the
+            // one the ticker reconnects with.
+            let config = TickerConfig::from_settings(&settings.zerodha, access_token)
+                .with_shared_token(client.shared_access_token());
             Some(Arc::new(
-                KiteTicker::start(TickerConfig::from_settings(&settings.zerodha, access_token))
-                    .context("zerodha.ws_url")?,
+                KiteTicker::start(config).context("zerodha.ws_url")?,
             ))
         }
         None => None,
@@ -236,6 +239,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                         .map_err(|reason| anyhow::anyhow!("zerodha.market_protection: {reason}"))?,
                         protected_order_timeout: zerodha.protected_order_timeout,
                         max_signal_age: zerodha.max_signal_age,
+                        reconcile_interval: zerodha.reconcile_interval,
                         // An instrument Zerodha's schedule has no rates for: the paper estimate.
                         fallback_fees: settings.paper.fees.clone(),
                         ..ZerodhaConfig::default()

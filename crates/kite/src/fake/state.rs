@@ -621,9 +621,12 @@ impl State {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        // Neither the fill switch nor the rejection switch applies to it: it is not an API order.
         let previous = std::mem::replace(&mut *self.fill.lock(), FillBehaviour::Open);
+        let rejecting = self.reject.lock().take();
         let order_id = self.place("regular", form);
         *self.fill.lock() = previous;
+        *self.reject.lock() = rejecting;
         self.fill(&order_id, quantity, price);
         order_id
     }

@@ -23,6 +23,9 @@ use crate::backoff::Backoff;
 use crate::instruments::parse_instruments_csv;
 use crate::settings::ZerodhaSettings;
 
+/// The access token of a session, shared by the REST client and the ticker.
+pub type SharedAccessToken = Arc<RwLock<Option<String>>>;
+
 /// Which failures a call may retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RetryPolicy {
@@ -66,7 +69,9 @@ pub struct KiteClient {
     login_url: String,
     api_key: String,
     default_product: String,
-    access_token: RwLock<Option<String>>,
+    // Shared with a ticker ([`KiteClient::shared_access_token`]): a new session set here is the
+    // one it reconnects with.
+    access_token: SharedAccessToken,
     limiter: RateLimiter,
     backoff: Backoff,
     max_retries: u32,
@@ -113,7 +118,7 @@ impl KiteClient {
             login_url: settings.login_url.clone(),
             api_key: settings.api_key.clone(),
             default_product: settings.product.clone(),
-            access_token: RwLock::new(None),
+            access_token: Arc::new(RwLock::new(None)),
             limiter: RateLimiter::new(&settings.rate_limits),
             backoff: Backoff {
                 base: settings.retry_base_delay,
@@ -133,6 +138,12 @@ impl KiteClient {
     /// Replaces the access token.
     pub fn set_access_token(&self, access_token: impl Into<String>) {
         *self.access_token.write() = Some(access_token.into());
+    }
+
+    /// The access token as a shared cell, for a ticker that must reconnect with whatever session
+    /// the client holds now.
+    pub fn shared_access_token(&self) -> SharedAccessToken {
+        Arc::clone(&self.access_token)
     }
 
     /// The current access token, if logged in.

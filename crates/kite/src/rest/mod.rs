@@ -5,9 +5,9 @@ pub mod error;
 pub mod rate_limit;
 pub mod types;
 
-pub use client::{session_checksum, KiteClient};
+pub use client::{session_checksum, KiteClient, SharedAccessToken};
 pub use error::KiteError;
-pub use rate_limit::{EndpointClass, RateLimiter};
+pub use rate_limit::{EndpointClass, OrderCounts, RateLimiter};
 pub use types::{
     KiteOrderId, KiteOrderType, MarketProtection, ModifyParams, Order, OrderParams, Position,
     Positions, Session, Trade, UserProfile, Variety,

@@ -1,5 +1,7 @@
 //! The client-side rate limiter (reference §2.5): sliding windows per endpoint class that delay a
-//! call until it fits, a daily order cap that refuses instead, and a counter of delayed calls.
+//! call until it fits, a daily order cap that refuses instead, and a counter of delayed calls. The
+//! order counts ([`OrderCounts`]) can be saved and restored, so a restart neither resets the day's
+//! cap nor forgets the last minute's orders.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +15,17 @@ use tokio::time::Instant;
 
 use super::error::KiteError;
 use crate::settings::RateLimits;
+
+/// The orders counted against the caps, as wall-clock facts that survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct OrderCounts {
+    /// The trading day (IST) of `placed_today`.
+    pub day: Option<NaiveDate>,
+    /// Order requests counted on that day.
+    pub placed_today: u32,
+    /// Unix milliseconds of the order requests of the last minute.
+    pub last_minute_unix_ms: Vec<i64>,
+}
 
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +111,52 @@ impl RateLimiter {
             })),
             orders_per_day: limits.orders_per_day,
             delayed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The order counts to save (see [`RateLimiter::restore_order_counts`]).
+    pub fn order_counts(&self) -> OrderCounts {
+        let state = self.state.lock();
+        let (now, wall_ms) = (Instant::now(), Utc::now().timestamp_millis());
+        let last_minute_unix_ms = state
+            .orders_minute
+            .stamps
+            .iter()
+            .map(|at| {
+                let ago = i64::try_from(now.duration_since(*at).as_millis()).unwrap_or(i64::MAX);
+                wall_ms.saturating_sub(ago)
+            })
+            .collect();
+        OrderCounts {
+            day: state.orders_day.0,
+            placed_today: state.orders_day.1,
+            last_minute_unix_ms,
+        }
+    }
+
+    /// Takes over the counts an earlier process saved: the day's count if it is today's, and the
+    /// orders of the last minute that are still within it.
+    pub fn restore_order_counts(&self, counts: &OrderCounts) {
+        let today = Utc::now().with_timezone(&Kolkata).date_naive();
+        let mut state = self.state.lock();
+        if counts.day == Some(today) {
+            let known = state.orders_day.1;
+            state.orders_day = (Some(today), known.max(counts.placed_today));
+        }
+        let (now, wall_ms) = (Instant::now(), Utc::now().timestamp_millis());
+        let period = state.orders_minute.period;
+        let mut stamps: Vec<Instant> = counts
+            .last_minute_unix_ms
+            .iter()
+            .filter_map(|&at| {
+                let ago = Duration::from_millis(u64::try_from(wall_ms - at).ok()?);
+                (ago < period).then(|| now.checked_sub(ago)).flatten()
+            })
+            .collect();
+        if state.orders_minute.limit > 0 {
+            stamps.extend(state.orders_minute.stamps.iter().copied());
+            stamps.sort();
+            state.orders_minute.stamps = stamps.into();
         }
     }
 
@@ -223,5 +282,44 @@ mod tests {
         let err = limiter.acquire(EndpointClass::Order).await.unwrap_err();
         assert!(matches!(err, KiteError::DailyOrderLimit { limit: 2 }));
         limiter.acquire(EndpointClass::Other).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn order_counts_survive_a_restart() {
+        let before = RateLimiter::new(&limits(0, 3, 2));
+        before.acquire(EndpointClass::Order).await.unwrap();
+        before.acquire(EndpointClass::Order).await.unwrap();
+        let saved = before.order_counts();
+        assert_eq!(saved.placed_today, 2);
+        assert_eq!(saved.last_minute_unix_ms.len(), 2);
+
+        // The restarted process refuses the third order of the day…
+        let after = RateLimiter::new(&limits(0, 3, 2));
+        after.restore_order_counts(&saved);
+        let err = after.acquire(EndpointClass::Order).await.unwrap_err();
+        assert!(matches!(err, KiteError::DailyOrderLimit { limit: 2 }));
+        // …and remembers the last minute's orders: with room for one more this minute, the
+        // second waits.
+        let minute = RateLimiter::new(&limits(0, 3, 0));
+        minute.restore_order_counts(&saved);
+        minute.acquire(EndpointClass::Order).await.unwrap();
+        assert_eq!(minute.delayed_calls(), 0);
+        let waited = tokio::time::timeout(
+            Duration::from_millis(200),
+            minute.acquire(EndpointClass::Order),
+        )
+        .await;
+        assert!(
+            waited.is_err(),
+            "the restored minute did not hold the order back"
+        );
+        // A count of another day is not today's.
+        let stale = RateLimiter::new(&limits(0, 0, 2));
+        stale.restore_order_counts(&OrderCounts {
+            day: NaiveDate::from_ymd_opt(2020, 1, 1),
+            placed_today: 2,
+            last_minute_unix_ms: Vec::new(),
+        });
+        stale.acquire(EndpointClass::Order).await.unwrap();
     }
 }

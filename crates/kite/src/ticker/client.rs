@@ -36,6 +36,13 @@ pub struct TickerConfig {
     pub api_key: String,
     /// The session's access token.
     pub access_token: String,
+    /// The REST client's token, when the ticker follows it: refused with 403 (the session
+    /// expired), the ticker waits for a new token there and reconnects with it, instead of
+    /// stopping.
+    pub shared_token: Option<crate::rest::SharedAccessToken>,
+    /// Refused for an expired session, how long the ticker waits for a new token before it tries
+    /// the one it has again (a session granted again may keep its token).
+    pub session_retry: Duration,
     /// Reconnect when no frame (heartbeats included) arrives for this long.
     pub read_idle_timeout: Duration,
     /// First reconnect delay; doubled per failed attempt.
@@ -67,6 +74,12 @@ impl std::fmt::Debug for TickerConfig {
 }
 
 impl TickerConfig {
+    /// Follows the REST client's session (see [`TickerConfig::shared_token`]).
+    pub fn with_shared_token(mut self, token: crate::rest::SharedAccessToken) -> Self {
+        self.shared_token = Some(token);
+        self
+    }
+
     /// The configuration from settings and a session's access token, with the reference's
     /// conventions: 2 s first delay, 30 s connect timeout, 4096-token buffer.
     pub fn from_settings(settings: &ZerodhaSettings, access_token: impl Into<String>) -> Self {
@@ -74,6 +87,8 @@ impl TickerConfig {
             ws_url: settings.ws_url.clone(),
             api_key: settings.api_key.clone(),
             access_token: access_token.into(),
+            shared_token: None,
+            session_retry: Duration::from_secs(30),
             read_idle_timeout: settings.ws_read_idle_timeout,
             reconnect_base_delay: Duration::from_secs(2),
             max_reconnect_delay: settings.ws_max_reconnect_delay,
@@ -180,6 +195,9 @@ enum Command {
     Mode(Vec<u32>, TickMode),
 }
 
+/// How often a ticker refused for an expired session looks for a new token.
+const SESSION_WAIT: Duration = Duration::from_secs(2);
+
 /// A running KiteTicker connection. Dropping it stops the connection task.
 pub struct KiteTicker {
     commands: mpsc::Sender<Command>,
@@ -196,13 +214,10 @@ impl KiteTicker {
     /// # Errors
     /// [`TickerError::InvalidUrl`] when the URL cannot carry the credentials.
     pub fn start(config: TickerConfig) -> Result<KiteTicker, TickerError> {
-        let mut url = url::Url::parse(&config.ws_url).map_err(|e| TickerError::InvalidUrl {
+        let url = url::Url::parse(&config.ws_url).map_err(|e| TickerError::InvalidUrl {
             url: config.ws_url.clone(),
             reason: e.to_string(),
         })?;
-        url.query_pairs_mut()
-            .append_pair("api_key", &config.api_key)
-            .append_pair("access_token", &config.access_token);
         let (commands, command_rx) = mpsc::channel(64);
         let buffer = Arc::new(ConflatingBuffer::new(config.buffer_capacity));
         let (updates_tx, updates_rx) = mpsc::channel(config.order_update_capacity.max(1));
@@ -383,7 +398,29 @@ impl Worker {
                     }
                 }
                 Err(ConnectError::Forbidden(status)) => {
-                    return Err(TickerError::Forbidden { status });
+                    let refused = self.access_token();
+                    let Some(shared) = self.config.shared_token.clone() else {
+                        return Err(TickerError::Forbidden { status });
+                    };
+                    tracing::warn!(
+                        "KiteTicker refused (403): the session expired; reconnecting once \
+                         `alpha-panda kite login` gives a new one"
+                    );
+                    // Tries again at once when the token changes, and after `session_retry`
+                    // anyway (a session revoked and granted again may keep its token).
+                    let give_up_waiting = Instant::now() + self.config.session_retry;
+                    loop {
+                        if self.wait(SESSION_WAIT).await {
+                            return Ok(());
+                        }
+                        if shared.read().as_deref() != Some(refused.as_str())
+                            || Instant::now() >= give_up_waiting
+                        {
+                            break;
+                        }
+                    }
+                    failures = 0;
+                    continue;
                 }
                 Err(ConnectError::Failed(reason)) => {
                     failures += 1;
@@ -423,9 +460,21 @@ impl Worker {
         }
     }
 
+    /// The token to connect with: the shared one when the ticker follows the REST client.
+    fn access_token(&self) -> String {
+        self.config
+            .shared_token
+            .as_ref()
+            .and_then(|shared| shared.read().clone())
+            .unwrap_or_else(|| self.config.access_token.clone())
+    }
+
     async fn connect(&self) -> Result<Socket, ConnectError> {
-        let mut request = self
-            .url
+        let mut url = self.url.clone();
+        url.query_pairs_mut()
+            .append_pair("api_key", &self.config.api_key)
+            .append_pair("access_token", &self.access_token());
+        let mut request = url
             .as_str()
             .into_client_request()
             .map_err(|e| ConnectError::Failed(e.to_string()))?;

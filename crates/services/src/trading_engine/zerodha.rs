@@ -52,6 +52,7 @@ use alpha_panda_core::{
     FeeBreakdown, InstrumentToken, OrderAck, OrderFailed, OrderFilled, OrderId, OrderSubmitted,
     OrderType, Price, Quantity, Side, StrategyId, Timestamp, ValidatedSignal,
 };
+use alpha_panda_kite::rest::OrderCounts;
 use alpha_panda_kite::{
     InstrumentRegistry, KiteClient, KiteError, KiteOrderId, MarketProtection, Order, OrderParams,
     OrderUpdate, Trade, Variety,
@@ -227,6 +228,9 @@ pub struct ZerodhaState {
     /// Instruments whose position disagrees with Kite's: new entries are refused there.
     #[serde(default)]
     pub mismatched: Vec<InstrumentToken>,
+    /// The orders counted against the per-minute and per-day caps.
+    #[serde(default)]
+    pub order_counts: OrderCounts,
 }
 
 /// A checkpoint of the trading engine for `zerodha`, as written by this version or an earlier one
@@ -463,6 +467,9 @@ impl ZerodhaTrader {
         self.held = state.held;
         self.external_trades = state.external_trades;
         self.mismatched = state.mismatched;
+        self.client
+            .rate_limiter()
+            .restore_order_counts(&state.order_counts);
     }
 
     /// The state to save.
@@ -472,6 +479,7 @@ impl ZerodhaTrader {
             held: self.held.clone(),
             external_trades: self.external_trades.clone(),
             mismatched: self.mismatched.clone(),
+            order_counts: self.client.rate_limiter().order_counts(),
         }
     }
 
