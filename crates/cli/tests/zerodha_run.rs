@@ -587,6 +587,9 @@ async fn a_kite_day_survives_kill_9_an_expired_session_and_the_square_off() {
     })
     .await;
 
+    // A broker message on the ticker becomes an alert.
+    fake.send_text("message", "Markets will close at 15:00 today");
+
     // 3. The session expires: zerodha halts (the Kite feed pauses too: its ticker is refused);
     // a new login resumes both.
     fake.expire_token();
@@ -677,6 +680,7 @@ async fn a_kite_day_survives_kill_9_an_expired_session_and_the_square_off() {
         .collect();
     assert!(kinds.contains(&"session_expired"), "{kinds:?}");
     assert!(kinds.contains(&"session_restored"), "{kinds:?}");
+    assert!(kinds.contains(&"broker_message"), "{kinds:?}");
     assert!(!fills(&store, Broker::Paper).await.is_empty());
     store.close().await;
 }

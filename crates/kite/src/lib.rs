@@ -29,6 +29,6 @@ pub use rest::{
 };
 pub use settings::{RateLimits, ZerodhaSettings};
 pub use ticker::{
-    decode_message, ConflatingBuffer, DecodeError, KiteTicker, OrderUpdate, TickMode, TickPacket,
-    TickerConfig, TickerError, TickerMetrics,
+    decode_message, BrokerNotice, ConflatingBuffer, DecodeError, KiteTicker, OrderUpdate, TickMode,
+    TickPacket, TickerConfig, TickerError, TickerMetrics,
 };

@@ -343,6 +343,31 @@ async fn a_ticker_following_the_session_reconnects_after_a_new_login() {
     assert!(fake.subscriptions().contains_key(&408065), "resubscribed");
 }
 
+/// Kite's `error` and `message` text frames reach their own channel, for alerts.
+#[tokio::test]
+async fn error_and_message_frames_are_notices() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let ticker = KiteTicker::start(config(&fake)).unwrap();
+    let mut notices = ticker.take_notices().unwrap();
+    eventually("connected", || fake.ws_connections() > 0).await;
+    fake.send_text("error", "Invalid instrument token");
+    fake.send_text("message", "Markets will close early today");
+    let first = tokio::time::timeout(Duration::from_secs(10), notices.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first,
+        alpha_panda_kite::BrokerNotice {
+            error: true,
+            text: "Invalid instrument token".into()
+        }
+    );
+    let second = notices.recv().await.unwrap();
+    assert!(!second.error);
+    assert_eq!(second.text, "Markets will close early today");
+}
+
 #[tokio::test]
 async fn gives_up_after_the_retry_budget() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -249,6 +249,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                     if let Some(updates) = ticker.as_ref().and_then(|t| t.take_order_updates()) {
                         trader = trader.with_order_updates(updates);
                     }
+                    if let Some(notices) = ticker.as_ref().and_then(|t| t.take_notices()) {
+                        trader = trader.with_notices(notices);
+                    }
                     spawn!(TradingEngine::open_zerodha(trader, backends.store.clone()).await?);
                 }
             }

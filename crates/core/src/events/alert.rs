@@ -46,6 +46,8 @@ pub enum AlertKind {
     PositionMismatch,
     /// The position agrees with the broker's again after [`AlertKind::PositionMismatch`].
     PositionReconciled,
+    /// The broker sent a message or an error on its ticker.
+    BrokerMessage,
 }
 
 impl AlertKind {
@@ -63,6 +65,7 @@ impl AlertKind {
             AlertKind::OrderRestedAtBand => "order_rested_at_band",
             AlertKind::PositionMismatch => "position_mismatch",
             AlertKind::PositionReconciled => "position_reconciled",
+            AlertKind::BrokerMessage => "broker_message",
         }
     }
 }

@@ -279,6 +279,14 @@ impl FakeKite {
             .place_untagged("NSE", tradingsymbol, "MIS", buy, quantity, price)
     }
 
+    /// Sends a text frame of `kind` (`error` or `message`) with `data` to every websocket, as
+    /// Kite does to tell of a problem or a broker message.
+    pub fn send_text(&self, kind: &str, data: &str) {
+        let _ = self.state.events.send(WsEvent::Text(
+            serde_json::json!({"type": kind, "data": data}),
+        ));
+    }
+
     /// Streams these ticks to every connection subscribed to their tokens, each re-shaped to
     /// the connection's mode for the token.
     pub fn push_ticks(&self, ticks: Vec<TickPacket>) {

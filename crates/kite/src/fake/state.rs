@@ -110,6 +110,8 @@ pub(crate) struct Injected {
 pub(crate) enum WsEvent {
     Ticks(Vec<TickPacket>),
     Order(Value),
+    /// A text frame of another type (`error`, `message`).
+    Text(Value),
     Drop,
 }
 

@@ -185,6 +185,7 @@ async fn session(mut socket: WebSocket, state: Shared) {
                 Ok(WsEvent::Order(order)) => Some(Message::Text(
                     serde_json::json!({"type": "order", "data": order}).to_string().into(),
                 )),
+                Ok(WsEvent::Text(message)) => Some(Message::Text(message.to_string().into())),
                 Err(RecvError::Lagged(_)) => None,
             },
             _ = heartbeat_timer.tick() => Some(Message::Binary(heartbeat().into())),

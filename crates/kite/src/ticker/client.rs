@@ -189,6 +189,18 @@ pub struct OrderUpdate {
     pub raw: Value,
 }
 
+/// A text message of the broker's (`error` or `message` frames): something to tell an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerNotice {
+    /// Whether Kite sent it as an error.
+    pub error: bool,
+    /// What it says.
+    pub text: String,
+}
+
+/// Notices buffered for the consumer before new ones are dropped.
+const NOTICE_CAPACITY: usize = 64;
+
 enum Command {
     Subscribe(Vec<u32>, TickMode),
     Unsubscribe(Vec<u32>),
@@ -203,6 +215,7 @@ pub struct KiteTicker {
     commands: mpsc::Sender<Command>,
     buffer: Arc<ConflatingBuffer>,
     order_updates: Mutex<Option<mpsc::Receiver<OrderUpdate>>>,
+    notices: Mutex<Option<mpsc::Receiver<BrokerNotice>>>,
     metrics: Arc<TickerMetrics>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<(), TickerError>>,
@@ -221,6 +234,7 @@ impl KiteTicker {
         let (commands, command_rx) = mpsc::channel(64);
         let buffer = Arc::new(ConflatingBuffer::new(config.buffer_capacity));
         let (updates_tx, updates_rx) = mpsc::channel(config.order_update_capacity.max(1));
+        let (notices_tx, notices_rx) = mpsc::channel(NOTICE_CAPACITY);
         let metrics = Arc::new(TickerMetrics::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let worker = Worker {
@@ -229,6 +243,7 @@ impl KiteTicker {
             commands: command_rx,
             buffer: Arc::clone(&buffer),
             updates: updates_tx,
+            notices: notices_tx,
             metrics: Arc::clone(&metrics),
             shutdown: shutdown_rx,
             subscriptions: BTreeMap::new(),
@@ -238,6 +253,7 @@ impl KiteTicker {
             commands,
             buffer,
             order_updates: Mutex::new(Some(updates_rx)),
+            notices: Mutex::new(Some(notices_rx)),
             metrics,
             shutdown,
             task,
@@ -305,6 +321,11 @@ impl KiteTicker {
         self.order_updates.lock().take()
     }
 
+    /// Takes the receiver of the broker's `error` and `message` frames (once).
+    pub fn take_notices(&self) -> Option<mpsc::Receiver<BrokerNotice>> {
+        self.notices.lock().take()
+    }
+
     /// Connection counters.
     pub fn metrics(&self) -> &Arc<TickerMetrics> {
         &self.metrics
@@ -344,6 +365,7 @@ struct Worker {
     commands: mpsc::Receiver<Command>,
     buffer: Arc<ConflatingBuffer>,
     updates: mpsc::Sender<OrderUpdate>,
+    notices: mpsc::Sender<BrokerNotice>,
     metrics: Arc<TickerMetrics>,
     shutdown: watch::Receiver<bool>,
     subscriptions: BTreeMap<u32, TickMode>,
@@ -648,8 +670,20 @@ impl Worker {
                 }
                 Err(e) => tracing::warn!(error = %e, "KiteTicker order update not understood"),
             },
-            Some("error") => tracing::error!(message = %data, "KiteTicker error message"),
-            Some("message") => tracing::info!(message = %data, "KiteTicker broker message"),
+            Some(kind @ ("error" | "message")) => {
+                let text = data
+                    .as_str()
+                    .map_or_else(|| data.to_string(), str::to_string);
+                let error = kind == "error";
+                if error {
+                    tracing::error!(message = %text, "KiteTicker error message");
+                } else {
+                    tracing::info!(message = %text, "KiteTicker broker message");
+                }
+                if self.notices.try_send(BrokerNotice { error, text }).is_err() {
+                    tracing::warn!("a broker notice was dropped: its consumer is not keeping up");
+                }
+            }
             other => tracing::debug!(kind = ?other, "KiteTicker text message ignored"),
         }
     }

@@ -34,6 +34,8 @@
 //! ₹20 brokerage cap is per order, not per fill). An instrument the schedule has no rates for is
 //! charged the flat [`FeeModel`] estimate.
 //!
+//! **Broker messages.** The ticker's `error` and `message` frames are raised as alerts.
+//!
 //! **Sessions.** A Kite answer that the session expired (403 `TokenException`) halts the namespace:
 //! an alert is raised, new signals are answered `order_failed` with reason `session_expired`, open
 //! orders stay followed, and every few seconds the trader looks for a new session in the store.
@@ -54,8 +56,8 @@ use alpha_panda_core::{
 };
 use alpha_panda_kite::rest::OrderCounts;
 use alpha_panda_kite::{
-    InstrumentRegistry, KiteClient, KiteError, KiteOrderId, MarketProtection, Order, OrderParams,
-    OrderUpdate, Trade, Variety,
+    BrokerNotice, InstrumentRegistry, KiteClient, KiteError, KiteOrderId, MarketProtection, Order,
+    OrderParams, OrderUpdate, Trade, Variety,
 };
 use alpha_panda_store::Store;
 use alpha_panda_stream::HandlerError;
@@ -300,6 +302,7 @@ pub struct ZerodhaTrader {
     mismatched: Vec<InstrumentToken>,
     last_reconciled: Option<Timestamp>,
     updates: Option<mpsc::Receiver<OrderUpdate>>,
+    notices: Option<mpsc::Receiver<BrokerNotice>>,
     sessions: Option<SessionStore>,
     /// Since when the Kite session is known to have expired, while it has.
     session_expired_since: Option<Timestamp>,
@@ -419,6 +422,7 @@ impl ZerodhaTrader {
             mismatched: Vec::new(),
             last_reconciled: None,
             updates: None,
+            notices: None,
             sessions: None,
             session_expired_since: None,
             last_session_check: None,
@@ -429,6 +433,13 @@ impl ZerodhaTrader {
     /// Feeds Kite's websocket order updates (`KiteTicker::take_order_updates`) to the trader.
     pub fn with_order_updates(mut self, updates: mpsc::Receiver<OrderUpdate>) -> Self {
         self.updates = Some(updates);
+        self
+    }
+
+    /// Feeds the ticker's `error` and `message` frames (`KiteTicker::take_notices`): each is raised
+    /// as an alert.
+    pub fn with_notices(mut self, notices: mpsc::Receiver<BrokerNotice>) -> Self {
+        self.notices = Some(notices);
         self
     }
 
@@ -817,6 +828,25 @@ impl ZerodhaTrader {
     /// Never fails as a whole: an order whose state cannot be read is logged and looked at again at
     /// the next tick.
     pub async fn on_timer(&mut self, now: Timestamp) -> Result<Vec<TraderOutput>, HandlerError> {
+        let mut notices = Vec::new();
+        if let Some(rx) = self.notices.as_mut() {
+            while let Ok(notice) = rx.try_recv() {
+                notices.push(notice);
+            }
+        }
+        for notice in notices {
+            let severity = if notice.error {
+                AlertSeverity::Warning
+            } else {
+                AlertSeverity::Info
+            };
+            self.alert(
+                AlertKind::BrokerMessage,
+                severity,
+                format!("Kite says: {}", notice.text),
+                now,
+            );
+        }
         self.try_restore(now).await;
         if self.session_expired_since.is_some() {
             return Ok(Vec::new());
