@@ -23,9 +23,9 @@ pub mod ticker;
 
 pub use instruments::{parse_instruments_csv, InstrumentRegistry, InstrumentsError};
 pub use rest::{
-    session_checksum, KiteClient, KiteError, KiteOrderId, KiteOrderType, MarketProtection,
-    ModifyParams, Order, OrderParams, Position, Positions, RateLimiter, Session, Trade,
-    UserProfile, Variety,
+    session_checksum, KiteClient, KiteError, KiteOrderId, KiteOrderStatus, KiteOrderType,
+    MarketProtection, ModifyParams, Order, OrderParams, Position, Positions, RateLimiter, Session,
+    Trade, UserProfile, Variety,
 };
 pub use settings::{RateLimits, ZerodhaSettings};
 pub use ticker::{

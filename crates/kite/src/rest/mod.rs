@@ -9,6 +9,6 @@ pub use client::{session_checksum, KiteClient, SharedAccessToken};
 pub use error::KiteError;
 pub use rate_limit::{EndpointClass, OrderCounts, RateLimiter};
 pub use types::{
-    KiteOrderId, KiteOrderType, MarketProtection, ModifyParams, Order, OrderParams, Position,
-    Positions, Session, Trade, UserProfile, Variety,
+    KiteOrderId, KiteOrderStatus, KiteOrderType, MarketProtection, ModifyParams, Order,
+    OrderParams, Position, Positions, Session, Trade, UserProfile, Variety,
 };

@@ -244,23 +244,73 @@ pub struct Order {
     pub guid: Option<String>,
 }
 
+/// An order's status as Kite reports it (reference §2.3). Kite's set is open: any other value is
+/// a transient state, kept as received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KiteOrderStatus {
+    /// Working at the exchange.
+    Open,
+    /// A stop-loss order waiting for its trigger.
+    TriggerPending,
+    /// Filled completely.
+    Complete,
+    /// Cancelled (by the user, or by Kite); what filled stays filled.
+    Cancelled,
+    /// Refused by Kite's risk checks or the exchange.
+    Rejected,
+    /// On its way (`PUT ORDER REQ RECEIVED`, `VALIDATION PENDING`, `MODIFY PENDING`, …).
+    Transient(String),
+}
+
+impl KiteOrderStatus {
+    /// The status of Kite's text.
+    pub fn parse(status: &str) -> KiteOrderStatus {
+        match status {
+            "OPEN" => KiteOrderStatus::Open,
+            "TRIGGER PENDING" => KiteOrderStatus::TriggerPending,
+            "COMPLETE" => KiteOrderStatus::Complete,
+            "CANCELLED" => KiteOrderStatus::Cancelled,
+            "REJECTED" => KiteOrderStatus::Rejected,
+            other => KiteOrderStatus::Transient(other.to_string()),
+        }
+    }
+
+    /// Whether it is final.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            KiteOrderStatus::Complete | KiteOrderStatus::Cancelled | KiteOrderStatus::Rejected
+        )
+    }
+
+    /// Whether it ended with units unfilled for a reason the order's owner must hear.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, KiteOrderStatus::Cancelled | KiteOrderStatus::Rejected)
+    }
+}
+
 impl Order {
+    /// The status, typed.
+    pub fn state(&self) -> KiteOrderStatus {
+        KiteOrderStatus::parse(&self.status)
+    }
+
     /// Whether the order is filled completely.
     pub fn is_complete(&self) -> bool {
-        self.status == "COMPLETE"
+        self.state() == KiteOrderStatus::Complete
     }
 
     /// Whether the order reached a final state (`COMPLETE`, `CANCELLED`, `REJECTED`).
     pub fn is_terminal(&self) -> bool {
-        matches!(self.status.as_str(), "COMPLETE" | "CANCELLED" | "REJECTED")
+        self.state().is_terminal()
     }
 
     /// Rank for choosing the latest state among snapshots whose order is not guaranteed
     /// (reference §2.3): terminal beats open beats transient.
     pub(crate) fn status_rank(&self) -> u8 {
-        match self.status.as_str() {
-            "COMPLETE" | "CANCELLED" | "REJECTED" => 3,
-            "OPEN" | "TRIGGER PENDING" => 2,
+        match self.state() {
+            status if status.is_terminal() => 3,
+            KiteOrderStatus::Open | KiteOrderStatus::TriggerPending => 2,
             _ => 1,
         }
     }
@@ -814,6 +864,26 @@ mod tests {
         let mut no_trigger = sl.clone();
         no_trigger.trigger_price = None;
         assert!(no_trigger.validate().is_err());
+    }
+
+    #[test]
+    fn kite_statuses_are_typed_and_the_set_stays_open() {
+        assert_eq!(
+            KiteOrderStatus::parse("COMPLETE"),
+            KiteOrderStatus::Complete
+        );
+        assert_eq!(
+            KiteOrderStatus::parse("TRIGGER PENDING"),
+            KiteOrderStatus::TriggerPending
+        );
+        let transient = KiteOrderStatus::parse("MODIFY VALIDATION PENDING");
+        assert_eq!(
+            transient,
+            KiteOrderStatus::Transient("MODIFY VALIDATION PENDING".into())
+        );
+        assert!(!transient.is_terminal());
+        assert!(KiteOrderStatus::Rejected.is_terminal() && KiteOrderStatus::Rejected.is_failure());
+        assert!(KiteOrderStatus::Complete.is_terminal() && !KiteOrderStatus::Complete.is_failure());
     }
 
     #[test]

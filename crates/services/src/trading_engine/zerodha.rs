@@ -56,8 +56,8 @@ use alpha_panda_core::{
 };
 use alpha_panda_kite::rest::OrderCounts;
 use alpha_panda_kite::{
-    BrokerNotice, InstrumentRegistry, KiteClient, KiteError, KiteOrderId, MarketProtection, Order,
-    OrderParams, OrderUpdate, Trade, Variety,
+    BrokerNotice, InstrumentRegistry, KiteClient, KiteError, KiteOrderId, KiteOrderStatus,
+    MarketProtection, Order, OrderParams, OrderUpdate, Trade, Variety,
 };
 use alpha_panda_store::Store;
 use alpha_panda_stream::HandlerError;
@@ -1378,9 +1378,10 @@ impl ZerodhaTrader {
             return Vec::new();
         }
         let mut outputs = Vec::new();
-        if matches!(order.status.as_str(), "REJECTED" | "CANCELLED") {
+        let status = order.state();
+        if status.is_failure() {
             let unfilled = open.quantity.0.saturating_sub(open.filled_quantity);
-            let rested = open.cancel_requested && order.status == "CANCELLED";
+            let rested = open.cancel_requested && status == KiteOrderStatus::Cancelled;
             let reason = if rested {
                 format!(
                     "rested_at_band: the protected MARKET order did not fill inside its market \
