@@ -800,3 +800,38 @@ async fn a_manual_order_in_kite_halts_entries_until_the_positions_agree() {
     let entry = handle(&mut engine, &validated(INFY, OrderType::Market, None), 3).await;
     assert_eq!(types(&entry), ["order_submitted", "order_ack"]);
 }
+
+/// The daily refresh writes the instruments master to the store; a running trader takes it up, so
+/// a contract listed today can be traded without a restart.
+#[tokio::test]
+async fn a_running_trader_takes_up_the_refreshed_instruments_master() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let store = store().await;
+    let client = KiteClient::new(&fake.settings())
+        .unwrap()
+        .with_access_token(fake.config().access_token.clone());
+    // Built before the refresh: the registry knows nothing.
+    let trader = ZerodhaTrader::new(
+        Arc::new(client),
+        Arc::new(InstrumentRegistry::from_rows(Vec::new())),
+        ZerodhaConfig::default(),
+    )
+    .with_session_store(store.clone(), fake.config().api_key.clone());
+    let mut engine = TradingEngine::open_zerodha(trader, store.clone())
+        .await
+        .unwrap();
+    let start = Timestamp::from_datetime(chrono::Utc::now());
+    engine.on_timer(start).await.unwrap();
+    let unknown = handle(&mut engine, &validated(INFY, OrderType::Market, None), 0).await;
+    assert_eq!(types(&unknown), ["order_submitted", "order_failed"]);
+
+    store
+        .instruments()
+        .upsert_many(&parse_instruments_csv(DEFAULT_INSTRUMENTS_CSV.as_bytes()).unwrap())
+        .await
+        .unwrap();
+    let later = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::minutes(16));
+    engine.on_timer(later).await.unwrap();
+    let placed = handle(&mut engine, &validated(INFY, OrderType::Market, None), 1).await;
+    assert_eq!(types(&placed), ["order_submitted", "order_ack"]);
+}

@@ -73,6 +73,9 @@ use super::{FeeModel, OrderEvent};
 
 /// How often a halted trader looks for a new Kite session in the store.
 const SESSION_RECHECK: Duration = Duration::from_secs(5);
+/// How often the trader reloads its instruments from the store, where the daily refresh from Kite
+/// writes them: a running trader knows the day's new contracts within this long.
+const INSTRUMENTS_RELOAD: Duration = Duration::from_secs(15 * 60);
 
 /// Live trading configuration (from the `[zerodha]` settings).
 #[derive(Debug, Clone)]
@@ -307,6 +310,7 @@ pub struct ZerodhaTrader {
     /// Since when the Kite session is known to have expired, while it has.
     session_expired_since: Option<Timestamp>,
     last_session_check: Option<Timestamp>,
+    last_instruments_reload: Option<Timestamp>,
     /// Alerts raised and not yet taken by the engine.
     alerts: Vec<Alert>,
 }
@@ -426,6 +430,7 @@ impl ZerodhaTrader {
             sessions: None,
             session_expired_since: None,
             last_session_check: None,
+            last_instruments_reload: None,
             alerts: Vec::new(),
         }
     }
@@ -443,7 +448,8 @@ impl ZerodhaTrader {
         self
     }
 
-    /// Where to look for a new session of `api_key` after the current one expired.
+    /// Where to look for a new session of `api_key` after the current one expired, and for the
+    /// refreshed instruments master.
     pub fn with_session_store(mut self, store: Store, api_key: impl Into<String>) -> Self {
         self.sessions = Some(SessionStore {
             store,
@@ -564,6 +570,40 @@ impl ZerodhaTrader {
             ),
             now,
         );
+    }
+
+    /// Every [`INSTRUMENTS_RELOAD`]: takes the instruments master as the store holds it now (the
+    /// daily refresh from Kite writes there), so new contracts reach a running trader.
+    async fn reload_instruments(&mut self, now: Timestamp) {
+        let Some(sessions) = &self.sessions else {
+            return;
+        };
+        let Some(last) = self.last_instruments_reload else {
+            // The registry the trader was built with is the store's as of now.
+            self.last_instruments_reload = Some(now);
+            return;
+        };
+        if elapsed(last, now) < INSTRUMENTS_RELOAD {
+            return;
+        }
+        self.last_instruments_reload = Some(now);
+        match sessions.store.instruments().all().await {
+            Ok(rows) if !rows.is_empty() => {
+                let registry = InstrumentRegistry::from_rows(rows);
+                if registry.len() != self.registry.len() {
+                    info!(
+                        before = self.registry.len(),
+                        after = registry.len(),
+                        "the trader took up the refreshed instruments master"
+                    );
+                }
+                self.registry = Arc::new(registry);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "could not reload the instruments master; keeping the one in use")
+            }
+        }
     }
 
     /// While halted, every [`SESSION_RECHECK`]: takes the session in the store, if one works.
@@ -847,6 +887,7 @@ impl ZerodhaTrader {
                 now,
             );
         }
+        self.reload_instruments(now).await;
         self.try_restore(now).await;
         if self.session_expired_since.is_some() {
             return Ok(Vec::new());
