@@ -614,7 +614,7 @@ async fn partial_fills_are_one_fill_per_trade_across_a_restart() {
 async fn an_ambiguous_placement_is_resolved_by_its_tag() {
     let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
     let mut engine =
-        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(1)), store().await)
             .await
             .unwrap();
     // LIMIT orders: a protected MARKET order would also be cancelled after its timeout.
@@ -707,7 +707,7 @@ fn in_a_minute(minutes: i64) -> Timestamp {
 async fn a_square_off_by_zerodha_becomes_the_strategys_fill() {
     let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
     let mut engine =
-        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(1)), store().await)
             .await
             .unwrap();
     let signal = validated(INFY, OrderType::Market, None);
@@ -762,7 +762,7 @@ async fn a_square_off_by_zerodha_becomes_the_strategys_fill() {
 async fn a_manual_order_in_kite_halts_entries_until_the_positions_agree() {
     let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
     let mut engine =
-        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(3600)), store().await)
+        TradingEngine::open_zerodha(trader(&fake, Duration::from_secs(1)), store().await)
             .await
             .unwrap();
     handle(&mut engine, &validated(INFY, OrderType::Market, None), 0).await;
@@ -834,4 +834,45 @@ async fn a_running_trader_takes_up_the_refreshed_instruments_master() {
     engine.on_timer(later).await.unwrap();
     let placed = handle(&mut engine, &validated(INFY, OrderType::Market, None), 1).await;
     assert_eq!(types(&placed), ["order_submitted", "order_ack"]);
+}
+
+/// An order update from the websocket is applied at the next drain, without waiting for the poll
+/// of Kite's order history.
+#[tokio::test]
+async fn order_updates_are_applied_between_polls() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let (updates, received) = tokio::sync::mpsc::channel(16);
+    let trader = trader(&fake, Duration::from_secs(3600)).with_order_updates(received);
+    let mut engine = TradingEngine::open_zerodha(trader, store().await)
+        .await
+        .unwrap();
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    handle(&mut engine, &validated(INFY, OrderType::Market, None), 0).await;
+    // The first timer asks Kite; the order is open, nothing to report.
+    assert!(engine.on_timer(now).await.unwrap().is_empty());
+    let order_id = fake.orders()[0].order_id.clone();
+    assert!(fake.complete_order(&order_id, dec!(1500.5)));
+    // Within the poll interval, without an update: nothing.
+    let soon = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::milliseconds(200));
+    assert!(engine.on_timer(soon).await.unwrap().is_empty());
+    // The update arrives: applied at once.
+    let client = KiteClient::new(&fake.settings())
+        .unwrap()
+        .with_access_token(fake.config().access_token.clone());
+    let order = client
+        .orders()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.order_id.as_str() == order_id)
+        .unwrap();
+    updates
+        .send(alpha_panda_kite::OrderUpdate {
+            order,
+            raw: serde_json::Value::Null,
+        })
+        .await
+        .unwrap();
+    let applied = engine.on_timer(soon).await.unwrap();
+    assert_eq!(types(&applied), ["order_filled"]);
 }

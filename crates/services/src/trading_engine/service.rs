@@ -16,7 +16,7 @@ use tracing::info;
 use crate::durable::{Durable, SaveWrite};
 use crate::trading_engine::paper::RestingOrder;
 use crate::trading_engine::zerodha::{
-    SavedZerodhaState, TraderOutput, ZerodhaState, ZerodhaTrader,
+    SavedZerodhaState, TraderOutput, ZerodhaState, ZerodhaTrader, UPDATE_DRAIN,
 };
 use crate::trading_engine::{OrderEvent, PaperTrader};
 
@@ -265,7 +265,8 @@ impl Handler for TradingEngine {
     fn timer_interval(&self) -> Option<Duration> {
         match &self.trader {
             Trader::Paper(_) => None,
-            Trader::Zerodha(live) => Some(live.config().poll_interval),
+            // Order updates are applied as they arrive; the trader asks Kite less often.
+            Trader::Zerodha(live) => Some(live.config().poll_interval.min(UPDATE_DRAIN)),
         }
     }
 

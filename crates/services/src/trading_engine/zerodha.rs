@@ -73,6 +73,10 @@ use super::{FeeModel, OrderEvent};
 
 /// How often a halted trader looks for a new Kite session in the store.
 const SESSION_RECHECK: Duration = Duration::from_secs(5);
+/// How often the websocket order updates are looked at: they are applied as they arrive, within
+/// this long, while the rest of the timer's work waits for `poll_interval`.
+pub const UPDATE_DRAIN: Duration = Duration::from_millis(200);
+
 /// How often the trader reloads its instruments from the store, where the daily refresh from Kite
 /// writes them: a running trader knows the day's new contracts within this long.
 const INSTRUMENTS_RELOAD: Duration = Duration::from_secs(15 * 60);
@@ -82,7 +86,9 @@ const INSTRUMENTS_RELOAD: Duration = Duration::from_secs(15 * 60);
 pub struct ZerodhaConfig {
     /// Kite product of every order (`MIS` intraday, `CNC` delivery, `NRML` F&O carry).
     pub product: String,
-    /// How often open orders are checked (order updates drained, history polled as fallback).
+    /// How often Kite is asked about open orders (their history, as the fallback of the
+    /// websocket order updates, which are applied as they arrive), pending placements, resting
+    /// orders and the session.
     pub poll_interval: Duration,
     /// The market protection of MARKET orders.
     pub market_protection: MarketProtection,
@@ -311,6 +317,7 @@ pub struct ZerodhaTrader {
     session_expired_since: Option<Timestamp>,
     last_session_check: Option<Timestamp>,
     last_instruments_reload: Option<Timestamp>,
+    last_poll: Option<Timestamp>,
     /// Alerts raised and not yet taken by the engine.
     alerts: Vec<Alert>,
 }
@@ -431,6 +438,7 @@ impl ZerodhaTrader {
             session_expired_since: None,
             last_session_check: None,
             last_instruments_reload: None,
+            last_poll: None,
             alerts: Vec::new(),
         }
     }
@@ -860,9 +868,10 @@ impl ZerodhaTrader {
         }))
     }
 
-    /// Drains the websocket order updates, resolves placements whose outcome was unknown, cancels
-    /// protected orders resting at their band, polls the history of every open order that got no
-    /// update, and reports what changed. While the session is expired, it only looks for a new one.
+    /// Drains the websocket order updates (called every [`UPDATE_DRAIN`]); every `poll_interval`
+    /// also resolves placements whose outcome was unknown, cancels protected orders resting at
+    /// their band, polls the history of every open order that got no update, reconciles when due,
+    /// and reports what changed. While the session is expired, it only looks for a new one.
     ///
     /// # Errors
     /// Never fails as a whole: an order whose state cannot be read is logged and looked at again at
@@ -904,6 +913,14 @@ impl ZerodhaTrader {
                 outputs.extend(self.follow(&order, now).await);
             }
         }
+        // The rest asks Kite: every poll interval, not at every drain of the updates.
+        if self
+            .last_poll
+            .is_some_and(|at| elapsed(at, now) < self.config.poll_interval)
+        {
+            return Ok(outputs);
+        }
+        self.last_poll = Some(now);
         outputs.extend(self.resolve_pending(now).await);
         self.cancel_resting(now).await;
         let to_poll: Vec<String> = self
