@@ -12,8 +12,9 @@
 //!   `mean_reversion`, and building strategies from configuration rows.
 //! - [`market_feed`]: the bundled NSE universe, the seeded tick simulator and CSV replay/recording.
 //! - [`risk_manager`]: risk limits, the risk state built from fills, and signal evaluation.
-//! - [`trading_engine`]: the Zerodha fee model, the causal paper trader and the Zerodha live
-//!   trader (orders placed, adopted after a crash, followed to a fill).
+//! - [`trading_engine`]: the flat fee model of paper trading, Zerodha's dated charge schedule, the
+//!   causal paper trader and the Zerodha live trader (orders placed with market protection,
+//!   adopted after a crash, one fill per Kite trade, positions reconciled with Kite's).
 //! - [`portfolio_manager`]: average-cost portfolio accounting and sealed PnL snapshots.
 //! - [`strategy_runner`]: the handler that runs strategies on ticks and routes signals per broker.
 //! - [`durable`]: state checkpointed with its offsets, and the ledger effects written with it.
