@@ -166,15 +166,8 @@ async fn place_order(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if let Some(response) = preflight(&state, &headers, true) {
+    if let Some(response) = order_preflight(&state, &headers, &variety) {
         return response;
-    }
-    if !VARIETIES.contains(&variety.as_str()) {
-        return error(
-            400,
-            "InputException",
-            &format!("Invalid variety `{variety}`."),
-        );
     }
     if let Some(missing) = REQUIRED
         .iter()
@@ -197,8 +190,8 @@ async fn place_order(
             return error(400, "InputException", "Invalid `tag`.");
         }
     }
-    if !state.take_order_slot() {
-        return error(429, "NetworkException", "Too many requests");
+    if let Some(response) = over_the_order_rate(&state) {
+        return response;
     }
     if let Some((taken, fault)) = state.placement_fault.lock().take() {
         if taken {
@@ -208,6 +201,26 @@ async fn place_order(
     }
     let order_id = state.place(&variety, form);
     success(json!({ "order_id": order_id }))
+}
+
+/// The checks of every order request (placement, modification, cancellation) before its fields:
+/// [`preflight`], and a variety Kite knows.
+fn order_preflight(state: &State, headers: &HeaderMap, variety: &str) -> Option<Response> {
+    if let Some(response) = preflight(state, headers, true) {
+        return Some(response);
+    }
+    (!VARIETIES.contains(&variety)).then(|| {
+        error(
+            400,
+            "InputException",
+            &format!("Invalid variety `{variety}`."),
+        )
+    })
+}
+
+/// Kite's 429 for an order request beyond its 10 a second, counting this one.
+fn over_the_order_rate(state: &State) -> Option<Response> {
+    (!state.take_order_slot()).then(|| error(429, "NetworkException", "Too many requests"))
 }
 
 /// Kite's message for a MARKET or SL-M order without market protection (reference §2.3).
@@ -275,18 +288,11 @@ async fn modify_order(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if let Some(response) = preflight(&state, &headers, true) {
+    if let Some(response) = order_preflight(&state, &headers, &variety) {
         return response;
     }
-    if !VARIETIES.contains(&variety.as_str()) {
-        return error(
-            400,
-            "InputException",
-            &format!("Invalid variety `{variety}`."),
-        );
-    }
-    if !state.take_order_slot() {
-        return error(429, "NetworkException", "Too many requests");
+    if let Some(response) = over_the_order_rate(&state) {
+        return response;
     }
     let merged = match state.order_form(&order_id) {
         Some(mut current) => {
@@ -320,18 +326,11 @@ async fn cancel_order(
     Path((variety, order_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = preflight(&state, &headers, true) {
+    if let Some(response) = order_preflight(&state, &headers, &variety) {
         return response;
     }
-    if !VARIETIES.contains(&variety.as_str()) {
-        return error(
-            400,
-            "InputException",
-            &format!("Invalid variety `{variety}`."),
-        );
-    }
-    if !state.take_order_slot() {
-        return error(429, "NetworkException", "Too many requests");
+    if let Some(response) = over_the_order_rate(&state) {
+        return response;
     }
     match state.cancel(&order_id) {
         Ok(()) => success(json!({ "order_id": order_id })),

@@ -77,6 +77,14 @@ impl FakeOrder {
         })
     }
 
+    /// The average price of what is filled (0 before the first trade).
+    pub fn average_price(&self) -> Decimal {
+        match self.filled() {
+            (0, _) => Decimal::ZERO,
+            (filled, value) => (value / Decimal::from(filled)).round_dp(4).normalize(),
+        }
+    }
+
     /// When it was placed, as Kite writes it.
     fn placed_at(&self) -> String {
         self.history
@@ -439,12 +447,7 @@ impl State {
                     order.status().unwrap_or("unknown")
                 ));
             }
-            let (filled, value) = order.filled();
-            let average = if filled == 0 {
-                Decimal::ZERO
-            } else {
-                (value / Decimal::from(filled)).round_dp(4).normalize()
-            };
+            let (filled, average) = (order.filled().0, order.average_price());
             let mut snapshot = self.order_snapshot(
                 &order.order_id,
                 &order.variety,
@@ -479,7 +482,7 @@ impl State {
                     order.status().unwrap_or("unknown")
                 ));
             }
-            let (filled, value) = order.filled();
+            let (filled, average) = (order.filled().0, order.average_price());
             let quantity: u32 = form
                 .get("quantity")
                 .and_then(|q| q.parse().ok())
@@ -488,11 +491,6 @@ impl State {
                 return Err("Quantity must be more than the filled quantity.".into());
             }
             order.form = form;
-            let average = if filled == 0 {
-                Decimal::ZERO
-            } else {
-                (value / Decimal::from(filled)).round_dp(4).normalize()
-            };
             let placed_at = order.placed_at();
             let mut modified = self.order_snapshot(
                 &order.order_id,

@@ -614,6 +614,29 @@ impl ZerodhaTrader {
         }
     }
 
+    /// A Kite read that failed in the background (a poll, a reconciliation): halts the namespace
+    /// when the session expired, and otherwise logs that `what` is tried again at the next tick.
+    fn read_failed(&mut self, error: &KiteError, what: &str, now: Timestamp) {
+        match outcome(error) {
+            Outcome::SessionExpired(reason) => self.halt(&reason, now),
+            _ => warn!(%error, "could not {what} from Kite; trying again at the next tick"),
+        }
+    }
+
+    /// What a failed Kite call means for the signal being placed: `Ok` with the reason of its
+    /// `order_failed` (an expired session halts the namespace first), or `Err` with what is
+    /// unknown — Kite could not be reached or did not say.
+    fn placement_refusal(&mut self, error: &KiteError, now: Timestamp) -> Result<String, String> {
+        match outcome(error) {
+            Outcome::SessionExpired(reason) => {
+                self.halt(&reason, now);
+                Ok(format!("session_expired: {reason}"))
+            }
+            Outcome::Refused(reason) => Ok(reason),
+            Outcome::Unknown(reason) => Err(reason),
+        }
+    }
+
     /// While halted, every [`SESSION_RECHECK`]: takes the session in the store, if one works.
     async fn try_restore(&mut self, now: Timestamp) {
         let Some(since) = self.session_expired_since else {
@@ -782,18 +805,13 @@ impl ZerodhaTrader {
         // Crash safety: an order with this tag means an earlier attempt reached Kite.
         let existing = match self.client.order_by_tag(&tag).await {
             Ok(existing) => existing,
-            Err(e) => match outcome(&e) {
-                Outcome::SessionExpired(reason) => {
-                    self.halt(&reason, now);
-                    outputs.push(failed(format!("session_expired: {reason}")));
-                    return Ok(outputs);
-                }
-                Outcome::Refused(reason) => {
+            Err(e) => match self.placement_refusal(&e, now) {
+                Ok(reason) => {
                     outputs.push(failed(reason));
                     return Ok(outputs);
                 }
                 // Nothing was sent yet: Kite is a dependency that is down; wait for it.
-                Outcome::Unknown(reason) => {
+                Err(reason) => {
                     return Err(HandlerError::infrastructure(format!(
                         "looking up the order by tag on Kite: {reason}"
                     )))
@@ -827,17 +845,12 @@ impl ZerodhaTrader {
             }
             None => match self.client.place_order(&params).await {
                 Ok(id) => (id, None),
-                Err(e) => match outcome(&e) {
-                    Outcome::SessionExpired(reason) => {
-                        self.halt(&reason, now);
-                        outputs.push(failed(format!("session_expired: {reason}")));
-                        return Ok(outputs);
-                    }
-                    Outcome::Refused(reason) => {
+                Err(e) => match self.placement_refusal(&e, now) {
+                    Ok(reason) => {
                         outputs.push(failed(reason));
                         return Ok(outputs);
                     }
-                    Outcome::Unknown(reason) => {
+                    Err(reason) => {
                         // Kite may have the order: never place it again blindly; look for it.
                         warn!(%order_id, %tag, %reason,
                             "the placement's outcome is unknown; looking for the order by its tag");
@@ -947,14 +960,11 @@ impl ZerodhaTrader {
                         outputs.extend(self.follow(order, now).await);
                     }
                 }
-                Err(e) => {
-                    if let Outcome::SessionExpired(reason) = outcome(&e) {
-                        self.halt(&reason, now);
-                    } else {
-                        warn!(%kite_order_id, error = %e,
-                            "could not read the order's history from Kite; polling again at the next tick");
-                    }
-                }
+                Err(e) => self.read_failed(
+                    &e,
+                    &format!("read the history of order {kite_order_id}"),
+                    now,
+                ),
             }
         }
         let due = self
@@ -982,11 +992,11 @@ impl ZerodhaTrader {
         let (book, trades, positions) = match fetched {
             Ok(fetched) => fetched,
             Err(e) => {
-                if let Outcome::SessionExpired(reason) = outcome(&e) {
-                    self.halt(&reason, now);
-                } else {
-                    warn!(error = %e, "could not reconcile with Kite; trying again at the next tick");
-                }
+                self.read_failed(
+                    &e,
+                    "read the order book, trades and positions to reconcile",
+                    now,
+                );
                 return Vec::new();
             }
         };
@@ -1182,11 +1192,7 @@ impl ZerodhaTrader {
         let book = match self.client.orders().await {
             Ok(book) => book,
             Err(e) => {
-                if let Outcome::SessionExpired(reason) = outcome(&e) {
-                    self.halt(&reason, now);
-                } else {
-                    warn!(error = %e, "could not read Kite's order book to resolve a placement");
-                }
+                self.read_failed(&e, "read the order book to resolve a placement", now);
                 return Vec::new();
             }
         };
@@ -1304,12 +1310,8 @@ impl ZerodhaTrader {
             match self.client.order_trades(&order.order_id).await {
                 Ok(trades) => outputs.extend(self.apply_trades(&trades, now)),
                 Err(e) => {
-                    if let Outcome::SessionExpired(reason) = outcome(&e) {
-                        self.halt(&reason, now);
-                    } else {
-                        warn!(kite_order_id = %order.order_id, error = %e,
-                            "could not read the order's trades from Kite; trying again at the next tick");
-                    }
+                    let what = format!("read the trades of order {}", order.order_id);
+                    self.read_failed(&e, &what, now);
                     return outputs;
                 }
             }
