@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use alpha_panda_core::{Broker, Clock, ExecutionMode, Price, Side, SystemClock};
 use alpha_panda_kite::fake::{FakeKite, FakeKiteConfig, FillBehaviour, RandomWalk};
+use alpha_panda_kite::ZerodhaSettings;
 use alpha_panda_store::{LedgerFill, Store, StrategyConfiguration};
 use rust_decimal::Decimal;
 
@@ -103,6 +104,57 @@ fn portfolio(summary: &serde_json::Value, broker: &str) -> (Decimal, i64) {
     (cash, quantity)
 }
 
+/// The settings of a run against the fake Kite `kite`: brokers paper + zerodha, the Kite feed, fast
+/// retries, no market hours (tests run at any hour) and no daily trade cap (the random walk crosses
+/// often); then `extra`.
+fn kite_envs(kite: &ZerodhaSettings, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [
+        ("ALPHA_PANDA__BROKERS", "[\"paper\",\"zerodha\"]"),
+        ("ALPHA_PANDA__ZERODHA__API_KEY", kite.api_key.as_str()),
+        ("ALPHA_PANDA__ZERODHA__API_SECRET", kite.api_secret.as_str()),
+        ("ALPHA_PANDA__ZERODHA__API_URL", kite.api_url.as_str()),
+        ("ALPHA_PANDA__ZERODHA__LOGIN_URL", kite.login_url.as_str()),
+        ("ALPHA_PANDA__ZERODHA__WS_URL", kite.ws_url.as_str()),
+        ("ALPHA_PANDA__ZERODHA__MAX_RETRIES", "1"),
+        ("ALPHA_PANDA__ZERODHA__RETRY_BASE_DELAY", "20ms"),
+        ("ALPHA_PANDA__ZERODHA__WS_READ_IDLE_TIMEOUT", "30s"),
+        ("ALPHA_PANDA__MARKET_FEED__SOURCE", "kite"),
+        ("ALPHA_PANDA__RISK__ZERODHA__ENFORCE_MARKET_HOURS", "false"),
+        (
+            "ALPHA_PANDA__RISK__ZERODHA__MAX_DAILY_TRADES_PER_STRATEGY",
+            "100000",
+        ),
+        (
+            "ALPHA_PANDA__RISK__PAPER__MAX_DAILY_TRADES_PER_STRATEGY",
+            "100000",
+        ),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// One `ema_cross` strategy over INFY trading `quantity` units, allowed on zerodha; being the
+/// only configuration, no defaults are seeded.
+async fn allow_on_zerodha(store: &Store, quantity: u32) {
+    let now = SystemClock.now();
+    store
+        .strategy_configurations()
+        .upsert(&StrategyConfiguration {
+            id: STRATEGY.into(),
+            strategy_type: "ema_cross".into(),
+            instruments: vec![INFY],
+            parameters: serde_json::json!({"fast": 2, "slow": 4, "quantity": quantity}),
+            is_active: true,
+            zerodha_trading_enabled: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+}
+
 /// Polls `done` every 100 ms until it holds, failing with `what` at the deadline.
 async fn wait_until<F, Fut>(what: &str, mut done: F)
 where
@@ -136,44 +188,11 @@ async fn run_trades_paper_and_zerodha_apart_on_kite_ticks_and_order_updates() {
     fake.set_fill(FillBehaviour::Complete { market_price });
     let kite = fake.settings();
     let dir = tempfile::tempdir().unwrap();
-    let envs: Vec<(String, String)> = [
-        (
-            "ALPHA_PANDA__BROKERS",
-            "[\"paper\",\"zerodha\"]".to_string(),
-        ),
-        ("ALPHA_PANDA__ZERODHA__API_KEY", kite.api_key.clone()),
-        ("ALPHA_PANDA__ZERODHA__API_SECRET", kite.api_secret.clone()),
-        ("ALPHA_PANDA__ZERODHA__API_URL", kite.api_url.clone()),
-        ("ALPHA_PANDA__ZERODHA__LOGIN_URL", kite.login_url.clone()),
-        ("ALPHA_PANDA__ZERODHA__WS_URL", kite.ws_url.clone()),
-        ("ALPHA_PANDA__ZERODHA__MAX_RETRIES", "1".to_string()),
-        ("ALPHA_PANDA__ZERODHA__RETRY_BASE_DELAY", "20ms".to_string()),
-        (
-            "ALPHA_PANDA__ZERODHA__WS_READ_IDLE_TIMEOUT",
-            "30s".to_string(),
-        ),
-        ("ALPHA_PANDA__MARKET_FEED__SOURCE", "kite".to_string()),
-        (
-            "ALPHA_PANDA__PORTFOLIO__INITIAL_CASH",
-            INITIAL_CASH.to_string(),
-        ),
-        // Tests run at any hour, and the random walk crosses often.
-        (
-            "ALPHA_PANDA__RISK__ZERODHA__ENFORCE_MARKET_HOURS",
-            "false".to_string(),
-        ),
-        (
-            "ALPHA_PANDA__RISK__ZERODHA__MAX_DAILY_TRADES_PER_STRATEGY",
-            "100000".to_string(),
-        ),
-        (
-            "ALPHA_PANDA__RISK__PAPER__MAX_DAILY_TRADES_PER_STRATEGY",
-            "100000".to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let initial_cash = INITIAL_CASH.to_string();
+    let envs = kite_envs(
+        &kite,
+        &[("ALPHA_PANDA__PORTFOLIO__INITIAL_CASH", &initial_cash)],
+    );
 
     // 1. The session, stored by `kite login` (which also creates and migrates the database).
     let login = command(
@@ -196,21 +215,7 @@ async fn run_trades_paper_and_zerodha_apart_on_kite_ticks_and_order_updates() {
 
     // 2. One strategy, allowed on zerodha; being the only configuration, no defaults are seeded.
     let store = open_store(dir.path()).await;
-    let now = SystemClock.now();
-    store
-        .strategy_configurations()
-        .upsert(&StrategyConfiguration {
-            id: STRATEGY.into(),
-            strategy_type: "ema_cross".into(),
-            instruments: vec![INFY],
-            parameters: serde_json::json!({"fast": 2, "slow": 4, "quantity": 1}),
-            is_active: true,
-            zerodha_trading_enabled: true,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .unwrap();
+    allow_on_zerodha(&store, 1).await;
     assert_eq!(
         store.instruments().count().await.unwrap(),
         0,
@@ -482,33 +487,14 @@ async fn a_kite_day_survives_kill_9_an_expired_session_and_the_square_off() {
     fake.set_fill(FillBehaviour::Open);
     let kite = fake.settings();
     let dir = tempfile::tempdir().unwrap();
-    let envs: Vec<(String, String)> = [
-        ("ALPHA_PANDA__BROKERS", "[\"paper\",\"zerodha\"]"),
-        ("ALPHA_PANDA__ZERODHA__API_KEY", kite.api_key.as_str()),
-        ("ALPHA_PANDA__ZERODHA__API_SECRET", kite.api_secret.as_str()),
-        ("ALPHA_PANDA__ZERODHA__API_URL", kite.api_url.as_str()),
-        ("ALPHA_PANDA__ZERODHA__LOGIN_URL", kite.login_url.as_str()),
-        ("ALPHA_PANDA__ZERODHA__WS_URL", kite.ws_url.as_str()),
-        ("ALPHA_PANDA__ZERODHA__MAX_RETRIES", "1"),
-        ("ALPHA_PANDA__ZERODHA__RETRY_BASE_DELAY", "20ms"),
-        ("ALPHA_PANDA__ZERODHA__WS_READ_IDLE_TIMEOUT", "30s"),
-        // Orders rest here until the test fills them: no cancelling at the band.
-        ("ALPHA_PANDA__ZERODHA__PROTECTED_ORDER_TIMEOUT", "600s"),
-        ("ALPHA_PANDA__ZERODHA__RECONCILE_INTERVAL", "2s"),
-        ("ALPHA_PANDA__MARKET_FEED__SOURCE", "kite"),
-        ("ALPHA_PANDA__RISK__ZERODHA__ENFORCE_MARKET_HOURS", "false"),
-        (
-            "ALPHA_PANDA__RISK__ZERODHA__MAX_DAILY_TRADES_PER_STRATEGY",
-            "100000",
-        ),
-        (
-            "ALPHA_PANDA__RISK__PAPER__MAX_DAILY_TRADES_PER_STRATEGY",
-            "100000",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let envs = kite_envs(
+        &kite,
+        &[
+            // Orders rest here until the test fills them: no cancelling at the band.
+            ("ALPHA_PANDA__ZERODHA__PROTECTED_ORDER_TIMEOUT", "600s"),
+            ("ALPHA_PANDA__ZERODHA__RECONCILE_INTERVAL", "2s"),
+        ],
+    );
     let login = || {
         let mut login = command(
             dir.path(),
@@ -525,21 +511,7 @@ async fn a_kite_day_survives_kill_9_an_expired_session_and_the_square_off() {
     let out = login().await.unwrap();
     assert!(out.status.success(), "login failed: {}", text(&out.stderr));
     let store = open_store(dir.path()).await;
-    let now = SystemClock.now();
-    store
-        .strategy_configurations()
-        .upsert(&StrategyConfiguration {
-            id: STRATEGY.into(),
-            strategy_type: "ema_cross".into(),
-            instruments: vec![INFY],
-            parameters: serde_json::json!({"fast": 2, "slow": 4, "quantity": 4}),
-            is_active: true,
-            zerodha_trading_enabled: true,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .unwrap();
+    allow_on_zerodha(&store, 4).await;
 
     // 1. The first Kite order fills one unit; then the process is killed.
     let run = Running::start(dir.path(), &envs);
