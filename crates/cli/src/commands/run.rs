@@ -518,6 +518,19 @@ async fn kite_source(
     }
     let tokens: Vec<InstrumentToken> = tokens.into_iter().map(InstrumentToken).collect();
     ticker
+    // Kite streams at most 3 connections × 3,000 instruments per api_key; the ticker would refuse
+    // the subscription anyway, this says which setting to change before anything is sent.
+    if tokens.len() > alpha_panda_kite::ticker::MAX_INSTRUMENTS {
+        bail!(
+            "market_feed.source = \"kite\" would subscribe {} instruments, but Kite streams at most \
+             {} per api_key ({} connections × {} instruments): set market_feed.instruments \
+             to at most that many (empty, it takes every active strategy's instruments)",
+            tokens.len(),
+            alpha_panda_kite::ticker::MAX_INSTRUMENTS,
+            alpha_panda_kite::ticker::MAX_CONNECTIONS,
+            alpha_panda_kite::ticker::MAX_INSTRUMENTS_PER_CONNECTION,
+        );
+    }
         .subscribe(&tokens, TickMode::Full)
         .await
         .context("the Kite ticker stopped before it could subscribe")?;

@@ -1,6 +1,7 @@
 //! `FakeKite`: a local fake of Kite Connect (REST) and KiteTicker (websocket) on 127.0.0.1:0,
 //! speaking the same protocol, with switches to inject the failures a real day brings (dropped
-//! connections, silence, rejections, 429s, expired tokens) and to observe what clients sent.
+//! connections, silence, rejections, 429s, expired tokens) and to observe what clients sent. Its
+//! websocket keeps Kite's limits: 3 connections per api_key, 3000 instruments per connection.
 
 mod rest;
 mod state;
@@ -84,6 +85,7 @@ pub struct FakeKite {
     addr: SocketAddr,
     state: Arc<State>,
     shutdown: watch::Sender<bool>,
+    sessions: Arc<ws::Sessions>,
     task: JoinHandle<()>,
 }
 
@@ -96,7 +98,9 @@ impl FakeKite {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::new(config));
-        let app = rest::router(Arc::clone(&state)).merge(ws::router(Arc::clone(&state)));
+        let sessions = Arc::new(ws::Sessions::default());
+        let app = rest::router(Arc::clone(&state))
+            .merge(ws::router(Arc::clone(&state), Arc::clone(&sessions)));
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -110,6 +114,7 @@ impl FakeKite {
             addr,
             state,
             shutdown,
+            sessions,
             task,
         })
     }
@@ -311,7 +316,9 @@ impl FakeKite {
             .cloned()
     }
 
-    /// Token → mode of the most recent websocket connection.
+    /// Token → mode of the most recent websocket connection (kept after it closes). With several
+    /// connections open, it is the map of the one that last opened or changed its subscriptions;
+    /// [`FakeKite::connection_subscriptions`] has each.
     pub fn subscriptions(&self) -> BTreeMap<u32, TickMode> {
         self.state.subscriptions.lock().clone()
     }
@@ -333,9 +340,24 @@ impl FakeKite {
 }
 
 impl Drop for FakeKite {
+    /// Token → mode of each websocket connection open now, oldest connection first.
+    pub fn connection_subscriptions(&self) -> Vec<BTreeMap<u32, TickMode>> {
+        self.sessions.subscriptions()
+    }
+
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.state.events.send(WsEvent::Drop);
         self.task.abort();
     }
+    /// Websocket connections open now (at most 3 per api_key, as Kite allows).
+    pub fn open_ws_connections(&self) -> usize {
+        self.sessions.open()
+    }
+
+    /// Websocket upgrades refused with 429 because the api_key already had 3 connections open.
+    pub fn refused_ws_connections(&self) -> u64 {
+        self.sessions.refused()
+    }
+
 }
