@@ -444,6 +444,17 @@ impl Settings {
                 "zerodha.protected_order_timeout: must be at least 1s (e.g. \"30s\")".into(),
             ));
         }
+        if let Some((name, _)) = self
+            .zerodha
+            .freeze_quantities
+            .iter()
+            .find(|(_, q)| **q == 0)
+        {
+            return Err(SettingsError::Invalid(format!(
+                "zerodha.freeze_quantities.{name}: must be at least 1 unit (the exchange's \
+                 freeze quantity of the instrument)"
+            )));
+        }
         if self.zerodha.reconcile_interval < Duration::from_secs(1) {
             return Err(SettingsError::Invalid(
                 "zerodha.reconcile_interval: must be at least 1s (e.g. \"60s\")".into(),

@@ -120,6 +120,25 @@ fn wrong_types_and_bad_values_name_the_key() {
         Ok(())
     });
     Jail::expect_with(|jail| {
+        jail.create_file(
+            "alpha-panda.toml",
+            "[zerodha]\nfreeze_quantities = { NIFTY = 1800, BANKNIFTY = 0 }\n",
+        )?;
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("zerodha.freeze_quantities.BANKNIFTY"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "alpha-panda.toml",
+            "[zerodha]\nfreeze_quantities = { NIFTY = 1800 }\ncontract_notes = false\n",
+        )?;
+        let zerodha = Settings::load(None).unwrap().settings.zerodha;
+        assert_eq!(zerodha.freeze_quantities.get("NIFTY"), Some(&1800));
+        assert!(!zerodha.contract_notes);
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
         jail.set_env("ALPHA_PANDA__LOG__MEMORY_RETENTION_RECORDS", "0");
         let err = Settings::load(None).err().unwrap().to_string();
         assert!(err.contains("log.memory_retention_records"), "{err}");

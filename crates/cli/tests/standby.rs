@@ -74,6 +74,7 @@ fn fill(n: i64) -> Envelope {
             side: Side::Buy,
             quantity: Quantity(1),
             fill_price: Price(Decimal::from(1500)),
+            fees_source: Default::default(),
             fees: FeeBreakdown {
                 total: Money(Decimal::ONE),
                 brokerage: Money(Decimal::ONE),

@@ -44,7 +44,7 @@ pub use environment::Environment;
 pub use error_class::ErrorClass;
 pub use events::{
     Alert, AlertKind, AlertSeverity, DepthLevel, DlqMessage, DlqPayload, ExecutionMode,
-    FeeBreakdown, MarketDepth, MarketTick, Ohlc, OrderAck, OrderFailed, OrderFilled,
+    FeeBreakdown, FeesSource, MarketDepth, MarketTick, Ohlc, OrderAck, OrderFailed, OrderFilled,
     OrderSubmitted, OrderType, Payload, PnlSnapshot, PositionSnapshot, RejectedSignal,
     RuleViolation, Side, SignalAtTarget, SnapshotType, TickRef, TradingSignal, ValidatedSignal,
 };

@@ -203,6 +203,7 @@ fn samples() -> Vec<Payload> {
             quantity: Quantity(10),
             fill_price: Price(dec!(1512.40)),
             fees: fees(),
+            fees_source: Default::default(),
             execution_mode: ExecutionMode::Paper,
             filled_at: ts(1),
         }),
@@ -565,6 +566,7 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
                     quantity: Quantity(qty),
                     fill_price: p,
                     fees,
+                    fees_source: Default::default(),
                     execution_mode: ExecutionMode::Zerodha,
                     filled_at: at,
                 })

@@ -1,5 +1,5 @@
 //! Alpha Panda's Zerodha adapter. It speaks Kite Connect v3 exactly as
-//! `/work/shared/reference/kite-protocol.md` describes it: the KiteTicker binary format (decoded
+//! the kite-protocol reference describes it: the KiteTicker binary format (decoded
 //! into exact decimals, never floats), a reconnecting ticker client with a conflating buffer, a
 //! rate-limited and retrying REST client whose errors know their [`alpha_panda_core::ErrorClass`],
 //! the instruments master, and (feature `fake`) a local fake Kite server for tests.
@@ -23,9 +23,10 @@ pub mod ticker;
 
 pub use instruments::{parse_instruments_csv, InstrumentRegistry, InstrumentsError};
 pub use rest::{
-    session_checksum, KiteClient, KiteError, KiteOrderId, KiteOrderStatus, KiteOrderType,
-    MarketProtection, ModifyParams, Order, OrderParams, Position, Positions, RateLimiter, Session,
-    Trade, UserProfile, Variety,
+    session_checksum, AutoslicePlacement, ContractNoteEntry, ContractNoteOrder, KiteClient,
+    KiteError, KiteOrderId, KiteOrderStatus, KiteOrderType, MarketProtection, ModifyParams, Order,
+    OrderCharges, OrderParams, Position, Positions, RateLimiter, Session, Trade, UserProfile,
+    Variety, MAX_AUTOSLICES,
 };
 pub use settings::{RateLimits, ZerodhaSettings};
 pub use ticker::{

@@ -1,6 +1,7 @@
 //! `ZerodhaSettings`: the `[zerodha]` configuration section (credentials, endpoints, timeouts,
 //! rate limits, reconnection policy). Plain data; loaded once by the binary and passed down.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -69,6 +70,15 @@ pub struct ZerodhaSettings {
     /// not place, `/portfolio/positions`); also once at start-up.
     #[serde(with = "humantime_serde")]
     pub reconcile_interval: Duration,
+    /// The exchange's freeze quantities (the most units one order may carry), by trading symbol
+    /// or underlying name, e.g. `{ NIFTY = 1800, BANKNIFTY = 900 }`: a larger order is placed
+    /// with Kite's autoslice, in at most ten slices; one that needs more is refused. Kite
+    /// publishes no endpoint for them; take them from the exchange's circulars.
+    pub freeze_quantities: BTreeMap<String, u32>,
+    /// Whether each live fill's charges come from Kite's virtual contract note
+    /// (`POST /charges/orders`); when it does not answer, or when this is off, the charge
+    /// schedule's figures are used and the fill is marked an estimate.
+    pub contract_notes: bool,
     /// Timeout of one HTTP request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -105,6 +115,8 @@ impl Default for ZerodhaSettings {
             protected_order_timeout: Duration::from_secs(30),
             max_signal_age: Duration::from_secs(60),
             reconcile_interval: Duration::from_secs(60),
+            freeze_quantities: BTreeMap::new(),
+            contract_notes: true,
             request_timeout: Duration::from_secs(7),
             max_retries: 3,
             retry_base_delay: Duration::from_millis(500),
@@ -142,6 +154,8 @@ impl fmt::Debug for ZerodhaSettings {
             .field("protected_order_timeout", &self.protected_order_timeout)
             .field("max_signal_age", &self.max_signal_age)
             .field("reconcile_interval", &self.reconcile_interval)
+            .field("freeze_quantities", &self.freeze_quantities)
+            .field("contract_notes", &self.contract_notes)
             .field("request_timeout", &self.request_timeout)
             .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)

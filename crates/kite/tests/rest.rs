@@ -511,3 +511,163 @@ async fn an_open_order_is_modified_filled_in_part_and_cancelled() {
         .unwrap_err();
     assert_eq!(modify.class(), ErrorClass::Business, "{modify:?}");
 }
+
+/// Above its freeze quantity an order goes only with autoslice, which Kite cuts into slices of
+/// the freeze quantity (at most ten), each an order with its own id and the parent's tag.
+#[tokio::test]
+async fn autoslice_cuts_an_order_above_the_freeze_quantity_into_at_most_ten_slices() {
+    let fake = fake().await;
+    fake.set_freeze_quantity("INFY", 1800);
+    let client = logged_in(&fake, &fake.settings()).await;
+    let order = |quantity: u32| {
+        OrderParams::limit(
+            "NSE",
+            "INFY",
+            Side::Buy,
+            Quantity(quantity),
+            Price(dec!(1500)),
+        )
+        .with_tag("APslice0000000000001")
+    };
+    // Whole, above the freeze quantity: refused.
+    let err = client.place_order(&order(4000)).await.unwrap_err();
+    assert!(err.to_string().contains("freeze quantity 1800"), "{err}");
+    // Sliced: 1800 + 1800 + 400.
+    let placed = client.place_autoslice_order(&order(4000)).await.unwrap();
+    let slices = placed.placed();
+    assert_eq!(slices.len(), 3);
+    assert_eq!(slices[0], placed.order_id, "the parent is the first slice");
+    let book = client.orders().await.unwrap();
+    let mut quantities: Vec<u32> = book.iter().map(|o| o.quantity).collect();
+    quantities.sort_unstable();
+    assert_eq!(quantities, vec![400, 1800, 1800]);
+    for o in &book {
+        assert_eq!(o.tag.as_deref(), Some("APslice0000000000001"));
+        assert!(o.tags.contains(&"autoslice".to_string()), "{:?}", o.tags);
+        assert!(o.tags.contains(&format!("autoslice:{}", placed.order_id)));
+    }
+    // Ten slices at most; at or below the freeze quantity there is nothing to slice.
+    let err = client
+        .place_autoslice_order(&order(18_001))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 10"), "{err}");
+    let err = client
+        .place_autoslice_order(&order(1800))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Quantity should be greater than or equal to 1801 for order slicing."),
+        "{err}"
+    );
+    assert_eq!(
+        client
+            .place_autoslice_order(&order(18_000))
+            .await
+            .unwrap()
+            .placed()
+            .len(),
+        10
+    );
+}
+
+/// Kite's virtual contract note, in the shape of the reference sample and reproducing its rules.
+#[tokio::test]
+async fn the_contract_note_itemises_an_orders_charges() {
+    use alpha_panda_kite::ContractNoteOrder;
+    let fake = fake().await;
+    let client = logged_in(&fake, &fake.settings()).await;
+    let order = |side: &str, product: &str| ContractNoteOrder {
+        order_id: "250101000000001".into(),
+        exchange: "NSE".into(),
+        tradingsymbol: "INFY".into(),
+        transaction_type: side.into(),
+        variety: "regular".into(),
+        product: product.into(),
+        order_type: "MARKET".into(),
+        quantity: 500,
+        average_price: dec!(1000),
+    };
+    let note = client
+        .contract_note(&[
+            order("BUY", "MIS"),
+            order("SELL", "MIS"),
+            order("BUY", "CNC"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(note.len(), 3);
+    let (buy, sell, delivery) = (&note[0].charges, &note[1].charges, &note[2].charges);
+    // Turnover ₹5,00,000: brokerage capped at ₹20, STT 0.025 % on the sell, stamp 0.003 % on the
+    // buy rounded to the rupee, exchange charge with IPFT, GST without IPFT.
+    assert_eq!(buy.brokerage, dec!(20));
+    assert_eq!(sell.transaction_tax, dec!(125));
+    assert_eq!(buy.transaction_tax, dec!(0));
+    assert_eq!(buy.stamp_duty, dec!(15));
+    assert_eq!(buy.exchange_turnover_charge, dec!(15.35));
+    assert_eq!(buy.sebi_turnover_charge, dec!(0.5));
+    assert_eq!(buy.gst.total, dec!(6.363));
+    assert_eq!(
+        buy.total,
+        buy.brokerage
+            + buy.transaction_tax
+            + buy.exchange_turnover_charge
+            + buy.sebi_turnover_charge
+            + buy.stamp_duty
+            + buy.gst.total
+    );
+    assert_eq!(delivery.brokerage, dec!(0));
+    assert_eq!(delivery.transaction_tax, dec!(500));
+    assert_eq!(delivery.stamp_duty, dec!(75));
+    // Every key of the reference sample is in the answer.
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/virtual_contract_note.json")).unwrap();
+    let raw = reqwest::Client::new()
+        .post(format!("{}/charges/orders", fake.api_url()))
+        .header("X-Kite-Version", "3")
+        .header("Authorization", "token fake_api_key:fake_access_token")
+        .json(&serde_json::json!([order("SELL", "MIS")]))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let (ours, theirs) = (&raw["data"][0], &sample["data"][0]);
+    assert_eq!(keys(ours), keys(theirs));
+    assert_eq!(keys(&ours["charges"]), keys(&theirs["charges"]));
+    assert_eq!(
+        keys(&ours["charges"]["gst"]),
+        keys(&theirs["charges"]["gst"])
+    );
+    // A request without a field Kite needs gets Kite's error body; an outage a 503.
+    let (status, body) = {
+        let r = reqwest::Client::new()
+            .post(format!("{}/charges/orders", fake.api_url()))
+            .header("X-Kite-Version", "3")
+            .header("Authorization", "token fake_api_key:fake_access_token")
+            .json(&serde_json::json!([{"order_id": "1"}]))
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(status, 400);
+    assert_eq!(body["error_type"], "InputException");
+    assert_eq!(body["message"], "Missing or invalid `exchange`.");
+    fake.set_contract_note_unavailable(true);
+    let err = client
+        .contract_note(&[order("BUY", "MIS")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Transient, "{err:?}");
+}

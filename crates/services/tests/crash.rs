@@ -33,6 +33,7 @@ fn fill(n: i64, side: Side, quantity: u32, price: i64) -> Envelope {
             side,
             quantity: Quantity(quantity),
             fill_price: Price(Decimal::from(price)),
+            fees_source: Default::default(),
             fees: FeeBreakdown {
                 total: Money(Decimal::ONE),
                 brokerage: Money(Decimal::ONE),

@@ -75,6 +75,7 @@ fn fill(n: usize, quantity: u32, price: &str) -> Envelope {
             side: Side::Buy,
             quantity: Quantity(quantity),
             fill_price: Price(price.parse().unwrap()),
+            fees_source: Default::default(),
             fees: FeeBreakdown {
                 total: Money(Decimal::ONE),
                 ..FeeBreakdown::default()

@@ -34,6 +34,7 @@ fn buy(n: i64) -> Envelope {
             side: Side::Buy,
             quantity: Quantity(10),
             fill_price: Price(Decimal::from(1500)),
+            fees_source: Default::default(),
             fees: FeeBreakdown {
                 total: Money(Decimal::ONE),
                 brokerage: Money(Decimal::ONE),

@@ -43,6 +43,7 @@ async fn snapshots_read_back_are_validated_and_mismatches_counted() {
             quantity: Quantity(3),
             fill_price: Price(Decimal::from(100)),
             fees: FeeBreakdown::default(),
+            fees_source: Default::default(),
             execution_mode: ExecutionMode::Paper,
             filled_at: at(1),
         }),

@@ -34,6 +34,7 @@ fn buy(n: i64, quantity: u32, price: i64) -> Envelope {
             side: Side::Buy,
             quantity: Quantity(quantity),
             fill_price: Price(Decimal::from(price)),
+            fees_source: Default::default(),
             fees: FeeBreakdown {
                 total: Money(Decimal::ONE),
                 brokerage: Money(Decimal::ONE),

@@ -153,6 +153,7 @@ impl World {
                 quantity: Quantity(units),
                 fill_price: Price(Decimal::from(1500)),
                 fees: FeeBreakdown::default(),
+                fees_source: Default::default(),
                 execution_mode: ExecutionMode::Zerodha,
                 filled_at: self.now(),
             }),

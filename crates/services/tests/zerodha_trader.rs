@@ -38,22 +38,24 @@ async fn store() -> Store {
 }
 
 fn trader(fake: &FakeKite, poll_interval: Duration) -> ZerodhaTrader {
-    let settings = fake.settings();
-    let client = KiteClient::new(&settings)
+    trader_with(
+        fake,
+        ZerodhaConfig {
+            product: fake.settings().product.clone(),
+            poll_interval,
+            ..ZerodhaConfig::default()
+        },
+    )
+}
+
+fn trader_with(fake: &FakeKite, config: ZerodhaConfig) -> ZerodhaTrader {
+    let client = KiteClient::new(&fake.settings())
         .unwrap()
         .with_access_token(fake.config().access_token.clone());
     let registry = InstrumentRegistry::from_rows(
         parse_instruments_csv(DEFAULT_INSTRUMENTS_CSV.as_bytes()).unwrap(),
     );
-    ZerodhaTrader::new(
-        Arc::new(client),
-        Arc::new(registry),
-        ZerodhaConfig {
-            product: settings.product.clone(),
-            poll_interval,
-            ..ZerodhaConfig::default()
-        },
-    )
+    ZerodhaTrader::new(Arc::new(client), Arc::new(registry), config)
 }
 
 fn validated(token: u32, order_type: OrderType, limit_price: Option<Price>) -> Envelope {
@@ -66,14 +68,24 @@ fn validated_side(
     order_type: OrderType,
     limit_price: Option<Price>,
 ) -> Envelope {
+    validated_units(token, side, 5, order_type, limit_price)
+}
+
+fn validated_units(
+    token: u32,
+    side: Side,
+    units: u32,
+    order_type: OrderType,
+    limit_price: Option<Price>,
+) -> Envelope {
     let at = Timestamp::from_unix_micros(1_763_800_000_000_000).unwrap();
     let strategy_id = StrategyId::new("ema_cross_infy").unwrap();
     let signal = TradingSignal {
         strategy_id: strategy_id.clone(),
         instrument_token: InstrumentToken(token),
         side,
-        quantity: Quantity(5),
-        target_quantity: 5,
+        quantity: Quantity(units),
+        target_quantity: side.sign() * i64::from(units),
         order_type,
         limit_price,
         reason: "fast ema crossed above slow".into(),
@@ -875,4 +887,207 @@ async fn order_updates_are_applied_between_polls() {
         .unwrap();
     let applied = engine.on_timer(soon).await.unwrap();
     assert_eq!(types(&applied), ["order_filled"]);
+}
+
+fn fills_of(outputs: &[Output]) -> Vec<alpha_panda_core::OrderFilled> {
+    outputs
+        .iter()
+        .filter_map(|o| match &o.payload {
+            Payload::OrderFilled(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn fees_sum(fills: &[&alpha_panda_core::OrderFilled]) -> alpha_panda_core::FeeBreakdown {
+    fills
+        .iter()
+        .fold(alpha_panda_core::FeeBreakdown::default(), |sum, f| {
+            sum.plus(&f.fees)
+        })
+}
+
+/// Above the instrument's freeze quantity the order goes with Kite's autoslice: five units at a
+/// freeze quantity of two are three Kite orders (2, 2, 1), acknowledged once. Every trade of
+/// every slice is one fill of the one order, charged per slice from Kite's contract note (the
+/// ₹20 brokerage cap is per Kite order), and the order ends when every slice did: here one
+/// slice is cancelled unfilled, so one unit is reported failed.
+#[tokio::test]
+async fn an_order_above_the_freeze_quantity_is_sliced_and_followed_to_its_end() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    fake.set_freeze_quantity("INFY", 2);
+    let config = ZerodhaConfig {
+        poll_interval: Duration::from_millis(1),
+        freeze_quantities: [("INFY".to_string(), 2)].into_iter().collect(),
+        ..ZerodhaConfig::default()
+    };
+    let mut engine = TradingEngine::open_zerodha(trader_with(&fake, config), store().await)
+        .await
+        .unwrap();
+    let signal = validated(INFY, OrderType::Market, None);
+    assert_eq!(
+        types(&handle(&mut engine, &signal, 0).await),
+        ["order_submitted", "order_ack"]
+    );
+    let slices = fake.orders();
+    let quantities: Vec<u32> = slices.iter().map(|o| o.quantity()).collect();
+    assert_eq!(quantities, [2, 2, 1]);
+    let tag = order_tag(signal.id);
+    assert!(slices
+        .iter()
+        .all(|o| o.form.get("tag") == Some(&tag) && !o.form.contains_key("autoslice")));
+    // The first slice fills whole, the second in two trades, the third is cancelled unfilled.
+    assert!(fake.fill(&slices[0].order_id, 2, dec!(1500.05)));
+    assert!(fake.fill(&slices[1].order_id, 1, dec!(1500.10)));
+    assert!(fake.fill(&slices[1].order_id, 1, dec!(1500.20)));
+    fake.cancel(&slices[2].order_id).unwrap();
+    let later = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(1));
+    let ended = engine.on_timer(later).await.unwrap();
+    let fills = fills_of(&ended);
+    assert_eq!(fills.len(), 3, "{:?}", types(&ended));
+    assert_eq!(
+        fills.iter().map(|f| f.quantity.0).sum::<u32>(),
+        4,
+        "every trade once"
+    );
+    assert!(fills
+        .iter()
+        .all(|f| f.fees_source == alpha_panda_core::FeesSource::ContractNote));
+    // The fees of the second slice's two fills add up to Kite's contract note of that slice.
+    let client = KiteClient::new(&fake.settings())
+        .unwrap()
+        .with_access_token(fake.config().access_token.clone());
+    let second: Vec<&alpha_panda_core::OrderFilled> = fills
+        .iter()
+        .filter(|f| f.broker_order_id.as_deref() == Some(slices[1].order_id.as_str()))
+        .collect();
+    assert_eq!(second.len(), 2);
+    let note = client
+        .contract_note(&[alpha_panda_kite::ContractNoteOrder {
+            order_id: slices[1].order_id.clone(),
+            exchange: "NSE".into(),
+            tradingsymbol: "INFY".into(),
+            transaction_type: "BUY".into(),
+            variety: "regular".into(),
+            product: "MIS".into(),
+            order_type: "MARKET".into(),
+            quantity: 2,
+            average_price: dec!(1500.15),
+        }])
+        .await
+        .unwrap();
+    let paisa = |d: rust_decimal::Decimal| alpha_panda_core::Money(d).round_to_paisa();
+    let charges = &note[0].charges;
+    let expected = alpha_panda_core::FeeBreakdown::itemised(
+        paisa(charges.brokerage),
+        paisa(charges.transaction_tax),
+        paisa(charges.exchange_turnover_charge),
+        paisa(charges.sebi_turnover_charge),
+        paisa(charges.gst.total),
+        paisa(charges.stamp_duty),
+    );
+    assert_eq!(fees_sum(&second), expected);
+    let failed: Vec<&Output> = ended
+        .iter()
+        .filter(|o| matches!(o.payload, Payload::OrderFailed(_)))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    let Payload::OrderFailed(f) = &failed[0].payload else {
+        unreachable!()
+    };
+    assert_eq!(f.quantity, Quantity(1));
+    assert!(f.reason.starts_with("1 of 3 slices failed"), "{}", f.reason);
+    assert_eq!(engine_open(&engine), 0);
+    // Nothing more comes of it.
+    let again = Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(2));
+    assert!(engine.on_timer(again).await.unwrap().is_empty());
+}
+
+/// An order that would need more than ten slices of its freeze quantity is not sent.
+#[tokio::test]
+async fn an_order_needing_more_than_ten_slices_is_refused_before_kite() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let config = ZerodhaConfig {
+        freeze_quantities: [("INFY".to_string(), 2)].into_iter().collect(),
+        ..ZerodhaConfig::default()
+    };
+    let mut engine = TradingEngine::open_zerodha(trader_with(&fake, config), store().await)
+        .await
+        .unwrap();
+    let signal = validated_units(INFY, Side::Buy, 21, OrderType::Market, None);
+    let out = handle(&mut engine, &signal, 0).await;
+    assert_eq!(types(&out), ["order_submitted", "order_failed"]);
+    let Payload::OrderFailed(f) = &out[1].payload else {
+        unreachable!()
+    };
+    assert!(f.reason.starts_with("exceeds_freeze_limit"), "{}", f.reason);
+    assert!(
+        f.reason.contains("zerodha.freeze_quantities"),
+        "{}",
+        f.reason
+    );
+    assert!(fake.orders().is_empty());
+}
+
+/// Without Kite's contract note the fills carry the charge schedule's figures, marked as an
+/// estimate; a CNC bought and sold on the same day is charged as intraday: the day's two fills
+/// add up to an intraday buy and an intraday sell, though the buy was charged as delivery when it
+/// filled.
+#[tokio::test]
+async fn without_the_contract_note_fees_are_estimates_and_a_same_day_cnc_is_intraday() {
+    use alpha_panda_services::trading_engine::charges::{
+        ChargeSchedule, Exchange, Fill, OrderFills, OrderTerms, Segment,
+    };
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    fake.set_contract_note_unavailable(true);
+    let config = ZerodhaConfig {
+        product: "CNC".into(),
+        poll_interval: Duration::from_millis(1),
+        ..ZerodhaConfig::default()
+    };
+    let mut engine = TradingEngine::open_zerodha(trader_with(&fake, config), store().await)
+        .await
+        .unwrap();
+    let buy = validated_units(INFY, Side::Buy, 500, OrderType::Market, None);
+    handle(&mut engine, &buy, 0).await;
+    assert!(fake.complete_order(&fake.orders()[0].order_id, dec!(1000)));
+    let at = |s: i64| Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(s));
+    let bought = fills_of(&engine.on_timer(at(1)).await.unwrap());
+    assert_eq!(bought.len(), 1);
+    assert_eq!(
+        bought[0].fees_source,
+        alpha_panda_core::FeesSource::Estimate
+    );
+    let sell = validated_units(INFY, Side::Sell, 500, OrderType::Market, None);
+    handle(&mut engine, &sell, 1).await;
+    assert!(fake.complete_order(&fake.orders()[1].order_id, dec!(1000)));
+    let sold = fills_of(&engine.on_timer(at(2)).await.unwrap());
+    assert_eq!(sold.len(), 1);
+    assert_eq!(sold[0].fees_source, alpha_panda_core::FeesSource::Estimate);
+
+    let schedule = ChargeSchedule::zerodha();
+    // The IST trading day.
+    let date = (bought[0].filled_at.as_datetime() + chrono::Duration::minutes(330)).date_naive();
+    let charge = |side: Side, segment: Segment| {
+        schedule
+            .charge_order(OrderFills {
+                terms: OrderTerms {
+                    exchange: Exchange::Nse,
+                    segment,
+                    side,
+                    trade_date: date,
+                },
+                fills: &[Fill {
+                    quantity: Quantity(500),
+                    price: Price(dec!(1000)),
+                }],
+            })
+            .unwrap()
+    };
+    // When it filled, the buy was a delivery buy.
+    assert_eq!(bought[0].fees, charge(Side::Buy, Segment::EquityDelivery));
+    let day = fees_sum(&[&bought[0], &sold[0]]);
+    let intraday = charge(Side::Buy, Segment::EquityIntraday)
+        .plus(&charge(Side::Sell, Segment::EquityIntraday));
+    assert_eq!(day, intraday);
 }

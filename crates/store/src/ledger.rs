@@ -173,7 +173,7 @@ const ORDER_COLUMNS: &str = "event_id, broker, order_id, status, strategy_id, in
 const FILL_COLUMNS: &str = "event_id, broker, portfolio_id, order_id, broker_order_id, \
                             strategy_id, instrument_token, tradingsymbol, side, quantity, \
                             fill_price, brokerage, stt, exchange_charges, sebi_charges, gst, \
-                            stamp_duty, fees_total, execution_mode, filled_at";
+                            stamp_duty, fees_total, execution_mode, filled_at, fees_source";
 
 impl<'a> Ledger<'a> {
     pub(crate) fn new(pool: &'a Pool) -> Self {
@@ -340,7 +340,7 @@ pub(crate) async fn insert_fill(
 ) -> Result<bool, StoreError> {
     let sql = format!(
         "INSERT INTO fills ({FILL_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
          ON CONFLICT (event_id) DO NOTHING"
     );
     let fees = &fill.fees;
@@ -365,6 +365,7 @@ pub(crate) async fn insert_fill(
         Param::Decimal(fees.total.0),
         Param::Text(serde_enum_text(&fill.execution_mode)),
         Param::Timestamp(fill.filled_at),
+        Param::Text(serde_enum_text(&fill.fees_source)),
     ];
     Ok(tx.execute("record fill", &sql, &params).await? > 0)
 }
@@ -408,6 +409,7 @@ fn fill_from_row(row: &Row) -> Result<LedgerFill, StoreError> {
             side: row.serde_enum(OP, "side")?,
             quantity: Quantity(row.u32(OP, "quantity")?),
             fill_price: Price(row.decimal(OP, "fill_price")?),
+            fees_source: row.serde_enum(OP, "fees_source")?,
             fees: FeeBreakdown {
                 brokerage: money("brokerage")?,
                 stt: money("stt")?,

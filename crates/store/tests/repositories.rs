@@ -101,6 +101,7 @@ fn fill(order: &str, strategy: &str, price: Decimal, fees: FeeBreakdown) -> Orde
         quantity: Quantity(25),
         fill_price: Price(price),
         fees,
+        fees_source: Default::default(),
         execution_mode: ExecutionMode::Paper,
         filled_at: ts(1_763_800_000_123_456),
     }
@@ -219,6 +220,7 @@ async fn pending_before_migrate_and_none_after(store: Store) {
         "0001_initial_schema",
         "0002_checkpoint_log_identity",
         "0003_service_leases",
+        "0004_fill_fees_source",
     ];
     assert_eq!(store.pending_migrations().await.unwrap(), all);
     assert_eq!(store.migrate().await.unwrap(), all);
@@ -245,7 +247,8 @@ async fn production_policy_refuses_pending(store: Store) {
                 &[
                     "0001_initial_schema",
                     "0002_checkpoint_log_identity",
-                    "0003_service_leases"
+                    "0003_service_leases",
+                    "0004_fill_fees_source"
                 ]
             );
         }
@@ -253,7 +256,7 @@ async fn production_policy_refuses_pending(store: Store) {
     }
     assert!(err.to_string().contains("alpha-panda migrate"));
     // Production did not migrate anything.
-    assert_eq!(store.pending_migrations().await.unwrap().len(), 3);
+    assert_eq!(store.pending_migrations().await.unwrap().len(), 4);
     // Reading a table before migrating says what to do.
     let missing = store.checkpoints().load("x").await.unwrap_err();
     assert!(
@@ -269,7 +272,8 @@ async fn production_policy_refuses_pending(store: Store) {
         [
             "0001_initial_schema",
             "0002_checkpoint_log_identity",
-            "0003_service_leases"
+            "0003_service_leases",
+            "0004_fill_fees_source"
         ]
     );
 }
@@ -440,7 +444,8 @@ async fn fill_writes_are_idempotent_and_keep_every_field(store: Store) {
     second.broker_order_id = None;
     second.tradingsymbol = None;
     second.side = Side::Sell;
-    let other = fill("ord-c", "momentum", dec!(10), fees());
+    let mut other = fill("ord-c", "momentum", dec!(10), fees());
+    other.fees_source = alpha_panda_core::FeesSource::ContractNote;
     let (id1, id2, id3) = (
         EventId::new_root(),
         EventId::new_root(),

@@ -240,6 +240,8 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                         protected_order_timeout: zerodha.protected_order_timeout,
                         max_signal_age: zerodha.max_signal_age,
                         reconcile_interval: zerodha.reconcile_interval,
+                        freeze_quantities: zerodha.freeze_quantities.clone(),
+                        contract_notes: zerodha.contract_notes,
                         // An instrument Zerodha's schedule has no rates for: the paper estimate.
                         fallback_fees: settings.paper.fees.clone(),
                         ..ZerodhaConfig::default()
@@ -516,8 +518,6 @@ async fn kite_source(
              or activate a strategy"
         );
     }
-    let tokens: Vec<InstrumentToken> = tokens.into_iter().map(InstrumentToken).collect();
-    ticker
     // Kite streams at most 3 connections × 3,000 instruments per api_key; the ticker would refuse
     // the subscription anyway, this says which setting to change before anything is sent.
     if tokens.len() > alpha_panda_kite::ticker::MAX_INSTRUMENTS {
@@ -531,6 +531,8 @@ async fn kite_source(
             alpha_panda_kite::ticker::MAX_INSTRUMENTS_PER_CONNECTION,
         );
     }
+    let tokens: Vec<InstrumentToken> = tokens.into_iter().map(InstrumentToken).collect();
+    ticker
         .subscribe(&tokens, TickMode::Full)
         .await
         .context("the Kite ticker stopped before it could subscribe")?;

@@ -12,7 +12,8 @@ pub use alert::{Alert, AlertKind, AlertSeverity};
 pub use dlq::{DlqMessage, DlqPayload};
 pub use market_tick::{DepthLevel, MarketDepth, MarketTick, Ohlc};
 pub use order::{
-    ExecutionMode, FeeBreakdown, OrderAck, OrderFailed, OrderFilled, OrderSubmitted, OrderType,
+    ExecutionMode, FeeBreakdown, FeesSource, OrderAck, OrderFailed, OrderFilled, OrderSubmitted,
+    OrderType,
 };
 pub use pnl::{PnlSnapshot, PositionSnapshot, SnapshotType};
 pub use signal::{

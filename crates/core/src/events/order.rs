@@ -46,6 +46,74 @@ pub struct FeeBreakdown {
     pub total: Money,
 }
 
+impl FeeBreakdown {
+    /// A breakdown whose total is the sum of its lines.
+    pub fn itemised(
+        brokerage: Money,
+        stt: Money,
+        exchange_charges: Money,
+        sebi_charges: Money,
+        gst: Money,
+        stamp_duty: Money,
+    ) -> FeeBreakdown {
+        FeeBreakdown {
+            brokerage,
+            stt,
+            exchange_charges,
+            sebi_charges,
+            gst,
+            stamp_duty,
+            total: brokerage + stt + exchange_charges + sebi_charges + gst + stamp_duty,
+        }
+    }
+
+    /// Line by line, `self` plus `other`.
+    pub fn plus(&self, other: &FeeBreakdown) -> FeeBreakdown {
+        FeeBreakdown::itemised(
+            self.brokerage + other.brokerage,
+            self.stt + other.stt,
+            self.exchange_charges + other.exchange_charges,
+            self.sebi_charges + other.sebi_charges,
+            self.gst + other.gst,
+            self.stamp_duty + other.stamp_duty,
+        )
+    }
+
+    /// Line by line, `self` minus `other`: what is left to charge of `self` when `other` was
+    /// charged already.
+    pub fn minus(&self, other: &FeeBreakdown) -> FeeBreakdown {
+        FeeBreakdown::itemised(
+            self.brokerage - other.brokerage,
+            self.stt - other.stt,
+            self.exchange_charges - other.exchange_charges,
+            self.sebi_charges - other.sebi_charges,
+            self.gst - other.gst,
+            self.stamp_duty - other.stamp_duty,
+        )
+    }
+}
+
+/// Where a fill's fees come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeesSource {
+    /// The venue's own fee model: paper's settings, the truth for a paper fill.
+    #[default]
+    Model,
+    /// The broker's own itemised charges of the order (Kite's virtual contract note).
+    ContractNote,
+    /// The charge model standing in for the broker's charges, which could not be had (or which
+    /// the broker works out later, such as a CNC closed on its buy day): an estimate.
+    Estimate,
+}
+
+impl FeesSource {
+    /// Whether these are the venue model's fees (left out of the wire form).
+    pub fn is_model(&self) -> bool {
+        *self == FeesSource::Model
+    }
+}
+
 /// An order sent to a trader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderSubmitted {
@@ -108,6 +176,9 @@ pub struct OrderFilled {
     pub fill_price: Price,
     /// Charges for this fill.
     pub fees: FeeBreakdown,
+    /// Where the fees come from; absent on the wire for the venue's model (every paper fill).
+    #[serde(default, skip_serializing_if = "FeesSource::is_model")]
+    pub fees_source: FeesSource,
     /// Paper or Zerodha.
     pub execution_mode: ExecutionMode,
     /// When the fill happened (exchange time of the pricing tick for paper).

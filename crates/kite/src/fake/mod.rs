@@ -3,6 +3,7 @@
 //! connections, silence, rejections, 429s, expired tokens) and to observe what clients sent. Its
 //! websocket keeps Kite's limits: 3 connections per api_key, 3000 instruments per connection.
 
+mod contract_note;
 mod rest;
 mod state;
 mod ws;
@@ -84,8 +85,8 @@ impl Default for FakeKiteConfig {
 pub struct FakeKite {
     addr: SocketAddr,
     state: Arc<State>,
-    shutdown: watch::Sender<bool>,
     sessions: Arc<ws::Sessions>,
+    shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -113,8 +114,8 @@ impl FakeKite {
         Ok(FakeKite {
             addr,
             state,
-            shutdown,
             sessions,
+            shutdown,
             task,
         })
     }
@@ -240,6 +241,22 @@ impl FakeKite {
         self.state.fill(order_id, quantity, price)
     }
 
+    /// Sets the exchange's freeze quantity of a trading symbol: a larger order is refused unless
+    /// it asks for autoslice, which cuts it into slices of this size (at most ten).
+    pub fn set_freeze_quantity(&self, tradingsymbol: &str, quantity: u32) {
+        self.state
+            .freeze_quantities
+            .lock()
+            .insert(tradingsymbol.to_string(), quantity);
+    }
+
+    /// Makes `POST /charges/orders` answer 503 (`true`) or work again (`false`).
+    pub fn set_contract_note_unavailable(&self, unavailable: bool) {
+        self.state
+            .contract_note_unavailable
+            .store(unavailable, Ordering::SeqCst);
+    }
+
     /// Cancels an open order as the user would in Kite (an order update follows).
     ///
     /// # Errors
@@ -323,9 +340,24 @@ impl FakeKite {
         self.state.subscriptions.lock().clone()
     }
 
+    /// Token → mode of each websocket connection open now, oldest connection first.
+    pub fn connection_subscriptions(&self) -> Vec<BTreeMap<u32, TickMode>> {
+        self.sessions.subscriptions()
+    }
+
     /// Websocket connections accepted so far.
     pub fn ws_connections(&self) -> u64 {
         self.state.ws_connections.load(Ordering::SeqCst)
+    }
+
+    /// Websocket connections open now (at most 3 per api_key, as Kite allows).
+    pub fn open_ws_connections(&self) -> usize {
+        self.sessions.open()
+    }
+
+    /// Websocket upgrades refused with 429 because the api_key already had 3 connections open.
+    pub fn refused_ws_connections(&self) -> u64 {
+        self.sessions.refused()
     }
 
     /// Every control message clients sent over websockets, in order.
@@ -340,24 +372,9 @@ impl FakeKite {
 }
 
 impl Drop for FakeKite {
-    /// Token → mode of each websocket connection open now, oldest connection first.
-    pub fn connection_subscriptions(&self) -> Vec<BTreeMap<u32, TickMode>> {
-        self.sessions.subscriptions()
-    }
-
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
         let _ = self.state.events.send(WsEvent::Drop);
         self.task.abort();
     }
-    /// Websocket connections open now (at most 3 per api_key, as Kite allows).
-    pub fn open_ws_connections(&self) -> usize {
-        self.sessions.open()
-    }
-
-    /// Websocket upgrades refused with 429 because the api_key already had 3 connections open.
-    pub fn refused_ws_connections(&self) -> u64 {
-        self.sessions.refused()
-    }
-
 }

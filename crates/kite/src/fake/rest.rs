@@ -13,7 +13,8 @@ use axum::routing::{get, post, put};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
 
-use super::state::{kite_now, State};
+use super::contract_note;
+use super::state::{kite_now, State, AUTOSLICE_PARENT};
 use crate::rest::session_checksum;
 
 type Shared = Arc<State>;
@@ -32,6 +33,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/trades", get(trades))
         .route("/portfolio/positions", get(positions))
         .route("/instruments", get(instruments))
+        .route("/charges/orders", post(contract_note))
         .with_state(state)
 }
 
@@ -190,8 +192,15 @@ async fn place_order(
             return error(400, "InputException", "Invalid `tag`.");
         }
     }
+    let slices = match slicing(&state, &form) {
+        Ok(slices) => slices,
+        Err(response) => return *response,
+    };
     if let Some(response) = over_the_order_rate(&state) {
         return response;
+    }
+    if let Some(slices) = slices {
+        return place_slices(&state, &variety, form, &slices);
     }
     if let Some((taken, fault)) = state.placement_fault.lock().take() {
         if taken {
@@ -201,6 +210,102 @@ async fn place_order(
     }
     let order_id = state.place(&variety, form);
     success(json!({ "order_id": order_id }))
+}
+
+/// Most slices Kite cuts one autoslice order into (reference §2.3).
+const MAX_SLICES: u32 = 10;
+
+/// The slice quantities of an order that asks for `autoslice`, `None` for an order placed whole,
+/// or Kite's refusal: a quantity above the instrument's freeze quantity without autoslice, an
+/// autoslice order at or below it, or one that needs more than ten slices. (The texts of the first
+/// and last refusal are ours; the reference does not quote Kite's. The second is Kite's, as users
+/// quote it on the forum.)
+fn slicing(
+    state: &State,
+    form: &BTreeMap<String, String>,
+) -> Result<Option<Vec<u32>>, Box<Response>> {
+    let quantity: u32 = form
+        .get("quantity")
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(0);
+    let symbol = form.get("tradingsymbol").cloned().unwrap_or_default();
+    let freeze = state.freeze_quantities.lock().get(&symbol).copied();
+    let autoslice = match form.get("autoslice").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Box::new(error(
+                400,
+                "InputException",
+                &format!(
+                    "Invalid request (failed to decode autoslice, got: {other} (expected bool))"
+                ),
+            )))
+        }
+    };
+    match (autoslice, freeze) {
+        (false, Some(freeze)) if quantity > freeze => Err(Box::new(error(
+            400,
+            "InputException",
+            &format!(
+                "Quantity {quantity} exceeds the freeze quantity {freeze} of {symbol}. Use \
+                 autoslice or place smaller orders."
+            ),
+        ))),
+        (false, _) => Ok(None),
+        (true, Some(freeze)) if quantity > freeze => {
+            let count = quantity.div_ceil(freeze);
+            if count > MAX_SLICES {
+                return Err(Box::new(error(
+                    400,
+                    "InputException",
+                    &format!(
+                        "Quantity {quantity} needs {count} slices of {freeze}; autoslice places \
+                         at most {MAX_SLICES}."
+                    ),
+                )));
+            }
+            let mut slices = vec![freeze; (count - 1) as usize];
+            slices.push(quantity - freeze * (count - 1));
+            Ok(Some(slices))
+        }
+        (true, freeze) => Err(Box::new(error(
+            400,
+            "InputException",
+            &format!(
+                "Quantity should be greater than or equal to {} for order slicing.",
+                freeze.map_or(1, |f| f + 1)
+            ),
+        ))),
+    }
+}
+
+/// Places the slices of an autoslice order, each an order of its own with the parent's tag plus
+/// Kite's `autoslice` tags, and answers the parent id (the first slice's) with the children.
+fn place_slices(
+    state: &State,
+    variety: &str,
+    form: BTreeMap<String, String>,
+    slices: &[u32],
+) -> Response {
+    let mut children = Vec::with_capacity(slices.len());
+    let mut parent: Option<String> = None;
+    for quantity in slices {
+        let mut slice = form.clone();
+        slice.remove("autoslice");
+        slice.insert("quantity".into(), quantity.to_string());
+        if let Some(parent) = &parent {
+            slice.insert(AUTOSLICE_PARENT.into(), parent.clone());
+        }
+        let order_id = state.place(variety, slice);
+        if parent.is_none() {
+            // The first slice is the parent; mark it too, now that its id is known.
+            state.mark_autoslice_parent(&order_id);
+            parent = Some(order_id.clone());
+        }
+        children.push(json!({ "order_id": order_id }));
+    }
+    success(json!({ "order_id": parent, "children": children }))
 }
 
 /// The checks of every order request (placement, modification, cancellation) before its fields:
@@ -424,4 +529,43 @@ async fn instruments(AxumState(state): AxumState<Shared>, headers: HeaderMap) ->
             .into_response(),
         Err(e) => error(500, "GeneralException", &format!("gzip failed: {e}")),
     }
+}
+
+/// Kite's virtual contract note of the orders in the JSON list of the body.
+async fn contract_note(
+    AxumState(state): AxumState<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(response) = preflight(&state, &headers, true) {
+        return response;
+    }
+    if state.contract_note_unavailable.load(Ordering::SeqCst) {
+        return error(
+            503,
+            "NetworkException",
+            "Charges service is unavailable. Try again.",
+        );
+    }
+    let Ok(Value::Array(orders)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            400,
+            "InputException",
+            "Invalid request (the body must be a JSON list of orders).",
+        );
+    };
+    let mut entries = Vec::with_capacity(orders.len());
+    for order in &orders {
+        match contract_note::entry(order) {
+            Ok(entry) => entries.push(entry),
+            Err(field) => {
+                return error(
+                    400,
+                    "InputException",
+                    &format!("Missing or invalid `{field}`."),
+                )
+            }
+        }
+    }
+    success(Value::Array(entries))
 }

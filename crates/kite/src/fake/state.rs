@@ -147,6 +147,26 @@ pub(crate) struct State {
     pub placement_fault: Mutex<Option<(bool, Injected)>>,
     /// Instrument tokens of the instruments dump, by (exchange, tradingsymbol).
     pub tokens: BTreeMap<(String, String), u32>,
+    /// The exchange's freeze quantity by trading symbol: an order above it is refused unless
+    /// it asks for autoslice.
+    pub freeze_quantities: Mutex<BTreeMap<String, u32>>,
+    /// Whether `POST /charges/orders` answers 503 (Kite's OMS down).
+    pub contract_note_unavailable: AtomicBool,
+}
+
+/// The form key under which the fake remembers the parent of an autoslice child (never sent by a
+/// client: Kite's form has no such field).
+pub(crate) const AUTOSLICE_PARENT: &str = "__autoslice_parent";
+
+/// An order's `tags`: its own tag, and for a slice of an autoslice order Kite's `autoslice` and
+/// `autoslice:{parent}` (as Kite's staff describe them on the forum).
+fn order_tags(tag: Option<&str>, parent: Option<&str>) -> Vec<String> {
+    let mut tags: Vec<String> = tag.iter().map(|t| t.to_string()).collect();
+    if let Some(parent) = parent {
+        tags.push("autoslice".into());
+        tags.push(format!("autoslice:{parent}"));
+    }
+    tags
 }
 
 /// Order requests (placements, modifications, cancellations) Kite takes in one calendar second.
@@ -194,6 +214,8 @@ impl State {
             requests: AtomicU64::new(0),
             order_second: Mutex::new((0, 0)),
             placement_fault: Mutex::new(None),
+            freeze_quantities: Mutex::new(BTreeMap::new()),
+            contract_note_unavailable: AtomicBool::new(false),
         }
     }
 
@@ -285,7 +307,7 @@ impl State {
                 .map_or(Value::from(0), kite_number),
             "meta": {},
             "tag": tag,
-            "tags": tag.iter().collect::<Vec<_>>(),
+            "tags": order_tags(tag.as_deref(), form.get(AUTOSLICE_PARENT).map(String::as_str)),
             "guid": format!("guid-{order_id}"),
         })
     }
@@ -297,6 +319,22 @@ impl State {
             form.get("tradingsymbol").cloned().unwrap_or_default(),
         );
         self.tokens.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Marks the first slice of an autoslice order as the parent of its slices (its `tags`).
+    pub fn mark_autoslice_parent(&self, order_id: &str) {
+        let mut orders = self.orders.lock();
+        if let Some(order) = orders.iter_mut().find(|o| o.order_id == order_id) {
+            order
+                .form
+                .insert(AUTOSLICE_PARENT.into(), order_id.to_string());
+            for snapshot in &mut order.history {
+                if let Some(tags) = snapshot.get_mut("tags").and_then(Value::as_array_mut) {
+                    tags.push(Value::from("autoslice"));
+                    tags.push(Value::from(format!("autoslice:{order_id}")));
+                }
+            }
+        }
     }
 
     /// Records a placed order, runs it through its states and returns its id.

@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 use super::error::KiteError;
 use super::rate_limit::{EndpointClass, RateLimiter};
 use super::types::{
-    KiteOrderId, ModifyParams, Order, OrderParams, Positions, Session, Trade, UserProfile, Variety,
+    AutoslicePlacement, ContractNoteEntry, ContractNoteOrder, KiteOrderId, ModifyParams, Order,
+    OrderParams, Positions, Session, Trade, UserProfile, Variety,
 };
 use crate::backoff::Backoff;
 use crate::instruments::parse_instruments_csv;
@@ -40,6 +41,8 @@ struct Call<'a> {
     method: Method,
     path: String,
     form: Option<&'a [(&'static str, String)]>,
+    /// A JSON body (the endpoints that take one, such as the contract note).
+    json: Option<&'a serde_json::Value>,
     class: EndpointClass,
     authenticated: bool,
     retry: RetryPolicy,
@@ -204,6 +207,7 @@ impl KiteClient {
                 method: Method::POST,
                 path: "/session/token".into(),
                 form: Some(&form),
+                json: None,
                 class: EndpointClass::Other,
                 authenticated: false,
                 retry: RetryPolicy::Read,
@@ -238,12 +242,80 @@ impl KiteClient {
                 method: Method::POST,
                 path: format!("/orders/{}", params.variety.as_str()),
                 form: Some(&form),
+                json: None,
                 class: EndpointClass::Order,
                 authenticated: true,
                 retry: RetryPolicy::Order,
             })
             .await?;
         Ok(placed.order_id)
+    }
+
+    /// Places an order with `autoslice` (`POST /orders/{variety}`, `autoslice=true`): Kite slices
+    /// a quantity above the instrument's freeze quantity into at most
+    /// [`MAX_AUTOSLICES`](super::types::MAX_AUTOSLICES) orders,
+    /// each with its own order id, and answers the parent id with one result per slice (a slice
+    /// may be refused while the others are placed). Rate-limited and retried as
+    /// [`KiteClient::place_order`].
+    ///
+    /// # Errors
+    /// As [`KiteClient::place_order`]; Kite refuses a quantity below the freeze quantity or one
+    /// that needs more than ten slices.
+    pub async fn place_autoslice_order(
+        &self,
+        params: &OrderParams,
+    ) -> Result<AutoslicePlacement, KiteError> {
+        params
+            .validate()
+            .map_err(|reason| KiteError::InvalidOrder { reason })?;
+        let params = params.clone().with_autoslice();
+        let form = params.form_fields(&self.default_product);
+        self.call(Call {
+            method: Method::POST,
+            path: format!("/orders/{}", params.variety.as_str()),
+            form: Some(&form),
+            json: None,
+            class: EndpointClass::Order,
+            authenticated: true,
+            retry: RetryPolicy::Order,
+        })
+        .await
+    }
+
+    /// Kite's own itemised charges of executed orders, its virtual contract note
+    /// (`POST /charges/orders`, a JSON list), one entry per order in the order given. Retried
+    /// only when Kite certainly did not answer it (429, connection refused): a caller with an
+    /// estimate to fall back on should not wait out a longer outage.
+    ///
+    /// # Errors
+    /// Kite and transport errors; an answer with another number of entries than orders asked is
+    /// [`KiteError::UnexpectedResponse`].
+    pub async fn contract_note(
+        &self,
+        orders: &[ContractNoteOrder],
+    ) -> Result<Vec<ContractNoteEntry>, KiteError> {
+        let body = serde_json::to_value(orders).map_err(|e| KiteError::UnexpectedResponse {
+            endpoint: "POST /charges/orders".into(),
+            detail: format!("cannot encode the orders: {e}"),
+        })?;
+        let entries: Vec<ContractNoteEntry> = self
+            .call(Call {
+                method: Method::POST,
+                path: "/charges/orders".into(),
+                form: None,
+                json: Some(&body),
+                class: EndpointClass::Other,
+                authenticated: true,
+                retry: RetryPolicy::Order,
+            })
+            .await?;
+        if entries.len() != orders.len() {
+            return Err(KiteError::UnexpectedResponse {
+                endpoint: "POST /charges/orders".into(),
+                detail: format!("{} entries for {} orders", entries.len(), orders.len()),
+            });
+        }
+        Ok(entries)
     }
 
     /// Changes an open order (`PUT /orders/{variety}/{order_id}`); rate-limited as an order and
@@ -269,6 +341,7 @@ impl KiteClient {
                     path_segment(order_id.as_str())
                 ),
                 form: Some(&form),
+                json: None,
                 class: EndpointClass::Order,
                 authenticated: true,
                 retry: RetryPolicy::Order,
@@ -296,6 +369,7 @@ impl KiteClient {
                     path_segment(order_id.as_str())
                 ),
                 form: None,
+                json: None,
                 class: EndpointClass::Order,
                 authenticated: true,
                 retry: RetryPolicy::Order,
@@ -367,6 +441,22 @@ impl KiteClient {
             }))
     }
 
+    /// Every order of today's book with `tag` (an autoslice order's slices share their tag), by
+    /// order id.
+    ///
+    /// # Errors
+    /// Kite and transport errors.
+    pub async fn orders_by_tag(&self, tag: &str) -> Result<Vec<Order>, KiteError> {
+        let mut orders: Vec<Order> = self
+            .orders()
+            .await?
+            .into_iter()
+            .filter(|o| o.tag.as_deref() == Some(tag) || o.tags.iter().any(|t| t == tag))
+            .collect();
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(orders)
+    }
+
     /// Downloads and parses the instruments master of every exchange (gzipped CSV).
     ///
     /// # Errors
@@ -376,6 +466,7 @@ impl KiteClient {
             method: Method::GET,
             path: "/instruments".into(),
             form: None,
+            json: None,
             class: EndpointClass::Other,
             authenticated: true,
             retry: RetryPolicy::Read,
@@ -401,6 +492,7 @@ impl KiteClient {
             method: Method::GET,
             path: path.to_string(),
             form: None,
+            json: None,
             class: EndpointClass::Other,
             authenticated: true,
             retry: RetryPolicy::Read,
@@ -464,6 +556,9 @@ impl KiteClient {
         }
         if let Some(form) = call.form {
             request = request.form(form);
+        }
+        if let Some(json) = call.json {
+            request = request.json(json);
         }
         let transport = |source| KiteError::Transport {
             endpoint: call.endpoint(),

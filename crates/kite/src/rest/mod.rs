@@ -9,6 +9,8 @@ pub use client::{session_checksum, KiteClient, SharedAccessToken};
 pub use error::KiteError;
 pub use rate_limit::{EndpointClass, OrderCounts, RateLimiter};
 pub use types::{
-    KiteOrderId, KiteOrderStatus, KiteOrderType, MarketProtection, ModifyParams, Order,
-    OrderParams, Position, Positions, Session, Trade, UserProfile, Variety,
+    AutosliceChild, AutosliceError, AutoslicePlacement, ContractNoteEntry, ContractNoteGst,
+    ContractNoteOrder, KiteOrderId, KiteOrderStatus, KiteOrderType, MarketProtection, ModifyParams,
+    Order, OrderCharges, OrderParams, Position, Positions, Session, Trade, UserProfile, Variety,
+    MAX_AUTOSLICES,
 };

@@ -543,7 +543,13 @@ pub struct OrderParams {
     pub validity: String,
     /// Alphanumeric tag, at most 20 characters; used to find the order again after a timeout.
     pub tag: Option<String>,
+    /// Asks Kite to slice an order above the instrument's freeze quantity into several orders
+    /// (at most [`MAX_AUTOSLICES`]); see `KiteClient::place_autoslice_order`.
+    pub autoslice: bool,
 }
+
+/// The most orders Kite slices one autoslice order into (reference §2.3).
+pub const MAX_AUTOSLICES: u32 = 10;
 
 impl OrderParams {
     /// A regular DAY MARKET order with the default product (give it a market protection).
@@ -566,6 +572,7 @@ impl OrderParams {
             market_protection: None,
             validity: "DAY".into(),
             tag: None,
+            autoslice: false,
         }
     }
 
@@ -626,6 +633,12 @@ impl OrderParams {
     /// Sets the product.
     pub fn with_product(mut self, product: impl Into<String>) -> OrderParams {
         self.product = Some(product.into());
+        self
+    }
+
+    /// Asks Kite to slice the order at the instrument's freeze quantity.
+    pub fn with_autoslice(mut self) -> OrderParams {
+        self.autoslice = true;
         self
     }
 
@@ -732,6 +745,9 @@ impl OrderParams {
         if let Some(tag) = &self.tag {
             fields.push(("tag", tag.clone()));
         }
+        if self.autoslice {
+            fields.push(("autoslice", "true".to_string()));
+        }
         fields
     }
 }
@@ -773,6 +789,160 @@ impl ModifyParams {
         }
         fields
     }
+}
+
+/// A price as the JSON number Kite's JSON endpoints take (prices have at most two decimals, which
+/// an `f64` carries exactly enough for its shortest text to be the price).
+fn json_number<S: serde::Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    use rust_decimal::prelude::ToPrimitive;
+    let number = value
+        .to_f64()
+        .ok_or_else(|| serde::ser::Error::custom(format!("{value} is not a JSON number")))?;
+    s.serialize_f64(number)
+}
+
+/// One slice of an autoslice order as Kite answered it: placed, with its order id, or refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AutosliceChild {
+    /// The slice's order id, when it was placed.
+    #[serde(default)]
+    pub order_id: Option<KiteOrderId>,
+    /// Why the slice was not placed.
+    #[serde(default)]
+    pub error: Option<AutosliceError>,
+}
+
+/// Kite's error for one slice that was not placed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AutosliceError {
+    /// HTTP-like code.
+    #[serde(default)]
+    pub code: u16,
+    /// Kite's error type (`InputException`, `MarginException`, …).
+    #[serde(default)]
+    pub error_type: String,
+    /// Kite's message.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The answer to an autoslice placement: the parent order id and one result per slice.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AutoslicePlacement {
+    /// The parent order id.
+    pub order_id: KiteOrderId,
+    /// The slices, placed or refused, in order.
+    #[serde(default)]
+    pub children: Vec<AutosliceChild>,
+}
+
+impl AutoslicePlacement {
+    /// The order ids of the slices Kite placed (the parent alone when it sliced nothing).
+    pub fn placed(&self) -> Vec<KiteOrderId> {
+        let placed: Vec<KiteOrderId> = self
+            .children
+            .iter()
+            .filter_map(|c| c.order_id.clone())
+            .collect();
+        if placed.is_empty() && self.children.is_empty() {
+            vec![self.order_id.clone()]
+        } else {
+            placed
+        }
+    }
+}
+
+/// One executed order to price with Kite's virtual contract note (`POST /charges/orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContractNoteOrder {
+    /// Kite's order id.
+    pub order_id: String,
+    /// Exchange.
+    pub exchange: String,
+    /// Trading symbol.
+    pub tradingsymbol: String,
+    /// `BUY` or `SELL`.
+    pub transaction_type: String,
+    /// Variety (`regular`).
+    pub variety: String,
+    /// Product (`MIS`, `CNC`, `NRML`).
+    pub product: String,
+    /// Order type as placed.
+    pub order_type: String,
+    /// Units executed.
+    pub quantity: u32,
+    /// Average price of the units executed.
+    #[serde(serialize_with = "json_number")]
+    pub average_price: Decimal,
+}
+
+/// Kite's itemised charges of one order, as its virtual contract note gives them (amounts are
+/// unrounded; `exchange_turnover_charge` includes IPFT).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct OrderCharges {
+    /// STT (or CTT on commodities).
+    #[serde(deserialize_with = "kite_decimal")]
+    pub transaction_tax: Decimal,
+    /// `stt` or `ctt`.
+    pub transaction_tax_type: String,
+    /// Exchange transaction charge plus IPFT.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub exchange_turnover_charge: Decimal,
+    /// SEBI turnover fee.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub sebi_turnover_charge: Decimal,
+    /// Brokerage.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub brokerage: Decimal,
+    /// Stamp duty.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub stamp_duty: Decimal,
+    /// GST, by kind.
+    pub gst: ContractNoteGst,
+    /// Sum of the above.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub total: Decimal,
+}
+
+/// GST on a contract note.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default)]
+pub struct ContractNoteGst {
+    /// Integrated GST.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub igst: Decimal,
+    /// Central GST.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub cgst: Decimal,
+    /// State GST.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub sgst: Decimal,
+    /// All GST.
+    #[serde(deserialize_with = "kite_decimal")]
+    pub total: Decimal,
+}
+
+/// One order of a virtual contract note as Kite answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ContractNoteEntry {
+    /// `BUY` or `SELL`.
+    #[serde(default)]
+    pub transaction_type: String,
+    /// Trading symbol.
+    #[serde(default)]
+    pub tradingsymbol: String,
+    /// Exchange.
+    #[serde(default)]
+    pub exchange: String,
+    /// Product.
+    #[serde(default)]
+    pub product: String,
+    /// Units.
+    #[serde(default)]
+    pub quantity: u32,
+    /// The order's charges.
+    pub charges: OrderCharges,
 }
 
 #[cfg(test)]

@@ -231,6 +231,7 @@ mod tests {
             side,
             quantity: Quantity(n),
             fill_price: Price(price),
+            fees_source: Default::default(),
             fees: FeeBreakdown {
                 total: Money(fee),
                 ..FeeBreakdown::default()

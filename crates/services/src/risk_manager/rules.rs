@@ -348,6 +348,7 @@ pub(crate) mod test_support {
             side,
             quantity: Quantity(n),
             fill_price: Price(price),
+            fees_source: Default::default(),
             fees: FeeBreakdown {
                 total: Money(fee),
                 ..FeeBreakdown::default()

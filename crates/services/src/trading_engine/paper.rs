@@ -327,6 +327,7 @@ impl PaperTrader {
             quantity,
             fill_price,
             fees: self.config.fees.charges(side, quantity, fill_price),
+            fees_source: Default::default(),
             execution_mode: ExecutionMode::Paper,
             filled_at,
         }

@@ -29,10 +29,21 @@
 //! cancelled; what did not fill is reported in `order_failed` (and an alert), so the strategy's next
 //! signal sizes a fresh order from the position it really has.
 //!
-//! **Fees.** Each fill's charges come from Zerodha's dated [`ChargeSchedule`] by exchange and
-//! segment, charged per order: the fees of an order's fills add up to charging the order once (the
-//! ₹20 brokerage cap is per order, not per fill). An instrument the schedule has no rates for is
-//! charged the flat [`FeeModel`] estimate.
+//! **Slices.** An order above the instrument's freeze quantity (`freeze_quantities`) is placed
+//! with Kite's autoslice: Kite cuts it into at most [`MAX_AUTOSLICES`] orders sharing the tag. The
+//! trader follows each slice as it follows an order placed whole; the order's fills are every
+//! slice's trades, and it ends, with one `order_failed` for what did not fill, when every slice
+//! has. One that would need more slices is refused before Kite.
+//!
+//! **Fees.** Each fill is charged as part of its Kite order (a slice is an order of its own): its
+//! fees are what the Kite order's charges come to with this fill, less what its earlier fills
+//! were charged, so an order's fills add up to its charges, the ₹20 brokerage cap per order
+//! included. The charges are Kite's own from its virtual contract note
+//! ([`FeesSource::ContractNote`]); when Kite does not answer, Zerodha's dated [`ChargeSchedule`]
+//! by exchange and segment stands in ([`FeesSource::Estimate`]), or the flat [`FeeModel`] for an
+//! instrument the schedule has no rates for. A CNC sold on the day it was bought is charged as
+//! intraday, its buy re-priced with it (an estimate: the contract note does so only at the day's
+//! end).
 //!
 //! **Broker messages.** The ticker's `error` and `message` frames are raised as alerts.
 //!
@@ -45,19 +56,20 @@
 //! Kite cannot be reached before anything was sent, the signal is returned to the runtime as an
 //! infrastructure failure and waited for.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use alpha_panda_core::{
     derive_event_id, Alert, AlertKind, AlertSeverity, ErrorClass, EventId, ExecutionMode,
-    FeeBreakdown, InstrumentToken, OrderAck, OrderFailed, OrderFilled, OrderId, OrderSubmitted,
-    OrderType, Price, Quantity, Side, StrategyId, Timestamp, ValidatedSignal,
+    FeeBreakdown, FeesSource, InstrumentToken, Money, OrderAck, OrderFailed, OrderFilled, OrderId,
+    OrderSubmitted, OrderType, Price, Quantity, Side, StrategyId, Timestamp, ValidatedSignal,
 };
 use alpha_panda_kite::rest::OrderCounts;
 use alpha_panda_kite::{
-    BrokerNotice, InstrumentRegistry, KiteClient, KiteError, KiteOrderId, KiteOrderStatus,
-    MarketProtection, Order, OrderParams, OrderUpdate, Trade, Variety,
+    BrokerNotice, ContractNoteOrder, InstrumentRegistry, KiteClient, KiteError, KiteOrderId,
+    KiteOrderStatus, MarketProtection, Order, OrderParams, OrderUpdate, Trade, Variety,
+    MAX_AUTOSLICES,
 };
 use alpha_panda_store::Store;
 use alpha_panda_stream::HandlerError;
@@ -68,7 +80,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::charges::{ChargeSchedule, Exchange, Fill, OrderTerms, Segment};
+use super::charges::{ChargeSchedule, Exchange, Fill, OrderFills, OrderTerms, Segment};
 use super::{FeeModel, OrderEvent};
 
 /// How often a halted trader looks for a new Kite session in the store.
@@ -104,6 +116,12 @@ pub struct ZerodhaConfig {
     pub charges: ChargeSchedule,
     /// The estimate for an instrument the schedule has no rates for.
     pub fallback_fees: FeeModel,
+    /// The exchange's freeze quantities, by trading symbol or underlying name (`NIFTY`): an
+    /// order above one is placed with Kite's autoslice, in at most ten slices.
+    pub freeze_quantities: BTreeMap<String, u32>,
+    /// Whether each fill's charges are asked of Kite's virtual contract note (the schedule is
+    /// the estimate when Kite does not answer).
+    pub contract_notes: bool,
 }
 
 impl Default for ZerodhaConfig {
@@ -118,6 +136,8 @@ impl Default for ZerodhaConfig {
             reconcile_interval: Duration::from_secs(60),
             charges: ChargeSchedule::zerodha(),
             fallback_fees: FeeModel::default(),
+            freeze_quantities: BTreeMap::new(),
+            contract_notes: true,
         }
     }
 }
@@ -131,6 +151,47 @@ pub struct ReportedTrade {
     pub quantity: u32,
     /// Price.
     pub price: Price,
+    /// The Kite order (the slice, for an autoslice order) it belongs to; empty in checkpoints
+    /// written before slices, where it is the order's one Kite order.
+    #[serde(default)]
+    pub kite_order_id: String,
+    /// The fees reported with it.
+    #[serde(default)]
+    pub fees: FeeBreakdown,
+}
+
+/// A slice of an order (or the order placed whole) that reached a terminal status, or that
+/// Kite refused to place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedSlice {
+    /// Kite's order id; empty for a slice Kite refused to place.
+    pub kite_order_id: String,
+    /// Kite's status (`COMPLETE`, `CANCELLED`, `REJECTED`), or `REFUSED` for a slice not placed.
+    pub status: String,
+    /// Kite's message, if any.
+    pub message: Option<String>,
+}
+
+impl FinishedSlice {
+    fn failed(&self) -> bool {
+        self.status == "REFUSED" || KiteOrderStatus::parse(&self.status).is_failure()
+    }
+}
+
+/// What one strategy's CNC buys of one instrument on one day left to sell that day: a CNC sold
+/// on its buy day is charged as intraday.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CncDayBuys {
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// The trading day (IST).
+    pub date: NaiveDate,
+    /// Units bought that day not yet sold that day.
+    pub units: u32,
+    /// Their value at the buy prices (the average price is `value / units`).
+    pub value: Decimal,
 }
 
 /// An order placed on Kite (or being placed) and not yet terminal. Serialized in the trading
@@ -178,9 +239,44 @@ pub struct OpenOrder {
     /// Whether the trader asked Kite to cancel it (a protected order resting at its band).
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The Kite orders of its slices when it was placed with autoslice (the first is
+    /// `kite_order_id`); empty for an order placed whole.
+    #[serde(default)]
+    pub slices: Vec<String>,
+    /// Its Kite orders that finished (and slices Kite refused); the order ends when all did.
+    #[serde(default)]
+    pub finished: Vec<FinishedSlice>,
 }
 
 impl OpenOrder {
+    /// Its Kite orders: the slices, or the one order placed whole.
+    pub fn kite_orders(&self) -> Vec<&str> {
+        if self.slices.is_empty() {
+            self.kite_order_id.as_deref().into_iter().collect()
+        } else {
+            self.slices.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// Whether `kite_order_id` is one of its Kite orders.
+    fn owns(&self, kite_order_id: &str) -> bool {
+        self.kite_orders().contains(&kite_order_id)
+    }
+
+    /// The reported trades of one of its Kite orders.
+    fn trades_of<'a>(&'a self, kite_order_id: &'a str) -> impl Iterator<Item = &'a ReportedTrade> {
+        let whole = self.slices.is_empty();
+        self.trades.iter().filter(move |t| {
+            t.kite_order_id == kite_order_id || (whole && t.kite_order_id.is_empty())
+        })
+    }
+
+    fn is_finished(&self, kite_order_id: &str) -> bool {
+        self.finished
+            .iter()
+            .any(|f| f.kite_order_id == kite_order_id)
+    }
+
     /// The exchange and segment its charges depend on.
     fn charge_terms(&self, trade_date: NaiveDate) -> Option<OrderTerms> {
         let exchange = match self.exchange.as_str() {
@@ -242,6 +338,9 @@ pub struct ZerodhaState {
     /// The orders counted against the per-minute and per-day caps.
     #[serde(default)]
     pub order_counts: OrderCounts,
+    /// CNC units bought today and not sold today, by strategy and instrument.
+    #[serde(default)]
+    pub cnc_day_buys: Vec<CncDayBuys>,
 }
 
 /// A checkpoint of the trading engine for `zerodha`, as written by this version or an earlier one
@@ -309,6 +408,7 @@ pub struct ZerodhaTrader {
     held: Vec<HeldPosition>,
     external_trades: Vec<(String, NaiveDate)>,
     mismatched: Vec<InstrumentToken>,
+    cnc_day_buys: Vec<CncDayBuys>,
     last_reconciled: Option<Timestamp>,
     updates: Option<mpsc::Receiver<OrderUpdate>>,
     notices: Option<mpsc::Receiver<BrokerNotice>>,
@@ -431,6 +531,7 @@ impl ZerodhaTrader {
             held: Vec::new(),
             external_trades: Vec::new(),
             mismatched: Vec::new(),
+            cnc_day_buys: Vec::new(),
             last_reconciled: None,
             updates: None,
             notices: None,
@@ -492,6 +593,7 @@ impl ZerodhaTrader {
         self.held = state.held;
         self.external_trades = state.external_trades;
         self.mismatched = state.mismatched;
+        self.cnc_day_buys = state.cnc_day_buys;
         self.client
             .rate_limiter()
             .restore_order_counts(&state.order_counts);
@@ -505,6 +607,7 @@ impl ZerodhaTrader {
             external_trades: self.external_trades.clone(),
             mismatched: self.mismatched.clone(),
             order_counts: self.client.rate_limiter().order_counts(),
+            cnc_day_buys: self.cnc_day_buys.clone(),
         }
     }
 
@@ -769,10 +872,11 @@ impl ZerodhaTrader {
             )));
             return Ok(outputs);
         };
-        let (exchange, tradingsymbol, instrument_type) = (
+        let (exchange, tradingsymbol, instrument_type, instrument_name) = (
             instrument.exchange.clone(),
             instrument.tradingsymbol.clone(),
             instrument.instrument_type.clone(),
+            instrument.name.clone(),
         );
         let params = match signal.order_type {
             OrderType::Market => {
@@ -802,8 +906,31 @@ impl ZerodhaTrader {
             return Ok(outputs);
         }
 
+        // Above the exchange's freeze quantity an order goes only sliced, ten slices at most.
+        let freeze = self
+            .config
+            .freeze_quantities
+            .get(&tradingsymbol)
+            .or_else(|| self.config.freeze_quantities.get(&instrument_name))
+            .copied();
+        let sliced = match freeze {
+            Some(freeze) if signal.quantity.0 > freeze => {
+                if signal.quantity.0 > freeze.saturating_mul(MAX_AUTOSLICES) {
+                    outputs.push(failed(format!(
+                        "exceeds_freeze_limit: {} units of {tradingsymbol} need more than \
+                         {MAX_AUTOSLICES} slices of its freeze quantity {freeze} \
+                         (zerodha.freeze_quantities); not placed",
+                        signal.quantity.0
+                    )));
+                    return Ok(outputs);
+                }
+                true
+            }
+            _ => false,
+        };
+
         // Crash safety: an order with this tag means an earlier attempt reached Kite.
-        let existing = match self.client.order_by_tag(&tag).await {
+        let existing = match self.client.orders_by_tag(&tag).await {
             Ok(existing) => existing,
             Err(e) => match self.placement_refusal(&e, now) {
                 Ok(reason) => {
@@ -836,39 +963,96 @@ impl ZerodhaTrader {
             submitted_at: Some(now),
             trades: Vec::new(),
             cancel_requested: false,
+            slices: Vec::new(),
+            finished: Vec::new(),
         };
-        let (kite_order_id, adopted) = match existing {
-            Some(order) => {
-                info!(%order_id, kite_order_id = %order.order_id.as_str(), %tag,
-                    "adopting the Kite order placed before a restart instead of placing again");
-                (order.order_id.clone(), Some(order))
-            }
-            None => match self.client.place_order(&params).await {
-                Ok(id) => (id, None),
-                Err(e) => match self.placement_refusal(&e, now) {
-                    Ok(reason) => {
-                        outputs.push(failed(reason));
-                        return Ok(outputs);
-                    }
-                    Err(reason) => {
-                        // Kite may have the order: never place it again blindly; look for it.
-                        warn!(%order_id, %tag, %reason,
-                            "the placement's outcome is unknown; looking for the order by its tag");
-                        self.open.push(open);
-                        return Ok(outputs);
-                    }
-                },
+        if !existing.is_empty() {
+            info!(%order_id, kite_orders = existing.len(), %tag,
+                "adopting the Kite order placed before a restart instead of placing again");
+            outputs.extend(self.adopt(open, &existing, sliced, now).await);
+            return Ok(outputs);
+        }
+        let placed = if sliced {
+            self.client
+                .place_autoslice_order(&params)
+                .await
+                .map(|placement| {
+                    let refused: Vec<FinishedSlice> = placement
+                        .children
+                        .iter()
+                        .filter_map(|c| c.error.as_ref())
+                        .map(|e| FinishedSlice {
+                            kite_order_id: String::new(),
+                            status: "REFUSED".into(),
+                            message: Some(format!("{}: {}", e.error_type, e.message)),
+                        })
+                        .collect();
+                    (placement.order_id.clone(), placement.placed(), refused)
+                })
+        } else {
+            self.client
+                .place_order(&params)
+                .await
+                .map(|id| (id, Vec::new(), Vec::new()))
+        };
+        let (kite_order_id, slices, refused) = match placed {
+            Ok(placed) => placed,
+            Err(e) => match self.placement_refusal(&e, now) {
+                Ok(reason) => {
+                    outputs.push(failed(reason));
+                    return Ok(outputs);
+                }
+                Err(reason) => {
+                    // Kite may have the order: never place it again blindly; look for it.
+                    warn!(%order_id, %tag, %reason,
+                        "the placement's outcome is unknown; looking for the order by its tag");
+                    self.open.push(open);
+                    return Ok(outputs);
+                }
             },
         };
         info!(%order_id, kite_order_id = %kite_order_id.as_str(), %exchange, %tradingsymbol,
-            side = %signal.side, quantity = signal.quantity.0, "order placed on Kite");
+            side = %signal.side, quantity = signal.quantity.0, slices = slices.len(),
+            refused_slices = refused.len(), "order placed on Kite");
         outputs.push(self.acknowledged(&open, &kite_order_id));
         open.kite_order_id = Some(kite_order_id.as_str().to_string());
+        if sliced {
+            open.slices = slices.iter().map(|id| id.as_str().to_string()).collect();
+            open.finished = refused;
+        }
         self.open.push(open);
-        if let Some(order) = adopted {
-            outputs.extend(self.follow(&order, now).await);
+        if sliced && self.open.last().is_some_and(|o| o.slices.is_empty()) {
+            // Kite placed no slice at all: the order ends here, failed with Kite's reasons.
+            outputs.extend(self.end_if_finished(self.open.len() - 1));
         }
         Ok(outputs)
+    }
+
+    /// Follows the Kite orders found with an order's tag (placed before a restart, or by a
+    /// placement whose answer was lost): the order whole, or the slices Kite cut it into.
+    async fn adopt(
+        &mut self,
+        mut open: OpenOrder,
+        found: &[Order],
+        sliced: bool,
+        now: Timestamp,
+    ) -> Vec<TraderOutput> {
+        let Some(first) = found.first() else {
+            return Vec::new();
+        };
+        let mut outputs = vec![self.acknowledged(&open, &first.order_id)];
+        open.kite_order_id = Some(first.order_id.as_str().to_string());
+        if sliced || found.len() > 1 {
+            open.slices = found
+                .iter()
+                .map(|o| o.order_id.as_str().to_string())
+                .collect();
+        }
+        self.open.push(open);
+        for order in found {
+            outputs.extend(self.follow(order, now).await);
+        }
+        outputs
     }
 
     fn acknowledged(&self, open: &OpenOrder, kite_order_id: &KiteOrderId) -> TraderOutput {
@@ -939,7 +1123,12 @@ impl ZerodhaTrader {
         let to_poll: Vec<String> = self
             .open
             .iter()
-            .filter_map(|o| o.kite_order_id.clone())
+            .flat_map(|o| {
+                o.kite_orders()
+                    .into_iter()
+                    .filter(|id| !o.is_finished(id))
+                    .map(str::to_string)
+            })
             .filter(|id| !updated.contains(id))
             .collect();
         for kite_order_id in to_poll {
@@ -1139,6 +1328,7 @@ impl ZerodhaTrader {
                     quantity,
                     fill_price: price,
                     fees,
+                    fees_source: FeesSource::Estimate,
                     execution_mode: ExecutionMode::Zerodha,
                     filled_at,
                 }),
@@ -1176,8 +1366,15 @@ impl ZerodhaTrader {
             submitted_at: None,
             trades: Vec::new(),
             cancel_requested: false,
+            slices: Vec::new(),
+            finished: Vec::new(),
         };
-        self.charge(&probe, quantity, price, filled_at)
+        let fill = [Fill { quantity, price }];
+        self.modelled(&probe, &fill, ist_date(filled_at))
+            .unwrap_or_else(|reason| {
+                warn!(strategy_id = %holder.strategy_id, %reason, "charged at the flat estimate");
+                self.config.fallback_fees.charges(side, quantity, price)
+            })
     }
 
     /// Looks for the orders whose placement's outcome was unknown in Kite's order book by tag:
@@ -1202,13 +1399,15 @@ impl ZerodhaTrader {
         for i in pending {
             let open = &self.open[i];
             let tag = order_tag(open.signal_event_id);
-            let found = book
+            let mut found: Vec<Order> = book
                 .iter()
                 .filter(|o| o.tag.as_deref() == Some(tag.as_str()) || o.tags.contains(&tag))
-                .max_by_key(|o| (o.is_terminal(), o.filled_quantity))
-                .cloned();
-            match found {
-                Some(order) => adopted.push((i, order)),
+                .cloned()
+                .collect();
+            found.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+            found.dedup_by(|a, b| a.order_id == b.order_id);
+            match found.first() {
+                Some(_) => adopted.push((i, found)),
                 None => {
                     let waited = open
                         .submitted_at
@@ -1219,11 +1418,18 @@ impl ZerodhaTrader {
                 }
             }
         }
-        for (i, order) in &adopted {
-            info!(order_id = %self.open[*i].order_id, kite_order_id = %order.order_id,
+        for (i, found) in &adopted {
+            let first = &found[0].order_id;
+            info!(order_id = %self.open[*i].order_id, kite_order_id = %first, kite_orders = found.len(),
                 "the placement whose outcome was unknown reached Kite; following it");
-            outputs.push(self.acknowledged(&self.open[*i], &order.order_id));
-            self.open[*i].kite_order_id = Some(order.order_id.as_str().to_string());
+            outputs.push(self.acknowledged(&self.open[*i], first));
+            self.open[*i].kite_order_id = Some(first.as_str().to_string());
+            if found.len() > 1 {
+                self.open[*i].slices = found
+                    .iter()
+                    .map(|o| o.order_id.as_str().to_string())
+                    .collect();
+            }
         }
         for &i in give_up.iter().rev() {
             let open = self.open.remove(i);
@@ -1249,8 +1455,10 @@ impl ZerodhaTrader {
             });
         }
         // An adopted order is followed from the book's state, like any other.
-        for (_, order) in adopted {
-            outputs.extend(self.follow(&order, now).await);
+        for (_, found) in adopted {
+            for order in found {
+                outputs.extend(self.follow(&order, now).await);
+            }
         }
         outputs
     }
@@ -1263,52 +1471,70 @@ impl ZerodhaTrader {
             let open = &self.open[i];
             let resting = open.protected
                 && !open.cancel_requested
+                && open.kite_order_id.is_some()
                 && open.filled_quantity < open.quantity.0
                 && open
                     .submitted_at
                     .is_some_and(|at| elapsed(at, now) >= timeout);
-            let Some(kite_order_id) = open.kite_order_id.clone().filter(|_| resting) else {
+            if !resting {
                 continue;
-            };
-            match self
-                .client
-                .cancel_order(Variety::Regular, &KiteOrderId(kite_order_id.clone()))
-                .await
-            {
-                Ok(_) => {
-                    warn!(order_id = %self.open[i].order_id, %kite_order_id,
-                        "a protected MARKET order rested unfilled at its band; cancelled");
-                    self.open[i].cancel_requested = true;
+            }
+            let working: Vec<String> = open
+                .kite_orders()
+                .into_iter()
+                .filter(|id| !open.is_finished(id))
+                .map(str::to_string)
+                .collect();
+            let mut all_sent = true;
+            for kite_order_id in working {
+                match self
+                    .client
+                    .cancel_order(Variety::Regular, &KiteOrderId(kite_order_id.clone()))
+                    .await
+                {
+                    Ok(_) => {
+                        warn!(order_id = %self.open[i].order_id, %kite_order_id,
+                            "a protected MARKET order rested unfilled at its band; cancelled");
+                    }
+                    Err(e) => match outcome(&e) {
+                        Outcome::SessionExpired(reason) => {
+                            self.halt(&reason, now);
+                            return;
+                        }
+                        // No longer open (it filled or ended meanwhile): its update says so.
+                        Outcome::Refused(reason) => {
+                            info!(%kite_order_id, %reason, "not cancelled");
+                        }
+                        Outcome::Unknown(reason) => {
+                            warn!(%kite_order_id, %reason, "could not cancel; trying again at the next tick");
+                            all_sent = false;
+                        }
+                    },
                 }
-                Err(e) => match outcome(&e) {
-                    Outcome::SessionExpired(reason) => {
-                        self.halt(&reason, now);
-                        return;
-                    }
-                    // No longer open (it filled or ended meanwhile): its update says so.
-                    Outcome::Refused(reason) => {
-                        info!(%kite_order_id, %reason, "not cancelled");
-                        self.open[i].cancel_requested = true;
-                    }
-                    Outcome::Unknown(reason) => {
-                        warn!(%kite_order_id, %reason, "could not cancel; trying again at the next tick");
-                    }
-                },
+            }
+            if all_sent {
+                self.open[i].cancel_requested = true;
             }
         }
     }
 
-    /// Follows Kite's latest state of one order: reads its trades when more units are filled than
-    /// reported, reports each new trade as a fill, and ends the order at a terminal state once
-    /// every trade is reported. States of orders this trader does not follow are ignored.
+    /// Follows Kite's latest state of one of an order's Kite orders: reads its trades when more
+    /// units are filled than reported, reports each new trade as a fill, and finishes it at a
+    /// terminal state once every trade is reported; the order ends when all its Kite orders
+    /// (its slices) did. States of orders this trader does not follow are ignored.
     async fn follow(&mut self, order: &Order, now: Timestamp) -> Vec<TraderOutput> {
-        let Some(index) = self.index_of(order.order_id.as_str()) else {
+        let kite_order_id = order.order_id.as_str();
+        let Some(index) = self.index_of(kite_order_id) else {
             return Vec::new();
         };
         let mut outputs = Vec::new();
-        if order.filled_quantity > self.open[index].filled_quantity {
+        let reported: u32 = self.open[index]
+            .trades_of(kite_order_id)
+            .map(|t| t.quantity)
+            .sum();
+        if order.filled_quantity > reported {
             match self.client.order_trades(&order.order_id).await {
-                Ok(trades) => outputs.extend(self.apply_trades(&trades, now)),
+                Ok(trades) => outputs.extend(self.apply_trades(&trades, now).await),
                 Err(e) => {
                     let what = format!("read the trades of order {}", order.order_id);
                     self.read_failed(&e, &what, now);
@@ -1323,14 +1549,12 @@ impl ZerodhaTrader {
     }
 
     fn index_of(&self, kite_order_id: &str) -> Option<usize> {
-        self.open
-            .iter()
-            .position(|o| o.kite_order_id.as_deref() == Some(kite_order_id))
+        self.open.iter().position(|o| o.owns(kite_order_id))
     }
 
     /// Reports every trade of `trades` not reported yet, each as one fill at the trade's price and
-    /// time, with its id derived from Kite's trade id, charged as part of its order.
-    pub fn apply_trades(&mut self, trades: &[Trade], now: Timestamp) -> Vec<TraderOutput> {
+    /// time, with its id derived from Kite's trade id, charged as part of its Kite order.
+    pub async fn apply_trades(&mut self, trades: &[Trade], now: Timestamp) -> Vec<TraderOutput> {
         let mut outputs = Vec::new();
         let mut trades: Vec<&Trade> = trades.iter().collect();
         trades
@@ -1352,12 +1576,18 @@ impl ZerodhaTrader {
             let quantity = Quantity(trade.quantity);
             let filled_at =
                 kite_time(trade.fill_timestamp.or(trade.exchange_timestamp)).unwrap_or(now);
-            let fees = self.charge(&self.open[index], quantity, price, filled_at);
+            let slice = trade.order_id.as_str().to_string();
+            let (fees, fees_source) = self
+                .fees_of_fill(index, &slice, quantity, price, filled_at)
+                .await;
+            self.note_cnc_day(index, quantity, price, filled_at);
             let open = &mut self.open[index];
             open.trades.push(ReportedTrade {
                 trade_id: trade.trade_id.clone(),
                 quantity: trade.quantity,
                 price,
+                kite_order_id: slice.clone(),
+                fees,
             });
             open.filled_quantity += trade.quantity;
             open.filled_value += price.0 * Decimal::from(trade.quantity);
@@ -1375,7 +1605,7 @@ impl ZerodhaTrader {
             outputs.push(TraderOutput {
                 event: OrderEvent::Filled(OrderFilled {
                     order_id: open.order_id.clone(),
-                    broker_order_id: open.kite_order_id.clone(),
+                    broker_order_id: Some(slice),
                     strategy_id: open.strategy_id.clone(),
                     instrument_token: open.instrument_token,
                     tradingsymbol: Some(open.tradingsymbol.clone()),
@@ -1383,6 +1613,7 @@ impl ZerodhaTrader {
                     quantity,
                     fill_price: price,
                     fees,
+                    fees_source,
                     execution_mode: ExecutionMode::Zerodha,
                     filled_at,
                 }),
@@ -1393,55 +1624,272 @@ impl ZerodhaTrader {
         outputs
     }
 
-    /// The charges of a new fill of `open`, as part of its order.
-    fn charge(
+    /// The fees of a new fill of Kite order `slice` of the open order at `index`: what the Kite
+    /// order's charges come to with this fill, less what its earlier fills were charged. Kite's
+    /// virtual contract note gives the charges when it answers; otherwise (and for a CNC sold on
+    /// its buy day, which the contract note re-prices only at the end of the day) the schedule's
+    /// are the estimate. Either way the fees of a Kite order's fills add up to its charges from
+    /// the last source asked (a rupee of STT lands on the fill that crosses it; an estimate a
+    /// contract note corrects can make one line of a fill negative).
+    async fn fees_of_fill(
         &self,
-        open: &OpenOrder,
+        index: usize,
+        slice: &str,
         quantity: Quantity,
         price: Price,
         filled_at: Timestamp,
-    ) -> FeeBreakdown {
-        let earlier: Vec<Fill> = open
-            .trades
+    ) -> (FeeBreakdown, FeesSource) {
+        let open = &self.open[index];
+        let earlier: Vec<&ReportedTrade> = open.trades_of(slice).collect();
+        let charged = earlier
+            .iter()
+            .fold(FeeBreakdown::default(), |sum, t| sum.plus(&t.fees));
+        let mut fills: Vec<Fill> = earlier
             .iter()
             .map(|t| Fill {
                 quantity: Quantity(t.quantity),
                 price: t.price,
             })
             .collect();
-        let charged = open
-            .charge_terms(ist_date(filled_at))
-            .ok_or_else(|| format!("no charges known for exchange {:?}", open.exchange))
-            .and_then(|terms| {
-                self.config
-                    .charges
-                    .charge_fill(terms, &earlier, Fill { quantity, price })
-                    .map_err(|e| e.to_string())
-            });
-        charged.unwrap_or_else(|reason| {
-            warn!(order_id = %open.order_id, %reason, "charged at the flat estimate");
-            self.config
-                .fallback_fees
-                .charges(open.side, quantity, price)
-        })
+        fills.push(Fill { quantity, price });
+        let trade_date = ist_date(filled_at);
+        if let Some(fees) = self.cnc_sold_on_buy_day(open, &fills, quantity, trade_date) {
+            return (fees.minus(&charged), FeesSource::Estimate);
+        }
+        if self.config.contract_notes {
+            match self.contract_note(open, slice, &fills).await {
+                Ok(total) => return (total.minus(&charged), FeesSource::ContractNote),
+                Err(reason) => warn!(order_id = %open.order_id, kite_order_id = %slice, %reason,
+                    "Kite's contract note did not answer; the fill's fees are an estimate"),
+            }
+        }
+        match self.modelled(open, &fills, trade_date) {
+            Ok(total) => (total.minus(&charged), FeesSource::Estimate),
+            Err(reason) => {
+                warn!(order_id = %open.order_id, %reason, "charged at the flat estimate");
+                let fees = self
+                    .config
+                    .fallback_fees
+                    .charges(open.side, quantity, price);
+                (fees, FeesSource::Estimate)
+            }
+        }
     }
 
-    /// Ends the order at Kite's terminal `order` once all its trades are reported: `order_failed`
-    /// for what a `REJECTED` or `CANCELLED` order left unfilled.
+    /// The schedule's charges of one Kite order of `open` with `fills`.
+    fn modelled(
+        &self,
+        open: &OpenOrder,
+        fills: &[Fill],
+        trade_date: NaiveDate,
+    ) -> Result<FeeBreakdown, String> {
+        let terms = open
+            .charge_terms(trade_date)
+            .ok_or_else(|| format!("no charges known for exchange {:?}", open.exchange))?;
+        self.config
+            .charges
+            .charge_order(OrderFills { terms, fills })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Kite's charges of one Kite order with `fills`, from its virtual contract note, each line
+    /// rounded to the paisa.
+    async fn contract_note(
+        &self,
+        open: &OpenOrder,
+        slice: &str,
+        fills: &[Fill],
+    ) -> Result<FeeBreakdown, String> {
+        let quantity: u32 = fills.iter().map(|f| f.quantity.0).sum();
+        let value: Decimal = fills
+            .iter()
+            .map(|f| f.price.0 * Decimal::from(f.quantity.0))
+            .sum();
+        if quantity == 0 {
+            return Ok(FeeBreakdown::default());
+        }
+        let query = ContractNoteOrder {
+            order_id: slice.to_string(),
+            exchange: open.exchange.clone(),
+            tradingsymbol: open.tradingsymbol.clone(),
+            transaction_type: match open.side {
+                Side::Buy => "BUY".into(),
+                Side::Sell => "SELL".into(),
+            },
+            variety: Variety::Regular.as_str().into(),
+            product: open.product.clone(),
+            order_type: if open.protected { "MARKET" } else { "LIMIT" }.into(),
+            quantity,
+            average_price: (value / Decimal::from(quantity)).round_dp(4),
+        };
+        let note = self
+            .client
+            .contract_note(std::slice::from_ref(&query))
+            .await
+            .map_err(|e| e.to_string())?;
+        let charges = &note
+            .first()
+            .ok_or_else(|| "an empty contract note".to_string())?
+            .charges;
+        let paisa = |d: Decimal| Money(d).round_to_paisa();
+        Ok(FeeBreakdown::itemised(
+            paisa(charges.brokerage),
+            paisa(charges.transaction_tax),
+            paisa(charges.exchange_turnover_charge),
+            paisa(charges.sebi_turnover_charge),
+            paisa(charges.gst.total),
+            paisa(charges.stamp_duty),
+        ))
+    }
+
+    /// For a CNC sell whose units were all bought (CNC) on the same day, the charges Zerodha
+    /// makes of it: the sell order charged as intraday, plus what re-pricing the buy it closes
+    /// as intraday changes (the buy was charged as delivery when it filled). `None` for any
+    /// other fill. A sell of more than the day's buys is charged as delivery as a whole: an
+    /// estimate the contract note corrects.
+    fn cnc_sold_on_buy_day(
+        &self,
+        open: &OpenOrder,
+        fills: &[Fill],
+        quantity: Quantity,
+        trade_date: NaiveDate,
+    ) -> Option<FeeBreakdown> {
+        if open.product != "CNC" || open.side != Side::Sell {
+            return None;
+        }
+        let day = self.cnc_day_buys.iter().find(|d| {
+            d.strategy_id == open.strategy_id
+                && d.instrument_token == open.instrument_token
+                && d.date == trade_date
+        })?;
+        if day.units < quantity.0 {
+            return None;
+        }
+        let terms = open.charge_terms(trade_date)?;
+        let intraday = |side: Side, fills: &[Fill]| {
+            self.config
+                .charges
+                .charge_order(OrderFills {
+                    terms: OrderTerms {
+                        segment: Segment::EquityIntraday,
+                        side,
+                        ..terms
+                    },
+                    fills,
+                })
+                .ok()
+        };
+        let delivery = |fills: &[Fill]| {
+            self.config
+                .charges
+                .charge_order(OrderFills {
+                    terms: OrderTerms {
+                        segment: Segment::EquityDelivery,
+                        side: Side::Buy,
+                        ..terms
+                    },
+                    fills,
+                })
+                .ok()
+        };
+        // The buy units this order's fills close, at the day's average buy price, re-priced
+        // from delivery to intraday: with the sell's intraday charges, the order's total; what
+        // its earlier fills were charged is taken off by the caller, as for any order.
+        let closed: u32 = fills.iter().map(|f| f.quantity.0).sum();
+        let average = Price(day.value / Decimal::from(day.units));
+        let buy_leg = |units: u32| -> Option<FeeBreakdown> {
+            if units == 0 {
+                return Some(FeeBreakdown::default());
+            }
+            let leg = [Fill {
+                quantity: Quantity(units),
+                price: average,
+            }];
+            Some(intraday(Side::Buy, &leg)?.minus(&delivery(&leg)?))
+        };
+        let sell = intraday(Side::Sell, fills)?;
+        Some(sell.plus(&buy_leg(closed)?))
+    }
+
+    /// Keeps the day's CNC buys of the strategy and instrument up to date with a new fill.
+    fn note_cnc_day(&mut self, index: usize, quantity: Quantity, price: Price, at: Timestamp) {
+        let open = &self.open[index];
+        if open.product != "CNC" {
+            return;
+        }
+        let date = ist_date(at);
+        let (strategy_id, token, side) =
+            (open.strategy_id.clone(), open.instrument_token, open.side);
+        self.cnc_day_buys.retain(|d| d.date == date);
+        let entry = self
+            .cnc_day_buys
+            .iter_mut()
+            .find(|d| d.strategy_id == strategy_id && d.instrument_token == token);
+        match (side, entry) {
+            (Side::Buy, Some(day)) => {
+                day.units += quantity.0;
+                day.value += price.0 * Decimal::from(quantity.0);
+            }
+            (Side::Buy, None) => self.cnc_day_buys.push(CncDayBuys {
+                strategy_id,
+                instrument_token: token,
+                date,
+                units: quantity.0,
+                value: price.0 * Decimal::from(quantity.0),
+            }),
+            (Side::Sell, Some(day)) => {
+                let sold = quantity.0.min(day.units);
+                let average = day.value / Decimal::from(day.units);
+                day.units -= sold;
+                day.value = average * Decimal::from(day.units);
+            }
+            (Side::Sell, None) => {}
+        }
+        self.cnc_day_buys.retain(|d| d.units > 0);
+    }
+
+    /// Finishes one of an order's Kite orders at Kite's terminal `order` once all its trades are
+    /// reported, and ends the order when every one of them finished.
     fn apply_terminal(&mut self, order: &Order) -> Vec<TraderOutput> {
-        let Some(index) = self.index_of(order.order_id.as_str()) else {
+        let kite_order_id = order.order_id.as_str();
+        let Some(index) = self.index_of(kite_order_id) else {
             return Vec::new();
         };
         let open = &self.open[index];
-        if open.filled_quantity < order.filled_quantity.min(open.quantity.0) {
+        let reported: u32 = open.trades_of(kite_order_id).map(|t| t.quantity).sum();
+        if reported < order.filled_quantity {
             // Trades still to be read: the order stays followed.
             return Vec::new();
         }
+        if !open.is_finished(kite_order_id) {
+            let message = order
+                .status_message
+                .clone()
+                .or_else(|| order.status_message_raw.clone());
+            self.open[index].finished.push(FinishedSlice {
+                kite_order_id: kite_order_id.to_string(),
+                status: order.status.clone(),
+                message,
+            });
+        }
+        self.end_if_finished(index)
+    }
+
+    /// Ends the order at `index` when every one of its Kite orders finished: `order_failed` for
+    /// what a `REJECTED` or `CANCELLED` order (or a slice Kite refused) left unfilled.
+    fn end_if_finished(&mut self, index: usize) -> Vec<TraderOutput> {
+        let open = &self.open[index];
+        if open.kite_orders().iter().any(|id| !open.is_finished(id)) {
+            return Vec::new();
+        }
         let mut outputs = Vec::new();
-        let status = order.state();
-        if status.is_failure() {
-            let unfilled = open.quantity.0.saturating_sub(open.filled_quantity);
-            let rested = open.cancel_requested && status == KiteOrderStatus::Cancelled;
+        let failures: Vec<&FinishedSlice> = open.finished.iter().filter(|f| f.failed()).collect();
+        let unfilled = open.quantity.0.saturating_sub(open.filled_quantity);
+        if !failures.is_empty() && unfilled > 0 {
+            let rested = open.cancel_requested
+                && failures
+                    .iter()
+                    .all(|f| KiteOrderStatus::parse(&f.status) == KiteOrderStatus::Cancelled);
             let reason = if rested {
                 format!(
                     "rested_at_band: the protected MARKET order did not fill inside its market \
@@ -1449,12 +1897,30 @@ impl ZerodhaTrader {
                     self.config.protected_order_timeout.as_secs()
                 )
             } else {
-                let message = order
-                    .status_message
-                    .clone()
-                    .or_else(|| order.status_message_raw.clone())
-                    .unwrap_or_else(|| "no message from Kite".into());
-                format!("Kite {}: {message}", order.status)
+                let said: Vec<String> = failures
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "Kite {}: {}",
+                            f.status,
+                            f.message.as_deref().unwrap_or("no message from Kite")
+                        )
+                    })
+                    .collect();
+                if open.slices.is_empty() && failures.len() == 1 {
+                    said[0].clone()
+                } else {
+                    format!(
+                        "{} of {} slices failed ({unfilled} units not filled): {}",
+                        failures.len(),
+                        open.slices.len()
+                            + failures
+                                .iter()
+                                .filter(|f| f.kite_order_id.is_empty())
+                                .count(),
+                        said.join("; ")
+                    )
+                }
             };
             outputs.push(TraderOutput {
                 event: OrderEvent::Failed(OrderFailed {
@@ -1483,7 +1949,7 @@ impl ZerodhaTrader {
         }
         let open = self.open.remove(index);
         info!(order_id = %open.order_id, kite_order_id = ?open.kite_order_id,
-            status = %order.status, filled = open.filled_quantity, "Kite order finished");
+            slices = open.slices.len(), filled = open.filled_quantity, "Kite order finished");
         outputs
     }
 }
@@ -1503,7 +1969,12 @@ mod tests {
     fn trader() -> ZerodhaTrader {
         let client = Arc::new(KiteClient::new(&ZerodhaSettings::default()).unwrap());
         let registry = Arc::new(InstrumentRegistry::from_rows(Vec::<Instrument>::new()));
-        ZerodhaTrader::new(client, registry, ZerodhaConfig::default())
+        // No contract notes: these tests have no Kite to ask, and test the schedule's charges.
+        let config = ZerodhaConfig {
+            contract_notes: false,
+            ..ZerodhaConfig::default()
+        };
+        ZerodhaTrader::new(client, registry, config)
     }
 
     fn open_order(signal: EventId) -> OpenOrder {
@@ -1525,6 +1996,8 @@ mod tests {
             submitted_at: None,
             trades: Vec::new(),
             cancel_requested: false,
+            slices: Vec::new(),
+            finished: Vec::new(),
         }
     }
 
@@ -1565,12 +2038,12 @@ mod tests {
         assert_ne!(tag, order_tag(EventId::new_root()));
     }
 
-    #[test]
-    fn each_kite_trade_is_one_fill_reported_once() {
+    #[tokio::test]
+    async fn each_kite_trade_is_one_fill_reported_once() {
         let signal = EventId::new_root();
         let mut t = trader();
         t.restore_open(vec![open_order(signal)]);
-        let first = t.apply_trades(&[trade("T1", 4, dec!(100), 1)], now());
+        let first = t.apply_trades(&[trade("T1", 4, dec!(100), 1)], now()).await;
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].id, Some(fill_event_id(signal, "T1")));
         let OrderEvent::Filled(f) = &first[0].event else {
@@ -1579,13 +2052,15 @@ mod tests {
         assert_eq!((f.quantity, f.fill_price), (Quantity(4), Price(dec!(100))));
         assert_eq!(f.filled_at.to_string(), "2026-03-02T04:30:01.000000Z");
         // The same trades again (an update and a poll both seen) report nothing new.
-        let again = t.apply_trades(&[trade("T1", 4, dec!(100), 1)], now());
+        let again = t.apply_trades(&[trade("T1", 4, dec!(100), 1)], now()).await;
         assert!(again.is_empty());
         // The next trade, read with the first, is the only new fill, at its own price.
-        let rest = t.apply_trades(
-            &[trade("T2", 6, dec!(101.5), 2), trade("T1", 4, dec!(100), 1)],
-            now(),
-        );
+        let rest = t
+            .apply_trades(
+                &[trade("T2", 6, dec!(101.5), 2), trade("T1", 4, dec!(100), 1)],
+                now(),
+            )
+            .await;
         assert_eq!(rest.len(), 1);
         let OrderEvent::Filled(f) = &rest[0].event else {
             panic!("expected a fill, got {:?}", rest[0].event)
@@ -1601,21 +2076,23 @@ mod tests {
         assert!(t.open_orders().is_empty());
     }
 
-    #[test]
-    fn brokerage_is_charged_once_per_order_across_its_trades() {
+    #[tokio::test]
+    async fn brokerage_is_charged_once_per_order_across_its_trades() {
         let signal = EventId::new_root();
         let mut t = trader();
         t.restore_open(vec![open_order(signal)]);
         // 10 × ₹10,000: 0.03 % of each fill would be ₹3 per fill, under the cap; ₹20 cap per
         // order is what matters for a large order: 10 × ₹1,00,000 = ₹10 lakh → 0.03 % = ₹300.
-        let out = t.apply_trades(
-            &[
-                trade("T1", 3, dec!(100000), 1),
-                trade("T2", 3, dec!(100000), 2),
-                trade("T3", 4, dec!(100000), 3),
-            ],
-            now(),
-        );
+        let out = t
+            .apply_trades(
+                &[
+                    trade("T1", 3, dec!(100000), 1),
+                    trade("T2", 3, dec!(100000), 2),
+                    trade("T3", 4, dec!(100000), 3),
+                ],
+                now(),
+            )
+            .await;
         let brokerage: Decimal = out
             .iter()
             .map(|o| match &o.event {
@@ -1636,12 +2113,13 @@ mod tests {
         assert_eq!(t.open_orders().len(), 1);
     }
 
-    #[test]
-    fn cancelled_after_a_partial_fill_fails_the_rest_with_kites_message() {
+    #[tokio::test]
+    async fn cancelled_after_a_partial_fill_fails_the_rest_with_kites_message() {
         let signal = EventId::new_root();
         let mut t = trader();
         t.restore_open(vec![open_order(signal)]);
-        t.apply_trades(&[trade("T1", 3, dec!(99.95), 1)], now());
+        t.apply_trades(&[trade("T1", 3, dec!(99.95), 1)], now())
+            .await;
         let mut state = kite_state("CANCELLED", 3);
         state.status_message = Some("Cancelled by user".into());
         let out = t.apply_terminal(&state);

@@ -1,0 +1,3 @@
+-- Where a fill's fees come from: the venue's model (paper), Kite's contract note, or an estimate
+-- standing in for it. Rows written before this column are the model's.
+ALTER TABLE fills ADD COLUMN fees_source TEXT NOT NULL DEFAULT 'model';
