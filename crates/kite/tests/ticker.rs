@@ -778,3 +778,19 @@ async fn a_refused_session_stops_every_connection() {
         Err(TickerError::Forbidden { status: 403 })
     );
 }
+
+/// Dropping the ticker (as `run` does at its end) closes every connection: nothing keeps
+/// streaming, or keeps the process from exiting.
+#[tokio::test]
+async fn dropping_the_ticker_closes_every_connection() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let ticker = KiteTicker::start(config(&fake)).unwrap();
+    let tokens: Vec<InstrumentToken> = (1..=3_500).map(InstrumentToken).collect();
+    ticker.subscribe(&tokens, TickMode::Ltp).await.unwrap();
+    eventually("two connections", || fake.open_ws_connections() == 2).await;
+    drop(ticker);
+    eventually("every connection closed", || {
+        fake.open_ws_connections() == 0
+    })
+    .await;
+}

@@ -441,6 +441,14 @@ pub struct KiteTicker {
     notices: Mutex<Option<mpsc::Receiver<BrokerNotice>>>,
 }
 
+impl Drop for KiteTicker {
+    fn drop(&mut self) {
+        // The shards hold the hub (and its stop switch) too, so dropping the ticker alone would
+        // leave them running: tell them to stop.
+        self.hub.stop.send_replace(true);
+    }
+}
+
 impl KiteTicker {
     /// Starts the first connection task (it connects in the background and keeps reconnecting);
     /// more are opened when subscriptions need them.
