@@ -39,4 +39,4 @@ pub use risk_manager::{evaluate, rule_names, RiskDecision, RiskLimits, RiskState
 pub use strategy::{
     build_strategy, default_strategy_set, EmaCross, MeanReversion, Strategy, StrategySeed,
 };
-pub use trading_engine::{FeeModel, PaperConfig, PaperEvent, PaperTrader};
+pub use trading_engine::{FeeModel, OrderEvent, PaperConfig, PaperTrader};

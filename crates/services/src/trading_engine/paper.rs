@@ -1,6 +1,7 @@
 //! The paper trader: a pure state machine that turns validated signals into order events and fills.
 //!
-//! **Causal pricing.** A MARKET order is priced from the signal's own tick ([`TickRef`] price), never
+//! **Causal pricing.** A MARKET order is priced from the signal's own tick
+//! ([`TickRef`](alpha_panda_core::TickRef) price), never
 //! from the last tick the trader happened to see, then moved against the trader by slippage: BUY pays
 //! `p·(1 + bps/10⁴)` rounded *up* to the tick grid, SELL receives `p·(1 − bps/10⁴)` rounded *down*
 //! (never below one tick). `bps` is drawn uniformly from `[slippage_bps_min, slippage_bps_max]` (in
@@ -19,9 +20,8 @@
 use std::collections::BTreeMap;
 
 use alpha_panda_core::{
-    EventId, ExecutionMode, Instrument, InstrumentToken, MarketTick, OrderAck, OrderFailed,
-    OrderFilled, OrderId, OrderSubmitted, OrderType, Price, Quantity, Side, StrategyId, Timestamp,
-    ValidatedSignal,
+    EventId, ExecutionMode, FeesSource, Instrument, InstrumentToken, MarketTick, OrderFilled,
+    OrderId, OrderType, Price, Quantity, Side, StrategyId, Timestamp, ValidatedSignal,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,6 +29,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::order_event::{OrderEvent, OrderRef};
 use super::FeeModel;
 use crate::error::ServiceError;
 
@@ -55,19 +56,6 @@ impl Default for PaperConfig {
             fees: FeeModel::default(),
         }
     }
-}
-
-/// What the paper trader emits; each variant carries the core payload of its event type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PaperEvent {
-    /// `order_submitted`.
-    Submitted(OrderSubmitted),
-    /// `order_ack`.
-    Acknowledged(OrderAck),
-    /// `order_filled`.
-    Filled(OrderFilled),
-    /// `order_failed`.
-    Failed(OrderFailed),
 }
 
 /// A LIMIT order waiting for a tick that trades through it.
@@ -177,11 +165,11 @@ impl PaperTrader {
     ///
     /// # Errors
     /// [`ServiceError::OrderId`] only if no order id can be formed from the event id.
-    pub fn on_validated(
+    pub fn place(
         &mut self,
         validated: &ValidatedSignal,
         signal_event_id: EventId,
-    ) -> Result<Vec<PaperEvent>, ServiceError> {
+    ) -> Result<Vec<OrderEvent>, ServiceError> {
         let signal = &validated.signal;
         let order_id = paper_order_id(signal_event_id)?;
         if self.resting.iter().any(|o| o.order_id == order_id) {
@@ -189,30 +177,9 @@ impl PaperTrader {
             return Ok(Vec::new());
         }
         let token = signal.instrument_token;
-        let mut events = vec![PaperEvent::Submitted(OrderSubmitted {
-            order_id: order_id.clone(),
-            signal_event_id,
-            strategy_id: signal.strategy_id.clone(),
-            instrument_token: token,
-            side: signal.side,
-            quantity: signal.quantity,
-            order_type: signal.order_type,
-            limit_price: signal.limit_price,
-            execution_mode: ExecutionMode::Paper,
-        })];
-        let failed = |reason: String| {
-            PaperEvent::Failed(OrderFailed {
-                order_id: order_id.clone(),
-                broker_order_id: None,
-                strategy_id: signal.strategy_id.clone(),
-                instrument_token: token,
-                side: signal.side,
-                quantity: signal.quantity,
-                reason,
-                retryable: false,
-                execution_mode: ExecutionMode::Paper,
-            })
-        };
+        let order = OrderRef::of_signal(&order_id, signal, ExecutionMode::Paper);
+        let mut events = vec![order.submitted(signal_event_id, signal)];
+        let failed = |reason: String| order.failed(None, signal.quantity, reason, false);
         if signal.quantity.0 == 0 {
             events.push(failed("quantity must be at least 1".into()));
             return Ok(events);
@@ -224,13 +191,7 @@ impl PaperTrader {
             )));
             return Ok(events);
         }
-        let ack = PaperEvent::Acknowledged(OrderAck {
-            order_id: order_id.clone(),
-            broker_order_id: order_id.as_str().to_string(),
-            strategy_id: signal.strategy_id.clone(),
-            instrument_token: token,
-            execution_mode: ExecutionMode::Paper,
-        });
+        let ack = order.acknowledged(order_id.as_str());
         match signal.order_type {
             OrderType::Market => {
                 let price = signal.tick.last_price.0;
@@ -243,7 +204,7 @@ impl PaperTrader {
                 let bps = self.slippage_bps(signal_event_id);
                 let fill_price = self.slipped_price(signal.side, price, bps, self.tick_size(token));
                 events.push(ack);
-                events.push(PaperEvent::Filled(self.fill(
+                events.push(OrderEvent::Filled(self.fill(
                     &order_id,
                     &signal.strategy_id,
                     token,
@@ -273,7 +234,7 @@ impl PaperTrader {
     }
 
     /// Handles a market tick: fills resting LIMIT orders it trades through, in arrival order.
-    pub fn on_tick(&mut self, tick: &MarketTick) -> Vec<PaperEvent> {
+    pub fn fill_resting(&mut self, tick: &MarketTick) -> Vec<OrderEvent> {
         let price = tick.last_price;
         if price.0 <= Decimal::ZERO {
             return Vec::new();
@@ -293,7 +254,7 @@ impl PaperTrader {
         filled
             .into_iter()
             .map(|o| {
-                PaperEvent::Filled(self.fill(
+                OrderEvent::Filled(self.fill(
                     &o.order_id,
                     &o.strategy_id,
                     o.instrument_token,
@@ -327,7 +288,7 @@ impl PaperTrader {
             quantity,
             fill_price,
             fees: self.config.fees.charges(side, quantity, fill_price),
-            fees_source: Default::default(),
+            fees_source: FeesSource::Model,
             execution_mode: ExecutionMode::Paper,
             filled_at,
         }
@@ -386,11 +347,11 @@ mod tests {
         }
     }
 
-    fn fills(events: &[PaperEvent]) -> Vec<&OrderFilled> {
+    fn fills(events: &[OrderEvent]) -> Vec<&OrderFilled> {
         events
             .iter()
             .filter_map(|e| match e {
-                PaperEvent::Filled(f) => Some(f),
+                OrderEvent::Filled(f) => Some(f),
                 _ => None,
             })
             .collect()
@@ -399,11 +360,11 @@ mod tests {
     #[test]
     fn market_orders_fill_from_the_signal_tick_not_the_last_seen_tick() {
         let mut t = trader(1, dec!(0), dec!(0));
-        t.on_tick(&tick(RELIANCE, dec!(1500), 50));
+        t.fill_resting(&tick(RELIANCE, dec!(1500), 50));
         let v = validated(Side::Buy, OrderType::Market, None, dec!(1450.05), 10);
-        let events = t.on_validated(&v, v.signal_event_id).unwrap();
-        assert!(matches!(events[0], PaperEvent::Submitted(_)));
-        assert!(matches!(events[1], PaperEvent::Acknowledged(_)));
+        let events = t.place(&v, v.signal_event_id).unwrap();
+        assert!(matches!(events[0], OrderEvent::Submitted(_)));
+        assert!(matches!(events[1], OrderEvent::Acknowledged(_)));
         let f = fills(&events)[0];
         assert_eq!(f.fill_price, Price(dec!(1450.05)));
         assert_eq!(f.filled_at, v.signal.tick.exchange_timestamp);
@@ -422,18 +383,15 @@ mod tests {
         for i in 0..200 {
             let buy = validated(Side::Buy, OrderType::Market, None, dec!(1450.05), i);
             let sell = validated(Side::Sell, OrderType::Market, None, dec!(1450.05), i);
-            let bp =
-                fills(&t.clone().on_validated(&buy, buy.signal_event_id).unwrap())[0].fill_price;
-            let sp =
-                fills(&t.clone().on_validated(&sell, sell.signal_event_id).unwrap())[0].fill_price;
+            let bp = fills(&t.clone().place(&buy, buy.signal_event_id).unwrap())[0].fill_price;
+            let sp = fills(&t.clone().place(&sell, sell.signal_event_id).unwrap())[0].fill_price;
             assert!(bp.0 > dec!(1450.05) && bp.0 <= dec!(1453.05), "{bp}");
             assert!(sp.0 < dec!(1450.05) && sp.0 >= dec!(1447.05), "{sp}");
             assert!(bp.is_on_tick(dec!(0.05)) && sp.is_on_tick(dec!(0.05)));
             // Same seed + same event id → same price, whatever else happened in between.
             let mut other = trader(7, dec!(1), dec!(20));
-            other.on_tick(&tick(RELIANCE, dec!(9999), 1));
-            let again =
-                fills(&other.on_validated(&buy, buy.signal_event_id).unwrap())[0].fill_price;
+            other.fill_resting(&tick(RELIANCE, dec!(9999), 1));
+            let again = fills(&other.place(&buy, buy.signal_event_id).unwrap())[0].fill_price;
             assert_eq!(again, bp);
         }
         let id = EventId::new_root();
@@ -453,16 +411,16 @@ mod tests {
             dec!(1450),
             10,
         );
-        let events = t.on_validated(&v, v.signal_event_id).unwrap();
+        let events = t.place(&v, v.signal_event_id).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(t.resting_orders().len(), 1);
         // Redelivery does nothing.
-        assert!(t.on_validated(&v, v.signal_event_id).unwrap().is_empty());
+        assert!(t.place(&v, v.signal_event_id).unwrap().is_empty());
         // Same or earlier exchange time never fills, even through the limit.
-        assert!(t.on_tick(&tick(RELIANCE, dec!(1430), 10)).is_empty());
-        assert!(t.on_tick(&tick(RELIANCE, dec!(1441), 11)).is_empty());
-        assert!(t.on_tick(&tick(408065, dec!(1), 12)).is_empty());
-        let out = t.on_tick(&tick(RELIANCE, dec!(1439.95), 13));
+        assert!(t.fill_resting(&tick(RELIANCE, dec!(1430), 10)).is_empty());
+        assert!(t.fill_resting(&tick(RELIANCE, dec!(1441), 11)).is_empty());
+        assert!(t.fill_resting(&tick(408065, dec!(1), 12)).is_empty());
+        let out = t.fill_resting(&tick(RELIANCE, dec!(1439.95), 13));
         let f = fills(&out)[0];
         assert_eq!(f.fill_price, Price(dec!(1440)));
         assert_eq!(f.filled_at, tick(RELIANCE, dec!(1), 13).exchange_timestamp);
@@ -475,10 +433,12 @@ mod tests {
             dec!(1450),
             20,
         );
-        t.on_validated(&sell, sell.signal_event_id).unwrap();
-        assert!(t.on_tick(&tick(RELIANCE, dec!(1459.95), 21)).is_empty());
+        t.place(&sell, sell.signal_event_id).unwrap();
+        assert!(t
+            .fill_resting(&tick(RELIANCE, dec!(1459.95), 21))
+            .is_empty());
         assert_eq!(
-            fills(&t.on_tick(&tick(RELIANCE, dec!(1460), 22)))[0].fill_price,
+            fills(&t.fill_resting(&tick(RELIANCE, dec!(1460), 22)))[0].fill_price,
             Price(dec!(1460))
         );
     }
@@ -487,10 +447,10 @@ mod tests {
     fn unpriceable_orders_fail_with_a_reason() {
         let mut t = trader(1, dec!(0), dec!(5));
         let v = validated(Side::Buy, OrderType::Market, None, dec!(0), 1);
-        let events = t.on_validated(&v, v.signal_event_id).unwrap();
+        let events = t.place(&v, v.signal_event_id).unwrap();
         assert_eq!(events.len(), 2);
         match &events[1] {
-            PaperEvent::Failed(f) => {
+            OrderEvent::Failed(f) => {
                 assert!(f.reason.contains("no price"));
                 assert!(!f.retryable);
             }
@@ -498,8 +458,8 @@ mod tests {
         }
         let no_limit = validated(Side::Buy, OrderType::Limit, None, dec!(100), 1);
         assert!(matches!(
-            t.on_validated(&no_limit, no_limit.signal_event_id).unwrap()[1],
-            PaperEvent::Failed(_)
+            t.place(&no_limit, no_limit.signal_event_id).unwrap()[1],
+            OrderEvent::Failed(_)
         ));
     }
 
@@ -513,7 +473,7 @@ mod tests {
             dec!(1450),
             10,
         );
-        t.on_validated(&v, v.signal_event_id).unwrap();
+        t.place(&v, v.signal_event_id).unwrap();
         let back: PaperTrader = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
         assert_eq!(back, t);
     }

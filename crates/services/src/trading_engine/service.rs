@@ -1,7 +1,9 @@
 //! The trading engine service for one broker namespace: turns validated signals into orders through
-//! the namespace's [`Trader`] (the paper trader or the Zerodha live trader) and publishes the order
-//! lifecycle (`order_submitted`, `order_ack`, then `order_filled` or `order_failed`) on
-//! `{broker}.orders.*`. Resting paper orders and open Zerodha orders are durable state.
+//! the namespace's [`Trader`] (the paper trader or the Zerodha live trader), which it asks only
+//! through the [`Venue`] interface, and publishes the order lifecycle (`order_submitted`,
+//! `order_ack`, then `order_filled` or `order_failed`) on `{broker}.orders.*` and the venue's alerts
+//! on `system.alerts`. Resting paper orders and open Zerodha orders are durable state: the only
+//! place the engine tells the two venues apart.
 
 use std::time::Duration;
 
@@ -15,32 +17,11 @@ use tracing::info;
 
 use crate::durable::{Durable, SaveWrite};
 use crate::trading_engine::paper::RestingOrder;
-use crate::trading_engine::zerodha::{
-    SavedZerodhaState, TraderOutput, ZerodhaState, ZerodhaTrader, UPDATE_DRAIN,
-};
-use crate::trading_engine::{OrderEvent, PaperTrader};
+use crate::trading_engine::zerodha::{SavedZerodhaState, ZerodhaState, ZerodhaTrader};
+use crate::trading_engine::{OrderEvent, PaperTrader, Trader, TraderOutput, Venue};
 
 /// The service name.
 pub const SERVICE: &str = "trading_engine";
-
-/// The trader behind a namespace: one interface, two venues.
-#[derive(Debug)]
-pub enum Trader {
-    /// The causal paper trader (`paper` namespace).
-    Paper(PaperTrader),
-    /// The Kite live trader (`zerodha` namespace).
-    Zerodha(ZerodhaTrader),
-}
-
-impl Trader {
-    /// The namespace this trader works for.
-    pub fn broker(&self) -> Broker {
-        match self {
-            Trader::Paper(_) => Broker::Paper,
-            Trader::Zerodha(_) => Broker::Zerodha,
-        }
-    }
-}
 
 /// The trading engine of one namespace.
 pub struct TradingEngine {
@@ -151,13 +132,11 @@ impl TradingEngine {
 }
 
 impl TradingEngine {
-    /// The alerts the live trader raised, as outputs on `system.alerts`.
+    /// The alerts the venue raised, as outputs on `system.alerts`.
     fn alerts(&mut self) -> Vec<Output> {
-        let Trader::Zerodha(live) = &mut self.trader else {
-            return Vec::new();
-        };
         let broker = EventBroker::from(self.broker);
-        live.take_alerts()
+        self.trader
+            .take_alerts()
             .into_iter()
             .map(|alert| Output {
                 topic: TopicMap::alerts().to_string(),
@@ -168,13 +147,6 @@ impl TradingEngine {
             })
             .collect()
     }
-}
-
-fn derived(events: Vec<OrderEvent>) -> Vec<TraderOutput> {
-    events
-        .into_iter()
-        .map(|event| TraderOutput { event, id: None })
-        .collect()
 }
 
 impl Handler for TradingEngine {
@@ -190,15 +162,10 @@ impl Handler for TradingEngine {
         EventBroker::from(self.broker)
     }
 
-    /// Without a resting LIMIT order a tick changes nothing but the last price, so only the latest
-    /// one fetched per instrument matters; with one, every tick may trade through its limit. Kite
-    /// fills its own orders, so the live engine never needs a tick.
+    /// Only ticks conflate, and only while the venue needs no more than the latest one per
+    /// instrument ([`Venue::conflates_ticks`]).
     fn conflates(&self, event_type: EventType) -> bool {
-        event_type == EventType::MarketTick
-            && match &self.trader {
-                Trader::Paper(paper) => paper.resting_orders().is_empty(),
-                Trader::Zerodha(_) => true,
-            }
+        event_type == EventType::MarketTick && self.trader.conflates_ticks()
     }
 
     fn health(&self) -> Result<(), String> {
@@ -222,34 +189,23 @@ impl Handler for TradingEngine {
             return Ok(Vec::new());
         }
         self.durable.saw(input.now);
-        let events = match (&input.envelope.payload, &mut self.trader) {
-            (Payload::ValidatedSignal(validated), Trader::Paper(paper)) => {
-                let events = paper
-                    .on_validated(validated, input.envelope.id)
-                    .map_err(|e| HandlerError {
-                        class: e.class(),
-                        message: e.to_string(),
-                    })?;
-                self.durable.changed();
-                derived(events)
-            }
-            (Payload::ValidatedSignal(validated), Trader::Zerodha(live)) => {
-                let events = live
+        let events = match &input.envelope.payload {
+            Payload::ValidatedSignal(validated) => {
+                let events = self
+                    .trader
                     .on_validated(validated, input.envelope.id, input.envelope.ts, input.now)
                     .await?;
                 self.durable.changed();
                 events
             }
-            (Payload::MarketTick(tick), Trader::Paper(paper)) => {
-                let events = paper.on_tick(tick);
+            Payload::MarketTick(tick) => {
+                let events = self.trader.on_tick(tick);
                 if !events.is_empty() {
                     self.durable.changed();
                 }
-                derived(events)
+                events
             }
-            // Kite fills orders itself; ticks only keep the engine's consumer current.
-            (Payload::MarketTick(_), Trader::Zerodha(_)) => Vec::new(),
-            (other, _) => {
+            other => {
                 return Err(HandlerError::poison(format!(
                     "{} event on {}: the trading engine reads validated_signal and market_tick",
                     other.event_type(),
@@ -263,22 +219,15 @@ impl Handler for TradingEngine {
     }
 
     fn timer_interval(&self) -> Option<Duration> {
-        match &self.trader {
-            Trader::Paper(_) => None,
-            // Order updates are applied as they arrive; the trader asks Kite less often.
-            Trader::Zerodha(live) => Some(live.config().poll_interval.min(UPDATE_DRAIN)),
-        }
+        self.trader.timer_interval()
     }
 
-    /// Follows open Kite orders. The state change (an order leaving the open set, a partial fill)
+    /// Follows the venue's open orders. The state change (an order leaving the open set, a partial fill)
     /// is checkpointed by the runtime once the outputs are acknowledged, even when no input comes,
     /// and never before: after a crash in between the same fills are reported again under the same
     /// ids, and downstream deduplication drops them.
     async fn on_timer(&mut self, now: Timestamp) -> Result<Vec<Output>, HandlerError> {
-        let events = match &mut self.trader {
-            Trader::Paper(_) => return Ok(Vec::new()),
-            Trader::Zerodha(live) => live.on_timer(now).await?,
-        };
+        let events = self.trader.on_timer(now).await?;
         if !events.is_empty() {
             self.durable.changed();
         }

@@ -62,8 +62,8 @@ use std::time::Duration;
 
 use alpha_panda_core::{
     derive_event_id, Alert, AlertKind, AlertSeverity, ErrorClass, EventId, ExecutionMode,
-    FeeBreakdown, FeesSource, InstrumentToken, Money, OrderAck, OrderFailed, OrderFilled, OrderId,
-    OrderSubmitted, OrderType, Price, Quantity, Side, StrategyId, Timestamp, ValidatedSignal,
+    FeeBreakdown, FeesSource, InstrumentToken, Money, OrderFilled, OrderId, OrderType, Price,
+    Quantity, Side, StrategyId, Timestamp, ValidatedSignal,
 };
 use alpha_panda_kite::rest::OrderCounts;
 use alpha_panda_kite::{
@@ -81,7 +81,8 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::charges::{ChargeSchedule, Exchange, Fill, OrderFills, OrderTerms, Segment};
-use super::{FeeModel, OrderEvent};
+use super::order_event::{OrderEvent, OrderRef, TraderOutput};
+use super::FeeModel;
 
 /// How often a halted trader looks for a new Kite session in the store.
 const SESSION_RECHECK: Duration = Duration::from_secs(5);
@@ -154,7 +155,7 @@ pub struct ReportedTrade {
     /// The Kite order (the slice, for an autoslice order) it belongs to; empty in checkpoints
     /// written before slices, where it is the order's one Kite order.
     #[serde(default)]
-    pub kite_order_id: String,
+    pub kite_order_id: KiteOrderId,
     /// The fees reported with it.
     #[serde(default)]
     pub fees: FeeBreakdown,
@@ -165,7 +166,7 @@ pub struct ReportedTrade {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishedSlice {
     /// Kite's order id; empty for a slice Kite refused to place.
-    pub kite_order_id: String,
+    pub kite_order_id: KiteOrderId,
     /// Kite's status (`COMPLETE`, `CANCELLED`, `REJECTED`), or `REFUSED` for a slice not placed.
     pub status: String,
     /// Kite's message, if any.
@@ -201,7 +202,7 @@ pub struct OpenOrder {
     /// Alpha Panda's order id (`zerodha-{signal event id}`).
     pub order_id: OrderId,
     /// Kite's order id; `None` while a placement whose outcome is unknown is looked for.
-    pub kite_order_id: Option<String>,
+    pub kite_order_id: Option<KiteOrderId>,
     /// The validated signal event that caused the order (root of every derived fill id).
     pub signal_event_id: EventId,
     /// The strategy.
@@ -242,19 +243,30 @@ pub struct OpenOrder {
     /// The Kite orders of its slices when it was placed with autoslice (the first is
     /// `kite_order_id`); empty for an order placed whole.
     #[serde(default)]
-    pub slices: Vec<String>,
+    pub slices: Vec<KiteOrderId>,
     /// Its Kite orders that finished (and slices Kite refused); the order ends when all did.
     #[serde(default)]
     pub finished: Vec<FinishedSlice>,
 }
 
 impl OpenOrder {
+    /// What each of its events names.
+    fn order_ref(&self) -> OrderRef<'_> {
+        OrderRef {
+            order_id: &self.order_id,
+            strategy_id: &self.strategy_id,
+            instrument_token: self.instrument_token,
+            side: self.side,
+            execution_mode: ExecutionMode::Zerodha,
+        }
+    }
+
     /// Its Kite orders: the slices, or the one order placed whole.
     pub fn kite_orders(&self) -> Vec<&str> {
         if self.slices.is_empty() {
-            self.kite_order_id.as_deref().into_iter().collect()
+            self.kite_order_id.iter().map(KiteOrderId::as_str).collect()
         } else {
-            self.slices.iter().map(String::as_str).collect()
+            self.slices.iter().map(KiteOrderId::as_str).collect()
         }
     }
 
@@ -267,14 +279,15 @@ impl OpenOrder {
     fn trades_of<'a>(&'a self, kite_order_id: &'a str) -> impl Iterator<Item = &'a ReportedTrade> {
         let whole = self.slices.is_empty();
         self.trades.iter().filter(move |t| {
-            t.kite_order_id == kite_order_id || (whole && t.kite_order_id.is_empty())
+            t.kite_order_id.as_str() == kite_order_id
+                || (whole && t.kite_order_id.as_str().is_empty())
         })
     }
 
     fn is_finished(&self, kite_order_id: &str) -> bool {
         self.finished
             .iter()
-            .any(|f| f.kite_order_id == kite_order_id)
+            .any(|f| f.kite_order_id.as_str() == kite_order_id)
     }
 
     /// The exchange and segment its charges depend on.
@@ -373,22 +386,6 @@ fn is_our_tag(tag: &str) -> bool {
         && tag[2..]
             .chars()
             .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-}
-
-/// An order event with the id it must carry: `None` lets the runtime derive it from the input,
-/// `Some` is a deterministic id for a time-driven event (fills, late failures).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraderOutput {
-    /// The event.
-    pub event: OrderEvent,
-    /// Its fixed id, if any.
-    pub id: Option<EventId>,
-}
-
-impl TraderOutput {
-    fn derived(event: OrderEvent) -> Self {
-        Self { event, id: None }
-    }
 }
 
 /// Where a halted trader finds a new session: the store `alpha-panda kite login` writes to.
@@ -797,7 +794,7 @@ impl ZerodhaTrader {
     /// # Errors
     /// An infrastructure [`HandlerError`] when Kite cannot be reached before anything was sent (the
     /// runtime waits and retries the signal); poison when no order id can be formed.
-    pub async fn on_validated(
+    pub async fn place(
         &mut self,
         validated: &ValidatedSignal,
         signal_event_id: EventId,
@@ -811,31 +808,12 @@ impl ZerodhaTrader {
             return Ok(Vec::new());
         }
         let token = signal.instrument_token;
-        let mut outputs = vec![TraderOutput::derived(OrderEvent::Submitted(
-            OrderSubmitted {
-                order_id: order_id.clone(),
-                signal_event_id,
-                strategy_id: signal.strategy_id.clone(),
-                instrument_token: token,
-                side: signal.side,
-                quantity: signal.quantity,
-                order_type: signal.order_type,
-                limit_price: signal.limit_price,
-                execution_mode: ExecutionMode::Zerodha,
-            },
-        ))];
+        let order = OrderRef::of_signal(&order_id, signal, ExecutionMode::Zerodha);
+        let mut outputs = vec![TraderOutput::derived(
+            order.submitted(signal_event_id, signal),
+        )];
         let failed = |reason: String| {
-            TraderOutput::derived(OrderEvent::Failed(OrderFailed {
-                order_id: order_id.clone(),
-                broker_order_id: None,
-                strategy_id: signal.strategy_id.clone(),
-                instrument_token: token,
-                side: signal.side,
-                quantity: signal.quantity,
-                reason,
-                retryable: false,
-                execution_mode: ExecutionMode::Zerodha,
-            }))
+            TraderOutput::derived(order.failed(None, signal.quantity, reason, false))
         };
         if let Some(since) = self.session_expired_since {
             outputs.push(failed(format!(
@@ -982,7 +960,7 @@ impl ZerodhaTrader {
                         .iter()
                         .filter_map(|c| c.error.as_ref())
                         .map(|e| FinishedSlice {
-                            kite_order_id: String::new(),
+                            kite_order_id: KiteOrderId::default(),
                             status: "REFUSED".into(),
                             message: Some(format!("{}: {}", e.error_type, e.message)),
                         })
@@ -1015,9 +993,9 @@ impl ZerodhaTrader {
             side = %signal.side, quantity = signal.quantity.0, slices = slices.len(),
             refused_slices = refused.len(), "order placed on Kite");
         outputs.push(self.acknowledged(&open, &kite_order_id));
-        open.kite_order_id = Some(kite_order_id.as_str().to_string());
+        open.kite_order_id = Some(kite_order_id);
         if sliced {
-            open.slices = slices.iter().map(|id| id.as_str().to_string()).collect();
+            open.slices = slices;
             open.finished = refused;
         }
         self.open.push(open);
@@ -1041,12 +1019,9 @@ impl ZerodhaTrader {
             return Vec::new();
         };
         let mut outputs = vec![self.acknowledged(&open, &first.order_id)];
-        open.kite_order_id = Some(first.order_id.as_str().to_string());
+        open.kite_order_id = Some(first.order_id.clone());
         if sliced || found.len() > 1 {
-            open.slices = found
-                .iter()
-                .map(|o| o.order_id.as_str().to_string())
-                .collect();
+            open.slices = found.iter().map(|o| o.order_id.clone()).collect();
         }
         self.open.push(open);
         for order in found {
@@ -1056,13 +1031,7 @@ impl ZerodhaTrader {
     }
 
     fn acknowledged(&self, open: &OpenOrder, kite_order_id: &KiteOrderId) -> TraderOutput {
-        TraderOutput::derived(OrderEvent::Acknowledged(OrderAck {
-            order_id: open.order_id.clone(),
-            broker_order_id: kite_order_id.as_str().to_string(),
-            strategy_id: open.strategy_id.clone(),
-            instrument_token: open.instrument_token,
-            execution_mode: ExecutionMode::Zerodha,
-        }))
+        TraderOutput::derived(open.order_ref().acknowledged(kite_order_id.as_str()))
     }
 
     /// Drains the websocket order updates (called every [`UPDATE_DRAIN`]); every `poll_interval`
@@ -1073,7 +1042,10 @@ impl ZerodhaTrader {
     /// # Errors
     /// Never fails as a whole: an order whose state cannot be read is logged and looked at again at
     /// the next tick.
-    pub async fn on_timer(&mut self, now: Timestamp) -> Result<Vec<TraderOutput>, HandlerError> {
+    pub async fn follow_orders(
+        &mut self,
+        now: Timestamp,
+    ) -> Result<Vec<TraderOutput>, HandlerError> {
         let mut notices = Vec::new();
         if let Some(rx) = self.notices.as_mut() {
             while let Ok(notice) = rx.try_recv() {
@@ -1423,36 +1395,24 @@ impl ZerodhaTrader {
             info!(order_id = %self.open[*i].order_id, kite_order_id = %first, kite_orders = found.len(),
                 "the placement whose outcome was unknown reached Kite; following it");
             outputs.push(self.acknowledged(&self.open[*i], first));
-            self.open[*i].kite_order_id = Some(first.as_str().to_string());
+            self.open[*i].kite_order_id = Some(first.clone());
             if found.len() > 1 {
-                self.open[*i].slices = found
-                    .iter()
-                    .map(|o| o.order_id.as_str().to_string())
-                    .collect();
+                self.open[*i].slices = found.iter().map(|o| o.order_id.clone()).collect();
             }
         }
         for &i in give_up.iter().rev() {
             let open = self.open.remove(i);
             warn!(order_id = %open.order_id, "no order with its tag reached Kite; failing it unplaced");
-            outputs.push(TraderOutput {
-                event: OrderEvent::Failed(OrderFailed {
-                    order_id: open.order_id.clone(),
-                    broker_order_id: None,
-                    strategy_id: open.strategy_id.clone(),
-                    instrument_token: open.instrument_token,
-                    side: open.side,
-                    quantity: open.quantity,
-                    reason: format!(
-                        "placement_unconfirmed: no order with tag {} reached Kite's order book \
-                         within {}s of an ambiguous placement; not placed",
-                        order_tag(open.signal_event_id),
-                        self.config.placement_grace.as_secs()
-                    ),
-                    retryable: true,
-                    execution_mode: ExecutionMode::Zerodha,
-                }),
-                id: Some(failure_event_id(open.signal_event_id)),
-            });
+            let reason = format!(
+                "placement_unconfirmed: no order with tag {} reached Kite's order book within {}s \
+                 of an ambiguous placement; not placed",
+                order_tag(open.signal_event_id),
+                self.config.placement_grace.as_secs()
+            );
+            outputs.push(TraderOutput::with_id(
+                open.order_ref().failed(None, open.quantity, reason, true),
+                failure_event_id(open.signal_event_id),
+            ));
         }
         // An adopted order is followed from the book's state, like any other.
         for (_, found) in adopted {
@@ -1586,7 +1546,7 @@ impl ZerodhaTrader {
                 trade_id: trade.trade_id.clone(),
                 quantity: trade.quantity,
                 price,
-                kite_order_id: slice.clone(),
+                kite_order_id: trade.order_id.clone(),
                 fees,
             });
             open.filled_quantity += trade.quantity;
@@ -1867,7 +1827,7 @@ impl ZerodhaTrader {
                 .clone()
                 .or_else(|| order.status_message_raw.clone());
             self.open[index].finished.push(FinishedSlice {
-                kite_order_id: kite_order_id.to_string(),
+                kite_order_id: order.order_id.clone(),
                 status: order.status.clone(),
                 message,
             });
@@ -1916,26 +1876,23 @@ impl ZerodhaTrader {
                         open.slices.len()
                             + failures
                                 .iter()
-                                .filter(|f| f.kite_order_id.is_empty())
+                                .filter(|f| f.kite_order_id.as_str().is_empty())
                                 .count(),
                         said.join("; ")
                     )
                 }
             };
-            outputs.push(TraderOutput {
-                event: OrderEvent::Failed(OrderFailed {
-                    order_id: open.order_id.clone(),
-                    broker_order_id: open.kite_order_id.clone(),
-                    strategy_id: open.strategy_id.clone(),
-                    instrument_token: open.instrument_token,
-                    side: open.side,
-                    quantity: Quantity(unfilled),
-                    reason: reason.clone(),
-                    retryable: rested,
-                    execution_mode: ExecutionMode::Zerodha,
-                }),
-                id: Some(failure_event_id(open.signal_event_id)),
-            });
+            outputs.push(TraderOutput::with_id(
+                open.order_ref().failed(
+                    open.kite_order_id
+                        .as_ref()
+                        .map(|id| id.as_str().to_string()),
+                    Quantity(unfilled),
+                    reason.clone(),
+                    rested,
+                ),
+                failure_event_id(open.signal_event_id),
+            ));
             if rested {
                 let since = open.submitted_at.unwrap_or_else(open_fallback_time);
                 let message = format!("{} {}: {reason}", open.order_id, open.tradingsymbol);
@@ -1980,7 +1937,7 @@ mod tests {
     fn open_order(signal: EventId) -> OpenOrder {
         OpenOrder {
             order_id: zerodha_order_id(signal).unwrap(),
-            kite_order_id: Some("250101000000001".into()),
+            kite_order_id: Some(KiteOrderId("250101000000001".into())),
             signal_event_id: signal,
             strategy_id: StrategyId::new("ema_cross_infy").unwrap(),
             instrument_token: InstrumentToken(408065),
@@ -2167,7 +2124,10 @@ mod tests {
             "filled_value": "0"
         }]);
         let open: Vec<OpenOrder> = serde_json::from_value(old).unwrap();
-        assert_eq!(open[0].kite_order_id.as_deref(), Some("250101000000001"));
+        assert_eq!(
+            open[0].kite_order_id,
+            Some(KiteOrderId("250101000000001".into()))
+        );
         assert!(open[0].trades.is_empty());
     }
 
