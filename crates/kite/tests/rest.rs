@@ -671,3 +671,58 @@ async fn the_contract_note_itemises_an_orders_charges() {
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Transient, "{err:?}");
 }
+
+/// Kite's other order rules as the fake keeps them: an order is modified at most 25 times, and
+/// an algo order on MCX is never IOC.
+#[tokio::test]
+async fn an_order_is_modified_at_most_25_times_and_mcx_takes_no_ioc() {
+    let fake = fake().await;
+    let mut settings = fake.settings();
+    // Kite's 10 order requests a second, kept by the client.
+    settings.rate_limits.orders_per_second = 10;
+    let client = logged_in(&fake, &settings).await;
+    let id = client
+        .place_order(&OrderParams::limit(
+            "NSE",
+            "INFY",
+            Side::Buy,
+            Quantity(3),
+            Price(dec!(1500)),
+        ))
+        .await
+        .unwrap();
+    for n in 0..25u32 {
+        let changes = alpha_panda_kite::ModifyParams {
+            price: Some(Price(dec!(1500) + rust_decimal::Decimal::from(n))),
+            ..Default::default()
+        };
+        client
+            .modify_order(alpha_panda_kite::Variety::Regular, &id, &changes)
+            .await
+            .unwrap();
+    }
+    let changes = alpha_panda_kite::ModifyParams {
+        price: Some(Price(dec!(1400))),
+        ..Default::default()
+    };
+    let err = client
+        .modify_order(alpha_panda_kite::Variety::Regular, &id, &changes)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Business, "{err:?}");
+    assert!(err.to_string().contains("modifications exceeded"), "{err}");
+
+    let ioc = [
+        ("exchange", "MCX"),
+        ("tradingsymbol", "GOLDPETAL23JULFUT"),
+        ("transaction_type", "BUY"),
+        ("quantity", "1"),
+        ("product", "NRML"),
+        ("order_type", "LIMIT"),
+        ("price", "5862"),
+        ("validity", "IOC"),
+    ];
+    let (status, body) = post_raw(&fake, &ioc).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error_type"], "InputException");
+}

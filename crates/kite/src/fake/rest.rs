@@ -342,6 +342,16 @@ fn check_order_fields(form: &BTreeMap<String, String>) -> Option<Response> {
     if !matches!(order_type, "MARKET" | "LIMIT" | "SL" | "SL-M") {
         return Some(error(400, "InputException", "Invalid `order_type`."));
     }
+    // Since April 2026 algo orders on MCX may not be IOC (reference §2.3; the text is ours).
+    if form.get("exchange").map(String::as_str) == Some("MCX")
+        && form.get("validity").map(String::as_str) == Some("IOC")
+    {
+        return Some(error(
+            400,
+            "InputException",
+            "IOC validity is not allowed for API orders on MCX.",
+        ));
+    }
     let positive = |name: &str| {
         form.get(name)
             .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())

@@ -169,6 +169,10 @@ fn order_tags(tag: Option<&str>, parent: Option<&str>) -> Vec<String> {
     tags
 }
 
+/// Modifications Kite allows one order (reference §2.5, from Kite's staff on the forum; the
+/// refusal's text is ours, the reference quotes none).
+pub(crate) const MAX_MODIFICATIONS: usize = 25;
+
 /// Order requests (placements, modifications, cancellations) Kite takes in one calendar second.
 pub(crate) const ORDERS_PER_SECOND: u32 = 10;
 
@@ -527,6 +531,16 @@ impl State {
                 .unwrap_or(0);
             if quantity <= filled {
                 return Err("Quantity must be more than the filled quantity.".into());
+            }
+            let modifications = order
+                .history
+                .iter()
+                .filter(|h| h.get("status").and_then(Value::as_str) == Some("MODIFIED"))
+                .count();
+            if modifications >= MAX_MODIFICATIONS {
+                return Err(format!(
+                    "Maximum allowed order modifications exceeded ({MAX_MODIFICATIONS})."
+                ));
             }
             order.form = form;
             let placed_at = order.placed_at();
