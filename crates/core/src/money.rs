@@ -84,6 +84,11 @@ impl Money {
         self.0
     }
 
+    /// Whether it is zero.
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
     /// Rounded to the paisa (banker's rounding is not used for money: half away from zero).
     pub fn round_to_paisa(self) -> Money {
         Money(

@@ -110,6 +110,7 @@ fn fees() -> FeeBreakdown {
         sebi_charges: Money(dec!(0.02)),
         gst: Money(dec!(0.90)),
         stamp_duty: Money(dec!(0.45)),
+        dp_charges: Default::default(),
         total: Money(dec!(6.36)),
     }
 }
@@ -493,6 +494,7 @@ fn arb_fees() -> impl Strategy<Value = FeeBreakdown> {
         sebi_charges: m[3],
         gst: m[4],
         stamp_duty: m[5],
+        dp_charges: Default::default(),
         total: m[6],
     })
 }

@@ -1091,3 +1091,49 @@ async fn without_the_contract_note_fees_are_estimates_and_a_same_day_cnc_is_intr
         .plus(&charge(Side::Sell, Segment::EquityIntraday));
     assert_eq!(day, intraday);
 }
+
+/// A sell from delivery (CNC shares held overnight) pays the depository charge once per scrip
+/// and day, on top of the contract note's lines and in the fill's total; the day's second sell of
+/// the scrip pays none.
+#[tokio::test]
+async fn a_delivery_sell_pays_the_dp_charge_once_per_scrip_and_day() {
+    let fake = FakeKite::start(FakeKiteConfig::default()).await.unwrap();
+    let config = ZerodhaConfig {
+        product: "CNC".into(),
+        poll_interval: Duration::from_millis(1),
+        ..ZerodhaConfig::default()
+    };
+    let mut engine = TradingEngine::open_zerodha(trader_with(&fake, config), store().await)
+        .await
+        .unwrap();
+    let at = |s: i64| Timestamp::from_datetime(chrono::Utc::now() + chrono::Duration::seconds(s));
+    let mut sold = Vec::new();
+    for n in 0..2 {
+        let sell = validated_units(INFY, Side::Sell, 10, OrderType::Market, None);
+        handle(&mut engine, &sell, n).await;
+        let order_id = fake.orders()[n as usize].order_id.clone();
+        assert!(fake.complete_order(&order_id, dec!(1500)));
+        sold.extend(fills_of(&engine.on_timer(at(n + 1)).await.unwrap()));
+    }
+    assert_eq!(sold.len(), 2);
+    let date = (sold[0].filled_at.as_datetime() + chrono::Duration::minutes(330)).date_naive();
+    let dp = alpha_panda_services::trading_engine::ChargeSchedule::zerodha()
+        .dp_charge(date)
+        .unwrap();
+    assert_eq!(sold[0].fees.dp_charges, dp.total);
+    assert_eq!(
+        sold[0].fees.total.0,
+        sold[0].fees.brokerage.0
+            + sold[0].fees.stt.0
+            + sold[0].fees.exchange_charges.0
+            + sold[0].fees.sebi_charges.0
+            + sold[0].fees.gst.0
+            + sold[0].fees.stamp_duty.0
+            + dp.total.0
+    );
+    assert_eq!(
+        sold[0].fees_source,
+        alpha_panda_core::FeesSource::ContractNote
+    );
+    assert!(sold[1].fees.dp_charges.is_zero(), "{:?}", sold[1].fees);
+}

@@ -173,7 +173,7 @@ const ORDER_COLUMNS: &str = "event_id, broker, order_id, status, strategy_id, in
 const FILL_COLUMNS: &str = "event_id, broker, portfolio_id, order_id, broker_order_id, \
                             strategy_id, instrument_token, tradingsymbol, side, quantity, \
                             fill_price, brokerage, stt, exchange_charges, sebi_charges, gst, \
-                            stamp_duty, fees_total, execution_mode, filled_at, fees_source";
+                            stamp_duty, fees_total, execution_mode, filled_at, fees_source, dp_charges";
 
 impl<'a> Ledger<'a> {
     pub(crate) fn new(pool: &'a Pool) -> Self {
@@ -340,7 +340,7 @@ pub(crate) async fn insert_fill(
 ) -> Result<bool, StoreError> {
     let sql = format!(
         "INSERT INTO fills ({FILL_COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
          ON CONFLICT (event_id) DO NOTHING"
     );
     let fees = &fill.fees;
@@ -366,6 +366,7 @@ pub(crate) async fn insert_fill(
         Param::Text(serde_enum_text(&fill.execution_mode)),
         Param::Timestamp(fill.filled_at),
         Param::Text(serde_enum_text(&fill.fees_source)),
+        Param::Decimal(fees.dp_charges.0),
     ];
     Ok(tx.execute("record fill", &sql, &params).await? > 0)
 }
@@ -417,6 +418,7 @@ fn fill_from_row(row: &Row) -> Result<LedgerFill, StoreError> {
                 sebi_charges: money("sebi_charges")?,
                 gst: money("gst")?,
                 stamp_duty: money("stamp_duty")?,
+                dp_charges: money("dp_charges")?,
                 total: money("fees_total")?,
             },
             execution_mode: row.serde_enum(OP, "execution_mode")?,

@@ -115,6 +115,7 @@ fn fees() -> FeeBreakdown {
         sebi_charges: Money(dec!(0.0245)),
         gst: Money(dec!(3.9550)),
         stamp_duty: Money(dec!(3.68)),
+        dp_charges: Default::default(),
         total: Money(dec!(90.747)),
     }
 }
@@ -220,7 +221,7 @@ async fn pending_before_migrate_and_none_after(store: Store) {
         "0001_initial_schema",
         "0002_checkpoint_log_identity",
         "0003_service_leases",
-        "0004_fill_fees_source",
+        "0004_fill_fees_source_and_dp_charges",
     ];
     assert_eq!(store.pending_migrations().await.unwrap(), all);
     assert_eq!(store.migrate().await.unwrap(), all);
@@ -248,7 +249,7 @@ async fn production_policy_refuses_pending(store: Store) {
                     "0001_initial_schema",
                     "0002_checkpoint_log_identity",
                     "0003_service_leases",
-                    "0004_fill_fees_source"
+                    "0004_fill_fees_source_and_dp_charges"
                 ]
             );
         }
@@ -273,7 +274,7 @@ async fn production_policy_refuses_pending(store: Store) {
             "0001_initial_schema",
             "0002_checkpoint_log_identity",
             "0003_service_leases",
-            "0004_fill_fees_source"
+            "0004_fill_fees_source_and_dp_charges"
         ]
     );
 }
@@ -302,6 +303,7 @@ async fn decimals_round_trip_exactly(store: Store) {
         sebi_charges: Money(extremes[4]),
         gst: Money(extremes[5]),
         stamp_duty: Money(extremes[7]),
+        dp_charges: Default::default(),
         total: Money(extremes[6]),
     };
     let original = fill("ord-dec", "extremes", extremes[0], fees);
@@ -446,6 +448,9 @@ async fn fill_writes_are_idempotent_and_keep_every_field(store: Store) {
     second.side = Side::Sell;
     let mut other = fill("ord-c", "momentum", dec!(10), fees());
     other.fees_source = alpha_panda_core::FeesSource::ContractNote;
+    other.fees = other
+        .fees
+        .with_dp_charges(alpha_panda_core::Money(dec!(15.34)));
     let (id1, id2, id3) = (
         EventId::new_root(),
         EventId::new_root(),

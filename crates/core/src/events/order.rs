@@ -42,6 +42,10 @@ pub struct FeeBreakdown {
     pub gst: Money,
     /// Stamp duty (buy side).
     pub stamp_duty: Money,
+    /// The depository's charge (with its GST) on a delivery sell, once per scrip and day; not on
+    /// the contract note, and absent on the wire when zero.
+    #[serde(default, skip_serializing_if = "Money::is_zero")]
+    pub dp_charges: Money,
     /// Sum of all of the above.
     pub total: Money,
 }
@@ -63,8 +67,16 @@ impl FeeBreakdown {
             sebi_charges,
             gst,
             stamp_duty,
+            dp_charges: Money::default(),
             total: brokerage + stt + exchange_charges + sebi_charges + gst + stamp_duty,
         }
+    }
+
+    /// With the depository charge `dp` added (to its line and the total).
+    pub fn with_dp_charges(mut self, dp: Money) -> FeeBreakdown {
+        self.dp_charges += dp;
+        self.total += dp;
+        self
     }
 
     /// Line by line, `self` plus `other`.
@@ -77,6 +89,7 @@ impl FeeBreakdown {
             self.gst + other.gst,
             self.stamp_duty + other.stamp_duty,
         )
+        .with_dp_charges(self.dp_charges + other.dp_charges)
     }
 
     /// Line by line, `self` minus `other`: what is left to charge of `self` when `other` was
@@ -90,6 +103,7 @@ impl FeeBreakdown {
             self.gst - other.gst,
             self.stamp_duty - other.stamp_duty,
         )
+        .with_dp_charges(self.dp_charges - other.dp_charges)
     }
 }
 

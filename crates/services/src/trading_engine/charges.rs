@@ -54,7 +54,9 @@
 //!
 //! # What is not on the contract note
 //! The DP charge on a delivery sell (₹13 + GST per scrip per day) is posted to the ledger, not the
-//! contract note, so it is its own line, [`ChargeSchedule::dp_charge`], and not in [`FeeBreakdown`].
+//! contract note, so it is its own figure, [`ChargeSchedule::dp_charge`], outside an order's
+//! charges; the live trader adds it to the first delivery sell of a scrip each day, as
+//! [`FeeBreakdown::dp_charges`].
 //! A CNC bought and sold on the same day is charged as intraday: [`Segment::for_cnc`] picks the segment.
 
 use alpha_panda_core::{ErrorClass, FeeBreakdown, Money, Price, Quantity, Side};
@@ -462,6 +464,7 @@ fn itemised(
         sebi_charges,
         gst,
         stamp_duty,
+        dp_charges: Default::default(),
         total: brokerage + stt + exchange_charges + sebi_charges + gst + stamp_duty,
     }
 }
@@ -601,7 +604,8 @@ impl ChargeSchedule {
     }
 
     /// The DP charge for one scrip sold from delivery (CNC held overnight) on `trade_date`: once per
-    /// scrip per day, however many sell orders. Not part of the contract note or [`FeeBreakdown`].
+    /// scrip per day, however many sell orders. Not part of the contract note or of an order's
+    /// charges.
     ///
     /// # Errors
     /// [`ChargesError::NoRatesInForce`].

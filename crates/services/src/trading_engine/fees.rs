@@ -87,6 +87,7 @@ impl FeeModel {
             sebi_charges: paisa(sebi),
             gst: paisa(gst),
             stamp_duty: paisa(stamp),
+            dp_charges: Default::default(),
             total: Money::ZERO,
         };
         fees.total = fees.brokerage

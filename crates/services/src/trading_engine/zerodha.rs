@@ -354,6 +354,9 @@ pub struct ZerodhaState {
     /// CNC units bought today and not sold today, by strategy and instrument.
     #[serde(default)]
     pub cnc_day_buys: Vec<CncDayBuys>,
+    /// The scrips and days whose depository charge a delivery sell has paid.
+    #[serde(default)]
+    pub dp_charged: Vec<(InstrumentToken, NaiveDate)>,
 }
 
 /// A checkpoint of the trading engine for `zerodha`, as written by this version or an earlier one
@@ -406,6 +409,7 @@ pub struct ZerodhaTrader {
     external_trades: Vec<(String, NaiveDate)>,
     mismatched: Vec<InstrumentToken>,
     cnc_day_buys: Vec<CncDayBuys>,
+    dp_charged: Vec<(InstrumentToken, NaiveDate)>,
     last_reconciled: Option<Timestamp>,
     updates: Option<mpsc::Receiver<OrderUpdate>>,
     notices: Option<mpsc::Receiver<BrokerNotice>>,
@@ -529,6 +533,7 @@ impl ZerodhaTrader {
             external_trades: Vec::new(),
             mismatched: Vec::new(),
             cnc_day_buys: Vec::new(),
+            dp_charged: Vec::new(),
             last_reconciled: None,
             updates: None,
             notices: None,
@@ -591,6 +596,7 @@ impl ZerodhaTrader {
         self.external_trades = state.external_trades;
         self.mismatched = state.mismatched;
         self.cnc_day_buys = state.cnc_day_buys;
+        self.dp_charged = state.dp_charged;
         self.client
             .rate_limiter()
             .restore_order_counts(&state.order_counts);
@@ -605,6 +611,7 @@ impl ZerodhaTrader {
             mismatched: self.mismatched.clone(),
             order_counts: self.client.rate_limiter().order_counts(),
             cnc_day_buys: self.cnc_day_buys.clone(),
+            dp_charged: self.dp_charged.clone(),
         }
     }
 
@@ -1540,6 +1547,7 @@ impl ZerodhaTrader {
             let (fees, fees_source) = self
                 .fees_of_fill(index, &slice, quantity, price, filled_at)
                 .await;
+            let fees = fees.with_dp_charges(self.dp_charge_due(index, quantity, filled_at));
             self.note_cnc_day(index, quantity, price, filled_at);
             let open = &mut self.open[index];
             open.trades.push(ReportedTrade {
@@ -1604,6 +1612,8 @@ impl ZerodhaTrader {
         let charged = earlier
             .iter()
             .fold(FeeBreakdown::default(), |sum, t| sum.plus(&t.fees));
+        // The depository charge is no part of the order's charges: not taken off again.
+        let charged = charged.with_dp_charges(Money::default() - charged.dp_charges);
         let mut fills: Vec<Fill> = earlier
             .iter()
             .map(|t| Fill {
@@ -1769,6 +1779,38 @@ impl ZerodhaTrader {
         };
         let sell = intraday(Side::Sell, fills)?;
         Some(sell.plus(&buy_leg(closed)?))
+    }
+
+    /// The depository charge a new fill of the order at `index` owes: once per scrip and day, on
+    /// the first sell from delivery (a CNC held overnight; a CNC sold on its buy day pays none).
+    fn dp_charge_due(&mut self, index: usize, quantity: Quantity, at: Timestamp) -> Money {
+        let open = &self.open[index];
+        if open.product != "CNC" || open.side != Side::Sell {
+            return Money::default();
+        }
+        let date = ist_date(at);
+        let token = open.instrument_token;
+        let bought_today = self.cnc_day_buys.iter().any(|d| {
+            d.strategy_id == open.strategy_id
+                && d.instrument_token == token
+                && d.date == date
+                && d.units >= quantity.0
+        });
+        if bought_today || self.dp_charged.contains(&(token, date)) {
+            return Money::default();
+        }
+        match self.config.charges.dp_charge(date) {
+            Ok(dp) => {
+                self.dp_charged
+                    .retain(|(_, day)| (date - *day).num_days() < 7);
+                self.dp_charged.push((token, date));
+                dp.total
+            }
+            Err(e) => {
+                warn!(order_id = %open.order_id, reason = %e, "no DP charge known for the day");
+                Money::default()
+            }
+        }
     }
 
     /// Keeps the day's CNC buys of the strategy and instrument up to date with a new fill.
