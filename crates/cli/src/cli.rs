@@ -40,6 +40,14 @@ pub enum Command {
     Bench(commands::bench::BenchArgs),
     /// Zerodha Kite: login, instruments master, ticker message decoding.
     Kite(commands::kite::KiteArgs),
+    /// Serve the API and the dashboard alone (the services run in other processes).
+    Api(commands::api::ApiArgs),
+    /// Operator users of the API and dashboard: add, list, remove, password.
+    User(commands::user::UserArgs),
+    /// The per-namespace kill switch: engage, release, show.
+    KillSwitch(commands::kill_switch::KillSwitchArgs),
+    /// Strategy configurations: list, add, set, enable, disable.
+    Strategy(commands::strategy::StrategyArgs),
 }
 
 /// Parses the process arguments, runs the command, and maps the outcome to an exit code.
@@ -75,5 +83,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Summary(args) => runtime.block_on(commands::summary::run(&loaded.settings, &args)),
         Command::Bench(args) => runtime.block_on(commands::bench::run(&loaded.settings, &args)),
         Command::Kite(args) => runtime.block_on(commands::kite::run(&loaded.settings, &args)),
+        Command::Api(args) => runtime.block_on(commands::api::run(&loaded.settings, &args)),
+        Command::User(args) => runtime.block_on(commands::user::run(&loaded.settings, &args)),
+        Command::KillSwitch(args) => {
+            runtime.block_on(commands::kill_switch::run(&loaded.settings, &args))
+        }
+        Command::Strategy(args) => {
+            runtime.block_on(commands::strategy::run(&loaded.settings, &args))
+        }
     }
 }

@@ -6,11 +6,13 @@
 //! - [`settings`]: layered settings, provenance, redaction, production guards.
 //! - [`logging`]: the tracing subscriber.
 //! - [`container`]: the composition root that builds the backends once.
+//! - [`api_server`]: the operator surface started over those backends.
 //! - [`instruments_refresh`]: the instruments master refreshed from Kite once per trading day.
 //! - [`summary`]: the per-broker run summary, read back from the log.
 //! - [`commands`]: one module per command (`run`, `config`, `bootstrap`, `migrate`, `dlq`, …).
 #![deny(unsafe_code)]
 
+pub mod api_server;
 pub mod cli;
 pub mod commands;
 pub mod container;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use alpha_panda_api::ApiSettings;
 use alpha_panda_core::{Broker, Environment, TopicSpecOverlay};
 use alpha_panda_kite::ZerodhaSettings;
 use alpha_panda_services::portfolio_manager::service::PortfolioSettings;
@@ -54,6 +55,8 @@ pub struct Settings {
     pub portfolio: PortfolioSettings,
     /// Zerodha Kite Connect: credentials, endpoints, order product, rate limits, ticker policy.
     pub zerodha: ZerodhaSettings,
+    /// The operator surface: the HTTP API, its tokens and the dashboard.
+    pub api: ApiSettings,
 }
 
 impl Default for Settings {
@@ -72,6 +75,7 @@ impl Default for Settings {
             paper: PaperConfig::default(),
             portfolio: PortfolioSettings::default(),
             zerodha: ZerodhaSettings::default(),
+            api: ApiSettings::default(),
         }
     }
 }
@@ -390,6 +394,7 @@ impl Settings {
 
     /// Checks that do not depend on the environment.
     fn validate(&self) -> Result<(), SettingsError> {
+        self.api.validate(false).map_err(SettingsError::Invalid)?;
         if self.brokers.is_empty() {
             return Err(SettingsError::Invalid(
                 "brokers: at least one broker namespace is required (e.g. [\"paper\"])".into(),
@@ -563,6 +568,17 @@ impl Settings {
         } else {
             Err(SettingsError::Refused(problems.join("; ")))
         }
+    }
+
+    /// The API's settings as the environment needs them to serve (production: a secret of its
+    /// own, no CORS wildcard). Checked by the processes that serve the API, before they start.
+    ///
+    /// # Errors
+    /// [`SettingsError::Refused`] naming the `api.*` key.
+    pub fn guard_api(&self) -> Result<(), SettingsError> {
+        self.api
+            .validate(self.environment == Environment::Production)
+            .map_err(SettingsError::Refused)
     }
 
     /// The effective database URL (`sqlite://{data_dir}/alpha-panda.db` when none is set).

@@ -156,7 +156,7 @@ async fn dlq_list_and_replay_by_id() {
 }
 
 #[test]
-fn production_refuses_missing_topics_then_pending_migrations() {
+fn production_refuses_missing_topics_then_pending_migrations_then_a_default_api_secret() {
     let broker = TansuBroker::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Production wants a dedup store that outlives the process: Redis, under keys of this test's.
@@ -164,10 +164,13 @@ fn production_refuses_missing_topics_then_pending_migrations() {
         "alpha_panda_test:{}:",
         dir.path().file_name().unwrap().to_string_lossy()
     );
+    let secret = std::cell::RefCell::new("change-me");
     let production = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_alpha-panda"))
             .args(args)
             .current_dir(dir.path())
+            .env("ALPHA_PANDA__API__BIND", "127.0.0.1:0")
+            .env("ALPHA_PANDA__API__JWT_SECRET", *secret.borrow())
             .env("ALPHA_PANDA__ENVIRONMENT", "production")
             .env("ALPHA_PANDA__LOG__URL", broker.log_url())
             .env("ALPHA_PANDA__CACHE__URL", "redis://127.0.0.1:6379")
@@ -188,6 +191,12 @@ fn production_refuses_missing_topics_then_pending_migrations() {
     assert!(err.contains("alpha-panda migrate"), "{err}");
 
     assert!(production(&["migrate"]).status.success());
+    let default_secret = production(&["run", "--duration", "2s"]);
+    assert!(!default_secret.status.success());
+    let err = String::from_utf8_lossy(&default_secret.stderr);
+    assert!(err.contains("api.jwt_secret"), "{err}");
+
+    *secret.borrow_mut() = "a-production-secret-of-thirty-two-or-more";
     let ok = production(&["run", "--duration", "2s", "--json"]);
     assert!(
         ok.status.success(),

@@ -139,6 +139,40 @@ fn wrong_types_and_bad_values_name_the_key() {
         Ok(())
     });
     Jail::expect_with(|jail| {
+        jail.set_env("ALPHA_PANDA__API__TOKEN_TTL", "1s");
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("api.token_ttl"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "alpha-panda.toml",
+            "[api]\ncors_origins = [\"ops.example.com\"]\n",
+        )?;
+        let err = Settings::load(None).err().unwrap().to_string();
+        assert!(err.contains("api.cors_origins"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "alpha-panda.toml",
+            "[api]\nbind = \"0.0.0.0:9000\"\njwt_secret = \"x\"\n",
+        )?;
+        let loaded = Settings::load(None).unwrap();
+        assert_eq!(loaded.settings.api.bind.port(), 9000);
+        // Development serves with any secret; production refuses a short one, naming the key.
+        assert!(loaded.settings.guard_api().is_ok());
+        let mut production = loaded.settings.clone();
+        production.environment = alpha_panda_core::Environment::Production;
+        let err = production.guard_api().unwrap_err().to_string();
+        assert!(err.contains("api.jwt_secret"), "{err}");
+        production.api.jwt_secret = "x".repeat(40);
+        production.api.cors_origins = vec!["*".into()];
+        let err = production.guard_api().unwrap_err().to_string();
+        assert!(err.contains("api.cors_origins"), "{err}");
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
         jail.set_env("ALPHA_PANDA__LOG__MEMORY_RETENTION_RECORDS", "0");
         let err = Settings::load(None).err().unwrap().to_string();
         assert!(err.contains("log.memory_retention_records"), "{err}");

@@ -11,7 +11,8 @@
 //! - `sql`: the dialect bridge — typed parameters and rows read back the same on both backends.
 //! - `tx`: [`StoreTx`], idempotent writes plus the checkpoint in one transaction.
 //! - `users`, `trading_sessions`, `strategy_configurations`, `instruments`, `ledger`,
-//!   `pnl_snapshots`, `checkpoints`, `leases`: one repository per table.
+//!   `pnl_snapshots`, `checkpoints`, `leases`, `kill_switches`, `refresh_tokens`: one repository
+//!   per table.
 //! - `error`: [`StoreError`], each variant knowing its [`alpha_panda_core::ErrorClass`].
 //! - [`testing`] (feature `testing`): isolated PostgreSQL schemas and SQLite files for tests.
 #![deny(unsafe_code)]
@@ -20,10 +21,12 @@ mod backend;
 mod checkpoints;
 mod error;
 mod instruments;
+mod kill_switches;
 mod leases;
 mod ledger;
 mod migrations;
 mod pnl_snapshots;
+mod refresh_tokens;
 mod sql;
 mod store;
 mod strategy_configurations;
@@ -38,12 +41,14 @@ pub use backend::{redact_url, SqlBackend, ACQUIRE_TIMEOUT, SQLITE_BUSY_TIMEOUT};
 pub use checkpoints::{Checkpoint, CheckpointOffset, Checkpoints};
 pub use error::StoreError;
 pub use instruments::Instruments;
+pub use kill_switches::{KillSwitch, KillSwitches};
 pub use leases::{LeaseHolder, Leases};
 pub use ledger::{Ledger, LedgerFill, LedgerOrder, OrderRecord, OrderStatus};
 pub use migrations::{apply_policy, SchemaDescription};
 pub use pnl_snapshots::{PnlSnapshots, StoredPnlSnapshot, ValidationStatus};
+pub use refresh_tokens::RefreshTokens;
 pub use store::{Store, DEFAULT_LEASE_TTL};
 pub use strategy_configurations::{StrategyConfiguration, StrategyConfigurations};
 pub use trading_sessions::{session_expiry, AccessToken, TradingSession, TradingSessions};
 pub use tx::StoreTx;
-pub use users::{User, Users, MIN_PASSWORD_LEN};
+pub use users::{Role, User, Users, MIN_PASSWORD_LEN};

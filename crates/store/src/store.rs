@@ -7,8 +7,8 @@ use crate::backend::open_pool;
 use crate::migrations::{self, SchemaDescription};
 use crate::sql::Pool;
 use crate::{
-    Checkpoints, Instruments, Leases, Ledger, PnlSnapshots, SqlBackend, StoreError, StoreTx,
-    StrategyConfigurations, TradingSessions, Users,
+    Checkpoints, Instruments, KillSwitches, Leases, Ledger, PnlSnapshots, RefreshTokens,
+    SqlBackend, StoreError, StoreTx, StrategyConfigurations, TradingSessions, Users,
 };
 
 /// SQL persistence over PostgreSQL or SQLite. Cheap to clone (the pool is shared); services never
@@ -158,5 +158,15 @@ impl Store {
     /// Service leases (one writer per state).
     pub fn leases(&self) -> Leases<'_> {
         Leases::new(&self.pool)
+    }
+
+    /// The per-namespace kill switches.
+    pub fn kill_switches(&self) -> KillSwitches<'_> {
+        KillSwitches::new(&self.pool)
+    }
+
+    /// The API's refresh tokens.
+    pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
+        RefreshTokens::new(&self.pool)
     }
 }

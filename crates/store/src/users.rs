@@ -1,4 +1,5 @@
-//! Dashboard users: usernames with an argon2id password hash (the clear text is never stored).
+//! Operator users: usernames with an argon2id password hash (the clear text is never stored) and a
+//! role that says what each may do through the API.
 
 use std::sync::OnceLock;
 
@@ -13,13 +14,77 @@ use crate::StoreError;
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
-/// A dashboard user (without the password hash).
+/// What a user may do: a `viewer` reads; a `trader` also controls strategies and the kill
+/// switch; an `admin` also manages users and purges the DLQ.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// A viewer who also controls strategies and the kill switch.
+    Trader,
+    /// A trader who also manages users and purges the DLQ.
+    Admin,
+}
+
+impl Role {
+    /// The role's name as stored and typed (`admin`, `trader`, `viewer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Trader => "trader",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether this role may do what `needed` may.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "trader" => Ok(Role::Trader),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role `{other}`: use admin, trader or viewer"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An operator user (without the password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     /// Database id.
     pub id: i64,
     /// Login name.
     pub username: String,
+    /// What the user may do.
+    pub role: Role,
     /// When the user was created.
     pub created_at: Timestamp,
 }
@@ -40,15 +105,15 @@ impl<'a> Users<'a> {
     /// # Errors
     /// [`StoreError::InvalidInput`] for an empty or odd username or a password shorter than
     /// [`MIN_PASSWORD_LEN`]; [`StoreError::AlreadyExists`] when the username is taken.
-    pub async fn create(&self, username: &str, password: &str) -> Result<User, StoreError> {
+    pub async fn create(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<User, StoreError> {
         const OP: &str = "create user";
         validate_username(username)?;
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(StoreError::InvalidInput {
-                field: "password",
-                reason: format!("must be at least {MIN_PASSWORD_LEN} characters"),
-            });
-        }
+        validate_password(password)?;
         let password = password.to_owned();
         let hash = blocking(move || hash_password(&password)).await??;
         let created_at = Timestamp::from_datetime(chrono::Utc::now());
@@ -56,12 +121,13 @@ impl<'a> Users<'a> {
             .pool
             .fetch_optional(
                 OP,
-                "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (username) DO NOTHING RETURNING id",
+                "INSERT INTO users (username, password_hash, created_at, role) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING RETURNING id",
                 &[
                     Param::Text(username.to_owned()),
                     Param::Text(hash),
                     Param::Timestamp(created_at),
+                    Param::Text(role.as_str().to_owned()),
                 ],
             )
             .await?;
@@ -69,6 +135,7 @@ impl<'a> Users<'a> {
             Some(row) => Ok(User {
                 id: row.int(OP, "id")?,
                 username: username.to_owned(),
+                role,
                 created_at,
             }),
             None => Err(StoreError::AlreadyExists {
@@ -88,7 +155,7 @@ impl<'a> Users<'a> {
             .pool
             .fetch_optional(
                 OP,
-                "SELECT id, username, password_hash, created_at FROM users WHERE username = $1",
+                "SELECT id, username, role, password_hash, created_at FROM users WHERE username = $1",
                 &[Param::Text(username.to_owned())],
             )
             .await?;
@@ -120,13 +187,66 @@ impl<'a> Users<'a> {
         self.pool
             .fetch_optional(
                 "get user",
-                "SELECT id, username, created_at FROM users WHERE username = $1",
+                "SELECT id, username, role, created_at FROM users WHERE username = $1",
                 &[Param::Text(username.to_owned())],
             )
             .await?
             .as_ref()
             .map(user_from_row)
             .transpose()
+    }
+
+    /// Every user, by name.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the database cannot be read.
+    pub async fn list(&self) -> Result<Vec<User>, StoreError> {
+        self.pool
+            .fetch_all(
+                "list users",
+                "SELECT id, username, role, created_at FROM users ORDER BY username",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+
+    /// Removes a user; `false` when there was none by that name.
+    ///
+    /// # Errors
+    /// A [`StoreError`] when the database cannot be written.
+    pub async fn remove(&self, username: &str) -> Result<bool, StoreError> {
+        let removed = self
+            .pool
+            .execute(
+                "remove user",
+                "DELETE FROM users WHERE username = $1",
+                &[Param::Text(username.to_owned())],
+            )
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// Sets a user's password; `false` when there is no user by that name.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a password shorter than [`MIN_PASSWORD_LEN`]; a
+    /// [`StoreError`] when the database cannot be written.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<bool, StoreError> {
+        validate_password(password)?;
+        let password = password.to_owned();
+        let hash = blocking(move || hash_password(&password)).await??;
+        let changed = self
+            .pool
+            .execute(
+                "set user password",
+                "UPDATE users SET password_hash = $1 WHERE username = $2",
+                &[Param::Text(hash), Param::Text(username.to_owned())],
+            )
+            .await?;
+        Ok(changed > 0)
     }
 
     /// How many users exist (bootstrap creates the first one).
@@ -155,8 +275,19 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: row.int(OP, "id")?,
         username: row.text(OP, "username")?,
+        role: row.parsed(OP, "role")?,
         created_at: row.timestamp(OP, "created_at")?,
     })
+}
+
+fn validate_password(password: &str) -> Result<(), StoreError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(StoreError::InvalidInput {
+            field: "password",
+            reason: format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        });
+    }
+    Ok(())
 }
 
 fn validate_username(username: &str) -> Result<(), StoreError> {

@@ -12,9 +12,9 @@ use alpha_panda_core::{
 };
 use alpha_panda_store::testing::TestStore;
 use alpha_panda_store::{
-    apply_policy, session_expiry, AccessToken, Checkpoint, CheckpointOffset, OrderRecord,
-    OrderStatus, SqlBackend, Store, StoreError, StrategyConfiguration, TradingSession,
-    ValidationStatus,
+    apply_policy, session_expiry, AccessToken, Checkpoint, CheckpointOffset, KillSwitch,
+    OrderRecord, OrderStatus, Role, SqlBackend, Store, StoreError, StrategyConfiguration,
+    TradingSession, ValidationStatus,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -78,6 +78,7 @@ on_both_backends!(on:
     pnl_snapshot_writes_are_idempotent_and_ordered,
     checkpoint_and_effects_share_one_transaction,
     users_verify_with_argon2,
+    kill_switches_and_refresh_tokens_persist,
     strategy_seed_only_once,
     instruments_upsert_by_exchange_and_symbol,
     trading_session_expires,
@@ -222,6 +223,7 @@ async fn pending_before_migrate_and_none_after(store: Store) {
         "0002_checkpoint_log_identity",
         "0003_service_leases",
         "0004_fill_fees_source_and_dp_charges",
+        "0005_operator_surface",
     ];
     assert_eq!(store.pending_migrations().await.unwrap(), all);
     assert_eq!(store.migrate().await.unwrap(), all);
@@ -249,7 +251,8 @@ async fn production_policy_refuses_pending(store: Store) {
                     "0001_initial_schema",
                     "0002_checkpoint_log_identity",
                     "0003_service_leases",
-                    "0004_fill_fees_source_and_dp_charges"
+                    "0004_fill_fees_source_and_dp_charges",
+                    "0005_operator_surface"
                 ]
             );
         }
@@ -257,7 +260,7 @@ async fn production_policy_refuses_pending(store: Store) {
     }
     assert!(err.to_string().contains("alpha-panda migrate"));
     // Production did not migrate anything.
-    assert_eq!(store.pending_migrations().await.unwrap().len(), 4);
+    assert_eq!(store.pending_migrations().await.unwrap().len(), 5);
     // Reading a table before migrating says what to do.
     let missing = store.checkpoints().load("x").await.unwrap_err();
     assert!(
@@ -274,7 +277,8 @@ async fn production_policy_refuses_pending(store: Store) {
             "0001_initial_schema",
             "0002_checkpoint_log_identity",
             "0003_service_leases",
-            "0004_fill_fees_source_and_dp_charges"
+            "0004_fill_fees_source_and_dp_charges",
+            "0005_operator_surface"
         ]
     );
 }
@@ -635,10 +639,11 @@ async fn users_verify_with_argon2(store: Store) {
     let users = store.users();
     assert_eq!(users.count().await.unwrap(), 0);
     let created = users
-        .create("admin", "correct horse battery")
+        .create("admin", "correct horse battery", Role::Admin)
         .await
         .unwrap();
     assert_eq!(created.username, "admin");
+    assert_eq!(created.role, Role::Admin);
     assert_eq!(
         users
             .verify("admin", "correct horse battery")
@@ -660,13 +665,19 @@ async fn users_verify_with_argon2(store: Store) {
     assert_eq!(users.get("admin").await.unwrap(), Some(created));
     assert_eq!(users.count().await.unwrap(), 1);
 
-    let duplicate = users.create("admin", "another password").await.unwrap_err();
+    let duplicate = users
+        .create("admin", "another password", Role::Viewer)
+        .await
+        .unwrap_err();
     assert!(
         matches!(duplicate, StoreError::AlreadyExists { .. }),
         "{duplicate:?}"
     );
     assert_eq!(duplicate.class(), ErrorClass::Business);
-    let short = users.create("trader", "short").await.unwrap_err();
+    let short = users
+        .create("trader", "short", Role::Trader)
+        .await
+        .unwrap_err();
     assert!(matches!(
         short,
         StoreError::InvalidInput {
@@ -675,6 +686,104 @@ async fn users_verify_with_argon2(store: Store) {
         }
     ));
     assert_eq!(users.count().await.unwrap(), 1);
+
+    // Listing, a new password, removal.
+    users
+        .create("watcher", "watching all day", Role::Viewer)
+        .await
+        .unwrap();
+    let names: Vec<(String, Role)> = users
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.username, u.role))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("admin".to_string(), Role::Admin),
+            ("watcher".to_string(), Role::Viewer)
+        ]
+    );
+    assert!(users
+        .set_password("watcher", "a brand new password")
+        .await
+        .unwrap());
+    assert!(users
+        .verify("watcher", "watching all day")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(users
+        .verify("watcher", "a brand new password")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!users
+        .set_password("nobody", "whatever it is")
+        .await
+        .unwrap());
+    assert!(users.remove("watcher").await.unwrap());
+    assert!(!users.remove("watcher").await.unwrap());
+    assert_eq!(users.count().await.unwrap(), 1);
+}
+
+async fn kill_switches_and_refresh_tokens_persist(store: Store) {
+    let switches = store.kill_switches();
+    assert!(!switches.engaged(Broker::Zerodha).await.unwrap());
+    let engaged = KillSwitch {
+        broker: Broker::Zerodha,
+        engaged: true,
+        reason: "exchange glitch".into(),
+        changed_by: "admin".into(),
+        changed_at: ts(1_700_000_000_000_000),
+    };
+    switches.set(&engaged).await.unwrap();
+    assert!(switches.engaged(Broker::Zerodha).await.unwrap());
+    assert!(!switches.engaged(Broker::Paper).await.unwrap());
+    assert_eq!(
+        switches.get(Broker::Zerodha).await.unwrap(),
+        Some(engaged.clone())
+    );
+    let released = KillSwitch {
+        engaged: false,
+        reason: "resolved".into(),
+        ..engaged.clone()
+    };
+    switches.set(&released).await.unwrap();
+    assert!(!switches.engaged(Broker::Zerodha).await.unwrap());
+    let no_reason = KillSwitch {
+        reason: " ".into(),
+        ..engaged
+    };
+    assert!(matches!(
+        switches.set(&no_reason).await.unwrap_err(),
+        StoreError::InvalidInput {
+            field: "reason",
+            ..
+        }
+    ));
+
+    let tokens = store.refresh_tokens();
+    let (now, later) = (ts(1_700_000_000_000_000), ts(1_700_000_100_000_000));
+    tokens.issue("hash-a", "admin", now, later).await.unwrap();
+    tokens.issue("hash-b", "admin", now, later).await.unwrap();
+    // Used once: the second use finds nothing.
+    assert_eq!(
+        tokens.redeem("hash-a", now).await.unwrap().as_deref(),
+        Some("admin")
+    );
+    assert_eq!(tokens.redeem("hash-a", now).await.unwrap(), None);
+    // Expired.
+    assert_eq!(tokens.redeem("hash-b", later).await.unwrap(), None);
+    tokens.issue("hash-c", "admin", now, later).await.unwrap();
+    assert!(tokens.revoke("hash-c").await.unwrap());
+    assert!(!tokens.revoke("hash-c").await.unwrap());
+    assert_eq!(tokens.redeem("hash-c", now).await.unwrap(), None);
+    tokens.issue("hash-d", "admin", now, later).await.unwrap();
+    assert_eq!(tokens.revoke_all("admin").await.unwrap(), 2);
+    assert_eq!(tokens.redeem("hash-d", now).await.unwrap(), None);
 }
 
 async fn strategy_seed_only_once(store: Store) {

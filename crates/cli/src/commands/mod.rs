@@ -1,10 +1,14 @@
 //! One module per command.
 
+pub mod api;
 pub mod bench;
 pub mod bootstrap;
 pub mod config;
 pub mod dlq;
+pub mod kill_switch;
 pub mod kite;
 pub mod migrate;
 pub mod run;
+pub mod strategy;
 pub mod summary;
+pub mod user;

@@ -112,6 +112,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
         args.services.iter().copied().collect()
     };
     let backends = Backends::connect(settings).await?;
+    if settings.api.enabled {
+        settings.guard_api()?;
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dedup: Arc<dyn DedupStore> = Arc::new(backends.cache.dedup());
     let processor_config = settings.runtime.processor_config();
@@ -203,7 +206,11 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
         if strategies.is_empty() {
             warn!("no active strategy: the strategy runner will emit no signals");
         }
-        spawn!(StrategyRunner::open(strategies, &settings.brokers, backends.store.clone()).await?);
+        spawn!(
+            StrategyRunner::open(strategies, &settings.brokers, backends.store.clone())
+                .await?
+                .with_reload(backends.store.clone())
+        );
     }
     for &broker in &settings.brokers {
         if services.contains(&ServiceName::RiskManager) {
@@ -304,6 +311,12 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     let refresh_task = instruments_refresh.map(|refresh| {
         tokio::spawn(refresh.run(instruments_refresh::CHECK_EVERY, shutdown.clone()))
     });
+    let api = if settings.api.enabled {
+        let must_listen = settings.environment == alpha_panda_core::Environment::Production;
+        crate::api_server::start(settings, &backends, kite.clone(), must_listen).await?
+    } else {
+        None
+    };
     info!(
         services = ?services,
         brokers = ?settings.brokers,
@@ -386,6 +399,9 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
         }
     }
     backends.log.flush().await;
+    if let Some(api) = api {
+        api.stop().await;
+    }
     if let Some(e) = failure {
         return Err(e);
     }
@@ -480,7 +496,7 @@ fn tick_source(
 }
 
 /// Resolves on SIGTERM (a service manager stopping the process), like Ctrl-C.
-async fn terminated() {
+pub(crate) async fn terminated() {
     #[cfg(unix)]
     {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

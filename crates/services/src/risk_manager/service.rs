@@ -12,15 +12,15 @@ use std::sync::Arc;
 use alpha_panda_cache::RiskStateCache;
 use alpha_panda_core::{
     calendar, derive_event_id, keys, Broker, EventBroker, EventId, EventType, Instrument,
-    InstrumentToken, OrderId, OrderType, Payload, Quantity, RejectedSignal, Side, SignalAtTarget,
-    StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
+    InstrumentToken, OrderId, OrderType, Payload, Quantity, RejectedSignal, RuleViolation, Side,
+    SignalAtTarget, StrategyId, Timestamp, TopicMap, TradingSignal, ValidatedSignal,
 };
 use alpha_panda_store::{Store, StoreError};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
     PartitionAnchor,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::durable::Durable;
 use crate::risk_manager::{
@@ -43,7 +43,19 @@ pub struct RiskManager {
     durable: Durable,
     cache: Option<RiskStateCache>,
     stats: Arc<RiskStats>,
+    kill_switch: KillSwitchWatch,
 }
+
+/// The namespace's kill switch as last read from the store (operators set it through the API or
+/// `alpha-panda kill-switch`); read again every [`KILL_SWITCH_CHECK`].
+struct KillSwitchWatch {
+    store: Store,
+    /// Why it is engaged, while it is.
+    engaged: Option<String>,
+}
+
+/// How often the risk manager looks at the kill switch.
+pub const KILL_SWITCH_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The id of the one answer to the raw signal `signal_event_id` (validated, rejected or at target):
 /// the id the runtime would derive for the first output of that input, named here because a
@@ -73,6 +85,19 @@ impl RiskManager {
         store: Store,
         cache: Option<RiskStateCache>,
     ) -> Result<Self, StoreError> {
+        let engaged = store
+            .kill_switches()
+            .get(broker)
+            .await?
+            .filter(|s| s.engaged)
+            .map(|s| s.reason);
+        if let Some(reason) = &engaged {
+            warn!(%broker, %reason, "the kill switch is engaged: new entries are rejected");
+        }
+        let kill_switch = KillSwitchWatch {
+            store: store.clone(),
+            engaged,
+        };
         let (durable, state) = Durable::open(store, format!("{SERVICE}:{broker}")).await?;
         if state.is_some() {
             info!(%broker, "risk manager resumed from its checkpoint");
@@ -87,6 +112,31 @@ impl RiskManager {
             durable,
             cache,
             stats: Arc::default(),
+            kill_switch,
+        })
+    }
+
+    /// Whether the namespace's kill switch halts new entries.
+    pub fn kill_switch_engaged(&self) -> bool {
+        self.kill_switch.engaged.is_some()
+    }
+
+    /// The kill switch's violation for `order`, when the switch is engaged and the order would
+    /// add exposure (exits still go).
+    fn kill_switch_violation(&self, order: &TradingSignal) -> Option<RuleViolation> {
+        let reason = self.kill_switch.engaged.as_ref()?;
+        let (strategy, token) = (&order.strategy_id, order.instrument_token);
+        let now = self.state.position(strategy, token) + self.state.in_flight(strategy, token);
+        let after = now + order.side.sign() * order.quantity.as_i64();
+        let reduces = after.abs() < now.abs() && after.signum() * now.signum() >= 0;
+        (!reduces).then(|| RuleViolation {
+            rule: "kill_switch".into(),
+            limit: "engaged".into(),
+            actual: format!("{now} → {after}"),
+            message: format!(
+                "kill switch: new entries in {} are halted ({reason}); only orders that reduce a                  position go until an operator releases it",
+                self.broker
+            ),
         })
     }
 
@@ -196,7 +246,17 @@ impl RiskManager {
         };
         let id = answer_id(signal_event_id);
         let instrument = self.instruments.get(&token);
-        let (topic, payload) = match evaluate(&order, &self.state, &self.limits, instrument, at) {
+        let mut decision = evaluate(&order, &self.state, &self.limits, instrument, at);
+        if let Some(violation) = self.kill_switch_violation(&order) {
+            decision = match decision {
+                RiskDecision::Approved => RiskDecision::Rejected(vec![violation]),
+                RiskDecision::Rejected(mut violations) => {
+                    violations.push(violation);
+                    RiskDecision::Rejected(violations)
+                }
+            };
+        }
+        let (topic, payload) = match decision {
             RiskDecision::Approved => {
                 // The order the trading engine makes of it is followed until it fills or fails.
                 if let Some(order_id) = self.own_order(signal_event_id) {
@@ -405,6 +465,36 @@ impl Handler for RiskManager {
                 input.position.topic
             ))),
         }
+    }
+
+    fn timer_interval(&self) -> Option<std::time::Duration> {
+        Some(KILL_SWITCH_CHECK)
+    }
+
+    /// Reads the kill switch. A store that cannot be read keeps the last state known (logged):
+    /// the checkpoint path reports the store's outage.
+    async fn on_timer(&mut self, _now: Timestamp) -> Result<Vec<Output>, HandlerError> {
+        match self
+            .kill_switch
+            .store
+            .kill_switches()
+            .get(self.broker)
+            .await
+        {
+            Ok(switch) => {
+                let engaged = switch.filter(|s| s.engaged).map(|s| s.reason);
+                if engaged != self.kill_switch.engaged {
+                    match &engaged {
+                        Some(reason) => warn!(broker = %self.broker, %reason,
+                            "kill switch engaged: new entries are rejected"),
+                        None => info!(broker = %self.broker, "kill switch released"),
+                    }
+                    self.kill_switch.engaged = engaged;
+                }
+            }
+            Err(e) => debug!(error = %e, "could not read the kill switch; keeping the last state"),
+        }
+        Ok(Vec::new())
     }
 
     fn begin_checkpoint(

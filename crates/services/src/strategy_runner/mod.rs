@@ -5,14 +5,19 @@
 //! Strategies are pure ([`Strategy::on_tick`]); this handler routes their signals and checkpoints
 //! their indicator state with the offsets it reflects, so a restarted runner continues exactly where
 //! it stopped (a strategy whose configuration changed in between starts afresh).
+//!
+//! With [`StrategyRunner::with_reload`], the runner reads the active configurations again every
+//! [`RELOAD_EVERY`]: a strategy disabled through the API or the CLI stops, an enabled or new one
+//! starts, one whose parameters or instruments changed starts afresh, and one whose Zerodha
+//! switch changed keeps its indicators and routes its next signal the new way. No restart.
 
 use std::collections::{BTreeMap, HashMap};
 
 use alpha_panda_core::{
-    derive_event_id, keys, Broker, EventBroker, EventId, InstrumentToken, Payload, TopicMap,
-    TradingSignal,
+    derive_event_id, keys, Broker, EventBroker, EventId, InstrumentToken, Payload, Timestamp,
+    TopicMap, TradingSignal,
 };
-use alpha_panda_store::{Store, StoreError};
+use alpha_panda_store::{Store, StoreError, StrategyConfiguration};
 use alpha_panda_stream::{
     CheckpointWrite, CommitOffset, Handler, HandlerError, Input, LogIdentity, Output,
     PartitionAnchor,
@@ -21,10 +26,13 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::durable::{Durable, SaveWrite};
-use crate::strategy::Strategy;
+use crate::strategy::{build_strategy, Strategy};
 
 /// The service name.
 pub const SERVICE: &str = "strategy_runner";
+
+/// How often a reloading runner reads the strategy configurations again.
+pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A strategy and where its signals may go.
 pub struct RunnerStrategy {
@@ -51,25 +59,131 @@ pub struct StrategyRunner {
     paper: Option<TopicMap>,
     zerodha: Option<TopicMap>,
     durable: Option<Durable>,
+    reload: Option<Store>,
+    /// Configurations refused (by id, with what was refused), so each is reported once.
+    refused: HashMap<String, String>,
 }
 
 impl StrategyRunner {
     /// A runner over `strategies` for the active `brokers`.
     pub fn new(strategies: Vec<RunnerStrategy>, brokers: &[Broker]) -> Self {
-        let mut by_token: HashMap<InstrumentToken, Vec<usize>> = HashMap::new();
-        for (index, s) in strategies.iter().enumerate() {
-            for token in s.strategy.instruments() {
-                by_token.entry(*token).or_default().push(index);
-            }
-        }
         let active = |b: Broker| brokers.contains(&b).then(|| TopicMap::new(b));
-        Self {
+        let mut runner = Self {
             strategies,
-            by_token,
+            by_token: HashMap::new(),
             paper: active(Broker::Paper),
             zerodha: active(Broker::Zerodha),
             durable: None,
+            reload: None,
+            refused: HashMap::new(),
+        };
+        runner.index();
+        runner
+    }
+
+    /// Reads the active configurations from `store` every [`RELOAD_EVERY`] and follows them.
+    pub fn with_reload(mut self, store: Store) -> Self {
+        self.reload = Some(store);
+        self
+    }
+
+    fn index(&mut self) {
+        self.by_token.clear();
+        for (index, s) in self.strategies.iter().enumerate() {
+            for token in s.strategy.instruments() {
+                self.by_token.entry(*token).or_default().push(index);
+            }
         }
+    }
+
+    /// The ids of the strategies running.
+    pub fn strategy_ids(&self) -> Vec<String> {
+        self.strategies
+            .iter()
+            .map(|s| s.strategy.id().to_string())
+            .collect()
+    }
+
+    /// Follows the active configurations: stops the strategies no longer active, starts the new
+    /// ones, restarts (with fresh indicators) those whose type, parameters or instruments
+    /// changed, and switches Zerodha routing in place. Returns whether anything changed.
+    pub fn follow_configurations(&mut self, configs: &[StrategyConfiguration]) -> bool {
+        let mut changed = false;
+        let wanted: HashMap<&str, &StrategyConfiguration> =
+            configs.iter().map(|c| (c.id.as_str(), c)).collect();
+        let before = self.strategies.len();
+        self.strategies.retain(|entry| {
+            let keep = wanted.contains_key(entry.strategy.id().as_str());
+            if !keep {
+                info!(strategy = %entry.strategy.id(), "strategy disabled; it stops");
+            }
+            keep
+        });
+        changed |= self.strategies.len() != before;
+        for config in configs {
+            let configuration = format!("{}:{}", config.strategy_type, config.parameters);
+            let mut instruments = config.instruments.clone();
+            instruments.sort_unstable();
+            let running = self
+                .strategies
+                .iter()
+                .position(|e| e.strategy.id().as_str() == config.id);
+            if let Some(index) = running {
+                let entry = &mut self.strategies[index];
+                let mut has: Vec<u32> = entry.strategy.instruments().iter().map(|t| t.0).collect();
+                has.sort_unstable();
+                if entry.configuration == configuration && has == instruments {
+                    if entry.zerodha_trading_enabled != config.zerodha_trading_enabled {
+                        info!(strategy = %config.id, enabled = config.zerodha_trading_enabled,
+                            "Zerodha trading switched");
+                        entry.zerodha_trading_enabled = config.zerodha_trading_enabled;
+                        changed = true;
+                    }
+                    continue;
+                }
+            }
+            match build_strategy(
+                &config.id,
+                &config.strategy_type,
+                &config.instruments,
+                &config.parameters,
+            ) {
+                Ok(strategy) => {
+                    let entry = RunnerStrategy {
+                        strategy,
+                        zerodha_trading_enabled: config.zerodha_trading_enabled,
+                        configuration,
+                    };
+                    match running {
+                        Some(index) => {
+                            info!(strategy = %config.id, "configuration changed; the strategy starts afresh");
+                            self.strategies[index] = entry;
+                        }
+                        None => {
+                            info!(strategy = %config.id, "strategy enabled; it starts");
+                            self.strategies.push(entry);
+                        }
+                    }
+                    changed = true;
+                }
+                Err(e) => {
+                    let refused = format!("{configuration}:{instruments:?}");
+                    if self.refused.get(&config.id) != Some(&refused) {
+                        tracing::error!(strategy = %config.id, error = %e,
+                            "strategy configuration refused; it does not run");
+                        self.refused.insert(config.id.clone(), refused);
+                    }
+                    if let Some(index) = running {
+                        self.strategies.remove(index);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.index();
+        }
+        changed
     }
 
     /// A runner whose indicator state is durable in `store`, resumed from its checkpoint.
@@ -243,5 +357,28 @@ impl Handler for StrategyRunner {
         if let Some(durable) = &mut self.durable {
             durable.end_save(offsets, outcome.is_ok());
         }
+    }
+
+    fn timer_interval(&self) -> Option<std::time::Duration> {
+        self.reload.as_ref().map(|_| RELOAD_EVERY)
+    }
+
+    /// Reads the active configurations again. A store that cannot be read keeps the strategies
+    /// running as they are.
+    async fn on_timer(&mut self, _now: Timestamp) -> Result<Vec<Output>, HandlerError> {
+        let Some(store) = self.reload.clone() else {
+            return Ok(Vec::new());
+        };
+        match store.strategy_configurations().list_active().await {
+            Ok(configs) => {
+                if self.follow_configurations(&configs) {
+                    if let Some(durable) = &mut self.durable {
+                        durable.changed();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not read the strategy configurations"),
+        }
+        Ok(Vec::new())
     }
 }

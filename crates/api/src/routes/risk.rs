@@ -1,0 +1,60 @@
+//! The risk limits of a namespace, as its risk manager applies them.
+
+use std::sync::Arc;
+
+use alpha_panda_core::{Broker, Money};
+use axum::extract::State;
+use axum::Json;
+use rust_decimal::Decimal;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiPath;
+use crate::state::ApiState;
+
+/// A namespace's risk limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RiskLimitsView {
+    /// The namespace.
+    pub broker: Broker,
+    /// Largest position in units per strategy and instrument.
+    pub max_position_quantity: u32,
+    /// Largest position value.
+    pub max_position_value: Money,
+    /// Largest order value.
+    pub max_order_value: Money,
+    /// Trades a strategy may make a day.
+    pub max_daily_trades_per_strategy: u32,
+    /// The daily loss (net of fees) that halts new exposure.
+    pub max_daily_loss: Money,
+    /// How far a LIMIT may be from the last price, in percent.
+    pub limit_price_band_pct: Decimal,
+    /// Whether orders are refused outside market hours.
+    pub enforce_market_hours: bool,
+}
+
+/// The namespace's limits.
+pub async fn limits(
+    State(state): State<Arc<ApiState>>,
+    _caller: Caller,
+    ApiPath(broker): ApiPath<String>,
+) -> Result<Json<RiskLimitsView>, ApiError> {
+    let broker = state.broker(&broker)?;
+    let l = state
+        .risk_limits
+        .get(&broker)
+        .cloned()
+        .unwrap_or_else(|| alpha_panda_services::risk_manager::RiskLimits::default_for(broker));
+    Ok(Json(RiskLimitsView {
+        broker,
+        max_position_quantity: l.max_position_quantity,
+        max_position_value: l.max_position_value,
+        max_order_value: l.max_order_value,
+        max_daily_trades_per_strategy: l.max_daily_trades_per_strategy,
+        max_daily_loss: l.max_daily_loss,
+        limit_price_band_pct: l.limit_price_band_pct,
+        enforce_market_hours: l.enforce_market_hours,
+    }))
+}
