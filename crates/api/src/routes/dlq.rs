@@ -88,9 +88,11 @@ pub struct DlqQuery {
     pub topic: Option<String>,
     /// Failed at or after (RFC 3339).
     #[serde(default)]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub since: Option<String>,
     /// Failed before (RFC 3339).
     #[serde(default)]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub until: Option<String>,
     /// Most rows (1–1000; default 100).
     #[serde(default)]
@@ -109,9 +111,11 @@ pub struct ReplayRequest {
     pub topic: Option<String>,
     /// …failed at or after (RFC 3339)…
     #[serde(default)]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub since: Option<String>,
     /// …and before (RFC 3339).
     #[serde(default)]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub until: Option<String>,
 }
 
@@ -128,6 +132,7 @@ pub struct Replayed {
 pub struct PurgeQuery {
     /// Remove what failed before this instant (RFC 3339); every dead letter when absent.
     #[serde(default)]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub older_than: Option<String>,
     /// Only this topic.
     #[serde(default)]

@@ -60,13 +60,17 @@ impl From<StrategyConfiguration> for Strategy {
 #[serde(deny_unknown_fields)]
 pub struct NewStrategy {
     /// The id (letters, digits, `_`, `-`, `.`, `:`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.:-]{1,128}$"))]
     pub id: String,
     /// The type.
+    #[schemars(with = "StrategyType")]
     pub strategy_type: String,
     /// Instrument tokens.
+    #[schemars(length(min = 1))]
     pub instruments: Vec<u32>,
-    /// Parameters (`null` for the type's defaults).
+    /// Parameters (`null` for the type's defaults); the type decides which keys it takes.
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub parameters: serde_json::Value,
     /// Whether it runs at once (default true).
     #[serde(default = "yes")]
@@ -80,15 +84,27 @@ fn yes() -> bool {
     true
 }
 
+/// The strategy types this build knows (for the schema; the handler checks the configuration).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum StrategyType {
+    EmaCross,
+    Momentum,
+    MeanReversion,
+}
+
 /// Changes to a strategy; absent fields stay.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyChange {
-    /// New parameters.
+    /// New parameters (an object; the type decides which keys it takes).
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub parameters: Option<serde_json::Value>,
     /// New instruments.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub instruments: Option<Vec<u32>>,
 }
 

@@ -30,9 +30,11 @@ pub struct UserEntry {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    /// The username.
+    /// The username (no spaces).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^\S+$"))]
     pub username: String,
     /// The password (at least 8 characters).
+    #[schemars(length(min = 8))]
     pub password: String,
     /// The role.
     pub role: Role,
@@ -91,7 +93,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
     if username == caller.username {
-        return Err(ApiError::invalid(
+        return Err(ApiError::conflict(
             "username: you cannot remove yourself; another admin can",
         ));
     }
