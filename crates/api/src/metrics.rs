@@ -61,6 +61,22 @@ impl Family {
     }
 }
 
+/// A reported histogram's lines.
+fn render_buckets(
+    name: &str,
+    labels: &str,
+    h: &alpha_panda_cache::LatencyBuckets,
+    out: &mut String,
+) {
+    for (bound, count) in h.bounds_micros.iter().zip(&h.counts) {
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_micros as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
 /// The text of every series.
 ///
 /// # Errors
@@ -121,6 +137,10 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
         "gauge",
         "1 while the namespace's kill switch halts new entries",
     );
+    let mut latency = String::from(
+        "# HELP alpha_panda_handler_latency_seconds how long a service's handler took per input\n\
+         # TYPE alpha_panda_handler_latency_seconds histogram\n",
+    );
 
     if let Some(cache) = &state.cache {
         let mut namespaces = vec![EventBroker::Shared];
@@ -139,6 +159,19 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
                 if let Some(at) = m.last_event_at {
                     let seconds = at.unix_micros() as f64 / 1e6;
                     last_event.sample(&labels, seconds);
+                }
+                if let Some(h) = &m.handler_latency {
+                    let labels = format!(
+                        "broker=\"{}\",service=\"{}\"",
+                        label(broker),
+                        label(&entry.service)
+                    );
+                    render_buckets(
+                        "alpha_panda_handler_latency_seconds",
+                        &labels,
+                        h,
+                        &mut latency,
+                    );
                 }
             }
         }
@@ -179,6 +212,7 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
     ] {
         family.render(&mut out);
     }
+    out.push_str(&latency);
     state.events.render_latency(&mut out);
     Ok(out)
 }

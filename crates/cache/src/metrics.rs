@@ -24,6 +24,22 @@ pub struct ServiceMetrics {
     pub last_event_at: Option<Timestamp>,
     /// When these figures were recorded.
     pub updated_at: Timestamp,
+    /// How long the handler took per input, in buckets (absent from services that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler_latency: Option<LatencyBuckets>,
+}
+
+/// A latency histogram as a service reports it: cumulative counts at each bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyBuckets {
+    /// Bucket bounds, microseconds.
+    pub bounds_micros: Vec<u64>,
+    /// Observations at or below each bound.
+    pub counts: Vec<u64>,
+    /// Observations.
+    pub count: u64,
+    /// Their sum, microseconds.
+    pub sum_micros: u64,
 }
 
 /// One service's metrics in a listing.

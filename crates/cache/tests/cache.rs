@@ -454,6 +454,12 @@ fn metrics(events_in: u64, last_event_at: Option<&str>, updated_at: &str) -> Ser
         lag: 42,
         last_event_at: last_event_at.map(at),
         updated_at: at(updated_at),
+        handler_latency: Some(alpha_panda_cache::LatencyBuckets {
+            bounds_micros: vec![100, 1_000],
+            counts: vec![events_in / 2, events_in],
+            count: events_in,
+            sum_micros: events_in * 300,
+        }),
     }
 }
 

@@ -123,6 +123,17 @@ async fn prometheus_scrapes_the_metrics_and_a_query_reads_them_back() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(events[0]["metric"]["broker"], "paper");
+    // The handler latency histogram, per service.
+    loop {
+        if query("alpha_panda_handler_latency_seconds_count{service=\"risk_manager\"} > 0")
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no handler latency scraped");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let kill = query("alpha_panda_kill_switch_engaged").await.unwrap();
     assert!(kill.iter().all(|s| s["value"][1] == "0"));
 

@@ -52,4 +52,4 @@ pub use log::{Log, LogConsumer};
 pub use processor::{Processor, ProcessorConfig, ProcessorError};
 pub use record::{OutgoingRecord, PartitionLag, Record, RecordPosition, RecordValue};
 pub use retry::RetryPolicy;
-pub use stats::ProcessorStats;
+pub use stats::{LatencyHistogram, LatencySnapshot, ProcessorStats, LATENCY_BOUNDS_MICROS};

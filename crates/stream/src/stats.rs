@@ -36,9 +36,63 @@ pub struct ProcessorStats {
     /// Records read and not yet covered by a durable commit: a pipeline is drained only when this
     /// is 0 everywhere, not merely when nothing moves (a database may be away).
     pub unsaved: AtomicU64,
+    /// How long the handler took per input (retries included).
+    pub handler_latency: LatencyHistogram,
     /// Unix microseconds of the last record read (0: none yet).
     last_event_micros: AtomicI64,
     lag: Mutex<Vec<PartitionLag>>,
+}
+
+/// Bucket bounds of [`LatencyHistogram`], in microseconds: 10 µs to 10 s.
+pub const LATENCY_BOUNDS_MICROS: [u64; 13] = [
+    10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000, 100_000, 1_000_000, 10_000_000,
+];
+
+/// Durations in fixed buckets, recorded without a lock.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Observations at or below each bound of [`LATENCY_BOUNDS_MICROS`] (cumulative).
+    buckets: [AtomicU64; LATENCY_BOUNDS_MICROS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// A [`LatencyHistogram`] read at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LatencySnapshot {
+    /// Cumulative counts per bound of [`LATENCY_BOUNDS_MICROS`].
+    pub buckets: Vec<u64>,
+    /// Observations.
+    pub count: u64,
+    /// Their sum, microseconds.
+    pub sum_micros: u64,
+}
+
+impl LatencyHistogram {
+    /// Records one duration.
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        for (bound, bucket) in LATENCY_BOUNDS_MICROS.iter().zip(&self.buckets) {
+            if micros <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> LatencySnapshot {
+        LatencySnapshot {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            count: self.count.load(Ordering::Relaxed),
+            sum_micros: self.sum_micros.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl ProcessorStats {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_cache::{MetricsCache, ServiceMetrics};
+use alpha_panda_cache::{LatencyBuckets, MetricsCache, ServiceMetrics};
 use alpha_panda_core::{
     Broker, Clock, DedupStore, EventBroker, Instrument, InstrumentToken, SystemClock, Timestamp,
 };
@@ -641,6 +641,15 @@ async fn record_metrics(metrics: &MetricsCache, running: &[Running], now: Timest
             lag: u64::try_from(r.stats.total_lag()).unwrap_or(0),
             last_event_at: r.stats.last_event_at(),
             updated_at: now,
+            handler_latency: Some({
+                let latency = r.stats.handler_latency.snapshot();
+                LatencyBuckets {
+                    bounds_micros: alpha_panda_stream::LATENCY_BOUNDS_MICROS.to_vec(),
+                    counts: latency.buckets,
+                    count: latency.count,
+                    sum_micros: latency.sum_micros,
+                }
+            }),
         };
         if let Err(e) = metrics.record(r.broker, &r.service, &figures).await {
             warn!(service = %r.name, error = %e, "could not record service metrics");

@@ -751,6 +751,7 @@ impl<H: Handler> Processor<H> {
 
         let position = record.position();
         let mut attempt = 0u32;
+        let started = std::time::Instant::now();
         let outputs = loop {
             let input = Input {
                 envelope,
@@ -790,6 +791,7 @@ impl<H: Handler> Processor<H> {
                 }
             }
         };
+        self.stats.handler_latency.observe(started.elapsed());
 
         if !outputs.is_empty() {
             let records = self.wrap(Some(envelope), outputs);
