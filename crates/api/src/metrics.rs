@@ -97,6 +97,11 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
         "counter",
         "inputs sent to a dead-letter topic",
     );
+    let mut partition_lag = Family::new(
+        "alpha_panda_consumer_partition_lag",
+        "gauge",
+        "consumer lag in records of one partition a service reads",
+    );
     let mut lag = Family::new(
         "alpha_panda_consumer_lag",
         "gauge",
@@ -160,6 +165,18 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
                     let seconds = at.unix_micros() as f64 / 1e6;
                     last_event.sample(&labels, seconds);
                 }
+                for p in &m.partition_lag {
+                    let partition = p.partition.to_string();
+                    partition_lag.sample(
+                        &[
+                            ("broker", broker),
+                            ("service", entry.service.as_str()),
+                            ("topic", p.topic.as_str()),
+                            ("partition", partition.as_str()),
+                        ],
+                        p.lag,
+                    );
+                }
                 if let Some(h) = &m.handler_latency {
                     let labels = format!(
                         "broker=\"{}\",service=\"{}\"",
@@ -202,6 +219,7 @@ pub async fn render(state: &ApiState) -> Result<String, ApiError> {
         &retries,
         &dead,
         &lag,
+        &partition_lag,
         &last_event,
         &cash,
         &total,

@@ -31,6 +31,8 @@ mod risk;
 pub use cache::Cache;
 pub use dedup::{Dedup, DEFAULT_PREFIX};
 pub use error::CacheError;
-pub use metrics::{LatencyBuckets, MetricsCache, ServiceMetrics, ServiceMetricsEntry};
+pub use metrics::{
+    LatencyBuckets, MetricsCache, PartitionLagEntry, ServiceMetrics, ServiceMetricsEntry,
+};
 pub use portfolio::{PortfolioCache, PutOutcome};
 pub use risk::{ist_trading_day_end, PositionEntry, RiskStateCache};

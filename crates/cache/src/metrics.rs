@@ -27,6 +27,20 @@ pub struct ServiceMetrics {
     /// How long the handler took per input, in buckets (absent from services that predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler_latency: Option<LatencyBuckets>,
+    /// Consumer lag per partition read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_lag: Vec<PartitionLagEntry>,
+}
+
+/// The lag of one partition a service reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionLagEntry {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Records behind.
+    pub lag: i64,
 }
 
 /// A latency histogram as a service reports it: cumulative counts at each bound.

@@ -460,6 +460,11 @@ fn metrics(events_in: u64, last_event_at: Option<&str>, updated_at: &str) -> Ser
             count: events_in,
             sum_micros: events_in * 300,
         }),
+        partition_lag: vec![alpha_panda_cache::PartitionLagEntry {
+            topic: "paper.signals.raw".into(),
+            partition: 0,
+            lag: 42,
+        }],
     }
 }
 

@@ -227,10 +227,14 @@ async fn run_serves_the_dashboard_and_an_api_that_follows_and_steers_the_pipelin
             .then_some(Value::String(text))
     })
     .await;
-    assert!(metrics
-        .as_str()
-        .unwrap()
-        .contains("alpha_panda_kill_switch_engaged{broker=\"paper\"} 1"));
+    let metrics = metrics.as_str().unwrap();
+    assert!(metrics.contains("alpha_panda_kill_switch_engaged{broker=\"paper\"} 1"));
+    assert!(metrics.contains(
+        "alpha_panda_handler_latency_seconds_bucket{broker=\"paper\",service=\"risk_manager\",le=\"+Inf\"}"
+    ));
+    assert!(metrics.contains(
+        "alpha_panda_consumer_partition_lag{broker=\"paper\",service=\"risk_manager\",topic=\"paper.signals.raw\",partition=\"0\"}"
+    ));
     let ready = http
         .get(format!("{base}/health/ready"))
         .send()

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_cache::{LatencyBuckets, MetricsCache, ServiceMetrics};
+use alpha_panda_cache::{LatencyBuckets, MetricsCache, PartitionLagEntry, ServiceMetrics};
 use alpha_panda_core::{
     Broker, Clock, DedupStore, EventBroker, Instrument, InstrumentToken, SystemClock, Timestamp,
 };
@@ -650,6 +650,16 @@ async fn record_metrics(metrics: &MetricsCache, running: &[Running], now: Timest
                     sum_micros: latency.sum_micros,
                 }
             }),
+            partition_lag: r
+                .stats
+                .lag()
+                .into_iter()
+                .map(|l| PartitionLagEntry {
+                    topic: l.topic,
+                    partition: l.partition,
+                    lag: l.lag,
+                })
+                .collect(),
         };
         if let Err(e) = metrics.record(r.broker, &r.service, &figures).await {
             warn!(service = %r.name, error = %e, "could not record service metrics");
