@@ -329,6 +329,8 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
     let mut status = tokio::time::interval(args.status_every.max(Duration::from_millis(100)));
     status.tick().await;
     let mut idle = IdleWatch::default();
+    // Ticks published at the last metrics report, and when that count last grew.
+    let mut feed_progress: (u64, Option<Timestamp>) = (0, None);
     let mut check = tokio::time::interval(Duration::from_millis(100));
     // A service that stops before it is told to leaves a half pipeline: the whole run stops, and
     // says which service and why.
@@ -344,7 +346,13 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break "duration reached",
             _ = status.tick() => {
                 eprintln!("{}", status_line(feed_stats.as_deref(), &running));
-                record_metrics(&backends.cache.metrics(), &running, clock.now()).await;
+                record_metrics(
+                    &backends.cache.metrics(),
+                    feed_stats.as_deref().map(|f| (f, &mut feed_progress)),
+                    &running,
+                    clock.now(),
+                )
+                .await;
             }
             _ = check.tick() => {
                 let feed_done = feed_task.as_ref().is_none_or(|t| t.is_finished());
@@ -630,7 +638,38 @@ async fn drain(running: &[Running], quiet: Duration, limit: Duration) {
 
 /// Publishes every service's counters to the metrics cache (the dashboard's source). A cache outage
 /// only costs a stale figure, never the run.
-async fn record_metrics(metrics: &MetricsCache, running: &[Running], now: Timestamp) {
+async fn record_metrics(
+    metrics: &MetricsCache,
+    feed: Option<(&FeedStats, &mut (u64, Option<Timestamp>))>,
+    running: &[Running],
+    now: Timestamp,
+) {
+    // The market feed is no processor: it publishes ticks (refused ones count as dead letters:
+    // they never reach the log).
+    if let Some((feed, progress)) = feed {
+        let published = feed.published.load(Ordering::Relaxed);
+        if published > progress.0 {
+            *progress = (published, Some(now));
+        }
+        let figures = ServiceMetrics {
+            events_in: published + feed.bad_rows.load(Ordering::Relaxed),
+            events_out: published,
+            duplicates: 0,
+            retries: 0,
+            dead_lettered: feed.refused.load(Ordering::Relaxed),
+            lag: 0,
+            last_event_at: progress.1,
+            updated_at: now,
+            handler_latency: None,
+            partition_lag: Vec::new(),
+        };
+        if let Err(e) = metrics
+            .record(EventBroker::Shared, "market_feed", &figures)
+            .await
+        {
+            warn!(error = %e, "could not record the market feed's metrics");
+        }
+    }
     for r in running {
         let figures = ServiceMetrics {
             events_in: ProcessorStats::get(&r.stats.events_in),
