@@ -28,6 +28,12 @@ require() {
 require PostgreSQL 127.0.0.1 5432
 require Redis 127.0.0.1 6379
 
+# The dashboard's browser test drives Chromium with playwright-core, pinned in tests/browser's lock
+# file (no browser is downloaded: it uses the system's /usr/bin/chromium).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "installing playwright-core (npm ci --prefix tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund
+fi
 
 # cargo prints one result line per test binary, the last often a crate's empty doc-tests; close with
 # the totals so the whole run reads as one result.

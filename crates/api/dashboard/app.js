@@ -192,8 +192,9 @@
 
   const DECIMAL = /^([+-]?)(\d+)(?:\.(\d+))?$/;
 
+  /** Indian grouping (lakh, crore): the last three digits, then pairs: "1234567" → "12,34,567". */
   function groupDigits(digits) {
-    return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    return digits.replace(/\B(?=(?:\d{2})*\d{3}$)/g, ',');
   }
 
   function splitDecimal(value) {
@@ -204,7 +205,7 @@
     return { negative: m[1] === '-' && !zero, zero, int: m[2], frac: m[3] };
   }
 
-  /** "1234567.5" → "1,234,567.5"; anything that is not a plain decimal is shown as it came. */
+  /** "1234567.5" → "12,34,567.5"; anything that is not a plain decimal is shown as it came. */
   function fmtNum(value) {
     if (value == null || value === '') return '—';
     const d = splitDecimal(value);
@@ -212,13 +213,13 @@
     return (d.negative ? '-' : '') + groupDigits(d.int.replace(/^0+(?=\d)/, '')) + (d.frac !== undefined ? `.${d.frac}` : '');
   }
 
-  /** "-100000.00" → "-₹100,000.00". */
+  /** "-1234567.89" → "−₹12,34,567.89" (a minus sign, U+2212, before the rupee sign). */
   function fmtMoney(value) {
     if (value == null || value === '') return '—';
     const d = splitDecimal(value);
     if (!d) return String(value);
     const shown = fmtNum(value);
-    return d.negative ? `-₹${shown.slice(1)}` : `₹${shown}`;
+    return d.negative ? `\u2212₹${shown.slice(1)}` : `₹${shown}`;
   }
 
   /** -1, 0 or 1, read from the string itself. */
@@ -652,41 +653,34 @@
   }
 
   /**
-   * Which namespaces the server runs. A namespace seen in the pipeline is active; any other is
-   * asked for its risk limits (404: not active). Kept for the session, so reloads do not ask again.
+   * Which namespaces the server runs: `brokers` of `GET /api/v1/auth/me`. Kept for the session, so
+   * reloads do not ask again. If the server cannot say, both columns are kept (their own calls
+   * will say what is wrong) and it is asked again next time.
    */
   async function detectBrokers() {
-    if (Array.isArray(S.session.brokers)) {
-      S.brokers = BROKERS.filter((b) => S.session.brokers.includes(b));
-      return;
-    }
-    const active = new Set();
-    try {
-      S.pipeline = await api('GET', '/api/v1/pipeline');
-      for (const s of S.pipeline) if (BROKERS.includes(s.broker)) active.add(s.broker);
-    } catch (err) {
-      showError(err, 'Pipeline');
-    }
-    let certain = true;
-    await Promise.all(BROKERS.filter((b) => !active.has(b)).map(async (b) => {
+    if (!Array.isArray(S.session.brokers)) {
+      let me;
       try {
-        ns(b).limits = await api('GET', `/api/v1/${b}/risk/limits`);
-        active.add(b);
+        me = await api('GET', '/api/v1/auth/me');
       } catch (err) {
-        if (err.status === 404) return; // not active on this server: simply absent
-        if (err.sessionEnded) return;
-        // Unknown: show it, and keep the column (its own calls will say what is wrong).
-        certain = false;
-        active.add(b);
-        showError(err, `${NS_LABEL[b]} namespace`);
+        if (!S.session) return;
+        showError(err, 'Namespaces');
+        S.brokers = [...BROKERS];
+        return;
       }
-    }));
-    if (!S.session) return;
-    S.brokers = BROKERS.filter((b) => active.has(b));
-    if (certain) {
-      S.session.brokers = S.brokers;
+      if (!S.session) return;
+      if (me && me.username) S.session.username = me.username;
+      if (me && me.role) S.session.role = me.role;
+      if (!Array.isArray(me && me.brokers)) {
+        showError('Namespaces: the server did not list its active namespaces.');
+        S.brokers = [...BROKERS];
+        return;
+      }
+      S.session.brokers = me.brokers.map(String);
       persistSession();
+      renderUser();
     }
+    S.brokers = BROKERS.filter((b) => S.session.brokers.includes(b));
   }
 
   async function loadInstruments() {
@@ -1239,7 +1233,7 @@
     delete charts[b];
   }
 
-  const compactNumber = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
+  const compactNumber = new Intl.NumberFormat('en-IN', { notation: 'compact', maximumFractionDigits: 1 });
 
   function drawEquity(b) {
     const box = $(`equity-${b}`);
@@ -1272,7 +1266,7 @@
       ],
       axes: [
         { stroke: '#4b5563', grid: { stroke: '#eef0f3' } },
-        { stroke: '#4b5563', grid: { stroke: '#eef0f3' }, size: 64, values: (u, splits) => splits.map((v) => `₹${compactNumber.format(v)}`) },
+        { stroke: '#4b5563', grid: { stroke: '#eef0f3' }, size: 64, values: (u, splits) => splits.map((v) => `${v < 0 ? '\u2212' : ''}₹${compactNumber.format(Math.abs(v))}`) },
       ],
     };
     const plot = new window.uPlot(opts, [xs, equity, drawdown], box);
@@ -2206,6 +2200,7 @@
       if (!S.session) return;
       S.session.username = me.username;
       S.session.role = me.role;
+      if (Array.isArray(me.brokers)) S.session.brokers = me.brokers.map(String);
       persistSession();
     } catch (err) {
       if (!S.session) return;
