@@ -9,9 +9,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use alpha_panda_core::{Broker, Envelope, EventBroker, Payload, TopicMap};
+use alpha_panda_core::{Broker, Envelope, EventBroker, MarketTick, Payload, TopicMap};
 use alpha_panda_stream::{Log, RecordValue};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -23,6 +23,12 @@ use crate::histogram::Histogram;
 
 /// Events kept for resuming streams.
 pub const REPLAY_CAPACITY: usize = 5_000;
+
+/// Risk answers kept per namespace and kind, for `GET /api/v1/{broker}/signals`.
+pub const SIGNAL_CAPACITY: usize = 1_000;
+
+/// The event types kept as risk answers.
+const SIGNAL_TYPES: [&str; 3] = ["validated_signal", "rejected_signal", "signal_at_target"];
 
 /// One event as streams carry it.
 #[derive(Debug, Clone, Serialize)]
@@ -43,12 +49,19 @@ struct Ring {
     events: VecDeque<Arc<LiveEvent>>,
 }
 
+/// A namespace and an event type.
+type SignalKey = (String, String);
+
 /// The fan-out of live events. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventHub {
     ring: Arc<Mutex<Ring>>,
     sender: broadcast::Sender<Arc<LiveEvent>>,
     tick_to_fill: Arc<BTreeMap<String, Histogram>>,
+    /// The latest risk answers per (namespace, event type), newest last.
+    signals: Arc<Mutex<HashMap<SignalKey, VecDeque<Arc<Envelope>>>>>,
+    /// The latest tick of each instrument.
+    last_ticks: Arc<Mutex<HashMap<u32, MarketTick>>>,
 }
 
 /// A fill's latency from its tick: the fill's envelope time minus the tick's publication, which
@@ -82,13 +95,78 @@ impl Default for EventHub {
             })),
             sender,
             tick_to_fill: Arc::new(tick_to_fill),
+            signals: Arc::default(),
+            last_ticks: Arc::default(),
         }
     }
 }
 
 impl EventHub {
+    /// Takes in one event of the log: a tick updates the last prices (ticks are not streamed:
+    /// there are too many), anything else is published.
+    pub fn take_in(&self, envelope: &Envelope) {
+        match &envelope.payload {
+            Payload::MarketTick(tick) => {
+                self.last_ticks
+                    .lock()
+                    .insert(tick.instrument_token.0, tick.clone());
+            }
+            _ => self.publish(envelope),
+        }
+    }
+
+    /// The latest tick of each of `tokens` that has one.
+    pub fn last_ticks(&self, tokens: &[u32]) -> Vec<MarketTick> {
+        let ticks = self.last_ticks.lock();
+        tokens
+            .iter()
+            .filter_map(|t| ticks.get(t).cloned())
+            .collect()
+    }
+
+    /// The latest risk answers of `event_type` in `broker`, newest first.
+    pub fn signals(&self, broker: &str, event_type: &str, limit: usize) -> Vec<Arc<Envelope>> {
+        self.signals
+            .lock()
+            .get(&(broker.to_string(), event_type.to_string()))
+            .map(|kept| kept.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Publishes a status the API itself makes (the services' figures), not an event of the
+    /// log.
+    pub fn publish_status(&self, event_type: &str, broker: &str, data: serde_json::Value) {
+        let event = {
+            let mut ring = self.ring.lock();
+            let event = Arc::new(LiveEvent {
+                seq: ring.next_seq,
+                event_type: event_type.to_string(),
+                broker: broker.to_string(),
+                envelope: data,
+            });
+            ring.next_seq += 1;
+            ring.events.push_back(event.clone());
+            if ring.events.len() > REPLAY_CAPACITY {
+                ring.events.pop_front();
+            }
+            event
+        };
+        let _ = self.sender.send(event);
+    }
+
     /// Publishes an envelope to every stream (and times a fill from its tick).
     pub fn publish(&self, envelope: &Envelope) {
+        let event_type = envelope.event_type().as_str();
+        if SIGNAL_TYPES.contains(&event_type) {
+            let mut signals = self.signals.lock();
+            let kept = signals
+                .entry((envelope.broker.as_str().to_string(), event_type.to_string()))
+                .or_default();
+            kept.push_back(Arc::new(envelope.clone()));
+            if kept.len() > SIGNAL_CAPACITY {
+                kept.pop_front();
+            }
+        }
         if let Payload::OrderFilled(_) = envelope.payload {
             if let (Some(h), Some(micros)) = (
                 self.tick_to_fill.get(envelope.broker.as_str()),
@@ -154,9 +232,9 @@ impl EventHub {
     }
 }
 
-/// The topics whose events the dashboard shows, for `brokers`.
+/// The topics whose events the dashboard shows, for `brokers`, and the ticks (for last prices).
 pub fn live_topics(brokers: &[alpha_panda_core::Broker]) -> Vec<String> {
-    let mut topics = vec![TopicMap::alerts().to_string()];
+    let mut topics = vec![TopicMap::alerts().to_string(), TopicMap::market_ticks()];
     for broker in brokers {
         let t = TopicMap::new(*broker);
         topics.extend([
@@ -168,6 +246,7 @@ pub fn live_topics(brokers: &[alpha_panda_core::Broker]) -> Vec<String> {
             t.orders_filled(),
             t.orders_failed(),
             t.pnl_snapshots(),
+            t.signals_at_target(),
         ]);
     }
     topics
@@ -201,7 +280,7 @@ pub async fn tail_log(log: Log, topics: Vec<String>, hub: EventHub, stop: Cancel
                     RecordValue::Bytes(bytes) => Envelope::from_json(bytes).ok(),
                 };
                 match envelope {
-                    Some(envelope) => hub.publish(&envelope),
+                    Some(envelope) => hub.take_in(&envelope),
                     None => debug!(topic = %record.topic, offset = record.offset,
                         "a record that is no envelope is not streamed"),
                 }

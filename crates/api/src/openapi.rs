@@ -42,8 +42,14 @@ pub fn document() -> Value {
             } else {
                 json!({"type": "string"})
             };
-            let required = *name == "portfolio"
-                && (route.path.ends_with("/equity") || route.path.ends_with("/pnl/snapshots"));
+            let required = (*name == "portfolio"
+                && (route.path.ends_with("/equity") || route.path.ends_with("/pnl/snapshots")))
+                || (*name == "tokens" && route.path == "/api/v1/market/last");
+            let schema = if *name == "status" && route.path.ends_with("/signals") {
+                json!({"type": "string", "enum": ["validated", "rejected", "at_target"]})
+            } else {
+                schema
+            };
             parameters.push(json!({
                 "name": name, "in": "query", "required": required,
                 "description": description, "schema": schema

@@ -292,6 +292,7 @@ fn example(method: &str, path: &str) -> (String, Option<Value>) {
         "/api/v1/paper/pnl/snapshots" | "/api/v1/paper/equity" => {
             format!("{path}?portfolio=paper:ema_infy")
         }
+        "/api/v1/market/last" => format!("{path}?tokens=408065"),
         _ => path,
     };
     let body = match (method, path.as_str()) {
@@ -862,4 +863,142 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn signals_and_last_prices_come_from_the_log_as_read() {
+    use alpha_panda_core::{
+        Envelope, EventBroker, EventId, InstrumentToken, MarketTick, OrderType, Payload, Price,
+        Quantity, RejectedSignal, RuleViolation, Side, StrategyId, TickRef, TradingSignal,
+        ValidatedSignal,
+    };
+    let api = api().await;
+    let t = token(&api.app, "vic").await;
+    let at = |s: i64| Timestamp::from_unix_micros(1_767_600_000_000_000 + s * 1_000_000).unwrap();
+    let signal = TradingSignal {
+        strategy_id: StrategyId::new("ema_infy").unwrap(),
+        instrument_token: InstrumentToken(408065),
+        side: Side::Buy,
+        quantity: Quantity(1),
+        target_quantity: 1,
+        order_type: OrderType::Market,
+        limit_price: None,
+        reason: "fast ema crossed above slow".into(),
+        tick: TickRef {
+            instrument_token: InstrumentToken(408065),
+            last_price: Price(rust_decimal::Decimal::from(1500)),
+            exchange_timestamp: at(0),
+            event_id: EventId::new_root(),
+        },
+    };
+    let envelope = |payload: Payload, s: i64| {
+        Envelope::root(
+            payload,
+            "ema_infy:408065".to_string(),
+            EventBroker::Paper,
+            "risk_manager",
+            at(s),
+        )
+    };
+    api.events.take_in(&envelope(
+        Payload::ValidatedSignal(ValidatedSignal {
+            signal: signal.clone(),
+            signal_event_id: EventId::new_root(),
+            rules_checked: vec![],
+        }),
+        1,
+    ));
+    api.events.take_in(&envelope(
+        Payload::RejectedSignal(RejectedSignal {
+            signal: signal.clone(),
+            signal_event_id: EventId::new_root(),
+            violations: vec![RuleViolation {
+                rule: "kill_switch".into(),
+                limit: "engaged".into(),
+                actual: "0 → 1".into(),
+                message: "kill switch".into(),
+            }],
+        }),
+        2,
+    ));
+    let (status, all) = call(&api.app, "GET", "/api/v1/paper/signals", Some(&t), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["status"], "rejected", "newest first");
+    assert_eq!(all[0]["violations"][0]["rule"], "kill_switch");
+    assert_eq!(all[1]["status"], "validated");
+    let (_, rejected) = call(
+        &api.app,
+        "GET",
+        "/api/v1/paper/signals?status=rejected",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(rejected.as_array().unwrap().len(), 1);
+    let (_, zerodha) = call(&api.app, "GET", "/api/v1/zerodha/signals", Some(&t), None).await;
+    assert!(
+        zerodha.as_array().unwrap().is_empty(),
+        "namespaces never mix"
+    );
+    let (status, _) = call(
+        &api.app,
+        "GET",
+        "/api/v1/paper/signals?status=maybe",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The last tick of each instrument: kept, not streamed.
+    let tick = MarketTick {
+        instrument_token: InstrumentToken(408065),
+        tradingsymbol: None,
+        last_price: Price(rust_decimal::Decimal::new(150_125, 2)),
+        last_traded_quantity: 1,
+        average_traded_price: None,
+        volume_traded: 1,
+        total_buy_quantity: 0,
+        total_sell_quantity: 0,
+        ohlc: None,
+        oi: None,
+        exchange_timestamp: at(3),
+        depth: None,
+    };
+    let before = api.events.latest_seq();
+    api.events.take_in(&Envelope::root(
+        Payload::MarketTick(tick),
+        "408065".to_string(),
+        EventBroker::Shared,
+        "market_feed",
+        at(3),
+    ));
+    assert_eq!(api.events.latest_seq(), before, "ticks are not streamed");
+    let (status, last) = call(
+        &api.app,
+        "GET",
+        "/api/v1/market/last?tokens=408065,2953217",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(last.as_array().unwrap().len(), 1);
+    assert_eq!(last[0]["last_price"], "1501.25");
+    let (status, _) = call(
+        &api.app,
+        "GET",
+        "/api/v1/market/last?tokens=abc",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Risk state: the kill switch (no cache here: no positions).
+    let (status, state) = call(&api.app, "GET", "/api/v1/paper/risk/state", Some(&t), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state["kill_switch_engaged"], false);
 }

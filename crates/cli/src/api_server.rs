@@ -25,6 +25,7 @@ pub struct ApiServer {
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     tail: JoinHandle<()>,
+    status: JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -37,6 +38,7 @@ impl ApiServer {
             Ok(Ok(())) => {}
         }
         let _ = self.tail.await;
+        let _ = self.status.await;
     }
 }
 
@@ -213,6 +215,10 @@ pub async fn start(
         events,
         stop.clone(),
     ));
+    let status = tokio::spawn(alpha_panda_api::routes::pipeline::publish_status(
+        state.clone(),
+        stop.clone(),
+    ));
     let api_settings = settings.api.clone();
     let server_stop = stop.clone();
     let server = tokio::spawn(async move {
@@ -225,5 +231,6 @@ pub async fn start(
         stop,
         server,
         tail,
+        status,
     }))
 }

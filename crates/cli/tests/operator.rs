@@ -181,6 +181,37 @@ async fn run_serves_the_dashboard_and_an_api_that_follows_and_steers_the_pipelin
         }
     }
     drop(stream);
+    // The services' figures come as `service_status` events too.
+    let mut status = http
+        .get(format!(
+            "{base}/api/v1/events?type=service_status&access_token={token}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(text.contains("event: service_status") && text.contains("risk_manager")) {
+        assert!(
+            Instant::now() < deadline,
+            "no service status on the event stream: {text}"
+        );
+        if let Ok(Ok(Some(chunk))) =
+            tokio::time::timeout(Duration::from_secs(5), status.chunk()).await
+        {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    drop(status);
+    // The risk answers and the last prices, from the log as the API read it.
+    eventually("risk answers", || async {
+        let (status, signals) = get("/api/v1/paper/signals?limit=10").await;
+        (status == 200 && signals.as_array().is_some_and(|s| !s.is_empty())).then_some(signals)
+    })
+    .await;
+    let (status, last) = get("/api/v1/market/last?tokens=408065").await;
+    assert_eq!(status, 200);
+    assert_eq!(last[0]["instrument_token"], 408065, "{last}");
 
     // The kill switch: new entries are rejected with `kill_switch` within seconds.
     let response = http

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod pipeline;
 pub mod portfolios;
 pub mod risk;
+pub mod signals;
 pub mod strategies;
 pub mod stream;
 pub mod users;
@@ -454,6 +455,9 @@ pub fn api_routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/{broker}/orders", get(ledger::orders))
         .route("/api/v1/{broker}/fills", get(ledger::fills))
         .route("/api/v1/{broker}/risk/limits", get(risk::limits))
+        .route("/api/v1/{broker}/risk/state", get(risk::state))
+        .route("/api/v1/{broker}/signals", get(signals::list))
+        .route("/api/v1/market/last", get(signals::last))
         .route(
             "/api/v1/{broker}/kill-switch",
             get(kill_switch::get).post(kill_switch::set),

@@ -39,6 +39,43 @@ pub struct PipelineService {
     pub updated_at: Timestamp,
     /// `running` when the figures are fresh (30 s), `stale` otherwise.
     pub status: String,
+    /// Lag per partition read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// The lag of one partition a service reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Records behind.
+    pub lag: i64,
+}
+
+/// How often the event stream gets the services' figures (`service_status` events).
+pub const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Publishes the services' figures on the event stream every [`STATUS_EVERY`] until `stop`, so a
+/// dashboard sees the pipeline move without polling.
+pub async fn publish_status(state: Arc<ApiState>, stop: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(STATUS_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        match services(&state).await {
+            Ok(services) => state.events.publish_status(
+                "service_status",
+                "shared",
+                serde_json::json!({ "services": services }),
+            ),
+            Err(e) => tracing::debug!(error = %e, "no service figures for the event stream"),
+        }
+    }
 }
 
 /// Every service's figures.
@@ -46,8 +83,12 @@ pub async fn pipeline(
     State(state): State<Arc<ApiState>>,
     _caller: Caller,
 ) -> Result<Json<Vec<PipelineService>>, ApiError> {
+    Ok(Json(services(&state).await?))
+}
+
+async fn services(state: &ApiState) -> Result<Vec<PipelineService>, ApiError> {
     let Some(cache) = &state.cache else {
-        return Ok(Json(Vec::new()));
+        return Ok(Vec::new());
     };
     let metrics = cache.metrics();
     let mut namespaces = vec![EventBroker::Shared];
@@ -70,8 +111,17 @@ pub async fn pipeline(
                 last_event_at: m.last_event_at,
                 updated_at: m.updated_at,
                 status: if fresh { "running" } else { "stale" }.into(),
+                partitions: m
+                    .partition_lag
+                    .iter()
+                    .map(|p| PartitionLag {
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                        lag: p.lag,
+                    })
+                    .collect(),
             });
         }
     }
-    Ok(Json(services))
+    Ok(services)
 }

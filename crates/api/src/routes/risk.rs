@@ -1,4 +1,4 @@
-//! The risk limits of a namespace, as its risk manager applies them.
+//! The risk limits of a namespace, as its risk manager applies them, and its state now.
 
 use std::sync::Arc;
 
@@ -56,5 +56,55 @@ pub async fn limits(
         max_daily_loss: l.max_daily_loss,
         limit_price_band_pct: l.limit_price_band_pct,
         enforce_market_hours: l.enforce_market_hours,
+    }))
+}
+
+/// One position as the risk manager counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RiskPosition {
+    /// The strategy.
+    pub strategy_id: String,
+    /// The instrument.
+    pub instrument_token: u32,
+    /// Signed units.
+    pub quantity: i64,
+}
+
+/// What the namespace's risk manager holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RiskStateView {
+    /// The namespace.
+    pub broker: Broker,
+    /// Whether the kill switch halts new entries.
+    pub kill_switch_engaged: bool,
+    /// Positions by strategy and instrument, as the risk manager last saved them.
+    pub positions: Vec<RiskPosition>,
+}
+
+/// The namespace's risk state: its positions and the kill switch.
+pub async fn state(
+    State(state): State<Arc<ApiState>>,
+    _caller: Caller,
+    ApiPath(broker): ApiPath<String>,
+) -> Result<Json<RiskStateView>, ApiError> {
+    let broker = state.broker(&broker)?;
+    let positions = match &state.cache {
+        Some(cache) => cache
+            .risk_state()
+            .positions(broker)
+            .await?
+            .into_iter()
+            .map(|p| RiskPosition {
+                strategy_id: p.strategy_id.to_string(),
+                instrument_token: p.instrument_token.0,
+                quantity: p.quantity,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Json(RiskStateView {
+        broker,
+        kill_switch_engaged: state.store.kill_switches().engaged(broker).await?,
+        positions,
     }))
 }

@@ -19,6 +19,7 @@ pub struct ApiArgs {}
 /// # Errors
 /// When a backend cannot be reached or `api.bind` cannot be listened on.
 pub async fn run(settings: &Settings, _args: &ApiArgs) -> anyhow::Result<ExitCode> {
+    let mut termination = crate::commands::run::Termination::listen();
     let backends = Backends::connect(settings).await?;
     settings.guard_api()?;
     let kite = if settings.brokers.contains(&Broker::Zerodha) {
@@ -43,7 +44,7 @@ pub async fn run(settings: &Settings, _args: &ApiArgs) -> anyhow::Result<ExitCod
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = crate::commands::run::terminated() => {}
+        _ = termination.received() => {}
     }
     server.stop().await;
     backends.store.close().await;

@@ -106,6 +106,8 @@ fn service_ended(
 /// # Errors
 /// When a backend cannot be reached or a service cannot start; the message says what to fix.
 pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    // From here on SIGTERM stops the run in order; before, it would end the process at once.
+    let mut termination = Termination::listen();
     let services: BTreeSet<ServiceName> = if args.services.is_empty() {
         ServiceName::value_variants().iter().copied().collect()
     } else {
@@ -342,7 +344,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
                 break "a service stopped";
             }
             _ = tokio::signal::ctrl_c() => break "interrupted",
-            _ = terminated() => break "terminated",
+            _ = termination.received() => break "terminated",
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break "duration reached",
             _ = status.tick() => {
                 eprintln!("{}", status_line(feed_stats.as_deref(), &running));
@@ -503,19 +505,32 @@ fn tick_source(
     })
 }
 
-/// Resolves on SIGTERM (a service manager stopping the process), like Ctrl-C.
-pub(crate) async fn terminated() {
+/// SIGTERM (a service manager stopping the process), handled like Ctrl-C from the moment it is
+/// listened for: a process that prints that it is serving must not die of a SIGTERM that arrives
+/// before its main loop.
+pub(crate) struct Termination {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Termination {
+    /// Starts listening.
+    pub(crate) fn listen() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    std::future::pending::<()>().await;
+
+    /// Resolves once SIGTERM has come.
+    pub(crate) async fn received(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = self.signal.as_mut() {
+            signal.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The live market feed: the ticker subscribed in full mode to `market_feed.instruments` (or,
