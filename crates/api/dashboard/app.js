@@ -1458,7 +1458,7 @@
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Signals and rejections (live only: the API keeps no list of them)
+  // Signals and rejections: the risk manager's latest answers from the API, then live ones
 
   // The fields of a trading signal that have their own column.
   const SIGNAL_OWN = new Set(['strategy_id', 'instrument_token', 'side', 'quantity', 'target_quantity', 'order_type', 'limit_price', 'reason', 'tick']);
@@ -1477,14 +1477,63 @@
         },
       }), ` ${label}`)));
     main.append(
-      pageHead('Signals & rejections', `From the live stream since ${fmtClock(S.liveSince || new Date())}; the last ${CAP} per namespace.`, filters),
+      pageHead('Signals & rejections', `The risk manager's latest answers, then live from the stream; the last ${CAP} per namespace.`, filters),
       h('div', { id: 'signals' }, nsGrid((b) => [
         h('div', { class: 'counts', id: `signal-counts-${b}`, testid: `signal-counts-${b}` }),
         h('div', { class: 'sig-list', id: `signals-body-${b}`, testid: `signals-list-${b}` }),
-        emptyNote(`signals-empty-${b}`, 'No signal since the page opened.'),
+        emptyNote(`signals-empty-${b}`, 'No signal yet.'),
       ])));
     for (const b of S.brokers) {
       $(`signals-body-${b}`).replaceChildren(...ns(b).signals.map(signalRow));
+      renderSignalCounts(b);
+    }
+    applySignalFilter();
+    loadSignalHistory();
+  }
+
+  // What `GET /api/v1/{b}/signals` calls each kind of answer, and its event type.
+  const SIGNAL_STATUS_TYPE = { validated: 'validated_signal', rejected: 'rejected_signal', at_target: 'signal_at_target' };
+
+  /** Once per session, the answers the risk manager gave before the page opened, merged with the
+   * live ones (by event id, newest first). */
+  async function loadSignalHistory() {
+    if (S.signalHistoryLoaded) return;
+    S.signalHistoryLoaded = true;
+    for (const b of S.brokers) {
+      let kept = [];
+      try {
+        for (const status of Object.keys(SIGNAL_STATUS_TYPE)) {
+          const rows = await api('GET', `/api/v1/${b}/signals?status=${status}&limit=${CAP}`);
+          kept = kept.concat((rows || []).map((r) => ({
+            id: r.event_id,
+            type: SIGNAL_STATUS_TYPE[r.status] || SIGNAL_STATUS_TYPE[status],
+            broker: b,
+            at: r.at,
+            payload: {
+              signal: {
+                strategy_id: r.strategy_id,
+                instrument_token: r.instrument_token,
+                side: r.side,
+                quantity: r.quantity,
+                target_quantity: r.target_quantity,
+                reason: r.reason,
+              },
+              signal_event_id: r.signal_event_id,
+              violations: r.violations || [],
+            },
+          })));
+        }
+      } catch (err) {
+        showError(err, `Signals of ${b}`);
+        continue;
+      }
+      const d = ns(b);
+      const seen = new Set(d.signals.map((ev) => ev.id));
+      const merged = d.signals.concat(kept.filter((ev) => !seen.has(ev.id)));
+      merged.sort((x, y) => (x.at < y.at ? 1 : x.at > y.at ? -1 : 0));
+      d.signals = merged.slice(0, CAP);
+      const body = $(`signals-body-${b}`);
+      if (body) body.replaceChildren(...d.signals.map(signalRow));
       renderSignalCounts(b);
     }
     applySignalFilter();
