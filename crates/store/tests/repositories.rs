@@ -195,8 +195,10 @@ async fn migrations_are_equivalent_across_backends() {
         [
             "fills",
             "instruments",
+            "kill_switches",
             "orders",
             "pnl_snapshots",
+            "refresh_tokens",
             "service_checkpoints",
             "service_leases",
             "strategy_configurations",
