@@ -12,7 +12,7 @@ use std::time::Duration;
 use std::collections::{BTreeMap, HashMap};
 
 use alpha_panda_core::{Broker, Envelope, EventBroker, MarketTick, Payload, TopicMap};
-use alpha_panda_stream::{Log, RecordValue};
+use alpha_panda_stream::{CommitOffset, Log, RecordValue};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -292,9 +292,14 @@ pub async fn tail_log(log: Log, topics: Vec<String>, hub: EventHub, stop: Cancel
             }
         }
         if !read.is_empty() && committed_at.elapsed() >= Duration::from_secs(1) {
-            let offsets: Vec<(Arc<str>, i32, i64)> = read
+            let offsets: Vec<CommitOffset> = read
                 .iter()
-                .map(|((topic, partition), next)| (topic.clone(), *partition, *next))
+                .map(|((topic, partition), next)| CommitOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    next_offset: *next,
+                    last_event_id: None,
+                })
                 .collect();
             if let Err(e) = consumer.commit(&offsets) {
                 debug!(error = %e, "the event stream's reader could not commit");

@@ -28,6 +28,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::handler::CommitOffset;
 use crate::identity::LogIdentity;
 use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record, RecordValue};
 use crate::LogError;
@@ -635,7 +636,7 @@ impl KafkaConsumer {
     ///
     /// # Errors
     /// [`LogError::Broker`] when the commit cannot be queued.
-    pub fn commit(&mut self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+    pub fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), LogError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -649,7 +650,7 @@ impl KafkaConsumer {
     ///
     /// # Errors
     /// [`LogError::Broker`] when the final commit fails.
-    pub async fn close(self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+    pub async fn close(self, offsets: &[CommitOffset]) -> Result<(), LogError> {
         let result = if offsets.is_empty() {
             Ok(())
         } else {
@@ -734,10 +735,10 @@ impl KafkaLagProbe {
     }
 }
 
-fn offset_list(offsets: &[(Arc<str>, i32, i64)]) -> Result<TopicPartitionList, LogError> {
+fn offset_list(offsets: &[CommitOffset]) -> Result<TopicPartitionList, LogError> {
     let mut tpl = TopicPartitionList::new();
-    for (topic, partition, next) in offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))
+    for o in offsets {
+        tpl.add_partition_offset(&o.topic, o.partition, Offset::Offset(o.next_offset))
             .map_err(broker_error)?;
     }
     Ok(tpl)

@@ -2,10 +2,11 @@
 //! know which backend they have.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::try_join_all;
+
+use crate::handler::CommitOffset;
 
 use crate::conflation::Conflation;
 use crate::identity::LogIdentity;
@@ -311,15 +312,15 @@ impl LogConsumer {
         }
     }
 
-    /// Commits next offsets `(topic, partition, next_offset)`.
+    /// Commits the next offsets of partitions (the same [`CommitOffset`] a checkpoint saves).
     ///
     /// # Errors
     /// [`LogError`] when the commit cannot be made.
-    pub fn commit(&mut self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+    pub fn commit(&mut self, offsets: &[CommitOffset]) -> Result<(), LogError> {
         match self {
             LogConsumer::Memory(m) => {
-                for (topic, partition, next) in offsets {
-                    m.commit(topic, *partition, *next);
+                for o in offsets {
+                    m.commit(&o.topic, o.partition, o.next_offset);
                 }
                 Ok(())
             }
@@ -331,11 +332,11 @@ impl LogConsumer {
     ///
     /// # Errors
     /// [`LogError`] when the final commit fails.
-    pub async fn close(self, offsets: &[(Arc<str>, i32, i64)]) -> Result<(), LogError> {
+    pub async fn close(self, offsets: &[CommitOffset]) -> Result<(), LogError> {
         match self {
             LogConsumer::Memory(mut m) => {
-                for (topic, partition, next) in offsets {
-                    m.commit(topic, *partition, *next);
+                for o in offsets {
+                    m.commit(&o.topic, o.partition, o.next_offset);
                 }
                 Ok(())
             }

@@ -218,11 +218,7 @@ impl<H: Handler> Processor<H> {
                 .store(cadence.unsaved as u64, AtomicOrdering::Relaxed);
             return;
         }
-        let list: Vec<(Arc<str>, i32, i64)> = offsets
-            .iter()
-            .map(|o| (o.topic.clone(), o.partition, o.next_offset))
-            .collect();
-        match consumer.commit(&list) {
+        match consumer.commit(offsets) {
             Ok(()) => {
                 cadence.pending.forget_committed(offsets);
                 // What came in after the checkpoint began is still unsaved.

@@ -510,10 +510,6 @@ impl<H: Handler> Processor<H> {
                 }
             }
         };
-        let offsets: Vec<(Arc<str>, i32, i64)> = offsets
-            .into_iter()
-            .map(|o| (o.topic, o.partition, o.next_offset))
-            .collect();
         consumer
             .close(&offsets)
             .await
