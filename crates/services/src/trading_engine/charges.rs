@@ -436,39 +436,6 @@ fn to_rupee(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// `after − before`, line by line; the total is the sum of the differences.
-fn difference(after: &FeeBreakdown, before: &FeeBreakdown) -> FeeBreakdown {
-    itemised(
-        after.brokerage - before.brokerage,
-        after.stt - before.stt,
-        after.exchange_charges - before.exchange_charges,
-        after.sebi_charges - before.sebi_charges,
-        after.gst - before.gst,
-        after.stamp_duty - before.stamp_duty,
-    )
-}
-
-/// A breakdown whose total is the sum of its lines.
-fn itemised(
-    brokerage: Money,
-    stt: Money,
-    exchange_charges: Money,
-    sebi_charges: Money,
-    gst: Money,
-    stamp_duty: Money,
-) -> FeeBreakdown {
-    FeeBreakdown {
-        brokerage,
-        stt,
-        exchange_charges,
-        sebi_charges,
-        gst,
-        stamp_duty,
-        dp_charges: Default::default(),
-        total: brokerage + stt + exchange_charges + sebi_charges + gst + stamp_duty,
-    }
-}
-
 impl ChargeSchedule {
     /// Zerodha's schedule: the 2024-10-01 rates, then the 2026-04-01 F&O STT.
     pub fn zerodha() -> Self {
@@ -556,7 +523,7 @@ impl ChargeSchedule {
             terms,
             fills: &fills,
         })?;
-        Ok(difference(&after, &before))
+        Ok(after.minus(&before))
     }
 
     /// The charges of a round trip, a buy order and a sell order charged together the way Zerodha's
@@ -593,7 +560,7 @@ impl ChargeSchedule {
         for order in orders {
             self.accumulate(order, &mut exact)?;
         }
-        Ok(itemised(
+        Ok(FeeBreakdown::itemised(
             Money(exact.brokerage),
             Money(to_rupee(exact.stt)),
             Money(to_paisa(exact.exchange)),
