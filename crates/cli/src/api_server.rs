@@ -42,8 +42,8 @@ impl ApiServer {
     }
 }
 
-/// A password to print once.
-fn generated_password() -> String {
+/// A password to print once (the first admin's, `alpha-panda user` without `--password-stdin`).
+pub(crate) fn generated_password() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::thread_rng();
     (0..20)

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use alpha_panda_store::Role;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use rand::Rng;
 
 use crate::settings::Settings;
 
@@ -66,12 +65,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
         }
         return Ok((text, false));
     }
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut rng = rand::thread_rng();
-    let generated = (0..20)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    Ok((generated, true))
+    Ok((crate::api_server::generated_password(), true))
 }
 
 /// Runs a user action.
