@@ -198,28 +198,43 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(config.into())))
 }
 
-/// Changes a strategy's parameters or instruments (`trader`).
-pub async fn update(
-    State(state): State<Arc<ApiState>>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(change): ApiJson<StrategyChange>,
-) -> Result<Json<Strategy>, ApiError> {
+/// A trader's change to a stored strategy: `edit` changes the configuration (or refuses it), and
+/// the result is stamped and stored.
+async fn change(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+    edit: impl FnOnce(&mut StrategyConfiguration) -> Result<(), ApiError>,
+) -> Result<StrategyConfiguration, ApiError> {
     caller.require(Role::Trader)?;
-    let mut config = find(&state, &id).await?;
-    if let Some(parameters) = change.parameters {
-        config.parameters = parameters;
-    }
-    if let Some(instruments) = change.instruments {
-        config.instruments = instruments;
-    }
-    check(&config)?;
+    let mut config = find(state, id).await?;
+    edit(&mut config)?;
     config.updated_at = now();
     state
         .store
         .strategy_configurations()
         .upsert(&config)
         .await?;
+    Ok(config)
+}
+
+/// Changes a strategy's parameters or instruments (`trader`).
+pub async fn update(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(change_to): ApiJson<StrategyChange>,
+) -> Result<Json<Strategy>, ApiError> {
+    let config = change(&state, &caller, &id, |config| {
+        if let Some(parameters) = change_to.parameters {
+            config.parameters = parameters;
+        }
+        if let Some(instruments) = change_to.instruments {
+            config.instruments = instruments;
+        }
+        check(config)
+    })
+    .await?;
     tracing::info!(strategy = %id, by = %caller.username, "strategy changed");
     Ok(Json(config.into()))
 }
@@ -230,15 +245,11 @@ async fn set_active(
     id: &str,
     active: bool,
 ) -> Result<Json<Strategy>, ApiError> {
-    caller.require(Role::Trader)?;
-    let mut config = find(state, id).await?;
-    config.is_active = active;
-    config.updated_at = now();
-    state
-        .store
-        .strategy_configurations()
-        .upsert(&config)
-        .await?;
+    let config = change(state, caller, id, |config| {
+        config.is_active = active;
+        Ok(())
+    })
+    .await?;
     tracing::info!(strategy = %id, active, by = %caller.username, "strategy switched");
     Ok(Json(config.into()))
 }
@@ -268,15 +279,11 @@ pub async fn zerodha(
     ApiPath(id): ApiPath<String>,
     ApiJson(toggle): ApiJson<ZerodhaToggle>,
 ) -> Result<Json<Strategy>, ApiError> {
-    caller.require(Role::Trader)?;
-    let mut config = find(&state, &id).await?;
-    config.zerodha_trading_enabled = toggle.enabled;
-    config.updated_at = now();
-    state
-        .store
-        .strategy_configurations()
-        .upsert(&config)
-        .await?;
+    let config = change(&state, &caller, &id, |config| {
+        config.zerodha_trading_enabled = toggle.enabled;
+        Ok(())
+    })
+    .await?;
     tracing::warn!(strategy = %id, enabled = toggle.enabled, by = %caller.username,
         "Zerodha trading switched");
     Ok(Json(config.into()))
