@@ -1,6 +1,8 @@
 //! The Kafka / Redpanda backend (`log.url = "kafka://host:port[,host:port]"`), on rdkafka.
 //!
-//! Producer: idempotent, `acks=all`, every send awaited until the broker acknowledges it.
+//! Producer: idempotent, `acks=all`. A record is either sent and awaited ([`KafkaLog::send`]) or
+//! enqueued ([`KafkaLog::enqueue`]) with its acknowledgement awaited later: the runtime enqueues a
+//! handler's outputs and awaits them all before the checkpoint or commit that covers their inputs.
 //! Consumer: auto-commit and auto offset store off; offsets are committed only by the runtime, after
 //! effects. A rebalance is logged and counted ([`Rebalances`]); it needs nothing more, because a
 //! stateful service's writer is one process (its lease), whose state in memory stays the truth
@@ -25,7 +27,8 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::handler::CommitOffset;
@@ -155,6 +158,19 @@ impl KafkaLog {
     /// # Errors
     /// [`LogError::Produce`] when the broker does not acknowledge it.
     pub async fn send(&self, record: &OutgoingRecord) -> Result<Delivery, LogError> {
+        self.enqueue(record).await?.acknowledged().await
+    }
+
+    /// Hands one record to the producer without waiting for the broker: the returned
+    /// [`PendingDelivery`] resolves when the broker acknowledges it (or the producer gives up,
+    /// after `message.timeout.ms`). Waits only while the producer's queue is full, for at most
+    /// [`QUEUE_FULL_LIMIT`]. The producer is idempotent, so records of one partition are written
+    /// in the order they were enqueued, retries included.
+    ///
+    /// # Errors
+    /// [`LogError::Produce`] when the producer refuses the record (an unknown topic, a queue that
+    /// stays full).
+    pub async fn enqueue(&self, record: &OutgoingRecord) -> Result<PendingDelivery, LogError> {
         let value = record.value.to_bytes();
         let mut headers = OwnedHeaders::new_with_capacity(8);
         let mut all_headers = record.headers.clone();
@@ -173,15 +189,28 @@ impl KafkaLog {
         if let Some(key) = record.key() {
             future = future.key(key);
         }
-        match self.producer.send(future, Duration::from_secs(30)).await {
-            Ok(d) => Ok(Delivery {
-                partition: d.partition,
-                offset: d.offset,
-            }),
-            Err((e, _)) => Err(LogError::Produce {
-                topic: record.topic.to_string(),
-                reason: e.to_string(),
-            }),
+        let refused = |reason: String| LogError::Produce {
+            topic: record.topic.to_string(),
+            reason,
+        };
+        let full_since = tokio::time::Instant::now();
+        loop {
+            match self.producer.send_result(future) {
+                Ok(delivery) => {
+                    return Ok(PendingDelivery {
+                        topic: record.topic.to_string(),
+                        delivery,
+                    })
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
+                    if full_since.elapsed() < QUEUE_FULL_LIMIT =>
+                {
+                    // The producer's own thread drains the queue; give it a moment.
+                    future = returned;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(refused(e.to_string())),
+            }
         }
     }
 
@@ -528,6 +557,60 @@ impl KafkaLog {
             .await
             .map_err(broker_error)?;
         Ok(())
+    }
+}
+
+/// How long [`KafkaLog::enqueue`] waits for room in a full producer queue before it gives up.
+const QUEUE_FULL_LIMIT: Duration = Duration::from_secs(30);
+
+/// A record handed to the producer, whose acknowledgement is still to come.
+pub struct PendingDelivery {
+    topic: String,
+    delivery: DeliveryFuture,
+}
+
+impl std::fmt::Debug for PendingDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingDelivery")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingDelivery {
+    /// The broker's answer if it has come, without waiting: `None` while it is still to come.
+    pub fn answer(&mut self) -> Option<Result<Delivery, LogError>> {
+        let answered = futures::FutureExt::now_or_never(&mut self.delivery)?;
+        Some(self.outcome(answered))
+    }
+
+    /// Waits for the broker's acknowledgement.
+    ///
+    /// # Errors
+    /// [`LogError::Produce`] when the producer gave up on the record.
+    pub async fn acknowledged(mut self) -> Result<Delivery, LogError> {
+        let answered = (&mut self.delivery).await;
+        self.outcome(answered)
+    }
+
+    fn outcome(
+        &self,
+        answered: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+    ) -> Result<Delivery, LogError> {
+        match answered {
+            Ok(Ok(d)) => Ok(Delivery {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Ok(Err((e, _))) => Err(LogError::Produce {
+                topic: self.topic.clone(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(LogError::Produce {
+                topic: self.topic.clone(),
+                reason: "the producer was closed before the broker answered".into(),
+            }),
+        }
     }
 }
 

@@ -48,7 +48,7 @@ pub use handler::{
     PartitionAnchor,
 };
 pub use identity::LogIdentity;
-pub use log::{Log, LogConsumer};
+pub use log::{Log, LogConsumer, Unacknowledged};
 pub use processor::{Processor, ProcessorConfig, ProcessorError};
 pub use record::{OutgoingRecord, PartitionLag, Record, RecordPosition, RecordValue};
 pub use retry::RetryPolicy;

@@ -10,10 +10,20 @@ use crate::handler::CommitOffset;
 
 use crate::conflation::Conflation;
 use crate::identity::LogIdentity;
-use crate::kafka::{Anchor, ExistingTopic, KafkaConfig, KafkaConsumer, KafkaLog};
+use crate::kafka::{Anchor, ExistingTopic, KafkaConfig, KafkaConsumer, KafkaLog, PendingDelivery};
 use crate::memory::{MemoryConsumer, MemoryLog, MemoryLogConfig};
 use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record};
 use crate::LogError;
+
+/// A record handed to the log whose acknowledgement is still to come (see
+/// [`Log::send_unacknowledged`]).
+#[derive(Debug)]
+pub struct Unacknowledged {
+    /// The record, kept to be sent again should the broker never acknowledge it.
+    pub record: OutgoingRecord,
+    /// Its acknowledgement.
+    pub delivery: PendingDelivery,
+}
 
 /// The log, memory or Kafka.
 #[derive(Clone, Debug)]
@@ -128,6 +138,43 @@ impl Log {
         match self {
             Log::Memory(m) => Ok(m.append_all_when_room(records).await),
             Log::Kafka(k) => try_join_all(records.iter().map(|r| k.send(r))).await,
+        }
+    }
+
+    /// Hands `records` to the log without waiting for the broker, pushing onto `unacknowledged`
+    /// each record whose acknowledgement is still to come (with the record, to send it again if
+    /// it never is). The memory log writes at once (waiting for room) and leaves nothing
+    /// unacknowledged.
+    ///
+    /// # Errors
+    /// The [`LogError`] and the records not handed over, from the first the producer refused
+    /// (those before it are in `unacknowledged`).
+    pub async fn send_unacknowledged(
+        &self,
+        records: Vec<OutgoingRecord>,
+        unacknowledged: &mut impl Extend<Unacknowledged>,
+    ) -> Result<(), (LogError, Vec<OutgoingRecord>)> {
+        match self {
+            Log::Memory(m) => {
+                m.append_all_when_room(records).await;
+                Ok(())
+            }
+            Log::Kafka(k) => {
+                let mut records = records.into_iter();
+                while let Some(record) = records.next() {
+                    match k.enqueue(&record).await {
+                        Ok(delivery) => {
+                            unacknowledged.extend([Unacknowledged { record, delivery }])
+                        }
+                        Err(e) => {
+                            let mut unsent = vec![record];
+                            unsent.extend(records);
+                            return Err((e, unsent));
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

@@ -2,8 +2,9 @@
 //! idleness, a timer); a stateful handler's checkpoint of them is written in the background while
 //! records keep flowing; when it is durable, the inputs it covers are marked in the dedup store and
 //! only then committed. A failed or hung write holds the commit back and is retried; past
-//! `max_unsaved` records input is held back too. Nothing is ever committed past effects that are
-//! not durable, and no offset moves backwards.
+//! `max_unsaved` records input is held back too. Every output handed to the log is acknowledged
+//! before a checkpoint begins. Nothing is ever committed past effects that are not durable, and no
+//! offset moves backwards.
 
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::Arc;
@@ -107,6 +108,11 @@ impl<H: Handler> Processor<H> {
         shutdown: &CancellationToken,
     ) {
         if cadence.in_flight.is_some() || (cadence.pending.is_empty() && !cadence.timer_ran) {
+            return;
+        }
+        // The checkpoint and the commit may only cover inputs whose outputs the log has.
+        if !self.settle(shutdown).await {
+            self.outputs_lost = true;
             return;
         }
         // State a timer changed is saved like state an input changed, with whatever offsets are

@@ -1,7 +1,8 @@
 //! The processor runtime: the only code that consumes, commits and publishes on behalf of services.
 //!
-//! For each record: decode → dedup → handle → produce outputs (await acks) → mark processed →
-//! commit (batched; a commit only ever covers records whose effects are done). Marks reach the
+//! For each record: decode → dedup → handle → hand outputs to the log → mark processed → commit
+//! (batched; a commit only ever covers records whose effects are done, their outputs acknowledged
+//! first, see [`publish`]). Marks reach the
 //! dedup store just before the commit that covers their inputs, when a stateful handler's effects
 //! are durable; until then the runtime recognises duplicates itself. A last-value record that a
 //! later one of the same key in the fetched batch supersedes is left out when the handler
@@ -14,8 +15,8 @@
 //! words, commits, and leaves the group.
 //!
 //! This file is the consume loop and the handling of one record; [`commit`] holds the commit and
-//! checkpoint discipline, [`alerts`] what is raised while a dependency is away, and
-//! [`dead_letter`] how an input reaches its DLQ.
+//! checkpoint discipline, [`publish`] how outputs reach the log, [`alerts`] what is raised while a
+//! dependency is away, and [`dead_letter`] how an input reaches its DLQ.
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -36,11 +37,11 @@ use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::conflation::Conflation;
 use crate::dlq::REPLAY_GROUP_HEADER;
-use crate::handler::{Handler, HandlerError, Input, Output};
+use crate::handler::{Handler, HandlerError, Input};
 use crate::identity::LogIdentity;
 use crate::kafka::Anchor;
-use crate::log::Log;
-use crate::record::{OutgoingRecord, Record, RecordValue};
+use crate::log::{Log, Unacknowledged};
+use crate::record::{Record, RecordValue};
 use crate::retry::RetryPolicy;
 use crate::stats::ProcessorStats;
 use crate::LogError;
@@ -48,6 +49,7 @@ use crate::LogError;
 mod alerts;
 mod commit;
 mod dead_letter;
+mod publish;
 
 use alerts::{Trouble, ALERT_AFTER_ATTEMPTS};
 use commit::{CommitCadence, ReadPositions};
@@ -157,6 +159,11 @@ pub struct Processor<H: Handler> {
     troubled_since: [Option<Timestamp>; Trouble::COUNT],
     /// Alerts being published; shutdown waits a little for them.
     alerts_in_flight: Vec<tokio::task::JoinHandle<()>>,
+    /// Outputs handed to the log whose acknowledgements are still to come (see [`publish`]).
+    unacknowledged: Vec<Unacknowledged>,
+    /// Set when outputs could not all be acknowledged before shutdown: the handler's state then
+    /// holds effects the log may not have, so none of it may be checkpointed.
+    outputs_lost: bool,
 }
 
 impl<H: Handler> Processor<H> {
@@ -185,6 +192,8 @@ impl<H: Handler> Processor<H> {
             expected_types: Vec::new(),
             troubled_since: [None; Trouble::COUNT],
             alerts_in_flight: Vec::new(),
+            unacknowledged: Vec::new(),
+            outputs_lost: false,
         }
     }
 
@@ -226,7 +235,7 @@ impl<H: Handler> Processor<H> {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = timer.tick() => {
-                        if !self.on_timer(shutdown).await {
+                        if !self.on_timer(shutdown).await || !self.settle(shutdown).await {
                             // Nothing is checkpointed here; the last words would speak of a
                             // state whose outputs never reached the log.
                             return;
@@ -471,6 +480,7 @@ impl<H: Handler> Processor<H> {
         }
 
         drop(lag_task);
+        aborted |= self.outputs_lost;
         if let Some(reason) = unhealthy {
             // Another instance writes this state now: nothing of this one may be saved or
             // committed; what it did since its last checkpoint is read again by the writer.
@@ -804,66 +814,6 @@ impl<H: Handler> Processor<H> {
         Outcome::Done
     }
 
-    /// Wraps outputs into envelopes: derived from `cause`, or roots for time-driven outputs.
-    fn wrap(&self, cause: Option<&Envelope>, outputs: Vec<Output>) -> Vec<OutgoingRecord> {
-        if outputs.is_empty() {
-            return Vec::new();
-        }
-        let now = self.clock.now();
-        outputs
-            .into_iter()
-            .enumerate()
-            .map(|(ordinal, out)| {
-                let mut envelope = match cause {
-                    Some(cause) => cause.derive(
-                        ordinal as u32,
-                        out.payload,
-                        out.key,
-                        out.broker,
-                        self.service.clone(),
-                        now,
-                    ),
-                    None => {
-                        Envelope::root(out.payload, out.key, out.broker, self.service.clone(), now)
-                    }
-                };
-                if let Some(id) = out.id {
-                    envelope.id = id;
-                }
-                OutgoingRecord::event(out.topic, envelope)
-            })
-            .collect()
-    }
-
-    /// Produces until every record is acknowledged; `false` when shutdown interrupted the retries.
-    /// Ids are deterministic, so a partial send retried in full is deduplicated downstream.
-    async fn publish(
-        &mut self,
-        mut records: Vec<OutgoingRecord>,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        if records.is_empty() {
-            return true;
-        }
-        let count = records.len() as u64;
-        let mut attempt = 0;
-        loop {
-            match self.log.send_all_or_return(records).await {
-                Ok(_) => {
-                    ProcessorStats::incr(&self.stats.events_out, count);
-                    return true;
-                }
-                Err((e, unsent)) => {
-                    records = unsent;
-                    warn!(error = %e, attempt, "produce failed; retrying");
-                    if self.backoff(&mut attempt, shutdown).await {
-                        return false;
-                    }
-                }
-            }
-        }
-    }
-
     /// Sleeps the backoff for `attempt` and counts a retry; `true` when shutdown came first.
     async fn backoff(&mut self, attempt: &mut u32, shutdown: &CancellationToken) -> bool {
         ProcessorStats::incr(&self.stats.retries, 1);
@@ -888,33 +838,32 @@ impl<H: Handler> Processor<H> {
         }
     }
 
-    /// Runs the handler's last words and publishes them within [`SHUTDOWN_PUBLISH_LIMIT`]: how
-    /// many were published, or `None` when they could not be.
+    /// Runs the handler's last words and publishes them, and waits for every output still
+    /// unacknowledged, retrying within [`SHUTDOWN_PUBLISH_LIMIT`]: how many last words were
+    /// published, or `None` when not every output could be.
     async fn on_shutdown(&mut self) -> Option<usize> {
         let now = self.clock.now();
-        match self.handler.on_shutdown(now).await {
-            Ok(outputs) => {
-                let spoken = outputs.len();
-                let records = self.wrap(None, outputs);
-                // Shutdown is already under way: give the last words a bounded time of their own.
-                let deadline = CancellationToken::new();
-                let guard = deadline.clone();
-                let timer = tokio::spawn(async move {
-                    tokio::time::sleep(SHUTDOWN_PUBLISH_LIMIT).await;
-                    guard.cancel();
-                });
-                let published = self.publish(records, &deadline).await;
-                if !published {
-                    error!("final outputs could not be published before the shutdown limit");
-                }
-                timer.abort();
-                published.then_some(spoken)
-            }
+        let (spoken, records) = match self.handler.on_shutdown(now).await {
+            Ok(outputs) => (outputs.len(), self.wrap(None, outputs)),
             Err(e) => {
                 warn!(error = %e, "shutdown handler failed");
-                Some(0)
+                (0, Vec::new())
             }
+        };
+        // Shutdown is already under way: give the last words, and the outputs still waiting for
+        // their acknowledgements, a bounded time of their own.
+        let deadline = CancellationToken::new();
+        let guard = deadline.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(SHUTDOWN_PUBLISH_LIMIT).await;
+            guard.cancel();
+        });
+        let published = self.publish(records, &deadline).await && self.settle(&deadline).await;
+        if !published {
+            error!("final outputs could not be published before the shutdown limit");
         }
+        timer.abort();
+        published.then_some(spoken)
     }
 }
 
