@@ -9,7 +9,7 @@ use alpha_panda_core::{
 };
 
 use crate::dlq::DLQ_ORDINAL;
-use crate::log::Log;
+use crate::log::{Log, Unacknowledged};
 use crate::record::{Delivery, OutgoingRecord};
 use crate::LogError;
 
@@ -122,5 +122,28 @@ impl Emitter {
                     .collect(),
             )
             .await
+    }
+
+    /// As [`Emitter::emit_all`], without waiting for the broker: the records still to be
+    /// acknowledged are pushed onto `unacknowledged` (see [`Log::send_unacknowledged`]), to be
+    /// awaited by the caller.
+    ///
+    /// # Errors
+    /// [`LogError`] when the producer refuses a record.
+    pub async fn emit_all_unacknowledged(
+        &self,
+        topic: impl Into<Cow<'static, str>>,
+        envelopes: Vec<Envelope>,
+        unacknowledged: &mut impl Extend<Unacknowledged>,
+    ) -> Result<(), LogError> {
+        let topic: Cow<'static, str> = topic.into();
+        let records = envelopes
+            .into_iter()
+            .map(|e| OutgoingRecord::event(topic.clone(), e))
+            .collect();
+        self.log
+            .send_unacknowledged(records, unacknowledged)
+            .await
+            .map_err(|(e, _)| e)
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! It consumes nothing, so it runs no consumer loop; the [`Emitter`] builds the root envelopes.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use alpha_panda_core::{
     derive_event_id, keys, EventBroker, EventId, MarketTick, Payload, Timestamp, TopicMap,
 };
-use alpha_panda_stream::{Emitter, LogError};
+use alpha_panda_stream::{Emitter, LogError, Unacknowledged};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -22,6 +23,12 @@ pub const SERVICE: &str = "market_feed";
 
 /// Largest batch handed to the log at once when running as fast as possible.
 const MAX_BATCH: usize = 512;
+
+/// Ticks handed to the log whose acknowledgements may be outstanding at once. Waiting for each
+/// batch before the next made the feed a stop-and-wait on the broker's round trip; a window of
+/// batches keeps the producer busy while earlier ones are acknowledged, and still bounds what a
+/// broker that stops answering costs in memory.
+const MAX_UNACKNOWLEDGED: usize = 8 * MAX_BATCH;
 
 /// Where ticks come from.
 ///
@@ -120,6 +127,7 @@ impl MarketFeed {
             ids: None,
             sequence: 0,
             scope: None,
+            unacknowledged: VecDeque::new(),
         };
         match source {
             TickSource::Simulated {
@@ -174,6 +182,7 @@ impl MarketFeed {
                     publisher.publish(vec![tick]).await?;
                     published += 1;
                 }
+                publisher.settle().await?;
                 Ok(published)
             }
         }
@@ -189,6 +198,8 @@ struct Publisher {
     sequence: u64,
     /// The id scope of the current 2^32 ticks (`market_feed:{sequence >> 32}`), built once.
     scope: Option<(u64, String)>,
+    /// Ticks handed to the log, oldest first, whose acknowledgements are still to come.
+    unacknowledged: VecDeque<Unacknowledged>,
 }
 
 /// The base of deterministic tick ids for a source identified by `identity` (a seed and start
@@ -243,8 +254,37 @@ impl Publisher {
                 published += 1;
             }
         }
+        self.settle().await?;
         info!(published, "market feed finished");
         Ok(published)
+    }
+
+    /// Drops the acknowledgements that have come, oldest first, so that a refusal stops the feed
+    /// as soon as it is known; waits for the oldest while the window is full.
+    async fn take_answers(&mut self) -> Result<(), LogError> {
+        while let Some(oldest) = self.unacknowledged.front_mut() {
+            match oldest.delivery.answer() {
+                Some(answer) => {
+                    answer?;
+                    self.unacknowledged.pop_front();
+                }
+                None if self.unacknowledged.len() > MAX_UNACKNOWLEDGED => {
+                    if let Some(oldest) = self.unacknowledged.pop_front() {
+                        oldest.delivery.acknowledged().await?;
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every tick handed to the log to be acknowledged.
+    async fn settle(&mut self) -> Result<(), LogError> {
+        for sent in std::mem::take(&mut self.unacknowledged) {
+            sent.delivery.acknowledged().await?;
+        }
+        Ok(())
     }
 
     async fn publish(&mut self, ticks: Vec<MarketTick>) -> Result<(), LogError> {
@@ -281,8 +321,11 @@ impl Publisher {
         }
         let count = envelopes.len() as u64;
         if !envelopes.is_empty() {
-            self.emitter.emit_all(self.topic, envelopes).await?;
+            self.emitter
+                .emit_all_unacknowledged(self.topic, envelopes, &mut self.unacknowledged)
+                .await?;
             self.stats.published.fetch_add(count, Ordering::Relaxed);
+            self.take_answers().await?;
         }
         if !refusals.is_empty() {
             let refused = refusals.len() as u64;
