@@ -202,8 +202,9 @@ async fn separate_processes_survive_kill_9_and_match_the_single_process_run() {
             "strategy_runner",
             "trading_engine"
         ],
-        "every consumer of market.ticks dead-letters the malformed record ({} records on the DLQ)",
-        dlq.len()
+        "every consumer of market.ticks dead-letters the malformed record ({} records on the DLQ):\n{}",
+        dlq.len(),
+        fleet.logs()
     );
 
     // Every service published its counters to the cache the dashboard reads.
