@@ -6,7 +6,14 @@
 //! - **throughput**: ticks published as fast as possible; ticks/s is the count over the time until
 //!   every consumer of `market.ticks` has read them all;
 //! - **latency**: ticks paced at `--latency-rate`; tick-to-fill is a fill's envelope time minus the
-//!   envelope time of the tick that caused it (same correlation id), p50/p99/p99.9.
+//!   envelope time of the tick that caused it (same correlation id), p50/p99/p99.9, and the same
+//!   split by hop (tick → signal → validated signal → fill), following causation ids.
+//!
+//! On Kafka the broker alone is measured too, with the same client ([`broker`]), and the pipeline's
+//! figures are printed as ratios of the broker's.
+
+mod broker;
+mod soak;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use alpha_panda_cache::Cache;
 use alpha_panda_core::{
-    Broker, Clock, CorrelationId, DedupStore, Envelope, Payload, SystemClock, Timestamp, TopicMap,
+    Broker, Clock, CorrelationId, DedupStore, Envelope, EventId, Payload, SystemClock, Timestamp,
+    TopicMap,
 };
 use alpha_panda_services::market_feed::feed::{deterministic_ids, MarketFeed, TickSource};
 use alpha_panda_services::market_feed::TickGuard;
@@ -47,8 +55,10 @@ pub struct BenchArgs {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchTarget {
-    /// All five services on the memory log.
+    /// All five services, as fast as they go and then paced: throughput and latency.
     Pipeline(PipelineArgs),
+    /// All five services at a steady pace for a long time: does consumer lag stay bounded?
+    Soak(soak::SoakArgs),
 }
 
 /// Arguments of `bench pipeline`.
@@ -69,6 +79,9 @@ pub struct PipelineArgs {
     /// Length of the latency phase.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub latency_duration: Duration,
+    /// Records the broker alone is measured with (Kafka only).
+    #[arg(long, default_value_t = 100_000)]
+    pub broker_records: u64,
     /// The log to run on: `memory://` or `kafka://host:port` (topics are created as needed).
     #[arg(long, default_value = "memory://")]
     pub log_url: String,
@@ -92,6 +105,11 @@ pub struct PipelineReport {
     pub seconds: f64,
     /// Ticks per second.
     pub ticks_per_second: f64,
+    /// Ticks per second over each successive million ticks (when every consumer of `market.ticks`
+    /// has read it), to show whether the pipeline slows as the run gets longer.
+    pub ticks_per_second_by_million: Vec<f64>,
+    /// The process's peak resident memory at the end of the run, MiB (Linux only).
+    pub peak_resident_mib: Option<f64>,
     /// Fills in the throughput phase.
     pub fills: u64,
     /// CPU time the whole process used in the throughput phase, all cores together (Linux only).
@@ -102,10 +120,36 @@ pub struct PipelineReport {
     pub latency_samples: usize,
     /// Tick-to-fill latency, microseconds.
     pub tick_to_fill_us: Percentiles,
+    /// The same, hop by hop, in the order a tick becomes a fill.
+    pub hops: Vec<HopLatency>,
     /// Time the market feed's task spent running in the throughput phase, seconds.
     pub feed_busy_seconds: f64,
     /// Each service's load in the throughput phase.
     pub services: Vec<ServiceLoad>,
+    /// The broker alone, with the same client (Kafka only).
+    pub broker: Option<broker::BrokerReport>,
+    /// The pipeline's figures as ratios of the broker's (Kafka only).
+    pub against_broker: Option<AgainstBroker>,
+}
+
+/// The pipeline measured against the broker alone, in the same run.
+#[derive(Debug, Serialize)]
+pub struct AgainstBroker {
+    /// Pipeline ticks/s ÷ the broker's produce rate (the floor: 0.4).
+    pub throughput: f64,
+    /// Tick-to-fill p99 ÷ (4 × one hop's p99 alone) (the ceiling: 1.5).
+    pub tick_to_fill_p99: f64,
+}
+
+/// One hop of the way from a tick to its fill.
+#[derive(Debug, Serialize)]
+pub struct HopLatency {
+    /// From which event to which.
+    pub hop: &'static str,
+    /// Which service's handling and which topic the hop crosses.
+    pub through: &'static str,
+    /// Latency, microseconds.
+    pub us: Percentiles,
 }
 
 /// What one service did in the throughput phase, when the last tick had been read.
@@ -121,6 +165,13 @@ pub struct ServiceLoad {
     pub events_out: u64,
     /// Time its task spent running (being polled), seconds: its share of the cores.
     pub busy_seconds: f64,
+    /// The most ticks it was behind the feed, sampled every millisecond.
+    pub max_lag_ticks: u64,
+    /// The most records it was behind on `market.ticks` (all partitions together), as its
+    /// consumer measured it (committed offsets), sampled every second.
+    pub max_tick_lag_records: i64,
+    /// Its lag per partition at the end of the phase, as its consumer last measured it.
+    pub lag: Vec<alpha_panda_stream::PartitionLag>,
 }
 
 /// Latency percentiles in microseconds.
@@ -141,26 +192,62 @@ pub struct Percentiles {
 /// # Errors
 /// When the pipeline cannot be built.
 pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let BenchTarget::Pipeline(args) = &args.target;
+    match &args.target {
+        BenchTarget::Pipeline(args) => pipeline(settings, args).await,
+        BenchTarget::Soak(args) => soak::run(settings, args).await,
+    }
+}
+
+async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<ExitCode> {
+    // The broker alone first, while it holds nothing of the pipeline's.
+    let broker = if args.log_url.starts_with("kafka") {
+        let log = Log::connect(&args.log_url, &settings.log.kafka)?;
+        // The pipeline's topics, so that the broker's records spread over as many partitions.
+        let overlay = settings.topic_overlay(log.broker_count().await?);
+        reconcile_topics(&log, &[Broker::Paper], &overlay, true).await?;
+        Some(
+            broker::measure(
+                &log,
+                args.broker_records,
+                args.latency_rate,
+                args.latency_duration,
+            )
+            .await
+            .context("measuring the broker alone")?,
+        )
+    } else {
+        None
+    };
     let throughput = phase(settings, args, 0, Some(args.ticks)).await?;
     let rate_ticks = u64::from(args.latency_rate) * args.latency_duration.as_secs().max(1);
     let latency = phase(settings, args, args.latency_rate, Some(rate_ticks)).await?;
+    let ticks_per_second = args.ticks as f64 / throughput.elapsed.as_secs_f64().max(1e-9);
+    let tick_to_fill_us = percentiles(latency.latencies);
+    let against_broker = broker.as_ref().map(|b| AgainstBroker {
+        throughput: ticks_per_second / b.produce_per_second.max(1e-9),
+        tick_to_fill_p99: tick_to_fill_us.p99 as f64 / (4.0 * b.hop_us.p99.max(1) as f64),
+    });
     let report = PipelineReport {
         log: throughput.log,
         ticks: args.ticks,
         instruments: throughput.instruments,
         strategies: args.strategies,
         seconds: throughput.elapsed.as_secs_f64(),
-        ticks_per_second: args.ticks as f64 / throughput.elapsed.as_secs_f64().max(1e-9),
+        ticks_per_second,
+        ticks_per_second_by_million: throughput.by_million,
+        peak_resident_mib: peak_resident_mib().await,
         fills: throughput.fills,
         cpu_seconds: throughput.cpu_seconds,
         cpu_us_per_tick: throughput
             .cpu_seconds
             .map(|cpu| cpu * 1e6 / args.ticks.max(1) as f64),
-        latency_samples: latency.latencies.len(),
-        tick_to_fill_us: percentiles(latency.latencies),
+        latency_samples: latency.samples,
+        tick_to_fill_us,
+        hops: latency.hops,
         services: throughput.services,
         feed_busy_seconds: throughput.feed_busy_seconds,
+        broker,
+        against_broker,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -178,20 +265,60 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCo
         if let (Some(cpu), Some(per_tick)) = (report.cpu_seconds, report.cpu_us_per_tick) {
             println!("  CPU {cpu:.2} s over all cores: {per_tick:.2} µs per tick");
         }
+        if report.ticks_per_second_by_million.len() > 1 {
+            let by_million: Vec<String> = report
+                .ticks_per_second_by_million
+                .iter()
+                .map(|t| format!("{t:.0}"))
+                .collect();
+            println!("  ticks/s by million: {}", by_million.join(", "));
+        }
+        if let Some(peak) = report.peak_resident_mib {
+            println!("  peak resident memory {peak:.0} MiB");
+        }
         let p = &report.tick_to_fill_us;
         println!(
             "tick-to-fill at {} ticks/s ({} fills): p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
             args.latency_rate, report.latency_samples, p.p50, p.p99, p.p999, p.max
         );
+        for hop in &report.hops {
+            println!(
+                "  {} ({}): p50 {} µs, p99 {} µs",
+                hop.hop, hop.through, hop.us.p50, hop.us.p99
+            );
+        }
+        if let Some(slowest) = report.hops.iter().max_by_key(|h| h.us.p99) {
+            println!(
+                "  slowest hop at p99: {} ({})",
+                slowest.hop, slowest.through
+            );
+        }
         println!("  market_feed: busy {:.2} s", report.feed_busy_seconds);
         for service in &report.services {
             println!(
-                "  {}: busy {:.2} s, {} read, {} conflated, {} published",
+                "  {}: busy {:.2} s, {} read, {} conflated, {} published, at most {} ticks behind the feed",
                 service.group,
                 service.busy_seconds,
                 service.events_in,
                 service.conflated,
-                service.events_out
+                service.events_out,
+                service.max_lag_ticks
+            );
+        }
+        if let (Some(b), Some(ratio)) = (&report.broker, &report.against_broker) {
+            println!(
+                "broker alone ({} records of {} bytes): produce {:.0}/s, consume {:.0}/s; one hop at {}/s: p50 {} µs, p99 {} µs",
+                b.records,
+                b.record_bytes,
+                b.produce_per_second,
+                b.consume_per_second,
+                b.hop_rate,
+                b.hop_us.p50,
+                b.hop_us.p99
+            );
+            println!(
+                "  pipeline throughput {:.2} × the broker's produce rate; tick-to-fill p99 {:.2} × 4 hops' p99",
+                ratio.throughput, ratio.tick_to_fill_p99
             );
         }
     }
@@ -207,6 +334,9 @@ struct PhaseResult {
     fills: u64,
     instruments: usize,
     latencies: Vec<i64>,
+    samples: usize,
+    hops: Vec<HopLatency>,
+    by_million: Vec<f64>,
 }
 
 /// One pipeline, fresh backends, `max_ticks` at `rate` (0: as fast as possible).
@@ -236,7 +366,9 @@ async fn phase(
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dedup: Arc<dyn DedupStore> = Arc::new(cache.dedup());
-    let config = settings.runtime.processor_config();
+    let mut config = settings.runtime.processor_config();
+    // Lag is sampled every second below.
+    config.lag_interval = config.lag_interval.min(Duration::from_secs(1));
 
     let universe: Vec<_> = nse_universe()
         .into_iter()
@@ -346,8 +478,33 @@ async fn phase(
     let feed_task = tokio::spawn(feed_busy.measure(feed.run(CancellationToken::new())));
     let total = max_ticks.unwrap_or(0);
     // Every service reads every tick: strategy runner, risk manager, trading engine, portfolio.
+    let mut max_lag = vec![0u64; tick_readers.len()];
+    let mut by_million = Vec::new();
+    let mut million_started = started;
+    let mut max_tick_lag = vec![0i64; tick_readers.len()];
+    let mut lag_sampled = started;
     loop {
+        if lag_sampled.elapsed() >= Duration::from_secs(1) {
+            lag_sampled = Instant::now();
+            for ((_, stats, _), max) in tick_readers.iter().zip(max_tick_lag.iter_mut()) {
+                *max = (*max).max(tick_lag(&stats.lag()));
+            }
+        }
         let published = feed_stats.published.load(Ordering::Relaxed);
+        let read_by_all = tick_readers
+            .iter()
+            .map(|(_, s, _)| ProcessorStats::get(&s.events_in))
+            .min()
+            .unwrap_or(0);
+        if read_by_all >= (by_million.len() as u64 + 1) * 1_000_000 {
+            by_million.push(1e6 / million_started.elapsed().as_secs_f64().max(1e-9));
+            million_started = Instant::now();
+        }
+        for ((_, stats, _), max) in tick_readers.iter().zip(max_lag.iter_mut()) {
+            // Inputs other than ticks count too, so this is a floor of the ticks behind.
+            let behind = published.saturating_sub(ProcessorStats::get(&stats.events_in));
+            *max = (*max).max(behind);
+        }
         let done = published >= total
             && tick_readers
                 .iter()
@@ -366,13 +523,19 @@ async fn phase(
     let feed_busy_seconds = feed_busy.seconds();
     let services = tick_readers
         .iter()
-        .map(|(group, stats, busy)| ServiceLoad {
-            group: group.clone(),
-            busy_seconds: busy.seconds(),
-            events_in: ProcessorStats::get(&stats.events_in),
-            conflated: ProcessorStats::get(&stats.conflated),
-            events_out: ProcessorStats::get(&stats.events_out),
-        })
+        .zip(max_lag.into_iter().zip(max_tick_lag))
+        .map(
+            |((group, stats, busy), (max_lag_ticks, max_tick_lag_records))| ServiceLoad {
+                group: group.clone(),
+                busy_seconds: busy.seconds(),
+                events_in: ProcessorStats::get(&stats.events_in),
+                conflated: ProcessorStats::get(&stats.conflated),
+                events_out: ProcessorStats::get(&stats.events_out),
+                max_lag_ticks,
+                max_tick_lag_records,
+                lag: stats.lag(),
+            },
+        )
         .collect();
     feed_task.await??;
     // Let the last signals become fills, then stop.
@@ -385,33 +548,87 @@ async fn phase(
         RecordValue::Bytes(b) => Envelope::from_json(&b).ok().map(Arc::new),
     };
     // On Kafka the topics outlive a phase: only this phase's events count.
-    let tick_times: HashMap<CorrelationId, Timestamp> = log
-        .read_all(&TopicMap::market_ticks())
-        .await?
-        .into_iter()
-        .filter_map(|r| decode(r.value))
-        .filter(|e| e.ts >= start_at)
+    let topics = TopicMap::new(Broker::Paper);
+    let events_of = |topic: String| {
+        let log = log.clone();
+        async move {
+            let records = log.read_all(&topic).await?;
+            Ok::<_, anyhow::Error>(
+                records
+                    .into_iter()
+                    .filter_map(|r| decode(r.value))
+                    .filter(|e| e.ts >= start_at)
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    // Latencies are the latency phase's; the throughput phase's ticks (millions, perhaps) are
+    // not read back.
+    let ticks = if rate > 0 {
+        events_of(TopicMap::market_ticks()).await?
+    } else {
+        Vec::new()
+    };
+    let tick_times: HashMap<CorrelationId, Timestamp> = ticks
+        .iter()
         .map(|e| (e.correlation_id.clone(), e.ts))
         .collect();
+    let by_id = |events: Vec<Arc<Envelope>>| -> HashMap<EventId, Arc<Envelope>> {
+        events.into_iter().map(|e| (e.id, e)).collect()
+    };
+    let ticks = by_id(ticks);
+    let (raw, validated) = if rate > 0 {
+        (
+            by_id(events_of(topics.signals_raw()).await?),
+            by_id(events_of(topics.signals_validated()).await?),
+        )
+    } else {
+        Default::default()
+    };
     let mut latencies = Vec::new();
-    let mut fill_count = 0u64;
-    for record in log
-        .read_all(&TopicMap::new(Broker::Paper).orders_filled())
-        .await?
-    {
-        let Some(e) = decode(record.value) else {
+    let mut hop_samples: [Vec<i64>; 3] = Default::default();
+    let fills = events_of(topics.orders_filled()).await?;
+    let fill_count = fills.len() as u64;
+    for fill in &fills {
+        if !matches!(fill.payload, Payload::OrderFilled(_)) {
+            continue;
+        }
+        if let Some(tick_at) = tick_times.get(&fill.correlation_id) {
+            latencies.push(fill.ts.unix_micros() - tick_at.unix_micros());
+        }
+        // The chain back to the tick, by causation: fill ← validated ← raw ← tick.
+        let cause = |events: &HashMap<EventId, Arc<Envelope>>, of: &Envelope| {
+            of.causation_id.and_then(|id| events.get(&id).cloned())
+        };
+        let Some(v) = cause(&validated, fill) else {
             continue;
         };
-        if e.ts < start_at {
-            continue;
-        }
-        fill_count += 1;
-        if let (Payload::OrderFilled(_), Some(tick_at)) =
-            (&e.payload, tick_times.get(&e.correlation_id))
-        {
-            latencies.push(e.ts.unix_micros() - tick_at.unix_micros());
+        let Some(r) = cause(&raw, &v) else { continue };
+        let Some(t) = cause(&ticks, &r) else { continue };
+        let chain = [&t, &r, &v];
+        let next = [&r, &v, fill];
+        for (samples, (from, to)) in hop_samples.iter_mut().zip(chain.iter().zip(next)) {
+            samples.push(to.ts.unix_micros() - from.ts.unix_micros());
         }
     }
+    let [tick_signal, signal_validated, validated_fill] = hop_samples;
+    let hops = vec![
+        HopLatency {
+            hop: "tick → signal",
+            through: "market.ticks, strategy_runner",
+            us: percentiles(tick_signal),
+        },
+        HopLatency {
+            hop: "signal → validated",
+            through: "signals.raw, risk_manager",
+            us: percentiles(signal_validated),
+        },
+        HopLatency {
+            hop: "validated → fill",
+            through: "signals.validated, trading_engine",
+            us: percentiles(validated_fill),
+        },
+    ];
     store.close().await;
     log.flush().await;
     Ok(PhaseResult {
@@ -419,7 +636,10 @@ async fn phase(
         elapsed,
         fills: fill_count,
         instruments: universe.len(),
+        samples: latencies.len(),
+        by_million,
         latencies,
+        hops,
         services,
         feed_busy_seconds,
         cpu_seconds,
@@ -462,6 +682,27 @@ async fn process_cpu_seconds() -> Option<f64> {
     cpu_seconds_of_stat(&stat)
 }
 
+/// Records behind on `market.ticks`, all partitions together.
+fn tick_lag(lag: &[alpha_panda_stream::PartitionLag]) -> i64 {
+    lag.iter()
+        .filter(|l| l.topic == TopicMap::market_ticks_str())
+        .map(|l| l.lag)
+        .sum()
+}
+
+/// This process's peak resident set (`VmHWM` in `/proc/self/status`), MiB; `None` where there is
+/// no such file.
+async fn peak_resident_mib() -> Option<f64> {
+    let status = tokio::fs::read_to_string("/proc/self/status").await.ok()?;
+    peak_resident_of_status(&status)
+}
+
+fn peak_resident_of_status(status: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// utime + stime of a `/proc/<pid>/stat` line, in seconds. The fields are counted after the
 /// command name, which is in parentheses and may itself hold spaces.
 fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
@@ -500,6 +741,14 @@ mod tests {
         let stat = "4242 (alpha panda) R 1 4242 4242 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 3 0";
         assert_eq!(cpu_seconds_of_stat(stat), Some(3.25));
         assert_eq!(cpu_seconds_of_stat("garbage"), None);
+    }
+
+    #[test]
+    fn peak_resident_memory_is_read_from_vm_hwm() {
+        let status =
+            "Name:\talpha-panda\nVmPeak:\t 900000 kB\nVmHWM:\t  409600 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(peak_resident_of_status(status), Some(400.0));
+        assert_eq!(peak_resident_of_status("Name: x"), None);
     }
 
     #[test]

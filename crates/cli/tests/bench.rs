@@ -1,0 +1,134 @@
+//! `bench pipeline` and `bench soak` in short forms: what they report is there and means what it
+//! says — fills made, latency split by hop, memory and throughput per million reported, on Kafka
+//! the broker alone measured with ratios against it, and a soak that held its lag. The figures
+//! themselves are not asserted: they are the bench's business, not a test's.
+
+use std::process::{Command, Stdio};
+
+use alpha_panda_stream::testing::TansuBroker;
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> (bool, Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_alpha-panda"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .current_dir(dir.path())
+        .env("ALPHA_PANDA__DATA_DIR", dir.path().join("data"))
+        .env("ALPHA_PANDA__LOGGING__LEVEL", "error")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    (output.status.success(), report, stderr)
+}
+
+fn assert_hops(report: &Value) {
+    let hops = report["hops"].as_array().expect("hops");
+    let names: Vec<&str> = hops.iter().map(|h| h["hop"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["tick → signal", "signal → validated", "validated → fill"]
+    );
+    for hop in hops {
+        assert!(hop["us"]["p50"].as_i64().unwrap() > 0, "{hop}");
+        assert!(
+            hop["us"]["p99"].as_i64() >= hop["us"]["p50"].as_i64(),
+            "{hop}"
+        );
+    }
+}
+
+#[test]
+fn pipeline_on_memory_reports_throughput_latency_by_hop_and_memory() {
+    let (ok, report, stderr) = bench(&[
+        "pipeline",
+        "--ticks",
+        "20000",
+        "--latency-rate",
+        "500",
+        "--latency-duration",
+        "2s",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(report["log"], "memory");
+    assert!(report["ticks_per_second"].as_f64().unwrap() > 0.0);
+    assert!(report["fills"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["latency_samples"].as_u64().unwrap() > 0, "{report}");
+    assert_hops(&report);
+    assert!(report["peak_resident_mib"].as_f64().unwrap() > 1.0);
+    // Fewer than a million ticks: no per-million figure yet.
+    assert_eq!(report["ticks_per_second_by_million"], serde_json::json!([]));
+    assert!(report["broker"].is_null() && report["against_broker"].is_null());
+    let services = report["services"].as_array().unwrap();
+    assert_eq!(services.len(), 4);
+    for service in services {
+        assert!(
+            service["events_in"].as_u64().unwrap() >= 20_000,
+            "{service}"
+        );
+        assert!(service["max_tick_lag_records"].as_i64().unwrap() >= 0);
+    }
+}
+
+#[test]
+fn pipeline_on_kafka_measures_the_broker_alone_and_reports_ratios() {
+    let broker = TansuBroker::start().expect("tansu");
+    let url = broker.log_url();
+    let (ok, report, stderr) = bench(&[
+        "pipeline",
+        "--log-url",
+        &url,
+        "--ticks",
+        "3000",
+        "--latency-rate",
+        "200",
+        "--latency-duration",
+        "2s",
+        "--broker-records",
+        "5000",
+        // Few instruments, so that the short latency phase warms the strategies up and fills.
+        "--instruments",
+        "5",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(report["log"], "kafka");
+    assert!(report["fills"].as_u64().unwrap() > 0, "{report}");
+    assert_hops(&report);
+    let alone = &report["broker"];
+    assert_eq!(alone["records"], 5000);
+    assert!(alone["record_bytes"].as_u64().unwrap() > 200, "{alone}");
+    assert!(alone["produce_per_second"].as_f64().unwrap() > 0.0);
+    assert!(alone["consume_per_second"].as_f64().unwrap() > 0.0);
+    assert!(alone["hop_us"]["p99"].as_i64().unwrap() > 0, "{alone}");
+    // The ratios are the pipeline's figures over the broker's, as printed.
+    let ratios = &report["against_broker"];
+    let throughput = report["ticks_per_second"].as_f64().unwrap()
+        / alone["produce_per_second"].as_f64().unwrap();
+    assert!((ratios["throughput"].as_f64().unwrap() - throughput).abs() < 1e-9);
+    let latency = report["tick_to_fill_us"]["p99"].as_f64().unwrap()
+        / (4.0 * alone["hop_us"]["p99"].as_f64().unwrap());
+    assert!((ratios["tick_to_fill_p99"].as_f64().unwrap() - latency).abs() < 1e-9);
+}
+
+#[test]
+fn a_short_soak_holds_its_lag_and_says_so() {
+    let (ok, report, stderr) = bench(&[
+        "soak",
+        "--duration",
+        "3s",
+        "--rate",
+        "300",
+        "--instruments",
+        "5",
+    ]);
+    assert!(ok, "{report}\n{stderr}");
+    assert_eq!(report["ticks"], 900);
+    assert_eq!(report["held"], true);
+    assert!(report["max_lag_seconds"].as_f64().unwrap() <= 1.0);
+    assert_eq!(report["services"].as_array().unwrap().len(), 4);
+    assert!(report["fills"].as_u64().unwrap() > 0, "{report}");
+}
