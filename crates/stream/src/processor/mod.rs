@@ -2,17 +2,16 @@
 //!
 //! For each record: decode → dedup → handle → hand outputs to the log → mark processed → commit
 //! (batched; a commit only ever covers records whose effects are done, their outputs acknowledged
-//! first, see [`publish`]). Marks reach the
-//! dedup store just before the commit that covers their inputs, when a stateful handler's effects
-//! are durable; until then the runtime recognises duplicates itself. A last-value record that a
-//! later one of the same key in the fetched batch supersedes is left out when the handler
-//! conflates its type (see [`crate::conflation`]). A stateful handler's checkpoint is written in
-//! the background while records keep flowing, and the offsets it covers are committed when it is
-//! durable. Poison goes straight to `{topic}.dlq`; transient and infrastructure failures are
-//! retried with backoff and jitter, without committing, until the retry budget sends the input to
-//! the DLQ (infrastructure failures — a dependency down — are waited for without a budget).
-//! Shutdown stops taking input, finishes the record in flight, runs the handler's last
-//! words, commits, and leaves the group.
+//! first, see [`publish`]). Marks reach the dedup store just before the commit that covers their
+//! inputs, when a stateful handler's effects are durable; until then the runtime recognises
+//! duplicates itself. A last-value record that a later one of the same key in the fetched batch
+//! supersedes is left out when the handler conflates its type (see [`crate::conflation`]). A
+//! stateful handler's checkpoint is written in the background while records keep flowing, and the
+//! offsets it covers are committed when it is durable. Poison goes straight to `{topic}.dlq`;
+//! transient and infrastructure failures are retried with backoff and jitter, without committing,
+//! until the retry budget sends the input to the DLQ (infrastructure failures — a dependency down —
+//! are waited for without a budget). Shutdown stops taking input, finishes the record in flight,
+//! runs the handler's last words, commits, and leaves the group.
 //!
 //! This file is the consume loop and the handling of one record; [`commit`] holds the commit and
 //! checkpoint discipline, [`publish`] how outputs reach the log, [`alerts`] what is raised while a
