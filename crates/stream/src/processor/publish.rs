@@ -11,8 +11,10 @@
 //! read again, and their outputs, whose ids derive from them, are deduplicated downstream.
 //!
 //! The producer is idempotent, so records of one partition are written in the order they were
-//! enqueued. A record the producer gave up on (the broker away longer than `message.timeout.ms`)
-//! is sent again when it is settled, in the order it was first sent, until the broker takes it.
+//! enqueued. A record the producer gave up on (the broker away longer than `message.timeout.ms`,
+//! and then every record queued behind it fails too) is sent again when it is settled, in the
+//! order it was first sent, until the broker takes it; only then can it land after a record
+//! enqueued later that did get through, and consumers deduplicate by id either way.
 //!
 //! [`Log::send_unacknowledged`]: crate::log::Log::send_unacknowledged
 
