@@ -33,7 +33,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::handler::CommitOffset;
 use crate::identity::LogIdentity;
-use crate::record::{Delivery, OutgoingRecord, PartitionLag, Record, RecordValue};
+use crate::record::{header, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue};
 use crate::LogError;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -653,10 +653,13 @@ async fn close<C: ConsumerContext + 'static>(consumer: Arc<StreamConsumer<C>>) {
 }
 
 fn to_record<M: Message>(message: &M) -> Record {
+    // The envelope's own headers repeat what the value says and nothing here reads them: left on
+    // the wire, they would cost every consumer fourteen strings per record.
     let headers = message
         .headers()
         .map(|hs| {
             hs.iter()
+                .filter(|h| !header::is_envelope_header(h.key))
                 .map(|h| {
                     (
                         h.key.to_string(),

@@ -22,6 +22,21 @@ pub mod header {
     pub const SCHEMA_VERSION: &str = "schema-version";
     /// Always `application/json`.
     pub const CONTENT_TYPE: &str = "content-type";
+
+    /// Whether `name` is one of the headers an envelope travels with: they repeat what the
+    /// envelope itself says, for readers outside Alpha Panda.
+    pub fn is_envelope_header(name: &str) -> bool {
+        [
+            EVENT_ID,
+            EVENT_TYPE,
+            CORRELATION_ID,
+            CAUSATION_ID,
+            TRACEPARENT,
+            SCHEMA_VERSION,
+            CONTENT_TYPE,
+        ]
+        .contains(&name)
+    }
 }
 
 /// The headers an envelope travels with.
@@ -287,6 +302,29 @@ fn murmur2(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelope_headers_are_told_from_the_others() {
+        let at = alpha_panda_core::Timestamp::from_unix_micros(0).unwrap();
+        let alert = alpha_panda_core::Alert {
+            kind: alpha_panda_core::AlertKind::CheckpointFailing,
+            severity: alpha_panda_core::AlertSeverity::Warning,
+            service: "test".into(),
+            message: "a test".into(),
+            since: at,
+        };
+        let envelope = Envelope::root(
+            Payload::Alert(alert),
+            "k".into(),
+            alpha_panda_core::EventBroker::Shared,
+            "test",
+            at,
+        );
+        for (name, _) in envelope_headers(&envelope) {
+            assert!(header::is_envelope_header(&name), "{name}");
+        }
+        assert!(!header::is_envelope_header(crate::dlq::REPLAY_GROUP_HEADER));
+    }
 
     #[test]
     fn murmur2_matches_kafka_reference_values() {
