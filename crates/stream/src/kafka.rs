@@ -189,10 +189,6 @@ impl KafkaLog {
         if let Some(key) = record.key() {
             future = future.key(key);
         }
-        let refused = |reason: String| LogError::Produce {
-            topic: record.topic.to_string(),
-            reason,
-        };
         let full_since = tokio::time::Instant::now();
         loop {
             match self.producer.send_result(future) {
@@ -209,7 +205,12 @@ impl KafkaLog {
                     future = returned;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                Err((e, _)) => return Err(refused(e.to_string())),
+                Err((e, _)) => {
+                    return Err(LogError::Produce {
+                        topic: record.topic.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
             }
         }
     }

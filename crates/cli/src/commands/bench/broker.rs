@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use alpha_panda_core::{Envelope, EventBroker, Payload, TopicMap};
 use alpha_panda_services::TickSimulator;
+use alpha_panda_stream::kafka::KafkaLog;
 use alpha_panda_stream::{Log, OutgoingRecord, RecordValue};
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -66,26 +67,16 @@ pub async fn measure(
         .find(|t| t.name == TopicMap::market_ticks())
         .map(|t| t.partitions)
         .unwrap_or(1);
-    let value = sample_tick()?;
-    let record_bytes = value.len();
-    let run = uuid::Uuid::now_v7().simple().to_string();
-    let keys: Vec<Arc<str>> = (0..50)
-        .map(|n| Arc::from((408_065 + n).to_string()))
-        .collect();
-    let record = |n: u64, headers: Vec<(String, String)>| OutgoingRecord {
-        topic: format!("bench.broker.{run}").into(),
-        key: Some(keys[(n % keys.len() as u64) as usize].clone()),
-        value: RecordValue::Bytes(value.clone()),
-        headers,
-    };
-    let topic = format!("bench.broker.{run}");
+    let records_like = TickRecords::new()?;
+    let record_bytes = records_like.value.len();
+    let topic = format!("bench.broker.{}", uuid::Uuid::now_v7().simple());
     log.create_topic(&topic, partitions, 1, 3_600_000).await?;
 
     // Produce: enqueue everything, then wait for the acknowledgements in order.
     let started = Instant::now();
     let mut pending = Vec::with_capacity(records as usize);
     for n in 0..records {
-        pending.push(kafka.enqueue(&record(n, Vec::new())).await?);
+        pending.push(kafka.enqueue(&records_like.record(&topic, n)).await?);
     }
     for delivery in pending {
         delivery.acknowledged().await?;
@@ -93,8 +84,7 @@ pub async fn measure(
     let produce_seconds = started.elapsed().as_secs_f64();
 
     // Consume: a group member like the services', from its first record to its last.
-    let mut consumer =
-        log.consumer(&format!("bench.broker.{run}"), std::slice::from_ref(&topic))?;
+    let mut consumer = log.consumer(&topic, std::slice::from_ref(&topic))?;
     let mut read = 0u64;
     let mut first_at = None;
     let deadline = Instant::now() + JOIN_LIMIT + Duration::from_secs(records / 1_000 + 10);
@@ -110,7 +100,15 @@ pub async fn measure(
     let consume_seconds = first_at.map_or(0.0, |at| at.elapsed().as_secs_f64());
     let _ = consumer.close(&[]).await;
 
-    let hop_us = one_hop(log, &topic, partitions, hop_rate, hop_duration, &record).await?;
+    let hop_us = one_hop(
+        kafka,
+        &topic,
+        partitions,
+        hop_rate,
+        hop_duration,
+        &records_like,
+    )
+    .await?;
     Ok(BrokerReport {
         records,
         record_bytes,
@@ -123,13 +121,14 @@ pub async fn measure(
 
 /// One hop's latency: a consumer that has joined its group, and records paced at `rate`.
 async fn one_hop(
-    log: &Log,
+    kafka: &KafkaLog,
     topic: &str,
     partitions: i32,
     rate: u32,
     duration: Duration,
-    record: &impl Fn(u64, Vec<(String, String)>) -> OutgoingRecord,
+    records_like: &TickRecords,
 ) -> anyhow::Result<Percentiles> {
+    let log = Log::Kafka(kafka.clone());
     let hop_topic = format!("{topic}.hop");
     log.create_topic(&hop_topic, partitions, 1, 3_600_000)
         .await?;
@@ -138,19 +137,13 @@ async fn one_hop(
         std::slice::from_ref(&hop_topic),
     )?;
     let base = Instant::now();
-    let stamped = |n: u64| {
-        let mut r = record(
-            n,
-            vec![(SENT_AT_HEADER.into(), micros_since(base).to_string())],
-        );
-        r.topic = hop_topic.clone().into();
-        r
-    };
     // Warm up until the consumer has joined and reads what is sent; only later records count.
     let joined_by = Instant::now() + JOIN_LIMIT;
     let mut n = 0u64;
     loop {
-        log.send(stamped(n)).await?;
+        kafka
+            .send(&records_like.stamped(&hop_topic, n, base))
+            .await?;
         n += 1;
         if consumer.poll(Duration::from_millis(200)).await?.is_some() {
             break;
@@ -163,21 +156,21 @@ async fn one_hop(
     while consumer.poll(Duration::from_millis(300)).await?.is_some() {}
     let probes = (u64::from(rate.max(1)) * duration.as_secs().max(1)).max(100);
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let sends: Vec<OutgoingRecord> = (0..probes).map(|k| record(n + k, Vec::new())).collect();
     let producer = {
-        let log = log.clone();
+        let kafka = kafka.clone();
+        let records_like = records_like.clone();
         let hop_topic = hop_topic.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut pending = Vec::new();
-            for mut r in sends {
+            for k in n..n + probes {
                 ticker.tick().await;
-                r.topic = hop_topic.clone().into();
-                r.headers = vec![(SENT_AT_HEADER.into(), micros_since(base).to_string())];
-                if let Log::Kafka(k) = &log {
-                    pending.push(k.enqueue(&r).await?);
-                }
+                pending.push(
+                    kafka
+                        .enqueue(&records_like.stamped(&hop_topic, k, base))
+                        .await?,
+                );
             }
             for p in pending {
                 p.acknowledged().await?;
@@ -212,6 +205,41 @@ async fn one_hop(
         );
     }
     Ok(percentiles(latencies))
+}
+
+/// Records of a tick's size: one enveloped tick, serialised once, under the keys of 50 instruments.
+#[derive(Clone)]
+struct TickRecords {
+    value: bytes::Bytes,
+    keys: Vec<Arc<str>>,
+}
+
+impl TickRecords {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            value: sample_tick()?,
+            keys: (0..50)
+                .map(|n| Arc::from((408_065 + n).to_string()))
+                .collect(),
+        })
+    }
+
+    /// The `n`th record for `topic`.
+    fn record(&self, topic: &str, n: u64) -> OutgoingRecord {
+        OutgoingRecord {
+            topic: topic.to_string().into(),
+            key: Some(self.keys[(n % self.keys.len() as u64) as usize].clone()),
+            value: RecordValue::Bytes(self.value.clone()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same, stamped with the time it is sent, in microseconds since `base`.
+    fn stamped(&self, topic: &str, n: u64, base: Instant) -> OutgoingRecord {
+        let mut record = self.record(topic, n);
+        record.headers = vec![(SENT_AT_HEADER.into(), micros_since(base).to_string())];
+        record
+    }
 }
 
 fn micros_since(base: Instant) -> i64 {

@@ -61,18 +61,29 @@ pub enum BenchTarget {
     Soak(soak::SoakArgs),
 }
 
-/// Arguments of `bench pipeline`.
+/// The pipeline a bench builds: what it simulates and the log it runs on.
 #[derive(Debug, Args)]
-pub struct PipelineArgs {
-    /// Ticks in the throughput phase.
-    #[arg(long, default_value_t = 500_000)]
-    pub ticks: u64,
+pub struct Shape {
     /// Instruments simulated (at most the bundled universe).
     #[arg(long, default_value_t = 50)]
     pub instruments: usize,
     /// Strategies, each over every simulated instrument (alternating ema_cross / mean_reversion).
     #[arg(long, default_value_t = 4)]
     pub strategies: usize,
+    /// The log to run on: `memory://` or `kafka://host:port` (topics are created as needed).
+    #[arg(long, default_value = "memory://")]
+    pub log_url: String,
+}
+
+/// Arguments of `bench pipeline`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Ticks in the throughput phase.
+    #[arg(long, default_value_t = 500_000)]
+    pub ticks: u64,
+    /// The pipeline.
+    #[command(flatten)]
+    pub shape: Shape,
     /// Ticks per second in the latency phase.
     #[arg(long, default_value_t = 2_000)]
     pub latency_rate: u32,
@@ -82,9 +93,6 @@ pub struct PipelineArgs {
     /// Records the broker alone is measured with (Kafka only).
     #[arg(long, default_value_t = 100_000)]
     pub broker_records: u64,
-    /// The log to run on: `memory://` or `kafka://host:port` (topics are created as needed).
-    #[arg(long, default_value = "memory://")]
-    pub log_url: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -200,8 +208,8 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCo
 
 async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<ExitCode> {
     // The broker alone first, while it holds nothing of the pipeline's.
-    let broker = if args.log_url.starts_with("kafka") {
-        let log = Log::connect(&args.log_url, &settings.log.kafka)?;
+    let broker = if args.shape.log_url.starts_with("kafka") {
+        let log = Log::connect(&args.shape.log_url, &settings.log.kafka)?;
         // The pipeline's topics, so that the broker's records spread over as many partitions.
         let overlay = settings.topic_overlay(log.broker_count().await?);
         reconcile_topics(&log, &[Broker::Paper], &overlay, true).await?;
@@ -218,9 +226,9 @@ async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<Ex
     } else {
         None
     };
-    let throughput = phase(settings, args, 0, Some(args.ticks)).await?;
+    let throughput = phase(settings, &args.shape, 0, Some(args.ticks)).await?;
     let rate_ticks = u64::from(args.latency_rate) * args.latency_duration.as_secs().max(1);
-    let latency = phase(settings, args, args.latency_rate, Some(rate_ticks)).await?;
+    let latency = phase(settings, &args.shape, args.latency_rate, Some(rate_ticks)).await?;
     let ticks_per_second = args.ticks as f64 / throughput.elapsed.as_secs_f64().max(1e-9);
     let tick_to_fill_us = percentiles(latency.latencies);
     let against_broker = broker.as_ref().map(|b| AgainstBroker {
@@ -231,7 +239,7 @@ async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<Ex
         log: throughput.log,
         ticks: args.ticks,
         instruments: throughput.instruments,
-        strategies: args.strategies,
+        strategies: args.shape.strategies,
         seconds: throughput.elapsed.as_secs_f64(),
         ticks_per_second,
         ticks_per_second_by_million: throughput.by_million,
@@ -342,7 +350,7 @@ struct PhaseResult {
 /// One pipeline, fresh backends, `max_ticks` at `rate` (0: as fast as possible).
 async fn phase(
     settings: &Settings,
-    args: &PipelineArgs,
+    shape: &Shape,
     rate: u32,
     max_ticks: Option<u64>,
 ) -> anyhow::Result<PhaseResult> {
@@ -355,7 +363,7 @@ async fn phase(
     store.migrate().await?;
     let cache = Cache::connect("memory://", "bench:").await?;
     let log = Log::connect_with(
-        &args.log_url,
+        &shape.log_url,
         &settings.log.kafka,
         settings.log.memory_config(),
     )?;
@@ -372,7 +380,7 @@ async fn phase(
 
     let universe: Vec<_> = nse_universe()
         .into_iter()
-        .take(args.instruments.max(1))
+        .take(shape.instruments.max(1))
         .collect();
     store.instruments().upsert_many(&universe).await?;
     let instruments: Arc<HashMap<_, _>> = Arc::new(
@@ -383,7 +391,7 @@ async fn phase(
     );
     let tokens: Vec<u32> = universe.iter().map(|i| i.instrument_token.0).collect();
     let mut strategies = Vec::new();
-    for n in 0..args.strategies {
+    for n in 0..shape.strategies {
         let (kind, parameters) = if n % 2 == 0 {
             (
                 "ema_cross",

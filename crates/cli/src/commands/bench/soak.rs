@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use super::{percentiles, phase, HopLatency, Percentiles, PipelineArgs};
+use super::{percentiles, phase, HopLatency, Percentiles, Shape};
 use crate::settings::Settings;
 
 /// Arguments of `bench soak`.
@@ -22,18 +22,12 @@ pub struct SoakArgs {
     /// Ticks per second (take 80% of what `bench pipeline` measured).
     #[arg(long)]
     pub rate: u32,
-    /// Instruments simulated (at most the bundled universe).
-    #[arg(long, default_value_t = 50)]
-    pub instruments: usize,
-    /// Strategies, each over every simulated instrument.
-    #[arg(long, default_value_t = 4)]
-    pub strategies: usize,
+    /// The pipeline.
+    #[command(flatten)]
+    pub shape: Shape,
     /// The most any service may fall behind the feed.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub max_lag: Duration,
-    /// The log to run on: `memory://` or `kafka://host:port`.
-    #[arg(long, default_value = "memory://")]
-    pub log_url: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -86,17 +80,7 @@ pub struct SoakService {
 pub async fn run(settings: &Settings, args: &SoakArgs) -> anyhow::Result<ExitCode> {
     let rate = args.rate.max(1);
     let ticks = u64::from(rate) * args.duration.as_secs().max(1);
-    let pipeline = PipelineArgs {
-        ticks,
-        instruments: args.instruments,
-        strategies: args.strategies,
-        latency_rate: rate,
-        latency_duration: args.duration,
-        broker_records: 0,
-        log_url: args.log_url.clone(),
-        json: args.json,
-    };
-    let result = phase(settings, &pipeline, rate, Some(ticks)).await?;
+    let result = phase(settings, &args.shape, rate, Some(ticks)).await?;
     let services: Vec<SoakService> = result
         .services
         .iter()
