@@ -22,6 +22,9 @@ use uuid::Uuid;
 pub struct EventId(pub Uuid);
 
 impl EventId {
+    /// The nil id: stands in for an id not known yet, and is never published.
+    pub const PLACEHOLDER: Self = Self(Uuid::nil());
+
     /// A fresh, time-ordered id for a root event (one with no cause, such as a tick).
     pub fn new_root() -> Self {
         Self(Uuid::now_v7())

@@ -71,7 +71,22 @@ impl Price {
 
     /// Whether the price lies on a grid of `tick_size` (e.g. 0.05).
     pub fn is_on_tick(self, tick_size: Decimal) -> bool {
-        tick_size > Decimal::ZERO && (self.0 % tick_size).is_zero()
+        if tick_size <= Decimal::ZERO {
+            return false;
+        }
+        // Every tick is checked: ordinary prices and tick sizes are brought to one scale and
+        // compared as integers, which is exact and skips the 96-bit remainder.
+        let scale = self.0.scale().max(tick_size.scale());
+        let at_scale = |d: Decimal| {
+            let mantissa = i64::try_from(d.mantissa()).ok()?;
+            10i64
+                .checked_pow(scale - d.scale())
+                .and_then(|factor| mantissa.checked_mul(factor))
+        };
+        match (at_scale(self.0), at_scale(tick_size)) {
+            (Some(price), Some(tick)) => price % tick == 0,
+            _ => (self.0 % tick_size).is_zero(),
+        }
     }
 }
 
@@ -177,6 +192,17 @@ mod tests {
     #[test]
     fn notional_is_exact() {
         assert_eq!(Price(dec!(2450.05)) * Quantity(3), Money(dec!(7350.15)));
+    }
+
+    proptest::proptest! {
+        /// The integer path agrees with the decimal remainder, at every scale and size.
+        #[test]
+        fn tick_grid_is_the_remainder(mantissa in proptest::prelude::any::<i64>(), scale in 0u32..=28,
+                                      tick in 1i64..10_000, tick_scale in 0u32..=6) {
+            let price = Price(Decimal::new(mantissa, scale));
+            let tick_size = Decimal::new(tick, tick_scale);
+            proptest::prop_assert_eq!(price.is_on_tick(tick_size), (price.0 % tick_size).is_zero());
+        }
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub mod trading_engine;
 
 pub use error::ServiceError;
 pub use market_feed::{
-    nse_universe, parse_ticks_csv, ticks_to_csv, BadRow, CsvReplay, TickSimulator,
+    nse_universe, parse_ticks_csv, ticks_to_csv, BadRow, CsvColumns, CsvReplay, TickSimulator,
+    COLUMNS,
 };
 pub use portfolio_manager::{Portfolio, Position};
 pub use risk_manager::{evaluate, rule_names, RiskDecision, RiskLimits, RiskState};

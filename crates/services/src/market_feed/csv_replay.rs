@@ -65,12 +65,47 @@ pub const COLUMNS: [&str; 14] = [
     "oi",
 ];
 
-/// Column positions found in the header.
-struct Header {
+/// Where each of [`COLUMNS`] sits in a file, from its header: what turns one record into a tick.
+#[derive(Debug, Clone)]
+pub struct CsvColumns {
     positions: Vec<Option<usize>>,
 }
 
-impl Header {
+impl CsvColumns {
+    /// The columns of a file whose header row is `header`.
+    ///
+    /// # Errors
+    /// [`ServiceError::CsvMissingColumn`] when a required column is absent.
+    pub fn from_header<'h>(
+        header: impl IntoIterator<Item = &'h str>,
+    ) -> Result<Self, ServiceError> {
+        let header: Vec<&str> = header.into_iter().map(str::trim).collect();
+        let positions = COLUMNS
+            .iter()
+            .map(|c| header.iter().position(|h| h == c))
+            .collect::<Vec<_>>();
+        for required in ["exchange_timestamp", "instrument_token", "last_price"] {
+            let index = COLUMNS.iter().position(|c| *c == required).unwrap_or(0);
+            if positions[index].is_none() {
+                return Err(ServiceError::CsvMissingColumn { column: required });
+            }
+        }
+        Ok(Self { positions })
+    }
+
+    /// The position in a record of `COLUMNS[column]`, when the file has it.
+    pub fn position(&self, column: usize) -> Option<usize> {
+        self.positions[column]
+    }
+
+    /// The tick in `record`, or why the row cannot be one.
+    ///
+    /// # Errors
+    /// The reason, naming the column and the value.
+    pub fn parse(&self, record: &csv::StringRecord) -> Result<MarketTick, String> {
+        parse_row(self, record)
+    }
+
     fn get<'r>(&self, record: &'r csv::StringRecord, column: usize) -> Option<&'r str> {
         self.positions[column]
             .and_then(|i| record.get(i))
@@ -94,17 +129,7 @@ pub fn parse_ticks_csv(input: &str) -> Result<CsvReplay, ServiceError> {
         .headers()
         .map_err(|e| ServiceError::CsvHeader(e.to_string()))?
         .clone();
-    let positions = COLUMNS
-        .iter()
-        .map(|c| header.iter().position(|h| h.trim() == *c))
-        .collect::<Vec<_>>();
-    for required in ["exchange_timestamp", "instrument_token", "last_price"] {
-        let index = COLUMNS.iter().position(|c| *c == required).unwrap_or(0);
-        if positions[index].is_none() {
-            return Err(ServiceError::CsvMissingColumn { column: required });
-        }
-    }
-    let header = Header { positions };
+    let header = CsvColumns::from_header(header.iter())?;
     let mut out = CsvReplay::default();
     for (ordinal, record) in reader.records().enumerate() {
         let fallback_line = ordinal as u64 + 2;
@@ -125,7 +150,7 @@ pub fn parse_ticks_csv(input: &str) -> Result<CsvReplay, ServiceError> {
     Ok(out)
 }
 
-fn parse_row(h: &Header, r: &csv::StringRecord) -> Result<MarketTick, String> {
+fn parse_row(h: &CsvColumns, r: &csv::StringRecord) -> Result<MarketTick, String> {
     let required = |i: usize| {
         h.get(r, i)
             .ok_or_else(|| format!("{} is empty", COLUMNS[i]))

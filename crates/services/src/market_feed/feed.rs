@@ -33,7 +33,7 @@ const MAX_UNACKNOWLEDGED: usize = 8 * MAX_BATCH;
 /// Where ticks come from.
 ///
 /// A simulated session with a fixed start, or a replayed file, can publish *deterministic* tick
-/// ids: tick `n` gets `derive_event_id(base, "market_feed", n)`. Every id downstream derives from
+/// ids ([`TickIds`]). Every id downstream derives from
 /// the tick ids, so the same seed or file yields byte-identical orders and fills run after run.
 pub enum TickSource {
     /// A seeded random walk.
@@ -126,7 +126,6 @@ impl MarketFeed {
             topic: TopicMap::market_ticks_str(),
             ids: None,
             sequence: 0,
-            scope: None,
             unacknowledged: VecDeque::new(),
         };
         match source {
@@ -138,7 +137,7 @@ impl MarketFeed {
                 max_ticks,
                 ids,
             } => {
-                publisher.ids = ids;
+                publisher.ids = ids.map(TickIds::new);
                 let step_micros = i64::try_from(step.as_micros()).unwrap_or(i64::MAX);
                 let mut n: u64 = 0;
                 let mut next = move || {
@@ -159,7 +158,7 @@ impl MarketFeed {
                 ticks_per_second,
                 ids,
             } => {
-                publisher.ids = ids;
+                publisher.ids = ids.map(TickIds::new);
                 for row in &bad_rows {
                     warn!(line = row.line, reason = %row.reason, "tick CSV row skipped");
                 }
@@ -194,10 +193,8 @@ struct Publisher {
     guard: TickGuard,
     stats: Arc<FeedStats>,
     topic: &'static str,
-    ids: Option<EventId>,
+    ids: Option<TickIds>,
     sequence: u64,
-    /// The id scope of the current 2^32 ticks (`market_feed:{sequence >> 32}`), built once.
-    scope: Option<(u64, String)>,
     /// Ticks handed to the log, oldest first, whose acknowledgements are still to come.
     unacknowledged: VecDeque<Unacknowledged>,
 }
@@ -206,7 +203,12 @@ struct Publisher {
 /// time, or a file's digest): a UUIDv7 whose timestamp is `at`, so derived ids still sort by time.
 pub fn deterministic_ids(identity: &[u8], at: Timestamp) -> EventId {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(identity);
+    deterministic_ids_of_digest(&Sha256::digest(identity).into(), at)
+}
+
+/// [`deterministic_ids`] from the SHA-256 of the identity, for a source hashed as it is read (a
+/// tick file too large to hold).
+pub fn deterministic_ids_of_digest(digest: &[u8; 32], at: Timestamp) -> EventId {
     let millis = u64::try_from(at.unix_micros() / 1000).unwrap_or(0);
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
@@ -214,6 +216,36 @@ pub fn deterministic_ids(identity: &[u8], at: Timestamp) -> EventId {
     bytes[6] = (bytes[6] & 0x0f) | 0x70;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     EventId(uuid::Uuid::from_bytes(bytes))
+}
+
+/// Deterministic tick ids: the `n`-th tick of a source (counting every tick it yields, refused or
+/// not) gets `derive_event_id(base, "market_feed:{n >> 32}", n as u32)`. The feed and the backtest
+/// both number ticks through this, so a backtest's orders and fills carry a run's ids.
+#[derive(Debug, Clone)]
+pub struct TickIds {
+    base: EventId,
+    /// The id scope of the current 2^32 ticks, built once.
+    scope: (u64, String),
+}
+
+impl TickIds {
+    /// Ids derived from `base` ([`deterministic_ids`]).
+    pub fn new(base: EventId) -> Self {
+        Self {
+            base,
+            scope: (0, format!("{SERVICE}:0")),
+        }
+    }
+
+    /// The id of tick number `sequence`.
+    pub fn id(&mut self, sequence: u64) -> EventId {
+        // The high bits of the sequence go into the scope so ids never repeat.
+        let high = sequence >> 32;
+        if self.scope.0 != high {
+            self.scope = (high, format!("{SERVICE}:{high}"));
+        }
+        derive_event_id(self.base, &self.scope.1, sequence as u32)
+    }
 }
 
 impl Publisher {
@@ -296,15 +328,9 @@ impl Publisher {
             let payload = Payload::MarketTick(tick);
             // Every source tick takes its place in the sequence, refused or not, so a refusal never
             // moves the ids of the ticks after it.
-            let envelope = match self.ids {
-                Some(base) => {
-                    // The high bits of the sequence go into the scope so ids never repeat.
-                    let high = self.sequence >> 32;
-                    if self.scope.as_ref().is_none_or(|(h, _)| *h != high) {
-                        self.scope = Some((high, format!("market_feed:{high}")));
-                    }
-                    let scope = self.scope.as_ref().map_or("", |(_, s)| s.as_str());
-                    let id = derive_event_id(base, scope, self.sequence as u32);
+            let envelope = match &mut self.ids {
+                Some(ids) => {
+                    let id = ids.id(self.sequence);
                     self.emitter
                         .envelope_with_id(id, payload, key, EventBroker::Shared)
                 }

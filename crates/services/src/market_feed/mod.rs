@@ -7,7 +7,7 @@ pub mod simulator;
 pub mod tick_guard;
 pub mod universe;
 
-pub use csv_replay::{parse_ticks_csv, ticks_to_csv, BadRow, CsvReplay};
+pub use csv_replay::{parse_ticks_csv, ticks_to_csv, BadRow, CsvColumns, CsvReplay, COLUMNS};
 pub use simulator::TickSimulator;
 pub use tick_guard::{TickGuard, TickRejection};
 pub use universe::nse_universe;

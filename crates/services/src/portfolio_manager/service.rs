@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use alpha_panda_cache::PortfolioCache;
 use alpha_panda_core::{
-    calendar, keys, Broker, EventBroker, EventId, EventType, InstrumentToken, Money, Payload,
-    PnlSnapshot, PortfolioId, Price, SnapshotType, StrategyId, Timestamp, TopicMap,
+    calendar, keys, Broker, EventBroker, EventId, EventType, InstrumentToken, Money, OrderFilled,
+    Payload, PnlSnapshot, PortfolioId, Price, SnapshotType, StrategyId, Timestamp, TopicMap,
 };
 use alpha_panda_store::{OrderRecord, Store, StoreError, ValidationStatus};
 use alpha_panda_stream::{
@@ -57,13 +57,52 @@ impl Default for PortfolioSettings {
     }
 }
 
-/// What is checkpointed.
+/// The portfolios of one namespace, one per strategy, and the last price of every instrument:
+/// what is checkpointed, and what the backtest keeps.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PortfolioBook {
+pub struct PortfolioBook {
     portfolios: BTreeMap<StrategyId, Portfolio>,
     last_prices: BTreeMap<InstrumentToken, Price>,
     /// The IST trading day whose end-of-day snapshot was taken.
     end_of_day_taken: Option<NaiveDate>,
+}
+
+impl PortfolioBook {
+    /// Applies `fill` to its strategy's portfolio (opened with `initial_cash` on its first fill)
+    /// and marks the position at the instrument's last price.
+    pub fn apply_fill(&mut self, broker: Broker, initial_cash: Money, fill: &OrderFilled) {
+        let portfolio = self
+            .portfolios
+            .entry(fill.strategy_id.clone())
+            .or_insert_with(|| Portfolio::new(broker, fill.strategy_id.clone(), initial_cash));
+        portfolio.apply_fill(fill);
+        if let Some(last) = self.last_prices.get(&fill.instrument_token) {
+            portfolio.mark(fill.instrument_token, *last);
+        }
+    }
+
+    /// Marks every position in `token` at `price`; whether one was marked.
+    pub fn mark(&mut self, token: InstrumentToken, price: Price) -> bool {
+        self.last_prices.insert(token, price);
+        let mut marked = false;
+        for portfolio in self.portfolios.values_mut() {
+            if portfolio.positions.contains_key(&token) {
+                portfolio.mark(token, price);
+                marked = true;
+            }
+        }
+        marked
+    }
+
+    /// The portfolios, by strategy.
+    pub fn portfolios(&self) -> impl Iterator<Item = &Portfolio> {
+        self.portfolios.values()
+    }
+
+    /// The portfolio of `strategy`, once it has a fill.
+    pub fn portfolio(&self, strategy: &StrategyId) -> Option<&Portfolio> {
+        self.portfolios.get(strategy)
+    }
 }
 
 /// Counters the status line and metrics read.
@@ -288,18 +327,8 @@ impl Handler for PortfolioManager {
                     return Ok(Vec::new());
                 }
                 self.applied_fills.insert(envelope.id);
-                let initial_cash = self.settings.initial_cash;
-                let portfolio = self
-                    .book
-                    .portfolios
-                    .entry(fill.strategy_id.clone())
-                    .or_insert_with(|| {
-                        Portfolio::new(broker, fill.strategy_id.clone(), initial_cash)
-                    });
-                portfolio.apply_fill(fill);
-                if let Some(last) = self.book.last_prices.get(&fill.instrument_token) {
-                    portfolio.mark(fill.instrument_token, *last);
-                }
+                self.book
+                    .apply_fill(broker, self.settings.initial_cash, fill);
                 self.durable.effect(Effect::Fill {
                     broker,
                     event_id: envelope.id,
@@ -323,17 +352,7 @@ impl Handler for PortfolioManager {
                 record: OrderRecord::failed(failure, envelope.ts),
             }),
             Payload::MarketTick(tick) => {
-                self.book
-                    .last_prices
-                    .insert(tick.instrument_token, tick.last_price);
-                let mut marked = false;
-                for portfolio in self.book.portfolios.values_mut() {
-                    if portfolio.positions.contains_key(&tick.instrument_token) {
-                        portfolio.mark(tick.instrument_token, tick.last_price);
-                        marked = true;
-                    }
-                }
-                if marked {
+                if self.book.mark(tick.instrument_token, tick.last_price) {
                     self.durable.changed();
                 }
             }

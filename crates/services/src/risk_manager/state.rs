@@ -53,6 +53,9 @@ pub struct RiskState {
     /// re-sent after a restart is recognised whatever the dedup store forgot.
     #[serde(default)]
     pub applied_fills: BTreeMap<NaiveDate, BTreeSet<EventId>>,
+    /// The latest trading day [`RiskState::roll_to`] rolled to.
+    #[serde(default)]
+    pub rolled_to: Option<NaiveDate>,
     /// Units filled per order (signed), with the IST day of its last fill, for
     /// [`FILL_MEMORY_DAYS`] days: what a signal judged again after a restart already got.
     #[serde(default)]
@@ -211,6 +214,12 @@ impl RiskState {
     /// that was never reported complete is gone at the close) and fill ids older than
     /// [`FILL_MEMORY_DAYS`]. `true` when anything was dropped.
     pub fn roll_to(&mut self, trading_day: NaiveDate) -> bool {
+        // Every signal and fill asks; the maps are walked once per new day, not once per ask
+        // (walking them each time made a day's fills quadratic).
+        if self.rolled_to.is_some_and(|day| day >= trading_day) {
+            return false;
+        }
+        self.rolled_to = Some(trading_day);
         let before = (self.in_flight.len(), self.applied_fills.len());
         self.in_flight.retain(|_, order| order.day >= trading_day);
         if let Some(oldest) = trading_day.checked_sub_days(chrono::Days::new(FILL_MEMORY_DAYS)) {

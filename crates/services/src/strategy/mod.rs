@@ -34,7 +34,8 @@ pub trait Strategy: Send {
     /// The instruments the strategy trades; ticks of other instruments are ignored.
     fn instruments(&self) -> &[InstrumentToken];
     /// Handles one tick (`tick_event_id` is the tick event's id) and returns the signals it causes,
-    /// each carrying that tick as its [`TickRef`].
+    /// each carrying that tick as its [`TickRef`]. The id goes into the signals' `TickRef` and
+    /// nowhere else: the runner may pass a placeholder and set the real id on the signals.
     fn on_tick(&mut self, tick: &MarketTick, tick_event_id: EventId) -> Vec<TradingSignal>;
     /// The indicator state of every instrument, for the runner's checkpoint.
     fn save_state(&self) -> serde_json::Value;

@@ -14,8 +14,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use alpha_panda_core::{
-    derive_event_id, keys, Broker, EventBroker, EventId, InstrumentToken, Payload, Timestamp,
-    TopicMap, TradingSignal,
+    derive_event_id, keys, Broker, EventBroker, EventId, InstrumentToken, MarketTick, Payload,
+    Timestamp, TopicMap, TradingSignal,
 };
 use alpha_panda_store::{Store, StoreError, StrategyConfiguration};
 use alpha_panda_stream::{
@@ -220,6 +220,39 @@ impl StrategyRunner {
         self.strategies.len()
     }
 
+    /// Feeds `tick` to every strategy trading its instrument and appends their routed signals to
+    /// `outputs`. `tick_event_id` is asked only when a strategy signals: most ticks cause nothing,
+    /// and a host that derives tick ids (the backtest) need not derive the id of every tick. Each
+    /// strategy sees a placeholder id and its signals get the real one, which is all a strategy
+    /// does with it ([`Strategy::on_tick`]).
+    pub fn on_tick(
+        &mut self,
+        tick: &MarketTick,
+        tick_event_id: impl FnOnce() -> EventId,
+        outputs: &mut Vec<Output>,
+    ) {
+        let Some(indexes) = self.by_token.get(&tick.instrument_token) else {
+            return;
+        };
+        let mut tick_event_id = Some(tick_event_id);
+        let mut cause: Option<EventId> = None;
+        for &index in indexes {
+            let entry = &mut self.strategies[index];
+            let zerodha_enabled = entry.zerodha_trading_enabled;
+            let signals = entry.strategy.on_tick(tick, EventId::PLACEHOLDER);
+            if signals.is_empty() {
+                continue;
+            }
+            let cause = *cause.get_or_insert_with(|| {
+                tick_event_id.take().map_or(EventId::PLACEHOLDER, |id| id())
+            });
+            for (ordinal, mut signal) in signals.into_iter().enumerate() {
+                signal.tick.event_id = cause;
+                self.route(cause, ordinal as u32, signal, zerodha_enabled, outputs);
+            }
+        }
+    }
+
     /// Routes the `ordinal`-th signal a strategy emitted for the tick `cause` to each namespace it
     /// trades in. Its ids derive from the tick, the strategy and the namespace alone, never from
     /// where the strategy stands in the list of active ones: a restart with a strategy added or
@@ -305,26 +338,13 @@ impl Handler for StrategyRunner {
             }
             durable.saw(input.now);
         }
-        let Some(indexes) = self.by_token.get(&tick.instrument_token) else {
+        if !self.by_token.contains_key(&tick.instrument_token) {
             return Ok(outputs);
-        };
+        }
         if let Some(durable) = &mut self.durable {
             durable.changed();
         }
-        for &index in indexes {
-            let entry = &mut self.strategies[index];
-            let zerodha_enabled = entry.zerodha_trading_enabled;
-            let signals = entry.strategy.on_tick(tick, input.envelope.id);
-            for (ordinal, signal) in signals.into_iter().enumerate() {
-                self.route(
-                    input.envelope.id,
-                    ordinal as u32,
-                    signal,
-                    zerodha_enabled,
-                    &mut outputs,
-                );
-            }
-        }
+        self.on_tick(tick, || input.envelope.id, &mut outputs);
         Ok(outputs)
     }
 
