@@ -1,0 +1,533 @@
+//! The backtest: the services' decision cores — the strategy runner, the risk desk, the paper
+//! trader, the portfolio book — fed one tick at a time, in one thread, with no log and no runtime.
+//!
+//! Each tick is carried to the end of its causal chain before the next one is read: the paper
+//! trader's resting orders and the portfolios see the tick, the strategies answer it, every signal
+//! goes to the risk desk, every validated signal to the paper trader, and every fill or failure back
+//! to the desk and the book. The steps wait in one queue, first in first out, the way they would
+//! wait on the log's topics. Ids are derived as the runtime derives them (the tick's number in its
+//! file, then each output's place among its cause's outputs), so a backtest's orders and fills carry
+//! the ids `run` gives them, and the two can be diffed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpha_panda_core::{
+    derive_event_id, Broker, EventId, Instrument, InstrumentToken, MarketTick, Money, OrderId,
+    OrderType, Payload, PortfolioId, Price, Side, StrategyId, Timestamp,
+};
+use alpha_panda_services::market_feed::feed::{deterministic_ids_of_digest, TickIds};
+use alpha_panda_services::market_feed::TickGuard;
+use alpha_panda_services::portfolio_manager::service::PortfolioBook;
+use alpha_panda_services::risk_manager::RiskDesk;
+use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
+use alpha_panda_services::trading_engine::service::SERVICE as TRADING_ENGINE;
+use alpha_panda_services::{OrderEvent, PaperConfig, PaperTrader, Portfolio, RiskLimits};
+use alpha_panda_stream::Output;
+use rust_decimal::Decimal;
+use tracing::warn;
+
+use crate::history::{EquityPoint, FillRecord, History, PortfolioStart, PriceSeries, Rejection};
+
+/// A backtest's namespace: its orders are paper orders, its portfolios paper portfolios.
+const BROKER: Broker = Broker::Paper;
+
+/// The most points kept per instrument for the trades chart; past it, every other point goes and
+/// the stride doubles, so the chart's memory does not grow with the run.
+const CHART_POINTS: usize = 4096;
+
+/// What a backtest runs, all of it from the settings `run` uses (see the CLI's composition root).
+pub struct BacktestSetup {
+    /// The strategies.
+    pub strategies: Vec<RunnerStrategy>,
+    /// The paper namespace's risk limits.
+    pub limits: RiskLimits,
+    /// The paper fill model: slippage and fees.
+    pub paper: PaperConfig,
+    /// The instruments master (tick and lot sizes, symbols).
+    pub instruments: Arc<HashMap<InstrumentToken, Instrument>>,
+    /// Cash each portfolio starts with.
+    pub initial_cash: Money,
+    /// The market feed's price-jump guard, as `market_feed.max_price_jump_pct`.
+    pub max_price_jump_pct: Decimal,
+    /// Exchange time between two points of the equity curve.
+    pub equity_every: Duration,
+    /// Ticks before this are read (they count for ids) but not traded.
+    pub from: Option<Timestamp>,
+    /// Ticks after this are read but not traded.
+    pub to: Option<Timestamp>,
+    /// The instrument of the trades chart (default: the one with the most fills).
+    pub chart: Option<InstrumentToken>,
+}
+
+/// One order and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// The order.
+    pub order_id: OrderId,
+    /// Exchange time of the signal's tick.
+    pub submitted_at: Timestamp,
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Its trading symbol, when known.
+    pub tradingsymbol: Option<String>,
+    /// Buy or sell.
+    pub side: Side,
+    /// Units ordered.
+    pub quantity: u32,
+    /// MARKET or LIMIT.
+    pub order_type: OrderType,
+    /// The limit of a LIMIT order.
+    pub limit_price: Option<Price>,
+    /// `open` (a resting LIMIT at the end), `filled` or `failed`.
+    pub status: &'static str,
+    /// When it filled.
+    pub filled_at: Option<Timestamp>,
+    /// At what price.
+    pub fill_price: Option<Price>,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+/// Counters of a backtest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BacktestCounts {
+    /// Ticks read from the file.
+    pub ticks: u64,
+    /// Ticks the market feed's guard refused (off the tick grid, an impossible jump).
+    pub refused_ticks: u64,
+    /// Ticks outside `--from`/`--to`.
+    pub outside_window: u64,
+    /// Ticks earlier than the tick before them (replayed in file order, as `run` does).
+    pub out_of_order: u64,
+    /// Signals the strategies emitted.
+    pub signals: u64,
+    /// Signals the risk desk refused.
+    pub rejected_signals: u64,
+    /// Orders placed.
+    pub orders: u64,
+    /// Fills.
+    pub fills: u64,
+    /// Orders that failed.
+    pub failed_orders: u64,
+}
+
+/// What a backtest leaves: the report's history, every order, and the counters.
+#[derive(Debug, Clone)]
+pub struct BacktestOutcome {
+    /// Fills, equity curve, refusals, the chart.
+    pub history: History,
+    /// Every order, in the order placed.
+    pub orders: Vec<OrderRecord>,
+    /// Counters.
+    pub counts: BacktestCounts,
+}
+
+/// A step of a tick's causal chain, waiting its turn.
+enum Step {
+    /// A strategy's signal, or a risk desk's answer: an output with the id the runtime gives it.
+    Output(Output),
+    /// An order event of the paper trader, with its id.
+    Order(OrderEvent, EventId),
+}
+
+/// One instrument's chart points, thinned as the run grows.
+#[derive(Default)]
+struct ChartPoints {
+    stride: u64,
+    seen: u64,
+    points: Vec<(Timestamp, Price)>,
+}
+
+impl ChartPoints {
+    fn push(&mut self, at: Timestamp, price: Price) {
+        if self.seen % self.stride.max(1) == 0 {
+            self.points.push((at, price));
+            if self.points.len() > CHART_POINTS {
+                let kept = self.points.iter().step_by(2).copied().collect();
+                self.points = kept;
+                self.stride = self.stride.max(1) * 2;
+            }
+        }
+        self.seen += 1;
+    }
+}
+
+/// The backtest of one tick file.
+pub struct Backtest {
+    runner: StrategyRunner,
+    desk: RiskDesk,
+    trader: PaperTrader,
+    book: PortfolioBook,
+    guard: TickGuard,
+    instruments: Arc<HashMap<InstrumentToken, Instrument>>,
+    initial_cash: Money,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    chart: Option<InstrumentToken>,
+    /// The SHA-256 of the file: with the first tick's time, the base of the tick ids.
+    identity: [u8; 32],
+    ids: Option<TickIds>,
+    /// The number of the next tick read.
+    sequence: u64,
+    equity_every: i64,
+    next_sample: Option<i64>,
+    last_tick_at: Option<Timestamp>,
+    last_prices: rustc_hash::FxHashMap<InstrumentToken, Price>,
+    charts: BTreeMap<InstrumentToken, ChartPoints>,
+    unknown_instruments: BTreeSet<InstrumentToken>,
+    queue: VecDeque<Step>,
+    history: History,
+    orders: Vec<OrderRecord>,
+    order_index: HashMap<OrderId, usize>,
+    counts: BacktestCounts,
+}
+
+impl Backtest {
+    /// A backtest of the file whose SHA-256 is `identity` (tick ids derive from it, as the market
+    /// feed derives them for the same file).
+    pub fn new(setup: BacktestSetup, identity: [u8; 32]) -> Self {
+        let master: Vec<Instrument> = setup.instruments.values().cloned().collect();
+        let portfolios = setup
+            .strategies
+            .iter()
+            .map(|s| PortfolioStart {
+                portfolio_id: PortfolioId::for_strategy(BROKER, s.strategy.id()),
+                strategy_id: s.strategy.id().clone(),
+                initial_cash: setup.initial_cash,
+            })
+            .collect();
+        let equity_every = i64::try_from(setup.equity_every.as_micros())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        Self {
+            runner: StrategyRunner::new(setup.strategies, &[BROKER]),
+            desk: RiskDesk::new(
+                BROKER,
+                setup.limits,
+                setup.instruments.clone(),
+                Default::default(),
+            ),
+            trader: PaperTrader::new(setup.paper, &master),
+            book: PortfolioBook::default(),
+            guard: TickGuard::new(&master, setup.max_price_jump_pct),
+            instruments: setup.instruments,
+            initial_cash: setup.initial_cash,
+            from: setup.from,
+            to: setup.to,
+            chart: setup.chart,
+            identity,
+            ids: None,
+            sequence: 0,
+            equity_every,
+            next_sample: None,
+            last_tick_at: None,
+            last_prices: Default::default(),
+            charts: BTreeMap::new(),
+            unknown_instruments: BTreeSet::new(),
+            queue: VecDeque::new(),
+            history: History {
+                portfolios,
+                ..History::default()
+            },
+            orders: Vec::new(),
+            order_index: HashMap::new(),
+            counts: BacktestCounts::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn counts(&self) -> &BacktestCounts {
+        &self.counts
+    }
+
+    /// One tick of the file, in file order, every tick the file yields (a tick outside the window
+    /// or refused by the guard still takes its number, as on the market feed).
+    pub fn on_tick(&mut self, tick: &MarketTick) {
+        // The first tick's time is part of the ids' base, as on the market feed.
+        let mut ids = self.ids.take().unwrap_or_else(|| {
+            TickIds::new(deterministic_ids_of_digest(
+                &self.identity,
+                tick.exchange_timestamp,
+            ))
+        });
+        self.trade_tick(tick, &mut ids);
+        self.ids = Some(ids);
+    }
+
+    fn trade_tick(&mut self, tick: &MarketTick, ids: &mut TickIds) {
+        let sequence = self.sequence;
+        self.sequence += 1;
+        self.counts.ticks += 1;
+        if let Err(refused) = self.guard.check(tick) {
+            self.counts.refused_ticks += 1;
+            if self.counts.refused_ticks <= 10 {
+                warn!(tick = sequence, reason = %refused, "tick refused by the market feed's guard; skipped");
+            }
+            return;
+        }
+        let at = tick.exchange_timestamp;
+        if self.from.is_some_and(|from| at < from) || self.to.is_some_and(|to| at > to) {
+            self.counts.outside_window += 1;
+            return;
+        }
+        if self.last_tick_at.is_some_and(|last| at < last) {
+            self.counts.out_of_order += 1;
+        }
+        let token = tick.instrument_token;
+        if !self.instruments.contains_key(&token) && self.unknown_instruments.insert(token) {
+            warn!(instrument_token = %token, "instrument not in the instruments master; it trades with tick size 0.05 and lot size 1");
+        }
+        self.sample_equity(at);
+        self.last_tick_at = Some(self.last_tick_at.map_or(at, |last| last.max(at)));
+        self.history.start.get_or_insert(at);
+        self.last_prices.insert(token, tick.last_price);
+
+        // The tick id is derived only when something is caused by the tick.
+        let mut tick_id = None;
+        let mut tick_id_of = |ids: &mut TickIds| *tick_id.get_or_insert_with(|| ids.id(sequence));
+
+        self.desk.on_tick(token, tick.last_price);
+        let resting_fills = self.trader.fill_resting(tick);
+        if !resting_fills.is_empty() {
+            let cause = tick_id_of(ids);
+            for (ordinal, event) in resting_fills.into_iter().enumerate() {
+                let id = derive_event_id(cause, TRADING_ENGINE, ordinal as u32);
+                self.queue.push_back(Step::Order(event, id));
+            }
+        }
+        self.book.mark(token, tick.last_price);
+        let mut signals = Vec::new();
+        self.runner.on_tick(tick, || tick_id_of(ids), &mut signals);
+        self.counts.signals += signals.len() as u64;
+        self.queue.extend(signals.into_iter().map(Step::Output));
+        self.drain(at);
+    }
+
+    /// Carries every waiting step to the end of its chain.
+    fn drain(&mut self, now: Timestamp) {
+        while let Some(step) = self.queue.pop_front() {
+            match step {
+                Step::Output(output) => self.on_output(output, now),
+                Step::Order(event, id) => self.on_order_event(event, id, now),
+            }
+        }
+    }
+
+    fn on_output(&mut self, output: Output, now: Timestamp) {
+        // Signals and answers carry their ids: both the runner and the desk name them.
+        let Some(id) = output.id else {
+            warn!(topic = %output.topic, "an output without an id; skipped");
+            return;
+        };
+        match output.payload {
+            Payload::TradingSignal(signal) => {
+                let answers = self.desk.on_signal(&signal, id, now);
+                self.queue.extend(answers.into_iter().map(Step::Output));
+            }
+            Payload::ValidatedSignal(validated) => match self.trader.place(&validated, id) {
+                Ok(events) => {
+                    for (ordinal, event) in events.into_iter().enumerate() {
+                        let event_id = derive_event_id(id, TRADING_ENGINE, ordinal as u32);
+                        self.queue.push_back(Step::Order(event, event_id));
+                    }
+                }
+                Err(e) => {
+                    warn!(event_id = %id, error = %e, "the paper trader refused a validated signal")
+                }
+            },
+            Payload::RejectedSignal(rejected) => {
+                self.counts.rejected_signals += 1;
+                self.history.rejections.push(Rejection {
+                    exchange_timestamp: rejected.signal.tick.exchange_timestamp,
+                    strategy_id: rejected.signal.strategy_id.clone(),
+                    instrument_token: rejected.signal.instrument_token,
+                    rules: rejected.violations.into_iter().map(|v| v.rule).collect(),
+                });
+            }
+            // No order was needed: the position is at the signal's target.
+            _ => {}
+        }
+    }
+
+    fn on_order_event(&mut self, event: OrderEvent, id: EventId, now: Timestamp) {
+        match event {
+            OrderEvent::Submitted(order) => {
+                self.counts.orders += 1;
+                self.order_index
+                    .insert(order.order_id.clone(), self.orders.len());
+                self.orders.push(OrderRecord {
+                    order_id: order.order_id.clone(),
+                    submitted_at: now,
+                    strategy_id: order.strategy_id.clone(),
+                    instrument_token: order.instrument_token,
+                    tradingsymbol: self.symbol(order.instrument_token),
+                    side: order.side,
+                    quantity: order.quantity.0,
+                    order_type: order.order_type,
+                    limit_price: order.limit_price,
+                    status: "open",
+                    filled_at: None,
+                    fill_price: None,
+                    reason: None,
+                });
+            }
+            OrderEvent::Acknowledged(_) => {}
+            OrderEvent::Filled(fill) => {
+                self.counts.fills += 1;
+                if let Some(answers) = self.desk.on_fill(id, &fill, now) {
+                    self.queue.extend(answers.into_iter().map(Step::Output));
+                }
+                self.book.apply_fill(BROKER, self.initial_cash, &fill);
+                if let Some(&index) = self.order_index.get(&fill.order_id) {
+                    let order = &mut self.orders[index];
+                    order.status = "filled";
+                    order.filled_at = Some(fill.filled_at);
+                    order.fill_price = Some(fill.fill_price);
+                }
+                let portfolio_id = PortfolioId::for_strategy(BROKER, &fill.strategy_id);
+                let tradingsymbol = fill
+                    .tradingsymbol
+                    .clone()
+                    .or_else(|| self.symbol(fill.instrument_token));
+                if let Some(portfolio) = self.book.portfolio(&fill.strategy_id) {
+                    self.history
+                        .equity
+                        .push(equity_point(portfolio, fill.filled_at));
+                }
+                self.history.fills.push(FillRecord {
+                    exchange_timestamp: fill.filled_at,
+                    portfolio_id,
+                    strategy_id: fill.strategy_id,
+                    order_id: fill.order_id,
+                    instrument_token: fill.instrument_token,
+                    tradingsymbol,
+                    side: fill.side,
+                    quantity: fill.quantity,
+                    price: fill.fill_price,
+                    fees: fill.fees,
+                });
+            }
+            OrderEvent::Failed(failure) => {
+                self.counts.failed_orders += 1;
+                let answers = self.desk.on_failed(&failure, now);
+                self.queue.extend(answers.into_iter().map(Step::Output));
+                if let Some(&index) = self.order_index.get(&failure.order_id) {
+                    let order = &mut self.orders[index];
+                    order.status = "failed";
+                    order.reason = Some(failure.reason);
+                }
+            }
+        }
+    }
+
+    fn symbol(&self, token: InstrumentToken) -> Option<String> {
+        self.instruments
+            .get(&token)
+            .map(|i| i.tradingsymbol.to_string())
+    }
+
+    /// A point of every portfolio's equity curve (and of every instrument's chart) at each
+    /// interval boundary the exchange clock passes, valued before the tick that passed it.
+    fn sample_equity(&mut self, at: Timestamp) {
+        let micros = at.unix_micros();
+        let next = *self
+            .next_sample
+            .get_or_insert_with(|| micros.div_euclid(self.equity_every) * self.equity_every);
+        if micros < next {
+            return;
+        }
+        let boundary = micros.div_euclid(self.equity_every) * self.equity_every;
+        self.next_sample = Some(boundary + self.equity_every);
+        // The first boundary has no tick before it: the curve starts at the initial cash.
+        let sampled_at = Timestamp::from_unix_micros(boundary).unwrap_or(at);
+        self.push_equity(sampled_at);
+        for (token, price) in &self.last_prices {
+            self.charts
+                .entry(*token)
+                .or_default()
+                .push(sampled_at, *price);
+        }
+    }
+
+    fn push_equity(&mut self, at: Timestamp) {
+        for start in &self.history.portfolios {
+            let point = match self.book.portfolio(&start.strategy_id) {
+                Some(portfolio) => equity_point(portfolio, at),
+                None => EquityPoint {
+                    at,
+                    portfolio_id: start.portfolio_id.clone(),
+                    cash: start.initial_cash.0,
+                    realized_pnl: Decimal::ZERO,
+                    unrealized_pnl: Decimal::ZERO,
+                    fees: Decimal::ZERO,
+                    equity: start.initial_cash.0,
+                },
+            };
+            self.history.equity.push(point);
+        }
+    }
+
+    /// Ends the backtest: the last point of every curve, the chart, the orders still resting.
+    pub fn finish(mut self) -> BacktestOutcome {
+        if let Some(end) = self.last_tick_at {
+            self.push_equity(end);
+            for (token, price) in &self.last_prices {
+                self.charts.entry(*token).or_default().push(end, *price);
+            }
+        }
+        self.history.end = self.last_tick_at;
+        if self.counts.out_of_order > 0 {
+            warn!(
+                out_of_order = self.counts.out_of_order,
+                "ticks earlier than the tick before them were replayed in file order, as `run` \
+                 replays them; sort the file by exchange_timestamp for exchange-time order"
+            );
+        }
+        let chart = self.chart.or_else(|| {
+            let mut fills: BTreeMap<InstrumentToken, usize> = BTreeMap::new();
+            for fill in &self.history.fills {
+                *fills.entry(fill.instrument_token).or_default() += 1;
+            }
+            // The most fills; among equals, the lowest token.
+            let most = fills.values().copied().max()?;
+            fills.into_iter().find(|(_, n)| *n == most).map(|(t, _)| t)
+        });
+        self.history.chart = chart.map(|token| PriceSeries {
+            instrument_token: token,
+            tradingsymbol: self.symbol(token).or_else(|| {
+                self.history
+                    .fills
+                    .iter()
+                    .find(|f| f.instrument_token == token)
+                    .and_then(|f| f.tradingsymbol.clone())
+            }),
+            points: self
+                .charts
+                .remove(&token)
+                .map(|c| c.points)
+                .unwrap_or_default(),
+        });
+        BacktestOutcome {
+            history: self.history,
+            orders: self.orders,
+            counts: self.counts,
+        }
+    }
+}
+
+fn equity_point(portfolio: &Portfolio, at: Timestamp) -> EquityPoint {
+    let unrealized = portfolio.unrealized_pnl();
+    EquityPoint {
+        at,
+        portfolio_id: portfolio.id.clone(),
+        cash: portfolio.cash,
+        realized_pnl: portfolio.realized_pnl,
+        unrealized_pnl: unrealized,
+        fees: portfolio.fees,
+        equity: portfolio.initial_cash + portfolio.realized_pnl + unrealized - portfolio.fees,
+    }
+}

@@ -1,0 +1,27 @@
+//! Alpha Panda's backtest host (ARCHITECTURE §6a): the very decision code of `run` — strategies,
+//! risk desk, paper fill model and fees, portfolio accounting — driven from a tick file in one
+//! thread, event by event in exchange-time order, with no log and no async runtime, and the report
+//! people read afterwards (`report.json`, `report.html`).
+//!
+//! - [`backtest`]: [`Backtest`], the host: one tick at a time through the decision cores.
+//! - [`tick_file`]: the input, CSV or Parquet, read as a stream; [`csv_ticks`] and
+//!   [`parquet_ticks`] read each format.
+//! - [`outputs`]: `fills.csv`, `orders.csv`, `equity.csv`.
+//! - [`history`]: what a run leaves for the report (fills, equity curve, refusals).
+//! - [`report`]: the statistics, per portfolio and in total, from a [`History`].
+//! - [`html`]: the self-contained `report.html`.
+#![deny(unsafe_code)]
+
+pub mod backtest;
+pub mod csv_ticks;
+pub mod history;
+pub mod html;
+pub mod outputs;
+pub mod parquet_ticks;
+pub mod report;
+pub mod tick_file;
+
+pub use backtest::{Backtest, BacktestCounts, BacktestOutcome, BacktestSetup, OrderRecord};
+pub use tick_file::{TickFile, TickFileError};
+
+pub use history::{EquityPoint, FillRecord, History, PortfolioStart, PriceSeries, Rejection};

@@ -1,0 +1,202 @@
+//! A backtest's input: a tick file in the replay CSV format or in Parquet with the same column
+//! names, told apart by its extension, read as a stream of ticks and bad rows.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use alpha_panda_core::MarketTick;
+use alpha_panda_services::BadRow;
+use sha2::{Digest, Sha256};
+
+use crate::csv_ticks::CsvTicks;
+use crate::parquet_ticks::{ParquetTicks, ParquetTicksError};
+
+/// Why a tick file cannot be read at all (a bad row is not one: it is reported and skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum TickFileError {
+    /// The file cannot be opened.
+    #[error("cannot open the tick file {path}: {source}; check the path given to --ticks")]
+    Open {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file cannot be read.
+    #[error("cannot read the tick file {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The CSV header lacks a required column or cannot be read.
+    #[error("tick CSV header: {0} (the README's replay format names every column)")]
+    Header(String),
+    /// The Parquet file cannot be read.
+    #[error(transparent)]
+    Parquet(#[from] ParquetTicksError),
+}
+
+/// An open tick file.
+pub enum TickFile {
+    /// The replay CSV format.
+    Csv(CsvTicks),
+    /// Parquet with the CSV's column names.
+    Parquet(ParquetTicks),
+}
+
+impl TickFile {
+    /// Opens `path`: Parquet when it ends in `.parquet` (or `.pq`), CSV otherwise.
+    ///
+    /// # Errors
+    /// [`TickFileError`] when the file cannot be opened or its columns are not the format's.
+    pub fn open(path: &Path) -> Result<Self, TickFileError> {
+        if is_parquet(path) {
+            Ok(Self::Parquet(ParquetTicks::open(path)?))
+        } else {
+            Ok(Self::Csv(CsvTicks::open(path)?))
+        }
+    }
+
+    /// The format's name, for people.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Self::Csv(_) => "csv",
+            Self::Parquet(_) => "parquet",
+        }
+    }
+}
+
+/// Whether `path` names a Parquet file (`.parquet`, `.pq`); every other name is read as CSV.
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
+}
+
+impl Iterator for TickFile {
+    type Item = Result<MarketTick, BadRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Csv(csv) => csv.next(),
+            Self::Parquet(parquet) => parquet.next(),
+        }
+    }
+}
+
+/// What one pass over a tick file finds before the backtest: the SHA-256 of its bytes (with the
+/// first tick's time, the base of its tick ids, as the market feed derives a replay's), how many
+/// rows it has (for the progress bar), and the instruments it holds (for a strategy over "every
+/// instrument in the file").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileScan {
+    /// SHA-256 of the file's bytes.
+    pub digest: [u8; 32],
+    /// Data rows (lines after the header, or Parquet rows).
+    pub rows: u64,
+    /// Instrument tokens seen, when asked for.
+    pub instruments: BTreeSet<u32>,
+}
+
+/// Reads `path` once: its digest, its rows and, with `instruments`, its instrument tokens.
+///
+/// # Errors
+/// [`TickFileError`] when the file cannot be read.
+pub fn scan(path: &Path, instruments: bool) -> Result<FileScan, TickFileError> {
+    let read_error = |source| TickFileError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = File::open(path).map_err(|source| TickFileError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let parquet = is_parquet(path);
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut lines = 0u64;
+    let mut last_byte = b'\n';
+    // The CSV's token column, and the part of a line a chunk boundary cut.
+    let mut tokens = BTreeSet::new();
+    let mut token_column: Option<usize> = None;
+    let mut header_seen = false;
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let read = file.read(&mut buffer).map_err(read_error)?;
+        if read == 0 {
+            break;
+        }
+        let chunk = &buffer[..read];
+        hasher.update(chunk);
+        if parquet {
+            continue;
+        }
+        lines += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        last_byte = chunk[read - 1];
+        if !instruments {
+            continue;
+        }
+        let mut rest = chunk;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            partial.extend_from_slice(&rest[..end]);
+            rest = &rest[end + 1..];
+            scan_line(&partial, &mut header_seen, &mut token_column, &mut tokens);
+            partial.clear();
+        }
+        partial.extend_from_slice(rest);
+    }
+    if !partial.is_empty() {
+        scan_line(&partial, &mut header_seen, &mut token_column, &mut tokens);
+    }
+    let rows = if parquet {
+        let mut rows = 0;
+        for row in ParquetTicks::open(path)? {
+            rows += 1;
+            if let (true, Ok(tick)) = (instruments, row) {
+                tokens.insert(tick.instrument_token.0);
+            }
+        }
+        rows
+    } else {
+        // The header is not a row; a last line without its end of line is.
+        (lines + u64::from(last_byte != b'\n')).saturating_sub(1)
+    };
+    Ok(FileScan {
+        digest: hasher.finalize().into(),
+        rows,
+        instruments: tokens,
+    })
+}
+
+fn scan_line(
+    line: &[u8],
+    header_seen: &mut bool,
+    token_column: &mut Option<usize>,
+    tokens: &mut BTreeSet<u32>,
+) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if !*header_seen {
+        *header_seen = true;
+        *token_column = line.split(|b| *b == b',').position(|name| {
+            let name = name.trim_ascii();
+            name == b"instrument_token" || name == b"\"instrument_token\""
+        });
+        return;
+    }
+    let Some(column) = *token_column else { return };
+    let Some(field) = line.split(|b| *b == b',').nth(column) else {
+        return;
+    };
+    let field = field.trim_ascii();
+    let field = field
+        .strip_prefix(b"\"")
+        .and_then(|f| f.strip_suffix(b"\""))
+        .unwrap_or(field);
+    if let Some(token) = std::str::from_utf8(field).ok().and_then(|f| f.parse().ok()) {
+        tokens.insert(token);
+    }
+}
