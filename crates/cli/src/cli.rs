@@ -36,6 +36,8 @@ pub enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// Print the run summary read from the log.
     Summary(commands::summary::SummaryArgs),
+    /// Backtest strategies over a tick file: the paper services without the log, and a report.
+    Backtest(commands::backtest::BacktestArgs),
     /// Measure the pipeline: ticks per second and tick-to-fill latency on the memory log.
     Bench(commands::bench::BenchArgs),
     /// Zerodha Kite: login, instruments master, ticker message decoding.
@@ -81,7 +83,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => runtime.block_on(commands::run::run(&loaded.settings, &args)),
         Command::Migrate(args) => runtime.block_on(commands::migrate::run(&loaded.settings, &args)),
         Command::Summary(args) => runtime.block_on(commands::summary::run(&loaded.settings, &args)),
-        Command::Bench(args) => runtime.block_on(commands::bench::run(&loaded.settings, &args)),
+        Command::Backtest(args) => commands::backtest::run(&loaded.settings, &args, &runtime),
+        Command::Bench(args) => commands::bench::run(&loaded.settings, &args, &runtime),
         Command::Kite(args) => runtime.block_on(commands::kite::run(&loaded.settings, &args)),
         Command::Api(args) => runtime.block_on(commands::api::run(&loaded.settings, &args)),
         Command::User(args) => runtime.block_on(commands::user::run(&loaded.settings, &args)),

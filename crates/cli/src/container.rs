@@ -1,14 +1,22 @@
-//! The composition root: builds every backend once from settings and hands them to what needs them.
-//! Nothing else in Alpha Panda constructs settings, a log, a store or a cache.
+//! The composition root: builds every backend once from settings and hands them to what needs them,
+//! and builds every service from settings over them ([`Services`]): `run` and `bench` start what it
+//! builds as processors, `backtest` drives the same decision cores without the log. Nothing else in
+//! Alpha Panda constructs settings, a log, a store, a cache or a service.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use alpha_panda_backtest::BacktestSetup;
 use alpha_panda_cache::Cache;
-use alpha_panda_core::{Environment, Instrument, InstrumentToken, Timestamp};
-use alpha_panda_kite::{InstrumentRegistry, KiteClient};
-use alpha_panda_services::strategy_runner::RunnerStrategy;
-use alpha_panda_services::{build_strategy, default_strategy_set, nse_universe};
+use alpha_panda_core::{Broker, Environment, Instrument, InstrumentToken, Money, Timestamp};
+use alpha_panda_kite::{InstrumentRegistry, KiteClient, KiteTicker, MarketProtection};
+use alpha_panda_services::market_feed::TickGuard;
+use alpha_panda_services::portfolio_manager::service::PortfolioManager;
+use alpha_panda_services::risk_manager::service::RiskManager;
+use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
+use alpha_panda_services::trading_engine::service::TradingEngine;
+use alpha_panda_services::trading_engine::{ZerodhaConfig, ZerodhaTrader};
+use alpha_panda_services::{build_strategy, default_strategy_set, nse_universe, PaperTrader};
 use alpha_panda_store::{apply_policy, Store, StrategyConfiguration};
 use alpha_panda_stream::{reconcile_topics, Log};
 use anyhow::{bail, Context};
@@ -43,6 +51,161 @@ impl Backends {
             .await
             .context("could not reach cache.url")?;
         Ok(Self { log, store, cache })
+    }
+}
+
+/// Builds the services of one process from settings: the one place that knows which setting goes
+/// into which service. `cache` is `None` where no read model is kept (a bench, a backtest).
+pub struct Services<'a> {
+    settings: &'a Settings,
+    store: Store,
+    cache: Option<Cache>,
+    instruments: Arc<HashMap<InstrumentToken, Instrument>>,
+}
+
+impl<'a> Services<'a> {
+    /// The services of `settings` over `store` (and `cache`), trading `instruments`.
+    pub fn new(
+        settings: &'a Settings,
+        store: Store,
+        cache: Option<Cache>,
+        instruments: Arc<HashMap<InstrumentToken, Instrument>>,
+    ) -> Self {
+        Self {
+            settings,
+            store,
+            cache,
+            instruments,
+        }
+    }
+
+    /// The instruments master the services trade.
+    pub fn instruments(&self) -> &Arc<HashMap<InstrumentToken, Instrument>> {
+        &self.instruments
+    }
+
+    fn master(&self) -> Vec<Instrument> {
+        let mut master: Vec<Instrument> = self.instruments.values().cloned().collect();
+        master.sort_by_key(|i| i.instrument_token);
+        master
+    }
+
+    /// The strategy runner over `strategies` for the configured brokers, resumed from its
+    /// checkpoint.
+    ///
+    /// # Errors
+    /// When the checkpoint cannot be read.
+    pub async fn strategy_runner(
+        &self,
+        strategies: Vec<RunnerStrategy>,
+        brokers: &[Broker],
+    ) -> anyhow::Result<StrategyRunner> {
+        Ok(StrategyRunner::open(strategies, brokers, self.store.clone()).await?)
+    }
+
+    /// The risk manager of `broker` under the settings' limits.
+    ///
+    /// # Errors
+    /// When its checkpoint or the kill switch cannot be read.
+    pub async fn risk_manager(&self, broker: Broker) -> anyhow::Result<RiskManager> {
+        Ok(RiskManager::open(
+            broker,
+            self.settings.risk.for_broker(broker).clone(),
+            self.instruments.clone(),
+            self.store.clone(),
+            self.cache.as_ref().map(Cache::risk_state),
+        )
+        .await?)
+    }
+
+    /// The paper trader: the settings' fill model (slippage, fees) over the master.
+    pub fn paper_trader(&self) -> PaperTrader {
+        PaperTrader::new(self.settings.paper.clone(), &self.master())
+    }
+
+    /// The paper namespace's trading engine.
+    ///
+    /// # Errors
+    /// When its checkpoint cannot be read.
+    pub async fn paper_trading_engine(&self) -> anyhow::Result<TradingEngine> {
+        Ok(TradingEngine::open_paper(self.paper_trader(), self.store.clone()).await?)
+    }
+
+    /// The Zerodha namespace's trading engine: the live trader over `client`, with the settings'
+    /// market protection and timeouts, following order updates and notices from `ticker`.
+    ///
+    /// # Errors
+    /// When `zerodha.market_protection` is out of range or the checkpoint cannot be read.
+    pub async fn zerodha_trading_engine(
+        &self,
+        client: Arc<KiteClient>,
+        registry: Arc<InstrumentRegistry>,
+        ticker: Option<&KiteTicker>,
+    ) -> anyhow::Result<TradingEngine> {
+        let zerodha = &self.settings.zerodha;
+        let config = ZerodhaConfig {
+            product: zerodha.product.clone(),
+            // Checked when the settings were loaded.
+            market_protection: MarketProtection::from_setting(zerodha.market_protection)
+                .map_err(|reason| anyhow::anyhow!("zerodha.market_protection: {reason}"))?,
+            protected_order_timeout: zerodha.protected_order_timeout,
+            max_signal_age: zerodha.max_signal_age,
+            reconcile_interval: zerodha.reconcile_interval,
+            freeze_quantities: zerodha.freeze_quantities.clone(),
+            contract_notes: zerodha.contract_notes,
+            // An instrument Zerodha's schedule has no rates for: the paper estimate.
+            fallback_fees: self.settings.paper.fees.clone(),
+            ..ZerodhaConfig::default()
+        };
+        let mut trader = ZerodhaTrader::new(client, registry, config)
+            .with_session_store(self.store.clone(), zerodha.api_key.clone());
+        if let Some(updates) = ticker.and_then(KiteTicker::take_order_updates) {
+            trader = trader.with_order_updates(updates);
+        }
+        if let Some(notices) = ticker.and_then(KiteTicker::take_notices) {
+            trader = trader.with_notices(notices);
+        }
+        Ok(TradingEngine::open_zerodha(trader, self.store.clone()).await?)
+    }
+
+    /// The portfolio manager of `broker`.
+    ///
+    /// # Errors
+    /// When its checkpoint cannot be read.
+    pub async fn portfolio_manager(&self, broker: Broker) -> anyhow::Result<PortfolioManager> {
+        Ok(PortfolioManager::open(
+            broker,
+            self.settings.portfolio.clone(),
+            self.store.clone(),
+            self.cache.as_ref().map(Cache::portfolios),
+        )
+        .await?)
+    }
+
+    /// The market feed's check of every tick (tick grids, price jumps).
+    pub fn tick_guard(&self) -> TickGuard {
+        TickGuard::new(&self.master(), self.settings.market_feed.max_price_jump_pct)
+    }
+
+    /// What a backtest of `strategies` runs: the paper namespace's limits, fill model and
+    /// accounting, as `run` trades them; `initial_cash` overrides the portfolios' setting.
+    pub fn backtest(
+        &self,
+        strategies: Vec<RunnerStrategy>,
+        initial_cash: Option<Money>,
+    ) -> BacktestSetup {
+        BacktestSetup {
+            strategies,
+            limits: self.settings.risk.for_broker(Broker::Paper).clone(),
+            paper: self.settings.paper.clone(),
+            instruments: self.instruments.clone(),
+            initial_cash: initial_cash.unwrap_or(self.settings.portfolio.initial_cash),
+            max_price_jump_pct: self.settings.market_feed.max_price_jump_pct,
+            equity_every: std::time::Duration::from_secs(60),
+            from: None,
+            to: None,
+            chart: None,
+        }
     }
 }
 

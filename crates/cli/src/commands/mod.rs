@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod api;
+pub mod backtest;
 pub mod bench;
 pub mod bootstrap;
 pub mod config;

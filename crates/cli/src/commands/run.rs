@@ -13,19 +13,13 @@ use std::time::Duration;
 
 use alpha_panda_cache::{LatencyBuckets, MetricsCache, PartitionLagEntry, ServiceMetrics};
 use alpha_panda_core::{
-    Broker, Clock, DedupStore, EventBroker, Instrument, InstrumentToken, SystemClock, Timestamp,
+    Broker, Clock, DedupStore, EventBroker, InstrumentToken, SystemClock, Timestamp,
 };
-use alpha_panda_kite::{InstrumentRegistry, KiteTicker, MarketProtection, TickMode, TickerConfig};
+use alpha_panda_kite::{InstrumentRegistry, KiteTicker, TickMode, TickerConfig};
 use alpha_panda_services::market_feed::feed::{
     deterministic_ids, FeedStats, MarketFeed, TickSource,
 };
-use alpha_panda_services::market_feed::TickGuard;
-use alpha_panda_services::portfolio_manager::service::PortfolioManager;
-use alpha_panda_services::risk_manager::service::RiskManager;
-use alpha_panda_services::strategy_runner::StrategyRunner;
-use alpha_panda_services::trading_engine::service::TradingEngine;
-use alpha_panda_services::trading_engine::{ZerodhaConfig, ZerodhaTrader};
-use alpha_panda_services::{parse_ticks_csv, PaperTrader, TickSimulator};
+use alpha_panda_services::{parse_ticks_csv, TickSimulator};
 use alpha_panda_store::Store;
 use alpha_panda_stream::{Emitter, Handler, Processor, ProcessorStats};
 use anyhow::{bail, Context};
@@ -203,80 +197,43 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
         }};
     }
 
+    let built = container::Services::new(
+        settings,
+        backends.store.clone(),
+        Some(backends.cache.clone()),
+        instruments.clone(),
+    );
     if services.contains(&ServiceName::StrategyRunner) {
         let strategies = container::strategies(&backends.store, clock.now()).await?;
         if strategies.is_empty() {
             warn!("no active strategy: the strategy runner will emit no signals");
         }
-        spawn!(
-            StrategyRunner::open(strategies, &settings.brokers, backends.store.clone())
-                .await?
-                .with_reload(backends.store.clone())
-        );
+        spawn!(built
+            .strategy_runner(strategies, &settings.brokers)
+            .await?
+            .with_reload(backends.store.clone()));
     }
     for &broker in &settings.brokers {
         if services.contains(&ServiceName::RiskManager) {
-            spawn!(
-                RiskManager::open(
-                    broker,
-                    settings.risk.for_broker(broker).clone(),
-                    instruments.clone(),
-                    backends.store.clone(),
-                    Some(backends.cache.risk_state()),
-                )
-                .await?
-            );
+            spawn!(built.risk_manager(broker).await?);
         }
         if services.contains(&ServiceName::TradingEngine) {
             match broker {
-                Broker::Paper => {
-                    let instruments: Vec<_> = instruments.values().cloned().collect();
-                    let trader = PaperTrader::new(settings.paper.clone(), &instruments);
-                    spawn!(TradingEngine::open_paper(trader, backends.store.clone()).await?);
-                }
+                Broker::Paper => spawn!(built.paper_trading_engine().await?),
                 Broker::Zerodha => {
                     let client = kite
                         .clone()
                         .context("the zerodha trading engine needs a Kite session")?;
-                    let zerodha = &settings.zerodha;
-                    let config = ZerodhaConfig {
-                        product: zerodha.product.clone(),
-                        // Checked when the settings were loaded.
-                        market_protection: MarketProtection::from_setting(
-                            zerodha.market_protection,
-                        )
-                        .map_err(|reason| anyhow::anyhow!("zerodha.market_protection: {reason}"))?,
-                        protected_order_timeout: zerodha.protected_order_timeout,
-                        max_signal_age: zerodha.max_signal_age,
-                        reconcile_interval: zerodha.reconcile_interval,
-                        freeze_quantities: zerodha.freeze_quantities.clone(),
-                        contract_notes: zerodha.contract_notes,
-                        // An instrument Zerodha's schedule has no rates for: the paper estimate.
-                        fallback_fees: settings.paper.fees.clone(),
-                        ..ZerodhaConfig::default()
-                    };
-                    let mut trader = ZerodhaTrader::new(client, registry.clone(), config)
-                        .with_session_store(backends.store.clone(), zerodha.api_key.clone());
-                    if let Some(updates) = ticker.as_ref().and_then(|t| t.take_order_updates()) {
-                        trader = trader.with_order_updates(updates);
-                    }
-                    if let Some(notices) = ticker.as_ref().and_then(|t| t.take_notices()) {
-                        trader = trader.with_notices(notices);
-                    }
-                    spawn!(TradingEngine::open_zerodha(trader, backends.store.clone()).await?);
+                    spawn!(
+                        built
+                            .zerodha_trading_engine(client, registry.clone(), ticker.as_deref())
+                            .await?
+                    );
                 }
             }
         }
         if services.contains(&ServiceName::PortfolioManager) {
-            spawn!(
-                PortfolioManager::open(
-                    broker,
-                    settings.portfolio.clone(),
-                    backends.store.clone(),
-                    Some(backends.cache.portfolios()),
-                )
-                .await?
-            );
+            spawn!(built.portfolio_manager(broker).await?);
         }
     }
 
@@ -303,9 +260,7 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             alpha_panda_services::market_feed::feed::SERVICE,
             clock.clone(),
         );
-        let master: Vec<Instrument> = instruments.values().cloned().collect();
-        let guard = TickGuard::new(&master, settings.market_feed.max_price_jump_pct);
-        let feed = MarketFeed::new(emitter, source).with_guard(guard);
+        let feed = MarketFeed::new(emitter, source).with_guard(built.tick_guard());
         feed_stats = Some(feed.stats());
         let token = feed_shutdown.clone();
         feed_task = Some(tokio::spawn(feed.run(token)));

@@ -12,6 +12,7 @@
 //! On Kafka the broker alone is measured too, with the same client ([`broker`]), and the pipeline's
 //! figures are printed as ratios of the broker's.
 
+pub mod backtest;
 mod broker;
 mod soak;
 
@@ -27,13 +28,10 @@ use alpha_panda_core::{
     Broker, Clock, CorrelationId, DedupStore, Envelope, EventId, Payload, SystemClock, Timestamp,
     TopicMap,
 };
+use alpha_panda_services::market_feed;
 use alpha_panda_services::market_feed::feed::{deterministic_ids, MarketFeed, TickSource};
-use alpha_panda_services::market_feed::TickGuard;
-use alpha_panda_services::portfolio_manager::service::PortfolioManager;
-use alpha_panda_services::risk_manager::service::RiskManager;
-use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
-use alpha_panda_services::trading_engine::service::TradingEngine;
-use alpha_panda_services::{build_strategy, nse_universe, PaperTrader, TickSimulator};
+use alpha_panda_services::strategy_runner::RunnerStrategy;
+use alpha_panda_services::{build_strategy, nse_universe, TickSimulator};
 use alpha_panda_store::Store;
 use alpha_panda_stream::{reconcile_topics, Emitter, Log, Processor, ProcessorStats, RecordValue};
 use anyhow::Context;
@@ -42,6 +40,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::container;
 use crate::settings::Settings;
 
 /// Arguments of `bench`.
@@ -59,6 +58,8 @@ pub enum BenchTarget {
     Pipeline(PipelineArgs),
     /// All five services at a steady pace for a long time: does consumer lag stay bounded?
     Soak(soak::SoakArgs),
+    /// The whole `alpha-panda backtest` process over a recorded session, CSV and Parquet.
+    Backtest(backtest::BacktestBenchArgs),
 }
 
 /// The pipeline a bench builds: what it simulates and the log it runs on.
@@ -199,10 +200,16 @@ pub struct Percentiles {
 ///
 /// # Errors
 /// When the pipeline cannot be built.
-pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    settings: &Settings,
+    args: &BenchArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
     match &args.target {
-        BenchTarget::Pipeline(args) => pipeline(settings, args).await,
-        BenchTarget::Soak(args) => soak::run(settings, args).await,
+        BenchTarget::Pipeline(args) => runtime.block_on(pipeline(settings, args)),
+        BenchTarget::Soak(args) => runtime.block_on(soak::run(settings, args)),
+        // Processes and files, one after the other: nothing to await.
+        BenchTarget::Backtest(args) => backtest::run(args),
     }
 }
 
@@ -432,28 +439,11 @@ async fn phase(
             }));
         }};
     }
-    spawn!(StrategyRunner::open(strategies, &[Broker::Paper], store.clone()).await?);
-    spawn!(
-        RiskManager::open(
-            Broker::Paper,
-            settings.risk.paper.clone(),
-            instruments.clone(),
-            store.clone(),
-            None,
-        )
-        .await?
-    );
-    let trader = PaperTrader::new(settings.paper.clone(), &universe);
-    spawn!(TradingEngine::open_paper(trader, store.clone()).await?);
-    spawn!(
-        PortfolioManager::open(
-            Broker::Paper,
-            settings.portfolio.clone(),
-            store.clone(),
-            Some(cache.portfolios()),
-        )
-        .await?
-    );
+    let built = container::Services::new(settings, store.clone(), Some(cache.clone()), instruments);
+    spawn!(built.strategy_runner(strategies, &[Broker::Paper]).await?);
+    spawn!(built.risk_manager(Broker::Paper).await?);
+    spawn!(built.paper_trading_engine().await?);
+    spawn!(built.portfolio_manager(Broker::Paper).await?);
     // Give the consumers their first poll (on Kafka: their group join) before the ticks flow.
     let join = if is_kafka {
         Duration::from_secs(8)
@@ -472,13 +462,10 @@ async fn phase(
         ids: Some(deterministic_ids(b"bench", start_at)),
     };
     let feed = MarketFeed::new(
-        Emitter::new(log.clone(), "market_feed", clock.clone()),
+        Emitter::new(log.clone(), market_feed::feed::SERVICE, clock.clone()),
         source,
     )
-    .with_guard(TickGuard::new(
-        &universe,
-        settings.market_feed.max_price_jump_pct,
-    ));
+    .with_guard(built.tick_guard());
     let feed_stats = feed.stats();
     let cpu_before = process_cpu_seconds().await;
     let started = Instant::now();
