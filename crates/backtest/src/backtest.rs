@@ -168,7 +168,7 @@ pub struct Backtest {
     from: Option<Timestamp>,
     to: Option<Timestamp>,
     chart: Option<InstrumentToken>,
-    /// The SHA-256 of the file: with the first tick's time, the base of the tick ids.
+    /// The BLAKE3 digest of the file: with the first tick's time, the base of the tick ids.
     identity: [u8; 32],
     ids: Option<TickIds>,
     /// The number of the next tick read.
@@ -187,7 +187,7 @@ pub struct Backtest {
 }
 
 impl Backtest {
-    /// A backtest of the file whose SHA-256 is `identity` (tick ids derive from it, as the market
+    /// A backtest of the file whose BLAKE3 digest is `identity` (tick ids derive from it, as the market
     /// feed derives them for the same file).
     pub fn new(setup: BacktestSetup, identity: [u8; 32]) -> Self {
         let master: Vec<Instrument> = setup.instruments.values().cloned().collect();
@@ -520,7 +520,13 @@ impl Backtest {
 }
 
 fn equity_point(portfolio: &Portfolio, at: Timestamp) -> EquityPoint {
-    let unrealized = portfolio.unrealized_pnl();
+    // Flat positions (kept for their realized PnL) add nothing: at every fill, most are flat.
+    let unrealized: Decimal = portfolio
+        .positions
+        .values()
+        .filter(|p| p.quantity != 0)
+        .map(|p| p.unrealized_pnl())
+        .sum();
     EquityPoint {
         at,
         portfolio_id: portfolio.id.clone(),

@@ -186,9 +186,12 @@ fn fast_row(columns: &CsvColumns, symbols: &mut SymbolCache, line: &[u8]) -> Opt
     }
     let mut fields: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
     let mut count = 0;
-    for field in line.split(|b| *b == b',') {
-        *fields.get_mut(count)? = field;
+    let mut start = 0;
+    // memchr finds the commas many bytes at a time; a byte-by-byte split was a third of parsing.
+    for comma in memchr::memchr_iter(b',', line).chain(std::iter::once(line.len())) {
+        *fields.get_mut(count)? = &line[start..comma];
         count += 1;
+        start = comma + 1;
     }
     // A present, non-empty field of `COLUMNS[column]`, trimmed.
     let field = |column: usize| -> Option<&[u8]> {

@@ -24,11 +24,46 @@ pub enum OutputError {
     },
 }
 
-/// An instant as RFC 3339 with microseconds in UTC (`2025-11-21T03:45:00.250000Z`).
+/// An instant as RFC 3339 with microseconds in UTC (`2025-11-21T03:45:00.250000Z`), as chrono's
+/// `%Y-%m-%dT%H:%M:%S%.6fZ` writes it (a test holds them equal), without its format parser:
+/// every row of the outputs has one or two.
 pub fn rfc3339_micros(at: Timestamp) -> String {
-    at.as_datetime()
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
+    let micros = at.unix_micros();
+    let seconds = micros.div_euclid(1_000_000);
+    let fraction = micros.rem_euclid(1_000_000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return at
+            .as_datetime()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+    }
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 fn side(side: Side) -> &'static str {
@@ -49,28 +84,69 @@ pub fn write_all(
     report_json: &str,
     report_html: &str,
 ) -> Result<Vec<PathBuf>, OutputError> {
+    let mut written = write_tables(dir, history, orders)?;
+    written.extend(write_report(dir, report_json, report_html)?);
+    Ok(written)
+}
+
+/// `fills.csv`, `orders.csv` and `equity.csv` in `dir` (created when missing): what needs no
+/// report, so it can be written while the report is computed.
+///
+/// # Errors
+/// [`OutputError`] naming the file that could not be written.
+pub fn write_tables(
+    dir: &Path,
+    history: &History,
+    orders: &[OrderRecord],
+) -> Result<Vec<PathBuf>, OutputError> {
+    create_dir(dir)?;
+    Ok(vec![
+        write_file(dir, "fills.csv", &|out| write_fills(out, history))?,
+        write_file(dir, "orders.csv", &|out| write_orders(out, orders))?,
+        write_file(dir, "equity.csv", &|out| write_equity(out, history))?,
+    ])
+}
+
+/// `report.json` and `report.html` in `dir` (created when missing).
+///
+/// # Errors
+/// [`OutputError`] naming the file that could not be written.
+pub fn write_report(
+    dir: &Path,
+    report_json: &str,
+    report_html: &str,
+) -> Result<Vec<PathBuf>, OutputError> {
+    create_dir(dir)?;
+    Ok(vec![
+        write_file(dir, "report.json", &|out| {
+            out.write_all(report_json.as_bytes())
+        })?,
+        write_file(dir, "report.html", &|out| {
+            out.write_all(report_html.as_bytes())
+        })?,
+    ])
+}
+
+fn create_dir(dir: &Path) -> Result<(), OutputError> {
     std::fs::create_dir_all(dir).map_err(|source| OutputError::Write {
         path: dir.display().to_string(),
         source,
-    })?;
-    let mut written = Vec::new();
-    let mut file = |name: &str, write: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
-        let path = dir.join(name);
-        let failed = |source| OutputError::Write {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut out = BufWriter::new(File::create(&path).map_err(failed)?);
-        write(&mut out).and_then(|()| out.flush()).map_err(failed)?;
-        written.push(path.clone());
-        Ok::<(), OutputError>(())
+    })
+}
+
+fn write_file(
+    dir: &Path,
+    name: &str,
+    write: &dyn Fn(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<PathBuf, OutputError> {
+    let path = dir.join(name);
+    let failed = |source| OutputError::Write {
+        path: path.display().to_string(),
+        source,
     };
-    file("fills.csv", &|out| write_fills(out, history))?;
-    file("orders.csv", &|out| write_orders(out, orders))?;
-    file("equity.csv", &|out| write_equity(out, history))?;
-    file("report.json", &|out| out.write_all(report_json.as_bytes()))?;
-    file("report.html", &|out| out.write_all(report_html.as_bytes()))?;
-    Ok(written)
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(failed)?);
+    write(&mut out).and_then(|()| out.flush()).map_err(failed)?;
+    Ok(path)
 }
 
 fn csv_writer(out: &mut dyn Write) -> csv::Writer<&mut dyn Write> {
@@ -166,9 +242,12 @@ pub fn write_orders(out: &mut dyn Write, orders: &[OrderRecord]) -> std::io::Res
 /// `equity.csv`: every portfolio's value at each interval and at every fill, in rupees to the
 /// paisa.
 pub fn write_equity(out: &mut dyn Write, history: &History) -> std::io::Result<()> {
+    // Always two decimals: an amount reads the same whatever scale its sum happened to have.
     let paisa = |d: rust_decimal::Decimal| {
-        d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-            .to_string()
+        let mut rounded =
+            d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        rounded.rescale(2);
+        rounded.to_string()
     };
     let mut csv = csv_writer(out);
     csv.write_record([
@@ -194,4 +273,40 @@ pub fn write_equity(out: &mut dyn Write, history: &History) -> std::io::Result<(
         .map_err(io)?;
     }
     csv.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_written_as_chrono_writes_them() {
+        for micros in [
+            0i64,
+            1,
+            -1,
+            1_767_584_700_250_000,
+            951_782_400_000_000, // 2000-02-29
+            4_102_444_799_999_999,
+            -62_135_596_800_000_000, // year 1
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
+        ] {
+            let at = Timestamp::from_unix_micros(micros).expect("representable");
+            let chrono = at
+                .as_datetime()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            assert_eq!(rfc3339_micros(at), chrono, "{micros}");
+        }
+        let mut micros = -86_400_000_000i64 * 800;
+        while micros < 86_400_000_000i64 * 400 * 366 {
+            let at = Timestamp::from_unix_micros(micros).expect("representable");
+            let chrono = at
+                .as_datetime()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            assert_eq!(rfc3339_micros(at), chrono, "{micros}");
+            micros += 86_399_999_937;
+        }
+    }
 }

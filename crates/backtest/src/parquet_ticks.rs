@@ -24,7 +24,7 @@
 //! taken at its shortest decimal form, so a Float64 `2450.05` is the price 2450.05, not the binary
 //! fraction next to it. Market depth is not recorded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -353,6 +353,52 @@ impl Iterator for ParquetTicks {
 }
 
 impl std::iter::FusedIterator for ParquetTicks {}
+
+/// The instrument tokens a Parquet tick file holds and its rows, reading its `instrument_token`
+/// column alone (what a strategy over "every instrument in the file" needs before the backtest).
+///
+/// # Errors
+/// As [`ParquetTicks::open`].
+pub fn instrument_tokens(path: &Path) -> Result<(u64, BTreeSet<u32>), ParquetTicksError> {
+    let file = File::open(path).map_err(|source| ParquetTicksError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_magic(&file, path)?;
+    let corrupt = |source| ParquetTicksError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    };
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(corrupt)?;
+    let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let Ok(index) = builder.schema().index_of(INSTRUMENT_TOKEN) else {
+        return Err(ParquetTicksError::MissingColumn {
+            path: path.to_path_buf(),
+            column: INSTRUMENT_TOKEN,
+        });
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+    let mut tokens = BTreeSet::new();
+    for batch in builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(corrupt)?
+    {
+        let batch = batch.map_err(|e| corrupt(e.into()))?;
+        let Some(column) = Ints::new(batch.column(0).as_ref()) else {
+            break;
+        };
+        for row in 0..batch.num_rows() {
+            if let Some(token) = column.get(row).and_then(|t| u32::try_from(t).ok()) {
+                tokens.insert(token);
+            }
+        }
+    }
+    Ok((rows, tokens))
+}
 
 /// Fails unless the file starts and ends with the Parquet magic, so that a CSV handed over by
 /// mistake, or a recording cut short, is named as such rather than as a "corrupt footer".

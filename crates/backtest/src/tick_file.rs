@@ -8,7 +8,6 @@ use std::path::Path;
 
 use alpha_panda_core::MarketTick;
 use alpha_panda_services::BadRow;
-use sha2::{Digest, Sha256};
 
 use crate::csv_ticks::CsvTicks;
 use crate::parquet_ticks::{ParquetTicks, ParquetTicksError};
@@ -88,13 +87,13 @@ impl Iterator for TickFile {
     }
 }
 
-/// What one pass over a tick file finds before the backtest: the SHA-256 of its bytes (with the
+/// What one pass over a tick file finds before the backtest: the BLAKE3 digest of its bytes (with the
 /// first tick's time, the base of its tick ids, as the market feed derives a replay's), how many
 /// rows it has (for the progress bar), and the instruments it holds (for a strategy over "every
 /// instrument in the file").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileScan {
-    /// SHA-256 of the file's bytes.
+    /// BLAKE3 digest of the file's bytes.
     pub digest: [u8; 32],
     /// Data rows (lines after the header, or Parquet rows).
     pub rows: u64,
@@ -116,7 +115,7 @@ pub fn scan(path: &Path, instruments: bool) -> Result<FileScan, TickFileError> {
         source,
     })?;
     let parquet = is_parquet(path);
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut lines = 0u64;
     let mut last_byte = b'\n';
@@ -142,10 +141,20 @@ pub fn scan(path: &Path, instruments: bool) -> Result<FileScan, TickFileError> {
         }
         let mut rest = chunk;
         while let Some(end) = memchr::memchr(b'\n', rest) {
-            partial.extend_from_slice(&rest[..end]);
+            // Only a line a chunk boundary cut is copied; the others are read where they lie.
+            if partial.is_empty() {
+                scan_line(
+                    &rest[..end],
+                    &mut header_seen,
+                    &mut token_column,
+                    &mut tokens,
+                );
+            } else {
+                partial.extend_from_slice(&rest[..end]);
+                scan_line(&partial, &mut header_seen, &mut token_column, &mut tokens);
+                partial.clear();
+            }
             rest = &rest[end + 1..];
-            scan_line(&partial, &mut header_seen, &mut token_column, &mut tokens);
-            partial.clear();
         }
         partial.extend_from_slice(rest);
     }
@@ -153,20 +162,19 @@ pub fn scan(path: &Path, instruments: bool) -> Result<FileScan, TickFileError> {
         scan_line(&partial, &mut header_seen, &mut token_column, &mut tokens);
     }
     let rows = if parquet {
-        let mut rows = 0;
-        for row in ParquetTicks::open(path)? {
-            rows += 1;
-            if let (true, Ok(tick)) = (instruments, row) {
-                tokens.insert(tick.instrument_token.0);
-            }
+        if instruments {
+            let (rows, found) = crate::parquet_ticks::instrument_tokens(path)?;
+            tokens = found;
+            rows
+        } else {
+            ParquetTicks::open(path)?.rows()
         }
-        rows
     } else {
         // The header is not a row; a last line without its end of line is.
         (lines + u64::from(last_byte != b'\n')).saturating_sub(1)
     };
     Ok(FileScan {
-        digest: hasher.finalize().into(),
+        digest: *hasher.finalize().as_bytes(),
         rows,
         instruments: tokens,
     })
@@ -188,15 +196,89 @@ fn scan_line(
         return;
     }
     let Some(column) = *token_column else { return };
-    let Some(field) = line.split(|b| *b == b',').nth(column) else {
-        return;
+    // The field between the column-th comma and the next, found with memchr: every row passes.
+    let start = match column {
+        0 => 0,
+        n => match memchr::memchr_iter(b',', line).nth(n - 1) {
+            Some(comma) => comma + 1,
+            None => return,
+        },
     };
+    let rest = &line[start..];
+    let field = &rest[..memchr::memchr(b',', rest).unwrap_or(rest.len())];
     let field = field.trim_ascii();
     let field = field
         .strip_prefix(b"\"")
         .and_then(|f| f.strip_suffix(b"\""))
         .unwrap_or(field);
-    if let Some(token) = std::str::from_utf8(field).ok().and_then(|f| f.parse().ok()) {
+    let token = field.iter().try_fold(0u64, |n, b| {
+        (b.is_ascii_digit() && n < u64::from(u32::MAX)).then(|| n * 10 + u64::from(b - b'0'))
+    });
+    if let Some(token) = token
+        .filter(|_| !field.is_empty())
+        .and_then(|t| u32::try_from(t).ok())
+    {
         tokens.insert(token);
+    }
+}
+
+/// Rows per batch handed from the reading thread to the backtest.
+const READ_AHEAD_BATCH: usize = 4096;
+/// Batches that may wait: what reading ahead holds in memory at most.
+const READ_AHEAD_BATCHES: usize = 8;
+
+/// A tick file read and parsed on a thread of its own, a few batches ahead of the backtest: the
+/// decisions stay in one thread, in file order, while the other core turns bytes into ticks.
+pub struct ReadAhead {
+    batches: std::sync::mpsc::Receiver<Vec<Result<MarketTick, BadRow>>>,
+    current: std::vec::IntoIter<Result<MarketTick, BadRow>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    /// Starts reading `file` on its own thread.
+    ///
+    /// # Errors
+    /// When the thread cannot be started.
+    pub fn start(mut file: TickFile) -> std::io::Result<Self> {
+        let (sender, batches) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
+        let reader = std::thread::Builder::new()
+            .name("tick-reader".into())
+            .spawn(move || loop {
+                let batch: Vec<_> = file.by_ref().take(READ_AHEAD_BATCH).collect();
+                // An empty batch ends the file; a closed channel means nobody reads any more.
+                if batch.is_empty() || sender.send(batch).is_err() {
+                    break;
+                }
+            })?;
+        Ok(Self {
+            batches,
+            current: Vec::new().into_iter(),
+            reader: Some(reader),
+        })
+    }
+}
+
+impl Iterator for ReadAhead {
+    type Item = Result<MarketTick, BadRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.current.next() {
+                return Some(row);
+            }
+            match self.batches.recv() {
+                Ok(batch) => self.current = batch.into_iter(),
+                Err(_) => {
+                    if let Some(reader) = self.reader.take() {
+                        // The reader only ends by itself; a panic there is a bug to surface.
+                        if let Err(panic) = reader.join() {
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
+                    return None;
+                }
+            }
+        }
     }
 }

@@ -38,6 +38,10 @@ pub enum Command {
     Summary(commands::summary::SummaryArgs),
     /// Backtest strategies over a tick file: the paper services without the log, and a report.
     Backtest(commands::backtest::BacktestArgs),
+    /// The backtest's report for a paper or live run, from the ledger and the PnL snapshots.
+    Report(commands::report::ReportArgs),
+    /// Write the log's `market.ticks` to a file `backtest` reads (Parquet or CSV).
+    Record(commands::record::RecordArgs),
     /// Measure the pipeline: ticks per second and tick-to-fill latency on the memory log.
     Bench(commands::bench::BenchArgs),
     /// Zerodha Kite: login, instruments master, ticker message decoding.
@@ -84,6 +88,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => runtime.block_on(commands::migrate::run(&loaded.settings, &args)),
         Command::Summary(args) => runtime.block_on(commands::summary::run(&loaded.settings, &args)),
         Command::Backtest(args) => commands::backtest::run(&loaded.settings, &args, &runtime),
+        Command::Report(args) => runtime.block_on(commands::report::run(&loaded.settings, &args)),
+        Command::Record(args) => runtime.block_on(commands::record::run(&loaded.settings, &args)),
         Command::Bench(args) => commands::bench::run(&loaded.settings, &args, &runtime),
         Command::Kite(args) => runtime.block_on(commands::kite::run(&loaded.settings, &args)),
         Command::Api(args) => runtime.block_on(commands::api::run(&loaded.settings, &args)),

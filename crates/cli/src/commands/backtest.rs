@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alpha_panda_backtest::report::{build_report, Report};
-use alpha_panda_backtest::tick_file::{self, FileScan};
+use alpha_panda_backtest::tick_file::{self, FileScan, ReadAhead};
 use alpha_panda_backtest::{html, outputs, Backtest, BacktestCounts, TickFile};
 use alpha_panda_core::{Instrument, InstrumentToken, Money, Timestamp};
 use alpha_panda_services::strategy_runner::RunnerStrategy;
@@ -23,7 +23,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::commands::bench::backtest::Timings;
+use crate::commands::bench::backtest::{Phases, Timings};
 use crate::container::{self, Services};
 use crate::settings::Settings;
 
@@ -122,7 +122,23 @@ pub fn run(
             .instruments
             .as_deref()
             .is_none_or(|i| i.eq_ignore_ascii_case("all"));
-    let scan = tick_file::scan(&args.ticks, every_instrument || args.strategies.is_some())?;
+    // Both cores from the start: one pass hashes the file (the ids' base) while the reading
+    // thread already parses its first batches; the decisions wait for the digest only.
+    let file = TickFile::open(&args.ticks)?;
+    let format = file.format();
+    let rows = ReadAhead::start(file).context("could not start the tick reader")?;
+    let scanning = std::thread::Builder::new()
+        .name("tick-scan".into())
+        .spawn({
+            let path = args.ticks.clone();
+            let instruments = every_instrument || args.strategies.is_some();
+            move || tick_file::scan(&path, instruments)
+        })
+        .context("could not start the tick scan")?;
+    let scan = scanning
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scan of the tick file failed unexpectedly"))??;
+    let scanned = started.elapsed();
     let (services_setup, strategy_ids) = runtime.block_on(async {
         let store = container::store(settings).await?;
         let instruments = container::instruments(&store).await?;
@@ -156,14 +172,13 @@ pub fn run(
         bail!("--equity-every must be longer than zero");
     }
 
+    let set_up = started.elapsed();
     let mut backtest = Backtest::new(services_setup, scan.digest);
-    let mut file = TickFile::open(&args.ticks)?;
-    let format = file.format();
     let progress = progress_bar(scan.rows);
     let mut bad_rows: Vec<BadRow> = Vec::new();
     let mut bad_row_count = 0u64;
     let mut read = 0u64;
-    for row in &mut file {
+    for row in rows {
         match row {
             Ok(tick) => backtest.on_tick(&tick),
             Err(bad) => {
@@ -193,21 +208,32 @@ pub fn run(
     }
     let replayed = started.elapsed();
     let outcome = backtest.finish();
-    let report = build_report(&outcome.history);
-    let report_file = ReportFile {
-        input: InputSummary {
-            ticks: args.ticks.display().to_string(),
-            format,
-            bad_rows: bad_row_count,
-            first_bad_rows: &bad_rows,
-            strategies: strategy_ids,
-        },
-        counts: &outcome.counts,
-        report: &report,
-    };
-    let json = serde_json::to_string_pretty(&report_file).context("report.json")?;
-    let page = html::render_html(&report, &outcome.history);
-    let written = outputs::write_all(&args.out, &outcome.history, &outcome.orders, &json, &page)?;
+    let finished = started.elapsed();
+    // The tables need no report: they are written on the other core while it is computed.
+    let (written, report, json, reported) = std::thread::scope(|scope| {
+        let tables =
+            scope.spawn(|| outputs::write_tables(&args.out, &outcome.history, &outcome.orders));
+        let report = build_report(&outcome.history);
+        let report_file = ReportFile {
+            input: InputSummary {
+                ticks: args.ticks.display().to_string(),
+                format,
+                bad_rows: bad_row_count,
+                first_bad_rows: &bad_rows,
+                strategies: strategy_ids,
+            },
+            counts: &outcome.counts,
+            report: &report,
+        };
+        let json = serde_json::to_string_pretty(&report_file).context("report.json")?;
+        let page = html::render_html(&report, &outcome.history);
+        let reported = started.elapsed();
+        let mut written = tables
+            .join()
+            .map_err(|_| anyhow::anyhow!("writing the tables failed unexpectedly"))??;
+        written.extend(outputs::write_report(&args.out, &json, &page)?);
+        anyhow::Ok((written, report, json, reported))
+    })?;
     let elapsed = started.elapsed();
     if args.json {
         println!("{json}");
@@ -236,6 +262,13 @@ pub fn run(
             cpu_seconds: process_cpu_seconds().unwrap_or_default(),
             peak_resident_bytes: peak.unwrap_or_default(),
             fills: outcome.counts.fills,
+            phases: Phases {
+                scan: scanned.as_secs_f64(),
+                setup: (set_up - scanned).as_secs_f64(),
+                replay: (finished - set_up).as_secs_f64(),
+                report: (reported - finished).as_secs_f64(),
+                write: (elapsed - reported).as_secs_f64(),
+            },
         };
         std::fs::write(path, serde_json::to_vec(&timings)?)
             .with_context(|| format!("--timings {}", path.display()))?;

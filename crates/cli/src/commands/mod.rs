@@ -9,6 +9,8 @@ pub mod dlq;
 pub mod kill_switch;
 pub mod kite;
 pub mod migrate;
+pub mod record;
+pub mod report;
 pub mod run;
 pub mod strategy;
 pub mod summary;

@@ -6,10 +6,9 @@
 //!
 //! Pure: no I/O and no clock. The last accepted price per instrument is all the state it keeps.
 
-use std::collections::HashMap;
-
 use alpha_panda_core::{Instrument, InstrumentToken, MarketTick, Price};
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 
 /// Why a tick was refused, for the DLQ record and the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,11 +18,35 @@ pub struct TickRejection(pub String);
 /// Checks ticks against the instruments master and each instrument's last accepted price.
 #[derive(Debug, Clone, Default)]
 pub struct TickGuard {
-    tick_sizes: HashMap<InstrumentToken, Decimal>,
+    tick_sizes: FxHashMap<InstrumentToken, Decimal>,
     /// The largest move from the last accepted price, as a fraction (`0.2` for 20 %); `None`
     /// checks no move.
     max_jump: Option<Decimal>,
-    last_prices: HashMap<InstrumentToken, Price>,
+    // Fx rather than SipHash: two lookups per tick, keyed by tokens no outsider chooses.
+    last_prices: FxHashMap<InstrumentToken, Price>,
+}
+
+/// Whether `price` is further than `max_jump × last` from `last` (a positive last price):
+/// `|p − last| > jump × last` rather than the ratio, and for ordinary prices on integers at one
+/// scale, since every tick passes here. A test holds it to the decimal comparison.
+fn jumps(price: Decimal, last: Decimal, max_jump: Decimal) -> bool {
+    let small = |d: Decimal| i64::try_from(d.mantissa()).ok().map(i128::from);
+    if let (Some(p), Some(l), Some(j)) = (small(price), small(last), small(max_jump)) {
+        // Everything at the scale of jump × last.
+        let scale = max_jump.scale() + last.scale();
+        let to_scale = |m: i128, s: u32| {
+            scale
+                .checked_sub(s)
+                .and_then(|up| 10i128.checked_pow(up))
+                .and_then(|f| m.checked_mul(f))
+        };
+        if let (Some(p_scaled), Some(l_scaled)) =
+            (to_scale(p, price.scale()), to_scale(l, last.scale()))
+        {
+            return (p_scaled - l_scaled).abs() > j * l;
+        }
+    }
+    (price - last).abs() > max_jump * last
 }
 
 impl TickGuard {
@@ -38,7 +61,7 @@ impl TickGuard {
                 .collect(),
             max_jump: (max_price_jump_pct > Decimal::ZERO)
                 .then(|| max_price_jump_pct / Decimal::ONE_HUNDRED),
-            last_prices: HashMap::new(),
+            last_prices: FxHashMap::default(),
         }
     }
 
@@ -60,10 +83,8 @@ impl TickGuard {
             }
         }
         if let (Some(max_jump), Some(last)) = (self.max_jump, self.last_prices.get(&token)) {
-            // `|p − last| > jump × last` rather than the ratio: every tick passes here, and a
-            // division costs many times a multiplication (the last price is positive).
-            let distance = (price.0 - last.0).abs();
-            if distance > max_jump * last.0 {
+            if jumps(price.0, last.0, max_jump) {
+                let distance = (price.0 - last.0).abs();
                 let moved = distance / last.0;
                 return Err(TickRejection(format!(
                     "last_price {} of {token} is {}% from its last price {}, more than \
@@ -88,6 +109,17 @@ mod tests {
     use super::*;
 
     const INFY: InstrumentToken = InstrumentToken(408065);
+
+    proptest::proptest! {
+        /// The integer path is the decimal comparison, at every scale.
+        #[test]
+        fn the_jump_is_the_decimal_comparison(p in 1i64..10_000_000_000, ps in 0u32..=6,
+                                              l in 1i64..10_000_000_000, ls in 0u32..=6,
+                                              j in 1i64..1_000, js in 0u32..=4) {
+            let (price, last, jump) = (Decimal::new(p, ps), Decimal::new(l, ls), Decimal::new(j, js));
+            proptest::prop_assert_eq!(jumps(price, last, jump), (price - last).abs() > jump * last);
+        }
+    }
 
     fn tick(price: Decimal) -> MarketTick {
         MarketTick {

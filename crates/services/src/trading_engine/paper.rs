@@ -141,6 +141,11 @@ impl PaperTrader {
 
     /// The slippage in basis points for a signal event (pure function of seed and id).
     pub fn slippage_bps(&self, signal_event_id: EventId) -> Decimal {
+        let (lo, hi) = (self.config.slippage_bps_min, self.config.slippage_bps_max);
+        // A range of one value needs no draw (the draw would land on it).
+        if lo == hi {
+            return lo;
+        }
         let mut hasher = Sha256::new();
         hasher.update(self.config.seed.to_be_bytes());
         hasher.update(signal_event_id.0.as_bytes());
