@@ -27,7 +27,7 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'alpha-panda-report-'));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: CHROMIUM,
   headless: true,
-  viewport: { width: 1280, height: 900 },
+  viewport: { width: 1280, height: 1500 },
   args: [
     '--no-sandbox',
     '--disable-gpu',

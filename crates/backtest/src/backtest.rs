@@ -1,5 +1,7 @@
 //! The backtest: the services' decision cores — the strategy runner, the risk desk, the paper
 //! trader, the portfolio book — fed one tick at a time, in one thread, with no log and no runtime.
+//! The market feed's part (reading the file, the tick guard) is [`crate::tick_file::ReadAhead`]'s,
+//! on a thread of its own.
 //!
 //! Each tick is carried to the end of its causal chain before the next one is read: the paper
 //! trader's resting orders and the portfolios see the tick, the strategies answer it, every signal
@@ -18,7 +20,7 @@ use alpha_panda_core::{
     OrderType, Payload, PortfolioId, Price, Side, StrategyId, Timestamp,
 };
 use alpha_panda_services::market_feed::feed::{deterministic_ids_of_digest, TickIds};
-use alpha_panda_services::market_feed::TickGuard;
+use alpha_panda_services::market_feed::TickRejection;
 use alpha_panda_services::portfolio_manager::service::PortfolioBook;
 use alpha_panda_services::risk_manager::RiskDesk;
 use alpha_panda_services::strategy_runner::{RunnerStrategy, StrategyRunner};
@@ -49,8 +51,6 @@ pub struct BacktestSetup {
     pub instruments: Arc<HashMap<InstrumentToken, Instrument>>,
     /// Cash each portfolio starts with.
     pub initial_cash: Money,
-    /// The market feed's price-jump guard, as `market_feed.max_price_jump_pct`.
-    pub max_price_jump_pct: Decimal,
     /// Exchange time between two points of the equity curve.
     pub equity_every: Duration,
     /// Ticks before this are read (they count for ids) but not traded.
@@ -162,7 +162,6 @@ pub struct Backtest {
     desk: RiskDesk,
     trader: PaperTrader,
     book: PortfolioBook,
-    guard: TickGuard,
     instruments: Arc<HashMap<InstrumentToken, Instrument>>,
     initial_cash: Money,
     from: Option<Timestamp>,
@@ -213,7 +212,6 @@ impl Backtest {
             ),
             trader: PaperTrader::new(setup.paper, &master),
             book: PortfolioBook::default(),
-            guard: TickGuard::new(&master, setup.max_price_jump_pct),
             instruments: setup.instruments,
             initial_cash: setup.initial_cash,
             from: setup.from,
@@ -244,31 +242,41 @@ impl Backtest {
         &self.counts
     }
 
-    /// One tick of the file, in file order, every tick the file yields (a tick outside the window
-    /// or refused by the guard still takes its number, as on the market feed).
+    /// A tick of the file the market feed's guard accepted, in file order. Every tick the file
+    /// yields comes here or to [`Backtest::on_refused`]: each takes its number, as on the feed.
     pub fn on_tick(&mut self, tick: &MarketTick) {
-        // The first tick's time is part of the ids' base, as on the market feed.
-        let mut ids = self.ids.take().unwrap_or_else(|| {
+        let mut ids = self.ids_for(tick);
+        self.trade_tick(tick, &mut ids);
+        self.ids = Some(ids);
+    }
+
+    /// A tick the market feed's guard refused (off its tick grid, an impossible jump): it trades
+    /// nothing but takes its number.
+    pub fn on_refused(&mut self, tick: &MarketTick, reason: &TickRejection) {
+        let ids = self.ids_for(tick);
+        self.ids = Some(ids);
+        self.counts.ticks += 1;
+        self.counts.refused_ticks += 1;
+        if self.counts.refused_ticks <= 10 {
+            warn!(tick = self.sequence, %reason, "tick refused by the market feed's guard; skipped");
+        }
+        self.sequence += 1;
+    }
+
+    /// The tick ids; the first tick's time is part of their base, as on the market feed.
+    fn ids_for(&mut self, tick: &MarketTick) -> TickIds {
+        self.ids.take().unwrap_or_else(|| {
             TickIds::new(deterministic_ids_of_digest(
                 &self.identity,
                 tick.exchange_timestamp,
             ))
-        });
-        self.trade_tick(tick, &mut ids);
-        self.ids = Some(ids);
+        })
     }
 
     fn trade_tick(&mut self, tick: &MarketTick, ids: &mut TickIds) {
         let sequence = self.sequence;
         self.sequence += 1;
         self.counts.ticks += 1;
-        if let Err(refused) = self.guard.check(tick) {
-            self.counts.refused_ticks += 1;
-            if self.counts.refused_ticks <= 10 {
-                warn!(tick = sequence, reason = %refused, "tick refused by the market feed's guard; skipped");
-            }
-            return;
-        }
         let at = tick.exchange_timestamp;
         if self.from.is_some_and(|from| at < from) || self.to.is_some_and(|to| at > to) {
             self.counts.outside_window += 1;
@@ -302,9 +310,14 @@ impl Backtest {
         self.book.mark(token, tick.last_price);
         let mut signals = Vec::new();
         self.runner.on_tick(tick, || tick_id_of(ids), &mut signals);
-        self.counts.signals += signals.len() as u64;
-        self.queue.extend(signals.into_iter().map(Step::Output));
-        self.drain(at);
+        if !signals.is_empty() {
+            self.counts.signals += signals.len() as u64;
+            self.queue.extend(signals.into_iter().map(Step::Output));
+        }
+        // Resting orders this tick filled wait in the queue too.
+        if !self.queue.is_empty() {
+            self.drain(at);
+        }
     }
 
     /// Carries every waiting step to the end of its chain.

@@ -111,10 +111,19 @@ fn strip_cr(buffer: &[u8], line: std::ops::Range<usize>) -> std::ops::Range<usiz
     }
 }
 
-impl Iterator for CsvTicks {
-    type Item = Result<MarketTick, BadRow>;
+impl CsvTicks {
+    /// Appends up to `rows` rows to `batch`; fewer only at the end of the file. Rows go straight
+    /// into the batch, which spares the copies of a tick through the iterator's layers.
+    pub fn read_into(&mut self, batch: &mut Vec<Result<MarketTick, BadRow>>, rows: usize) {
+        for _ in 0..rows {
+            match self.next_row() {
+                Some(row) => batch.push(row),
+                None => return,
+            }
+        }
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_row(&mut self) -> Option<Result<MarketTick, BadRow>> {
         loop {
             let line_number = self.line;
             self.line += 1;
@@ -146,6 +155,14 @@ impl Iterator for CsvTicks {
     }
 }
 
+impl Iterator for CsvTicks {
+    type Item = Result<MarketTick, BadRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_row()
+    }
+}
+
 /// The row as the replay's own parser reads it: the same tick, or the same reason.
 fn replay_row(columns: &CsvColumns, line: &[u8]) -> Result<MarketTick, String> {
     let mut reader = csv::ReaderBuilder::new()
@@ -167,13 +184,15 @@ struct SymbolCache {
 }
 
 impl SymbolCache {
-    fn get(&mut self, token: u32, symbol: &str) -> Arc<str> {
+    /// The shared symbol for `bytes`, or `None` when they are not UTF-8. The bytes are compared
+    /// with the token's last symbol first, so a repeated symbol is neither validated nor copied.
+    fn get(&mut self, token: u32, bytes: &[u8]) -> Option<Arc<str>> {
         match self.by_token.get(&token) {
-            Some(known) if &**known == symbol => known.clone(),
+            Some(known) if known.as_bytes() == bytes => Some(known.clone()),
             _ => {
-                let symbol: Arc<str> = Arc::from(symbol);
+                let symbol: Arc<str> = Arc::from(std::str::from_utf8(bytes).ok()?);
                 self.by_token.insert(token, symbol.clone());
-                symbol
+                Some(symbol)
             }
         }
     }
@@ -205,7 +224,7 @@ fn fast_row(columns: &CsvColumns, symbols: &mut SymbolCache, line: &[u8]) -> Opt
         return None;
     }
     let tradingsymbol = match field(2) {
-        Some(symbol) => Some(symbols.get(instrument_token, std::str::from_utf8(symbol).ok()?)),
+        Some(symbol) => Some(symbols.get(instrument_token, symbol)?),
         None => None,
     };
     // An optional column: absent is `Some(None)`, unreadable is `None`.

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use alpha_panda_core::MarketTick;
+use alpha_panda_services::market_feed::{TickGuard, TickRejection};
 use alpha_panda_services::BadRow;
 
 use crate::csv_ticks::CsvTicks;
@@ -227,28 +228,59 @@ const READ_AHEAD_BATCH: usize = 4096;
 /// Batches that may wait: what reading ahead holds in memory at most.
 const READ_AHEAD_BATCHES: usize = 8;
 
-/// A tick file read and parsed on a thread of its own, a few batches ahead of the backtest: the
-/// decisions stay in one thread, in file order, while the other core turns bytes into ticks.
+/// A row of a tick file past the market feed's guard.
+#[derive(Debug)]
+pub enum FeedRow {
+    /// A tick the guard accepted.
+    Tick(MarketTick),
+    /// A tick the guard refused, and why.
+    Refused(MarketTick, TickRejection),
+    /// A row that is not a tick.
+    Bad(BadRow),
+}
+
+/// The backtest's market feed: a tick file read, parsed and checked by the feed's [`TickGuard`]
+/// on a thread of its own, a few batches ahead of the backtest. The decisions stay in one thread,
+/// in file order, while the other core turns bytes into checked ticks.
 pub struct ReadAhead {
-    batches: std::sync::mpsc::Receiver<Vec<Result<MarketTick, BadRow>>>,
-    current: std::vec::IntoIter<Result<MarketTick, BadRow>>,
+    batches: std::sync::mpsc::Receiver<Vec<FeedRow>>,
+    current: std::vec::IntoIter<FeedRow>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ReadAhead {
-    /// Starts reading `file` on its own thread.
+    /// Starts reading `file` on its own thread, checking every tick with `guard`.
     ///
     /// # Errors
     /// When the thread cannot be started.
-    pub fn start(mut file: TickFile) -> std::io::Result<Self> {
+    pub fn start(mut file: TickFile, mut guard: TickGuard) -> std::io::Result<Self> {
         let (sender, batches) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
         let reader = std::thread::Builder::new()
             .name("tick-reader".into())
-            .spawn(move || loop {
-                let batch: Vec<_> = file.by_ref().take(READ_AHEAD_BATCH).collect();
-                // An empty batch ends the file; a closed channel means nobody reads any more.
-                if batch.is_empty() || sender.send(batch).is_err() {
-                    break;
+            .spawn(move || {
+                let mut rows = Vec::with_capacity(READ_AHEAD_BATCH);
+                loop {
+                    rows.clear();
+                    match &mut file {
+                        TickFile::Csv(csv) => csv.read_into(&mut rows, READ_AHEAD_BATCH),
+                        TickFile::Parquet(parquet) => {
+                            rows.extend(parquet.by_ref().take(READ_AHEAD_BATCH));
+                        }
+                    }
+                    let batch: Vec<FeedRow> = rows
+                        .drain(..)
+                        .map(|row| match row {
+                            Ok(tick) => match guard.check(&tick) {
+                                Ok(()) => FeedRow::Tick(tick),
+                                Err(refused) => FeedRow::Refused(tick, refused),
+                            },
+                            Err(bad) => FeedRow::Bad(bad),
+                        })
+                        .collect();
+                    // An empty batch ends the file; a closed channel means nobody reads any more.
+                    if batch.is_empty() || sender.send(batch).is_err() {
+                        break;
+                    }
                 }
             })?;
         Ok(Self {
@@ -260,7 +292,7 @@ impl ReadAhead {
 }
 
 impl Iterator for ReadAhead {
-    type Item = Result<MarketTick, BadRow>;
+    type Item = FeedRow;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

@@ -200,7 +200,6 @@ impl<'a> Services<'a> {
             paper: self.settings.paper.clone(),
             instruments: self.instruments.clone(),
             initial_cash: initial_cash.unwrap_or(self.settings.portfolio.initial_cash),
-            max_price_jump_pct: self.settings.market_feed.max_price_jump_pct,
             equity_every: std::time::Duration::from_secs(60),
             from: None,
             to: None,

@@ -446,3 +446,57 @@ fn bench_backtest_reports_consistent_figures() {
         assert!(input["fills"].as_u64().unwrap() > 0, "{input}");
     }
 }
+
+/// report.html in Chromium (playwright-core, as the dashboard's test): its charts and tables show
+/// with no request and no console error. `UPDATE_SCREENSHOTS=1` copies the screenshot to
+/// `docs/backtest-report.png`, the README's picture.
+#[test]
+fn the_report_opens_in_a_browser_without_the_network() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let browser = root.join("tests/browser");
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run `apt-get install chromium`"
+    );
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run `npm ci --prefix tests/browser`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // The README's example: twelve days of a simulated session, one tick a second.
+    let mut command = binary();
+    let output = env(&mut command, dir.path())
+        .args([
+            "bench", "backtest", "--ticks", "1000000", "--step", "1s", "--runs", "1", "--keep",
+        ])
+        .arg(dir.path().join("session"))
+        .output()
+        .unwrap();
+    checked(output, "bench backtest");
+    let out = dir.path().join("out");
+    backtest(
+        dir.path(),
+        &dir.path().join("session/ticks.parquet"),
+        &out,
+        &[
+            "--strategy",
+            "ema_cross",
+            "--params",
+            r#"{"fast":10,"slow":30}"#,
+            "--chart",
+            "RELIANCE",
+        ],
+    );
+    let screenshot = dir.path().join("report.png");
+    let output = Command::new("node")
+        .arg(browser.join("report.mjs"))
+        .env("REPORT", out.join("report.html"))
+        .env("SCREENSHOT", &screenshot)
+        .output()
+        .unwrap();
+    checked(output, "the report in the browser");
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        std::fs::copy(&screenshot, root.join("docs/backtest-report.png")).unwrap();
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alpha_panda_backtest::report::{build_report, Report};
-use alpha_panda_backtest::tick_file::{self, FileScan, ReadAhead};
+use alpha_panda_backtest::tick_file::{self, FeedRow, FileScan, ReadAhead};
 use alpha_panda_backtest::{html, outputs, Backtest, BacktestCounts, TickFile};
 use alpha_panda_core::{Instrument, InstrumentToken, Money, Timestamp};
 use alpha_panda_services::strategy_runner::RunnerStrategy;
@@ -122,11 +122,17 @@ pub fn run(
             .instruments
             .as_deref()
             .is_none_or(|i| i.eq_ignore_ascii_case("all"));
-    // Both cores from the start: one pass hashes the file (the ids' base) while the reading
-    // thread already parses its first batches; the decisions wait for the digest only.
+    if args.equity_every.is_zero() {
+        bail!("--equity-every must be longer than zero");
+    }
+    let money = args.initial_cash.map(Money);
+    if money.is_some_and(|m| m.0 <= Decimal::ZERO) {
+        bail!("--initial-cash must be positive");
+    }
+    // Both cores from the start: one pass hashes the file (the ids' base) while the feed's thread
+    // already reads, parses and checks its first batches; the decisions wait for the digest only.
     let file = TickFile::open(&args.ticks)?;
     let format = file.format();
-    let rows = ReadAhead::start(file).context("could not start the tick reader")?;
     let scanning = std::thread::Builder::new()
         .name("tick-scan".into())
         .spawn({
@@ -135,53 +141,48 @@ pub fn run(
             move || tick_file::scan(&path, instruments)
         })
         .context("could not start the tick scan")?;
+    let (store, instruments) = runtime.block_on(async {
+        let store = container::store(settings).await?;
+        let instruments = container::instruments(&store).await?;
+        anyhow::Ok((store, instruments))
+    })?;
+    let services = Services::new(settings, store.clone(), None, instruments.clone());
+    let rows =
+        ReadAhead::start(file, services.tick_guard()).context("could not start the tick reader")?;
     let scan = scanning
         .join()
         .map_err(|_| anyhow::anyhow!("the scan of the tick file failed unexpectedly"))??;
     let scanned = started.elapsed();
-    let (services_setup, strategy_ids) = runtime.block_on(async {
-        let store = container::store(settings).await?;
-        let instruments = container::instruments(&store).await?;
-        let strategies = strategies(args, &store, &instruments, &scan).await?;
-        let ids: Vec<String> = strategies
-            .iter()
-            .map(|s| s.strategy.id().to_string())
-            .collect();
-        let services = Services::new(settings, store, None, instruments.clone());
-        let money = args.initial_cash.map(Money);
-        if money.is_some_and(|m| m.0 <= Decimal::ZERO) {
-            bail!("--initial-cash must be positive");
-        }
-        let mut setup = services.backtest(strategies, money);
-        setup.equity_every = args.equity_every;
-        setup.from = from;
-        setup.to = to;
-        setup.chart = match &args.chart {
-            Some(chart) => Some(resolve_instrument(chart, &instruments, "--chart")?),
-            None => None,
-        };
-        anyhow::Ok((setup, ids))
-    })?;
-    if strategy_ids.is_empty() {
+    let strategies = runtime.block_on(strategies(args, &store, &instruments, &scan))?;
+    if strategies.is_empty() {
         bail!(
             "no strategy to backtest: give --strategy TYPE, --strategies FILE.toml or \
              --strategy-id ID, or enable a stored one with `alpha-panda strategy enable`"
         );
     }
-    if args.equity_every.is_zero() {
-        bail!("--equity-every must be longer than zero");
-    }
-
+    let strategy_ids: Vec<String> = strategies
+        .iter()
+        .map(|s| s.strategy.id().to_string())
+        .collect();
+    let mut setup = services.backtest(strategies, money);
+    setup.equity_every = args.equity_every;
+    setup.from = from;
+    setup.to = to;
+    setup.chart = match &args.chart {
+        Some(chart) => Some(resolve_instrument(chart, &instruments, "--chart")?),
+        None => None,
+    };
     let set_up = started.elapsed();
-    let mut backtest = Backtest::new(services_setup, scan.digest);
+    let mut backtest = Backtest::new(setup, scan.digest);
     let progress = progress_bar(scan.rows);
     let mut bad_rows: Vec<BadRow> = Vec::new();
     let mut bad_row_count = 0u64;
     let mut read = 0u64;
     for row in rows {
         match row {
-            Ok(tick) => backtest.on_tick(&tick),
-            Err(bad) => {
+            FeedRow::Tick(tick) => backtest.on_tick(&tick),
+            FeedRow::Refused(tick, reason) => backtest.on_refused(&tick, &reason),
+            FeedRow::Bad(bad) => {
                 bad_row_count += 1;
                 if bad_rows.len() < BAD_ROWS_KEPT {
                     warn!(line = bad.line, reason = %bad.reason, "tick row skipped");

@@ -241,7 +241,8 @@ impl PaperTrader {
     /// Handles a market tick: fills resting LIMIT orders it trades through, in arrival order.
     pub fn fill_resting(&mut self, tick: &MarketTick) -> Vec<OrderEvent> {
         let price = tick.last_price;
-        if price.0 <= Decimal::ZERO {
+        // Every tick asks; most find nothing resting.
+        if self.resting.is_empty() || price.0 <= Decimal::ZERO {
             return Vec::new();
         }
         let (filled, resting): (Vec<RestingOrder>, Vec<RestingOrder>) =

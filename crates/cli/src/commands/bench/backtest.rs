@@ -30,6 +30,9 @@ pub struct BacktestBenchArgs {
     /// Instruments they cover.
     #[arg(long, default_value_t = 50)]
     pub instruments: usize,
+    /// Exchange time between two ticks (`1ms`: a million ticks in 17 minutes; `1s`: in 12 days).
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    pub step: Duration,
     /// Runs of each input; the fastest is reported (the machine's speed drifts).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
@@ -140,7 +143,10 @@ pub fn run(args: &BacktestBenchArgs) -> anyhow::Result<ExitCode> {
         args.instruments,
         dir.display()
     );
-    write_session(&csv, &parquet, args.ticks, args.instruments)?;
+    let step = i64::try_from(args.step.as_micros())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    write_session(&csv, &parquet, args.ticks, args.instruments, step)?;
     let mut inputs = Vec::new();
     for (format, path) in [("csv", &csv), ("parquet", &parquet)] {
         inputs.push(measure(format, path, &dir, args.runs.max(1))?);
@@ -208,8 +214,14 @@ fn print(report: &BacktestBenchReport) {
 }
 
 /// The session: the seeded simulator over the first `instruments` of the bundled universe, one
-/// tick per millisecond of exchange time from a market open.
-fn write_session(csv: &Path, parquet: &Path, ticks: u64, instruments: usize) -> anyhow::Result<()> {
+/// tick every `step` microseconds of exchange time from a market open.
+fn write_session(
+    csv: &Path,
+    parquet: &Path,
+    ticks: u64,
+    instruments: usize,
+    step: i64,
+) -> anyhow::Result<()> {
     let universe: Vec<_> = nse_universe()
         .into_iter()
         .take(instruments.max(1))
@@ -222,7 +234,8 @@ fn write_session(csv: &Path, parquet: &Path, ticks: u64, instruments: usize) -> 
     let mut chunk = Vec::with_capacity(65_536);
     let mut header = true;
     for n in 0..ticks {
-        let at = Timestamp::from_unix_micros(start.unix_micros() + n as i64 * 1_000)
+        let offset = step.saturating_mul(i64::try_from(n).unwrap_or(i64::MAX));
+        let at = Timestamp::from_unix_micros(start.unix_micros().saturating_add(offset))
             .context("the session runs past the calendar")?;
         let tick = simulator.next_tick(at);
         parquet.write(&tick)?;
