@@ -506,3 +506,160 @@ fn the_report_opens_in_a_browser_without_the_network() {
         std::fs::copy(&screenshot, root.join("docs/backtest-report.png")).unwrap();
     }
 }
+
+/// A day traded on the log can be replayed: `run` on Kafka (tansu) from a CSV, `record` writes
+/// its `market.ticks` to Parquet, and `backtest` of that file gives the run's fills (all but the
+/// order ids, which derive from the file's bytes; no slippage, which derives from them too).
+/// `report --broker paper` computes the report from the run's ledger: its trades and charges are
+/// the backtest's, and the charges the run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_run_backtests_to_its_fills_and_its_ledger_reports_its_trades() {
+    use alpha_panda_stream::testing::TansuBroker;
+    let dir = tempfile::tempdir().unwrap();
+    let (ticks, _) = session(dir.path(), 30_000);
+    store_strategies(dir.path()).await;
+    let broker = TansuBroker::start().unwrap();
+    let log_url = broker.log_url();
+    let source = format!("csv:{}", ticks.display());
+    let on_kafka = |command: &mut Command| {
+        command
+            .env("ALPHA_PANDA__LOG__URL", &log_url)
+            .env("ALPHA_PANDA__PAPER__SLIPPAGE_BPS_MAX", "0");
+    };
+    let run = tokio::task::block_in_place(|| {
+        let mut command = binary();
+        env(&mut command, dir.path())
+            // Idle only once every consumer has joined its group and read the ticks.
+            .args([
+                "run",
+                "--json",
+                "--stop-when-idle",
+                "20s",
+                "--duration",
+                "180s",
+            ])
+            .env("ALPHA_PANDA__MARKET_FEED__SOURCE", &source)
+            .env("ALPHA_PANDA__MARKET_FEED__TICKS_PER_SECOND", "0");
+        on_kafka(&mut command);
+        checked(command.output().unwrap(), "run on Kafka")
+    });
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let paper = &summary["brokers"]["paper"];
+
+    let recorded = dir.path().join("recorded.parquet");
+    tokio::task::block_in_place(|| {
+        let mut command = binary();
+        env(&mut command, dir.path())
+            .args(["record", "--out"])
+            .arg(&recorded);
+        on_kafka(&mut command);
+        checked(command.output().unwrap(), "record")
+    });
+    let out = dir.path().join("out");
+    tokio::task::block_in_place(|| {
+        let mut command = binary();
+        env(&mut command, dir.path())
+            .args(["backtest", "--ticks"])
+            .arg(&recorded)
+            .arg("--out")
+            .arg(&out)
+            .env("ALPHA_PANDA__PAPER__SLIPPAGE_BPS_MAX", "0");
+        checked(command.output().unwrap(), "backtest of the recording")
+    });
+
+    let store = Store::connect(&database_url(dir.path())).await.unwrap();
+    let mut from_run: Vec<Vec<String>> = store
+        .ledger()
+        .fills(Broker::Paper, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let fill = f.fill;
+            vec![
+                fill.filled_at
+                    .as_datetime()
+                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                    .to_string(),
+                fill.instrument_token.0.to_string(),
+                fill.strategy_id.to_string(),
+                format!("{:?}", fill.side).to_uppercase(),
+                fill.quantity.0.to_string(),
+                fill.fill_price.0.to_string(),
+                fill.fees.total.0.to_string(),
+            ]
+        })
+        .collect();
+    store.close().await;
+    let mut from_backtest: Vec<Vec<String>> = read_csv(&out.join("fills.csv"))
+        .into_iter()
+        .map(|row| {
+            [
+                "exchange_timestamp",
+                "instrument_token",
+                "strategy_id",
+                "side",
+                "quantity",
+                "price",
+                "fees",
+            ]
+            .iter()
+            .map(|c| row[*c].clone())
+            .collect()
+        })
+        .collect();
+    from_run.sort();
+    from_backtest.sort();
+    assert!(
+        from_run.len() > 20,
+        "the run barely traded: {paper}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(from_backtest, from_run);
+
+    let report_dir = dir.path().join("report");
+    let report = tokio::task::block_in_place(|| {
+        let mut command = binary();
+        env(&mut command, dir.path())
+            .args(["report", "--broker", "paper", "--json", "--out"])
+            .arg(&report_dir);
+        checked(command.output().unwrap(), "report --broker paper")
+    });
+    let ledger: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let ledger = &ledger["report"]["total"];
+    let backtest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let backtest = &backtest["total"];
+    // The same fills make the same round trips, whatever marks the open positions: live and
+    // backtest judged on the same terms.
+    for figure in [
+        "fills",
+        "trades",
+        "open_trades",
+        "wins",
+        "losses",
+        "win_rate",
+        "average_win",
+        "average_loss",
+        "largest_win",
+        "largest_loss",
+        "profit_factor",
+        "expectancy",
+        "fees",
+        "long",
+        "short",
+        "per_instrument",
+    ] {
+        assert_eq!(ledger[figure], backtest[figure], "{figure}");
+    }
+    assert_eq!(ledger["fills"].as_u64().unwrap() as usize, from_run.len());
+    // Charges are the run's, to the paisa.
+    let fees_run: Decimal = paper["portfolios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| decimal(&p["fees"]))
+        .sum();
+    assert_eq!(decimal(&ledger["fees"]["total"]), fees_run);
+    assert!(report_dir.join("report.html").exists());
+}

@@ -10,6 +10,7 @@ use alpha_panda_backtest::history::{EquityPoint, FillRecord, History, PortfolioS
 use alpha_panda_backtest::report::build_report;
 use alpha_panda_backtest::{html, outputs, PriceSeries};
 use alpha_panda_core::{Broker, InstrumentToken, Money, Timestamp};
+use alpha_panda_services::portfolio_manager::service::PortfolioBook;
 use anyhow::{bail, Context};
 use clap::Args;
 
@@ -73,39 +74,39 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
         );
     }
 
-    // A portfolio starts with the settings' cash, or, when the window opens later, with what its
-    // last snapshot before the window says it was worth.
+    // A portfolio starts with the settings' cash, or, when the window opens later, with what the
+    // fills before the window left it worth.
     let initial_cash = settings.portfolio.initial_cash.0;
     let mut portfolios: BTreeMap<String, PortfolioStart> = BTreeMap::new();
     let mut history = History::default();
+    let mut marked: Vec<EquityPoint> = Vec::new();
     for stored in &snapshots {
         let snapshot = &stored.snapshot;
         let equity = initial_cash + snapshot.total_pnl.0;
-        let start = portfolios
+        portfolios
             .entry(snapshot.portfolio_id.to_string())
             .or_insert_with(|| PortfolioStart {
                 portfolio_id: snapshot.portfolio_id.clone(),
                 strategy_id: snapshot.strategy_id.clone(),
                 initial_cash: Money(initial_cash),
             });
-        if from.is_some_and(|f| snapshot.as_of < f) {
-            start.initial_cash = Money(equity);
-            continue;
+        if within(snapshot.as_of) {
+            marked.push(EquityPoint {
+                at: snapshot.as_of,
+                portfolio_id: snapshot.portfolio_id.clone(),
+                cash: snapshot.cash.0,
+                realized_pnl: snapshot.realized_pnl.0,
+                unrealized_pnl: snapshot.unrealized_pnl.0,
+                fees: snapshot.fees.0,
+                equity,
+            });
         }
-        if !within(snapshot.as_of) {
-            continue;
-        }
-        history.equity.push(EquityPoint {
-            at: snapshot.as_of,
-            portfolio_id: snapshot.portfolio_id.clone(),
-            cash: snapshot.cash.0,
-            realized_pnl: snapshot.realized_pnl.0,
-            unrealized_pnl: snapshot.unrealized_pnl.0,
-            fees: snapshot.fees.0,
-            equity,
-        });
     }
-    for ledger in fills.into_iter().filter(|f| within(f.fill.filled_at)) {
+    // The ledger's fills through the portfolio accounting: a point of the curve at every fill,
+    // open positions marked at their instrument's last fill price (a run keeps no ticks). The
+    // stored snapshots, marked to market, stand between them.
+    let mut book = PortfolioBook::default();
+    for ledger in fills {
         let fill = ledger.fill;
         portfolios
             .entry(ledger.portfolio_id.to_string())
@@ -114,6 +115,38 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
                 strategy_id: fill.strategy_id.clone(),
                 initial_cash: Money(initial_cash),
             });
+        let before_window = from.is_some_and(|f| fill.filled_at < f);
+        if !before_window && !within(fill.filled_at) {
+            continue;
+        }
+        book.apply_fill(args.broker, Money(initial_cash), &fill);
+        book.mark(fill.instrument_token, fill.fill_price);
+        if before_window {
+            // What the window starts with: the equity the fills before it leave.
+            if let (Some(start), Some(portfolio)) = (
+                portfolios.get_mut(ledger.portfolio_id.as_str()),
+                book.portfolio(&fill.strategy_id),
+            ) {
+                start.initial_cash = Money(
+                    portfolio.initial_cash + portfolio.realized_pnl + portfolio.unrealized_pnl()
+                        - portfolio.fees,
+                );
+            }
+            continue;
+        }
+        if let Some(portfolio) = book.portfolio(&fill.strategy_id) {
+            let unrealized = portfolio.unrealized_pnl();
+            history.equity.push(EquityPoint {
+                at: fill.filled_at,
+                portfolio_id: portfolio.id.clone(),
+                cash: portfolio.cash,
+                realized_pnl: portfolio.realized_pnl,
+                unrealized_pnl: unrealized,
+                fees: portfolio.fees,
+                equity: portfolio.initial_cash + portfolio.realized_pnl + unrealized
+                    - portfolio.fees,
+            });
+        }
         history.fills.push(FillRecord {
             exchange_timestamp: fill.filled_at,
             portfolio_id: ledger.portfolio_id,
@@ -127,7 +160,9 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
             fees: fill.fees,
         });
     }
+    history.equity.extend(marked);
     history.fills.sort_by_key(|f| f.exchange_timestamp);
+    // Stable: a fill's point stays before a snapshot of the same instant.
     history.equity.sort_by_key(|p| p.at);
     history.portfolios = portfolios.into_values().collect();
     let times = history
@@ -145,7 +180,9 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
             "broker": args.broker,
             "fills": history.fills.len(),
             "snapshots": history.equity.len(),
-            "note": "rejections are read from the log, not the ledger: `alpha-panda summary` counts them",
+            "note": "open positions are marked at their last fill price between stored PnL \
+                     snapshots; rejections are on the log, not in the ledger (`alpha-panda summary` \
+                     counts them)",
         },
         "report": report,
     }))?;

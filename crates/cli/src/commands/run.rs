@@ -314,7 +314,15 @@ pub async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<ExitCode
             _ = check.tick() => {
                 let feed_done = feed_task.as_ref().is_none_or(|t| t.is_finished());
                 let quiet = idle.quiet_for(&running);
-                if feed_task.is_some() && feed_done && quiet >= Duration::from_millis(500) {
+                // Drained once every service has read something and then gone quiet: on Kafka
+                // the consumers join their groups seconds after a finite feed may have ended. A
+                // feed none of whose ticks reached a service (every one refused) drains too.
+                let all_reading = running
+                    .iter()
+                    .all(|r| ProcessorStats::get(&r.stats.events_in) > 0);
+                let drained = (all_reading && quiet >= Duration::from_millis(500))
+                    || quiet >= Duration::from_secs(15);
+                if feed_task.is_some() && feed_done && drained {
                     break "the feed ended and the pipeline drained";
                 }
                 if let Some(limit) = args.stop_when_idle {
