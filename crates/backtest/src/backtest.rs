@@ -177,6 +177,7 @@ pub struct Backtest {
     last_tick_at: Option<Timestamp>,
     last_prices: rustc_hash::FxHashMap<InstrumentToken, Price>,
     charts: BTreeMap<InstrumentToken, ChartPoints>,
+    seen_instruments: rustc_hash::FxHashSet<InstrumentToken>,
     unknown_instruments: BTreeSet<InstrumentToken>,
     queue: VecDeque<Step>,
     history: History,
@@ -225,6 +226,7 @@ impl Backtest {
             last_tick_at: None,
             last_prices: Default::default(),
             charts: BTreeMap::new(),
+            seen_instruments: Default::default(),
             unknown_instruments: BTreeSet::new(),
             queue: VecDeque::new(),
             history: History {
@@ -286,7 +288,11 @@ impl Backtest {
             self.counts.out_of_order += 1;
         }
         let token = tick.instrument_token;
-        if !self.instruments.contains_key(&token) && self.unknown_instruments.insert(token) {
+        // The master is asked once per instrument, not once per tick.
+        if self.seen_instruments.insert(token)
+            && !self.instruments.contains_key(&token)
+            && self.unknown_instruments.insert(token)
+        {
             warn!(instrument_token = %token, "instrument not in the instruments master; it trades with tick size 0.05 and lot size 1");
         }
         self.sample_equity(at);

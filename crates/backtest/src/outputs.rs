@@ -149,135 +149,141 @@ fn write_file(
     Ok(path)
 }
 
-fn csv_writer(out: &mut dyn Write) -> csv::Writer<&mut dyn Write> {
-    csv::WriterBuilder::new().from_writer(out)
+/// A text field as CSV writes it: quoted (quotes doubled) only when it holds a comma, a quote
+/// or an end of line.
+fn text(out: &mut dyn Write, field: &str) -> std::io::Result<()> {
+    if field.contains([',', '"', '\n', '\r']) {
+        write!(out, "\"{}\"", field.replace('"', "\"\""))
+    } else {
+        out.write_all(field.as_bytes())
+    }
 }
 
-fn io(e: csv::Error) -> std::io::Error {
-    std::io::Error::other(e)
-}
+// The tables are written field by field into the buffered file, without a string per field:
+// a backtest writes tens of thousands of rows of each.
 
 /// `fills.csv`: one row per fill, at the exchange time of the tick that caused it.
 pub fn write_fills(out: &mut dyn Write, history: &History) -> std::io::Result<()> {
-    let mut csv = csv_writer(out);
-    csv.write_record([
-        "exchange_timestamp",
-        "instrument_token",
-        "tradingsymbol",
-        "strategy_id",
-        "side",
-        "quantity",
-        "price",
-        "fees",
-        "order_id",
-    ])
-    .map_err(io)?;
+    out.write_all(
+        b"exchange_timestamp,instrument_token,tradingsymbol,strategy_id,side,quantity,price,fees,order_id\n",
+    )?;
     for fill in &history.fills {
-        csv.write_record([
-            rfc3339_micros(fill.exchange_timestamp).as_str(),
-            &fill.instrument_token.to_string(),
-            fill.tradingsymbol.as_deref().unwrap_or(""),
-            fill.strategy_id.as_str(),
+        write!(
+            out,
+            "{},{},",
+            rfc3339_micros(fill.exchange_timestamp),
+            fill.instrument_token
+        )?;
+        text(out, fill.tradingsymbol.as_deref().unwrap_or(""))?;
+        out.write_all(b",")?;
+        text(out, fill.strategy_id.as_str())?;
+        write!(
+            out,
+            ",{},{},{},{},",
             side(fill.side),
-            &fill.quantity.0.to_string(),
-            &fill.price.0.to_string(),
-            &fill.fees.total.0.to_string(),
-            fill.order_id.as_str(),
-        ])
-        .map_err(io)?;
+            fill.quantity.0,
+            fill.price.0,
+            fill.fees.total.0
+        )?;
+        text(out, fill.order_id.as_str())?;
+        out.write_all(b"\n")?;
     }
-    csv.flush()
+    Ok(())
 }
 
 /// `orders.csv`: one row per order and how it ended.
 pub fn write_orders(out: &mut dyn Write, orders: &[OrderRecord]) -> std::io::Result<()> {
-    let mut csv = csv_writer(out);
-    csv.write_record([
-        "submitted_at",
-        "order_id",
-        "instrument_token",
-        "tradingsymbol",
-        "strategy_id",
-        "side",
-        "quantity",
-        "order_type",
-        "limit_price",
-        "status",
-        "filled_at",
-        "fill_price",
-        "reason",
-    ])
-    .map_err(io)?;
+    out.write_all(
+        b"submitted_at,order_id,instrument_token,tradingsymbol,strategy_id,side,quantity,order_type,limit_price,status,filled_at,fill_price,reason\n",
+    )?;
     for order in orders {
         let order_type = match order.order_type {
             alpha_panda_core::OrderType::Market => "MARKET",
             alpha_panda_core::OrderType::Limit => "LIMIT",
         };
-        csv.write_record([
-            rfc3339_micros(order.submitted_at).as_str(),
-            order.order_id.as_str(),
-            &order.instrument_token.to_string(),
-            order.tradingsymbol.as_deref().unwrap_or(""),
-            order.strategy_id.as_str(),
+        write!(out, "{},", rfc3339_micros(order.submitted_at))?;
+        text(out, order.order_id.as_str())?;
+        write!(out, ",{},", order.instrument_token)?;
+        text(out, order.tradingsymbol.as_deref().unwrap_or(""))?;
+        out.write_all(b",")?;
+        text(out, order.strategy_id.as_str())?;
+        write!(
+            out,
+            ",{},{},{order_type},",
             side(order.side),
-            &order.quantity.to_string(),
-            order_type,
-            &order
-                .limit_price
-                .map(|p| p.0.to_string())
-                .unwrap_or_default(),
-            order.status,
-            &order.filled_at.map(rfc3339_micros).unwrap_or_default(),
-            &order
-                .fill_price
-                .map(|p| p.0.to_string())
-                .unwrap_or_default(),
-            order.reason.as_deref().unwrap_or(""),
-        ])
-        .map_err(io)?;
+            order.quantity
+        )?;
+        if let Some(limit) = order.limit_price {
+            write!(out, "{}", limit.0)?;
+        }
+        write!(out, ",{},", order.status)?;
+        if let Some(at) = order.filled_at {
+            out.write_all(rfc3339_micros(at).as_bytes())?;
+        }
+        out.write_all(b",")?;
+        if let Some(price) = order.fill_price {
+            write!(out, "{}", price.0)?;
+        }
+        out.write_all(b",")?;
+        text(out, order.reason.as_deref().unwrap_or(""))?;
+        out.write_all(b"\n")?;
     }
-    csv.flush()
+    Ok(())
+}
+
+/// An amount to the paisa, always with two decimals: it reads the same whatever scale its sum
+/// happened to have.
+fn paisa(amount: rust_decimal::Decimal) -> rust_decimal::Decimal {
+    let mut rounded =
+        amount.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(2);
+    rounded
 }
 
 /// `equity.csv`: every portfolio's value at each interval and at every fill, in rupees to the
 /// paisa.
 pub fn write_equity(out: &mut dyn Write, history: &History) -> std::io::Result<()> {
-    // Always two decimals: an amount reads the same whatever scale its sum happened to have.
-    let paisa = |d: rust_decimal::Decimal| {
-        let mut rounded =
-            d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-        rounded.rescale(2);
-        rounded.to_string()
-    };
-    let mut csv = csv_writer(out);
-    csv.write_record([
-        "at",
-        "portfolio_id",
-        "cash",
-        "realized_pnl",
-        "unrealized_pnl",
-        "fees",
-        "equity",
-    ])
-    .map_err(io)?;
+    out.write_all(b"at,portfolio_id,cash,realized_pnl,unrealized_pnl,fees,equity\n")?;
     for point in &history.equity {
-        csv.write_record([
-            rfc3339_micros(point.at).as_str(),
-            point.portfolio_id.as_str(),
-            &paisa(point.cash),
-            &paisa(point.realized_pnl),
-            &paisa(point.unrealized_pnl),
-            &paisa(point.fees),
-            &paisa(point.equity),
-        ])
-        .map_err(io)?;
+        write!(out, "{},", rfc3339_micros(point.at))?;
+        text(out, point.portfolio_id.as_str())?;
+        writeln!(
+            out,
+            ",{},{},{},{},{}",
+            paisa(point.cash),
+            paisa(point.realized_pnl),
+            paisa(point.unrealized_pnl),
+            paisa(point.fees),
+            paisa(point.equity)
+        )?;
     }
-    csv.flush()
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_field_is_quoted_only_when_it_must_be() {
+        let mut out = Vec::new();
+        for field in ["RELIANCE", "M&M", "A,B", "say \"x\"", "two\nlines", ""] {
+            text(&mut out, field).expect("written");
+            out.push(b'\n');
+        }
+        assert_eq!(
+            String::from_utf8(out.clone()).expect("utf-8"),
+            "RELIANCE\nM&M\n\"A,B\"\n\"say \"\"x\"\"\"\n\"two\nlines\"\n\n"
+        );
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(out.as_slice());
+        let read: Vec<String> = reader
+            .records()
+            .map(|r| r.expect("a record")[0].to_string())
+            .collect();
+        assert_eq!(read, ["RELIANCE", "M&M", "A,B", "say \"x\"", "two\nlines"]);
+    }
 
     #[test]
     fn instants_are_written_as_chrono_writes_them() {

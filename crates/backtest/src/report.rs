@@ -199,7 +199,7 @@ pub struct SideReport {
 /// Computes the report of a run.
 pub fn build_report(history: &History) -> Report {
     let span = run_span(history);
-    let portfolios = history
+    let portfolios: Vec<PortfolioReport> = history
         .portfolios
         .iter()
         .map(|portfolio| {
@@ -228,6 +228,22 @@ pub fn build_report(history: &History) -> Report {
         })
         .collect();
     let rejections_by_rule = count_rules(history.rejections.iter());
+    // One portfolio is its own total (its curve, fills and refusals are all there is): the same
+    // figures, without computing them twice.
+    if let [only] = portfolios.as_slice() {
+        let only: &PortfolioReport = only;
+        let mut total = only.clone();
+        total.portfolio_id = None;
+        total.strategy_id = None;
+        total.rejections = rejections_by_rule.clone();
+        return Report {
+            start: span.map(|s| s.start),
+            end: span.map(|s| s.end),
+            portfolios,
+            total,
+            rejections_by_rule,
+        };
+    }
     let total_fills: Vec<&FillRecord> = history
         .fills
         .iter()

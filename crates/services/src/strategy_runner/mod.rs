@@ -55,7 +55,8 @@ struct SavedStrategy {
 /// The strategy runner.
 pub struct StrategyRunner {
     strategies: Vec<RunnerStrategy>,
-    by_token: HashMap<InstrumentToken, Vec<usize>>,
+    /// Fx rather than SipHash: one lookup per tick, keyed by tokens no outsider chooses.
+    by_token: rustc_hash::FxHashMap<InstrumentToken, Vec<usize>>,
     paper: Option<TopicMap>,
     zerodha: Option<TopicMap>,
     durable: Option<Durable>,
@@ -70,7 +71,7 @@ impl StrategyRunner {
         let active = |b: Broker| brokers.contains(&b).then(|| TopicMap::new(b));
         let mut runner = Self {
             strategies,
-            by_token: HashMap::new(),
+            by_token: Default::default(),
             paper: active(Broker::Paper),
             zerodha: active(Broker::Zerodha),
             durable: None,
