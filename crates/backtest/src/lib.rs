@@ -1,7 +1,8 @@
 //! Alpha Panda's backtest host (ARCHITECTURE §6a): the very decision code of `run` — strategies,
 //! risk desk, paper fill model and fees, portfolio accounting — driven from a tick file in one
-//! thread, event by event in exchange-time order, with no log and no async runtime, and the report
-//! people read afterwards (`report.json`, `report.html`).
+//! thread, event by event in file order, with no log and no async runtime, and the report people
+//! read afterwards (`report.json`, `report.html`). The market feed's part — reading, parsing and
+//! guarding the ticks — runs a few batches ahead on a thread of its own.
 //!
 //! - [`backtest`]: [`Backtest`], the host: one tick at a time through the decision cores.
 //! - [`tick_file`]: the input, CSV or Parquet, read as a stream; [`csv_ticks`] and
