@@ -182,6 +182,7 @@ pub struct Backtest {
     queue: VecDeque<Step>,
     history: History,
     orders: Vec<OrderRecord>,
+    /// Where each open order's record is, until it fills or fails.
     order_index: HashMap<OrderId, usize>,
     counts: BacktestCounts,
 }
@@ -401,7 +402,8 @@ impl Backtest {
                     self.queue.extend(answers.into_iter().map(Step::Output));
                 }
                 self.book.apply_fill(BROKER, self.initial_cash, &fill);
-                if let Some(&index) = self.order_index.get(&fill.order_id) {
+                // A paper order fills once and whole: it leaves the index of open orders.
+                if let Some(index) = self.order_index.remove(&fill.order_id) {
                     let order = &mut self.orders[index];
                     order.status = "filled";
                     order.filled_at = Some(fill.filled_at);
@@ -434,7 +436,7 @@ impl Backtest {
                 self.counts.failed_orders += 1;
                 let answers = self.desk.on_failed(&failure, now);
                 self.queue.extend(answers.into_iter().map(Step::Output));
-                if let Some(&index) = self.order_index.get(&failure.order_id) {
+                if let Some(index) = self.order_index.remove(&failure.order_id) {
                     let order = &mut self.orders[index];
                     order.status = "failed";
                     order.reason = Some(failure.reason);

@@ -107,40 +107,88 @@ pub struct FileScan {
 /// # Errors
 /// [`TickFileError`] when the file cannot be read.
 pub fn scan(path: &Path, instruments: bool) -> Result<FileScan, TickFileError> {
-    let read_error = |source| TickFileError::Read {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut file = File::open(path).map_err(|source| TickFileError::Open {
-        path: path.display().to_string(),
-        source,
-    })?;
     let parquet = is_parquet(path);
+    // The digest and the instruments are two passes over the file, on two cores at once.
+    let (digest, lines, tokens) = std::thread::scope(|scope| {
+        let tokens = (instruments && !parquet).then(|| scope.spawn(|| csv_tokens(path)));
+        let (digest, lines) = digest_and_lines(path)?;
+        let tokens = match tokens {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+            None => BTreeSet::new(),
+        };
+        Ok::<_, TickFileError>((digest, lines, tokens))
+    })?;
+    let (rows, tokens) = if parquet {
+        if instruments {
+            crate::parquet_ticks::instrument_tokens(path)?
+        } else {
+            (ParquetTicks::open(path)?.rows(), tokens)
+        }
+    } else {
+        // The header is not a row.
+        (lines.saturating_sub(1), tokens)
+    };
+    Ok(FileScan {
+        digest,
+        rows,
+        instruments: tokens,
+    })
+}
+
+fn open_for_scan(path: &Path) -> Result<File, TickFileError> {
+    File::open(path).map_err(|source| TickFileError::Open {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn read_error(path: &Path) -> impl Fn(std::io::Error) -> TickFileError + '_ {
+    move |source| TickFileError::Read {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The file's BLAKE3 digest and its lines (a last line without its end of line counts).
+fn digest_and_lines(path: &Path) -> Result<([u8; 32], u64), TickFileError> {
+    let mut file = open_for_scan(path)?;
     let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut lines = 0u64;
     let mut last_byte = b'\n';
-    // The CSV's token column, and the part of a line a chunk boundary cut.
-    let mut tokens = BTreeSet::new();
-    let mut token_column: Option<usize> = None;
-    let mut header_seen = false;
-    let mut partial: Vec<u8> = Vec::new();
     loop {
-        let read = file.read(&mut buffer).map_err(read_error)?;
+        let read = file.read(&mut buffer).map_err(read_error(path))?;
         if read == 0 {
             break;
         }
         let chunk = &buffer[..read];
         hasher.update(chunk);
-        if parquet {
-            continue;
-        }
         lines += memchr::memchr_iter(b'\n', chunk).count() as u64;
         last_byte = chunk[read - 1];
-        if !instruments {
-            continue;
+    }
+    Ok((
+        *hasher.finalize().as_bytes(),
+        lines + u64::from(last_byte != b'\n'),
+    ))
+}
+
+/// The instrument tokens of a tick CSV, from its `instrument_token` column alone.
+fn csv_tokens(path: &Path) -> Result<BTreeSet<u32>, TickFileError> {
+    let mut file = open_for_scan(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut tokens = BTreeSet::new();
+    let mut token_column: Option<usize> = None;
+    let mut header_seen = false;
+    // The part of a line a chunk boundary cut.
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let read = file.read(&mut buffer).map_err(read_error(path))?;
+        if read == 0 {
+            break;
         }
-        let mut rest = chunk;
+        let mut rest = &buffer[..read];
         while let Some(end) = memchr::memchr(b'\n', rest) {
             // Only a line a chunk boundary cut is copied; the others are read where they lie.
             if partial.is_empty() {
@@ -162,23 +210,7 @@ pub fn scan(path: &Path, instruments: bool) -> Result<FileScan, TickFileError> {
     if !partial.is_empty() {
         scan_line(&partial, &mut header_seen, &mut token_column, &mut tokens);
     }
-    let rows = if parquet {
-        if instruments {
-            let (rows, found) = crate::parquet_ticks::instrument_tokens(path)?;
-            tokens = found;
-            rows
-        } else {
-            ParquetTicks::open(path)?.rows()
-        }
-    } else {
-        // The header is not a row; a last line without its end of line is.
-        (lines + u64::from(last_byte != b'\n')).saturating_sub(1)
-    };
-    Ok(FileScan {
-        digest: *hasher.finalize().as_bytes(),
-        rows,
-        instruments: tokens,
-    })
+    Ok(tokens)
 }
 
 fn scan_line(

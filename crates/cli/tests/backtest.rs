@@ -663,3 +663,108 @@ async fn a_recorded_run_backtests_to_its_fills_and_its_ledger_reports_its_trades
     assert_eq!(decimal(&ledger["fees"]["total"]), fees_run);
     assert!(report_dir.join("report.html").exists());
 }
+
+/// Strategies from a TOML file (by symbol and over every instrument) and from the store by id,
+/// and a window: every fill lies inside it, and the ticks outside are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategies_from_a_file_or_the_store_and_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ticks, all) = session(dir.path(), 30_000);
+    store_strategies(dir.path()).await;
+    let toml = dir.path().join("strategies.toml");
+    std::fs::write(
+        &toml,
+        r#"
+[[strategies]]
+id = "infy_only"
+type = "ema_cross"
+params = { fast = 5, slow = 20 }
+instruments = ["INFY"]
+
+[[strategies]]
+id = "everything"
+type = "mean_reversion"
+instruments = "all"
+"#,
+    )
+    .unwrap();
+    let first = all.first().unwrap().exchange_timestamp.unix_micros();
+    let last = all.last().unwrap().exchange_timestamp.unix_micros();
+    let at = |micros: i64| {
+        Timestamp::from_unix_micros(micros)
+            .unwrap()
+            .as_datetime()
+            .to_rfc3339()
+    };
+    let (from, to) = (
+        at(first + (last - first) / 4),
+        at(first + (last - first) * 3 / 4),
+    );
+    let out = dir.path().join("file");
+    let output = tokio::task::block_in_place(|| {
+        backtest(
+            dir.path(),
+            &ticks,
+            &out,
+            &[
+                "--strategies",
+                toml.to_str().unwrap(),
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--json",
+            ],
+        )
+    });
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["input"]["strategies"],
+        serde_json::json!(["infy_only", "everything"])
+    );
+    assert!(report["counts"]["outside_window"].as_u64().unwrap() > 0);
+    let fills = read_csv(&out.join("fills.csv"));
+    assert!(fills.iter().any(|f| f["strategy_id"] == "everything"));
+    for fill in &fills {
+        if fill["strategy_id"] == "infy_only" {
+            assert_eq!(fill["instrument_token"], "408065");
+        }
+    }
+    let in_window = |f: &BTreeMap<String, String>| {
+        let t = chrono::DateTime::parse_from_rfc3339(&f["exchange_timestamp"]).unwrap();
+        let (a, b) = (
+            chrono::DateTime::parse_from_rfc3339(&from).unwrap(),
+            chrono::DateTime::parse_from_rfc3339(&to).unwrap(),
+        );
+        t >= a && t <= b
+    };
+    assert!(fills.iter().all(in_window));
+
+    let stored = dir.path().join("stored");
+    let output = tokio::task::block_in_place(|| {
+        backtest(
+            dir.path(),
+            &ticks,
+            &stored,
+            &["--strategy-id", "reference", "--json"],
+        )
+    });
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["input"]["strategies"],
+        serde_json::json!(["reference"])
+    );
+    let fills = read_csv(&stored.join("fills.csv"));
+    assert!(!fills.is_empty() && fills.iter().all(|f| f["quantity"] == "2"));
+    let unknown = tokio::task::block_in_place(|| {
+        let mut command = binary();
+        env(&mut command, dir.path())
+            .args(["backtest", "--ticks"])
+            .arg(&ticks)
+            .args(["--out", "x", "--strategy-id", "nobody"])
+            .output()
+            .unwrap()
+    });
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+}
