@@ -33,8 +33,8 @@ const MAX_UNACKNOWLEDGED: usize = 8 * MAX_BATCH;
 /// Where ticks come from.
 ///
 /// A simulated session with a fixed start, or a replayed file, can publish *deterministic* tick
-/// ids ([`TickIds`]). Every id downstream derives from
-/// the tick ids, so the same seed or file yields byte-identical orders and fills run after run.
+/// ids ([`TickIds`]). Every id downstream derives from the tick ids, so the same seed or file
+/// yields byte-identical orders and fills run after run.
 pub enum TickSource {
     /// A seeded random walk.
     Simulated {
