@@ -130,8 +130,9 @@ pub struct BacktestOutcome {
 enum Step {
     /// A strategy's signal, or a risk desk's answer: an output with the id the runtime gives it.
     Output(Output),
-    /// An order event of the paper trader, with its id.
-    Order(OrderEvent, EventId),
+    /// The `ordinal`-th order event the paper trader emitted for `cause`; its id is derived only
+    /// where one is needed (a fill's: the risk desk remembers the fills it applied).
+    Order(OrderEvent, EventId, u32),
 }
 
 /// One instrument's chart points, thinned as the run grows.
@@ -310,8 +311,8 @@ impl Backtest {
         if !resting_fills.is_empty() {
             let cause = tick_id_of(ids);
             for (ordinal, event) in resting_fills.into_iter().enumerate() {
-                let id = derive_event_id(cause, TRADING_ENGINE, ordinal as u32);
-                self.queue.push_back(Step::Order(event, id));
+                self.queue
+                    .push_back(Step::Order(event, cause, ordinal as u32));
             }
         }
         self.book.mark(token, tick.last_price);
@@ -332,7 +333,9 @@ impl Backtest {
         while let Some(step) = self.queue.pop_front() {
             match step {
                 Step::Output(output) => self.on_output(output, now),
-                Step::Order(event, id) => self.on_order_event(event, id, now),
+                Step::Order(event, cause, ordinal) => {
+                    self.on_order_event(event, cause, ordinal, now)
+                }
             }
         }
     }
@@ -351,8 +354,7 @@ impl Backtest {
             Payload::ValidatedSignal(validated) => match self.trader.place(&validated, id) {
                 Ok(events) => {
                     for (ordinal, event) in events.into_iter().enumerate() {
-                        let event_id = derive_event_id(id, TRADING_ENGINE, ordinal as u32);
-                        self.queue.push_back(Step::Order(event, event_id));
+                        self.queue.push_back(Step::Order(event, id, ordinal as u32));
                     }
                 }
                 Err(e) => {
@@ -373,7 +375,7 @@ impl Backtest {
         }
     }
 
-    fn on_order_event(&mut self, event: OrderEvent, id: EventId, now: Timestamp) {
+    fn on_order_event(&mut self, event: OrderEvent, cause: EventId, ordinal: u32, now: Timestamp) {
         match event {
             OrderEvent::Submitted(order) => {
                 self.counts.orders += 1;
@@ -398,6 +400,7 @@ impl Backtest {
             OrderEvent::Acknowledged(_) => {}
             OrderEvent::Filled(fill) => {
                 self.counts.fills += 1;
+                let id = derive_event_id(cause, TRADING_ENGINE, ordinal);
                 if let Some(answers) = self.desk.on_fill(id, &fill, now) {
                     self.queue.extend(answers.into_iter().map(Step::Output));
                 }

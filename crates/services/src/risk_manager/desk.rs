@@ -32,6 +32,13 @@ fn answer_id(signal_event_id: EventId) -> EventId {
     derive_event_id(signal_event_id, SERVICE, 0)
 }
 
+/// A raw signal's answer as `decide` worked it out once: its id, and the order an approval
+/// becomes (both derived by hashing, so not derived again in `judge`).
+struct Answer {
+    id: EventId,
+    own_order: Option<OrderId>,
+}
+
 /// Counters the status line and metrics read.
 #[derive(Debug, Default)]
 pub struct RiskStats {
@@ -197,9 +204,11 @@ impl RiskDesk {
         // Judged again after a restart, a signal must get the answer it got before: if the order
         // it became was already filled (its fill read back before the signal), those units are
         // its own and do not count against it.
-        let own_filled = self
-            .own_order(signal_event_id)
-            .map_or(0, |order| self.state.filled_of(&order));
+        let answer = answer_id(signal_event_id);
+        let own_order = self.order_of(answer);
+        let own_filled = own_order
+            .as_ref()
+            .map_or(0, |order| self.state.filled_of(order));
         let position = self.state.position(strategy, token) - own_filled;
         let in_flight = self.state.in_flight(strategy, token);
         // Orders in flight count as filled when sizing; one that may still fail (any Zerodha
@@ -236,9 +245,17 @@ impl RiskDesk {
                     Sizing::AtTarget => {
                         self.at_target(signal, signal_event_id, position, in_flight)
                     }
-                    Sizing::Order { side, quantity } => {
-                        self.judge(signal, signal_event_id, side, quantity, at)
-                    }
+                    Sizing::Order { side, quantity } => self.judge(
+                        signal,
+                        signal_event_id,
+                        Answer {
+                            id: answer,
+                            own_order,
+                        },
+                        side,
+                        quantity,
+                        at,
+                    ),
                 });
             }
         }
@@ -250,6 +267,7 @@ impl RiskDesk {
         &mut self,
         signal: &TradingSignal,
         signal_event_id: EventId,
+        answer: Answer,
         side: Side,
         quantity: Quantity,
         at: Timestamp,
@@ -261,7 +279,7 @@ impl RiskDesk {
             quantity,
             ..signal.clone()
         };
-        let id = answer_id(signal_event_id);
+        let id = answer.id;
         let instrument = self.instruments.get(&token);
         let mut decision = evaluate(&order, &self.state, &self.limits, instrument, at);
         if let Some(violation) = self.kill_switch_violation(&order) {
@@ -276,7 +294,7 @@ impl RiskDesk {
         let (topic, payload) = match decision {
             RiskDecision::Approved => {
                 // The order the trading engine makes of it is followed until it fills or fails.
-                if let Some(order_id) = self.own_order(signal_event_id) {
+                if let Some(order_id) = answer.own_order {
                     let ordered = side.sign() * quantity.as_i64();
                     let signed = ordered - self.state.filled_of(&order_id);
                     // Nothing of it is left in flight when its fills were read back before it.
@@ -317,9 +335,8 @@ impl RiskDesk {
         }
     }
 
-    /// The order the trading engine makes of the raw signal `signal_event_id` once approved.
-    fn own_order(&self, signal_event_id: EventId) -> Option<OrderId> {
-        let id = answer_id(signal_event_id);
+    /// The order the trading engine makes of the validated signal whose id is `id`.
+    fn order_of(&self, id: EventId) -> Option<OrderId> {
         match self.broker {
             Broker::Paper => paper_order_id(id).ok(),
             Broker::Zerodha => zerodha_order_id(id).ok(),
