@@ -227,20 +227,11 @@ impl ParquetTicks {
     /// Parquet file, [`ParquetTicksError::MissingColumn`] without a required column and
     /// [`ParquetTicksError::UnsupportedType`] when a known column has a type it cannot have.
     pub fn open(path: &Path) -> Result<Self, ParquetTicksError> {
-        let file = File::open(path).map_err(|source| ParquetTicksError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        check_magic(&file, path)?;
+        let builder = reader_builder(path)?;
         let corrupt = |source| ParquetTicksError::Corrupt {
             path: path.to_path_buf(),
             source,
         };
-        // Parquet's own logical types, not the writer's Arrow hints: a pandas categorical or a
-        // large string then reads as plain Utf8, which leaves fewer types to accept.
-        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
-            .map_err(corrupt)?;
         let roots: Vec<usize> = COLUMNS
             .iter()
             .filter_map(|name| builder.schema().index_of(name).ok())
@@ -354,24 +345,35 @@ impl Iterator for ParquetTicks {
 
 impl std::iter::FusedIterator for ParquetTicks {}
 
+/// A reader of the whole Parquet file at `path`, its magic checked.
+fn reader_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ParquetTicksError> {
+    let file = File::open(path).map_err(|source| ParquetTicksError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_magic(&file, path)?;
+    // Parquet's own logical types, not the writer's Arrow hints: a pandas categorical or a
+    // large string then reads as plain Utf8, which leaves fewer types to accept.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(|source| {
+        ParquetTicksError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 /// The instrument tokens a Parquet tick file holds and its rows, reading its `instrument_token`
 /// column alone (what a strategy over "every instrument in the file" needs before the backtest).
 ///
 /// # Errors
 /// As [`ParquetTicks::open`].
 pub fn instrument_tokens(path: &Path) -> Result<(u64, BTreeSet<u32>), ParquetTicksError> {
-    let file = File::open(path).map_err(|source| ParquetTicksError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    check_magic(&file, path)?;
+    let builder = reader_builder(path)?;
     let corrupt = |source| ParquetTicksError::Corrupt {
         path: path.to_path_buf(),
         source,
     };
-    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).map_err(corrupt)?;
     let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let Ok(index) = builder.schema().index_of(INSTRUMENT_TOKEN) else {
         return Err(ParquetTicksError::MissingColumn {

@@ -122,6 +122,65 @@ fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
+/// The paper ledger's fills as the rows of fills.csv they share: the columns of
+/// [`FILL_COLUMNS`], the order id last when `with_order_id`.
+async fn ledger_fills(dir: &Path, with_order_id: bool) -> Vec<Vec<String>> {
+    let store = Store::connect(&database_url(dir)).await.unwrap();
+    let fills = store
+        .ledger()
+        .fills(Broker::Paper, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let fill = f.fill;
+            let mut row = vec![
+                fill.filled_at
+                    .as_datetime()
+                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                    .to_string(),
+                fill.instrument_token.0.to_string(),
+                fill.strategy_id.to_string(),
+                format!("{:?}", fill.side).to_uppercase(),
+                fill.quantity.0.to_string(),
+                fill.fill_price.0.to_string(),
+                fill.fees.total.0.to_string(),
+            ];
+            if with_order_id {
+                row.push(fill.order_id.to_string());
+            }
+            row
+        })
+        .collect();
+    store.close().await;
+    fills
+}
+
+/// The columns of fills.csv a run's ledger also has (with the order id).
+const FILL_COLUMNS: [&str; 7] = [
+    "exchange_timestamp",
+    "instrument_token",
+    "strategy_id",
+    "side",
+    "quantity",
+    "price",
+    "fees",
+];
+
+/// A backtest's fills.csv as rows of [`FILL_COLUMNS`], the order id last when `with_order_id`.
+fn backtest_fills(out: &Path, with_order_id: bool) -> Vec<Vec<String>> {
+    read_csv(&out.join("fills.csv"))
+        .into_iter()
+        .map(|row| {
+            let mut columns: Vec<String> = FILL_COLUMNS.iter().map(|c| row[*c].clone()).collect();
+            if with_order_id {
+                columns.push(row["order_id"].clone());
+            }
+            columns
+        })
+        .collect()
+}
+
 fn decimal(value: &serde_json::Value) -> Decimal {
     value
         .as_str()
@@ -152,49 +211,8 @@ async fn backtest_and_run_give_the_same_fills_and_pnl() {
     tokio::task::block_in_place(|| backtest(dir.path(), &ticks, &out, &[]));
 
     // Fills: every field the ledger and fills.csv share.
-    let store = Store::connect(&database_url(dir.path())).await.unwrap();
-    let mut from_run: Vec<Vec<String>> = store
-        .ledger()
-        .fills(Broker::Paper, 1_000_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| {
-            let fill = f.fill;
-            vec![
-                fill.filled_at
-                    .as_datetime()
-                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-                    .to_string(),
-                fill.instrument_token.0.to_string(),
-                fill.strategy_id.to_string(),
-                format!("{:?}", fill.side).to_uppercase(),
-                fill.quantity.0.to_string(),
-                fill.fill_price.0.to_string(),
-                fill.fees.total.0.to_string(),
-                fill.order_id.to_string(),
-            ]
-        })
-        .collect();
-    store.close().await;
-    let mut from_backtest: Vec<Vec<String>> = read_csv(&out.join("fills.csv"))
-        .into_iter()
-        .map(|row| {
-            [
-                "exchange_timestamp",
-                "instrument_token",
-                "strategy_id",
-                "side",
-                "quantity",
-                "price",
-                "fees",
-                "order_id",
-            ]
-            .iter()
-            .map(|c| row[*c].clone())
-            .collect()
-        })
-        .collect();
+    let mut from_run = ledger_fills(dir.path(), true).await;
+    let mut from_backtest = backtest_fills(&out, true);
     from_run.sort();
     from_backtest.sort();
     assert!(from_run.len() > 50, "the strategies barely traded: {paper}");
@@ -567,47 +585,8 @@ async fn a_recorded_run_backtests_to_its_fills_and_its_ledger_reports_its_trades
         checked(command.output().unwrap(), "backtest of the recording")
     });
 
-    let store = Store::connect(&database_url(dir.path())).await.unwrap();
-    let mut from_run: Vec<Vec<String>> = store
-        .ledger()
-        .fills(Broker::Paper, 1_000_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| {
-            let fill = f.fill;
-            vec![
-                fill.filled_at
-                    .as_datetime()
-                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-                    .to_string(),
-                fill.instrument_token.0.to_string(),
-                fill.strategy_id.to_string(),
-                format!("{:?}", fill.side).to_uppercase(),
-                fill.quantity.0.to_string(),
-                fill.fill_price.0.to_string(),
-                fill.fees.total.0.to_string(),
-            ]
-        })
-        .collect();
-    store.close().await;
-    let mut from_backtest: Vec<Vec<String>> = read_csv(&out.join("fills.csv"))
-        .into_iter()
-        .map(|row| {
-            [
-                "exchange_timestamp",
-                "instrument_token",
-                "strategy_id",
-                "side",
-                "quantity",
-                "price",
-                "fees",
-            ]
-            .iter()
-            .map(|c| row[*c].clone())
-            .collect()
-        })
-        .collect();
+    let mut from_run = ledger_fills(dir.path(), false).await;
+    let mut from_backtest = backtest_fills(&out, false);
     from_run.sort();
     from_backtest.sort();
     assert!(

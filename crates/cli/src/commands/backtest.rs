@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use alpha_panda_backtest::report::{build_report, Report};
 use alpha_panda_backtest::tick_file::{self, FeedRow, FileScan, ReadAhead};
 use alpha_panda_backtest::{html, outputs, Backtest, BacktestCounts, TickFile};
-use alpha_panda_core::{Instrument, InstrumentToken, Money, Timestamp};
+use alpha_panda_core::{Instrument, InstrumentToken, Money};
 use alpha_panda_services::strategy_runner::RunnerStrategy;
 use alpha_panda_services::{build_strategy, BadRow};
 use anyhow::{bail, Context};
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::commands::bench::backtest::{Phases, Timings};
+use crate::commands::instant_flag;
 use crate::container::{self, Services};
 use crate::settings::Settings;
 
@@ -110,8 +111,8 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let cpu_started = process_cpu_seconds();
-    let from = instant(args.from.as_deref(), "--from")?;
-    let to = instant(args.to.as_deref(), "--to")?;
+    let from = instant_flag(args.from.as_deref(), "--from")?;
+    let to = instant_flag(args.to.as_deref(), "--to")?;
     if let (Some(from), Some(to)) = (from, to) {
         if from > to {
             bail!("--from {from} is after --to {to}");
@@ -326,17 +327,6 @@ fn progress_bar(rows: u64) -> Option<indicatif::ProgressBar> {
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     Some(bar)
-}
-
-fn instant(text: Option<&str>, flag: &str) -> anyhow::Result<Option<Timestamp>> {
-    text.map(|t| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .map(|at| Timestamp::from_datetime(at.with_timezone(&chrono::Utc)))
-            .with_context(|| {
-                format!("{flag} {t:?} is not an RFC 3339 instant (2025-11-21T09:15:00+05:30)")
-            })
-    })
-    .transpose()
 }
 
 /// A token (`738561`) or a trading symbol of the master (`RELIANCE`).

@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use alpha_panda_backtest::parquet_ticks::ParquetTickWriter;
 use alpha_panda_backtest::tick_file::is_parquet;
-use alpha_panda_core::{Envelope, MarketTick, Payload, Timestamp, TopicMap};
+use alpha_panda_core::{Envelope, MarketTick, Payload, TopicMap};
 use alpha_panda_stream::RecordValue;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::commands::instant_flag;
 use crate::settings::Settings;
 
 /// Arguments of `record`.
@@ -36,17 +37,8 @@ pub struct RecordArgs {
 /// When the log cannot be read (or is the memory log, which lives inside `run`) or the file
 /// cannot be written.
 pub async fn run(settings: &Settings, args: &RecordArgs) -> anyhow::Result<ExitCode> {
-    let parse = |text: &Option<String>, flag: &str| -> anyhow::Result<Option<Timestamp>> {
-        text.as_deref()
-            .map(|t| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|at| Timestamp::from_datetime(at.with_timezone(&chrono::Utc)))
-                    .with_context(|| format!("{flag} {t:?} is not an RFC 3339 instant"))
-            })
-            .transpose()
-    };
-    let from = parse(&args.from, "--from")?;
-    let to = parse(&args.to, "--to")?;
+    let from = instant_flag(args.from.as_deref(), "--from")?;
+    let to = instant_flag(args.to.as_deref(), "--to")?;
     if settings.log.url.starts_with("memory") {
         bail!(
             "log.url is the memory log, which lives inside `alpha-panda run` and is gone when it \

@@ -14,6 +14,7 @@ use alpha_panda_services::portfolio_manager::service::PortfolioBook;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::commands::instant_flag;
 use crate::container;
 use crate::settings::Settings;
 
@@ -42,17 +43,8 @@ pub struct ReportArgs {
 /// # Errors
 /// When the store cannot be read or the files cannot be written.
 pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let parse = |text: &Option<String>, flag: &str| -> anyhow::Result<Option<Timestamp>> {
-        text.as_deref()
-            .map(|t| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|at| Timestamp::from_datetime(at.with_timezone(&chrono::Utc)))
-                    .with_context(|| format!("{flag} {t:?} is not an RFC 3339 instant"))
-            })
-            .transpose()
-    };
-    let from = parse(&args.from, "--from")?;
-    let to = parse(&args.to, "--to")?;
+    let from = instant_flag(args.from.as_deref(), "--from")?;
+    let to = instant_flag(args.to.as_deref(), "--to")?;
     let within = |at: Timestamp| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at <= t);
     let store = container::store(settings).await?;
     let mut fills = store
