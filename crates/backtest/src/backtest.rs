@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use alpha_panda_core::{
     derive_event_id, Broker, EventId, Instrument, InstrumentToken, MarketTick, Money, OrderId,
-    OrderType, Payload, PortfolioId, Price, Side, StrategyId, Timestamp,
+    Payload, PortfolioId, Price, Side, Timestamp,
 };
 use alpha_panda_services::market_feed::feed::{deterministic_ids_of_digest, TickIds};
 use alpha_panda_services::market_feed::TickRejection;
@@ -30,14 +30,17 @@ use alpha_panda_stream::Output;
 use rust_decimal::Decimal;
 use tracing::warn;
 
-use crate::history::{EquityPoint, FillRecord, History, PortfolioStart, PriceSeries, Rejection};
+use crate::history::{
+    EquityPoint, FillRecord, Journal, OrderRecord, PortfolioStart, PriceSeries, Rejection,
+};
 
 /// A backtest's namespace: its orders are paper orders, its portfolios paper portfolios.
 const BROKER: Broker = Broker::Paper;
 
-/// The most points kept per instrument for the trades chart; past it, every other point goes and
-/// the stride doubles, so the chart's memory does not grow with the run.
-const CHART_POINTS: usize = 4096;
+/// The most prices kept per instrument for the trades chart, and fills per side; past it, every
+/// other one goes and the stride doubles, so the chart's memory does not grow with the run.
+const CHART_POINTS: usize = 1024;
+const CHART_FILLS: usize = 512;
 
 /// What a backtest runs, all of it from the settings `run` uses (see the CLI's composition root).
 pub struct BacktestSetup {
@@ -59,37 +62,6 @@ pub struct BacktestSetup {
     pub to: Option<Timestamp>,
     /// The instrument of the trades chart (default: the one with the most fills).
     pub chart: Option<InstrumentToken>,
-}
-
-/// One order and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRecord {
-    /// The order.
-    pub order_id: OrderId,
-    /// Exchange time of the signal's tick.
-    pub submitted_at: Timestamp,
-    /// The strategy.
-    pub strategy_id: StrategyId,
-    /// The instrument.
-    pub instrument_token: InstrumentToken,
-    /// Its trading symbol, when known.
-    pub tradingsymbol: Option<String>,
-    /// Buy or sell.
-    pub side: Side,
-    /// Units ordered.
-    pub quantity: u32,
-    /// MARKET or LIMIT.
-    pub order_type: OrderType,
-    /// The limit of a LIMIT order.
-    pub limit_price: Option<Price>,
-    /// `open` (a resting LIMIT at the end), `filled` or `failed`.
-    pub status: &'static str,
-    /// When it filled.
-    pub filled_at: Option<Timestamp>,
-    /// At what price.
-    pub fill_price: Option<Price>,
-    /// Why it failed.
-    pub reason: Option<String>,
 }
 
 /// Counters of a backtest.
@@ -115,15 +87,33 @@ pub struct BacktestCounts {
     pub failed_orders: u64,
 }
 
-/// What a backtest leaves: the report's history, every order, and the counters.
-#[derive(Debug, Clone)]
-pub struct BacktestOutcome {
-    /// Fills, equity curve, refusals, the chart.
-    pub history: History,
-    /// Every order, in the order placed.
-    pub orders: Vec<OrderRecord>,
+impl BacktestSetup {
+    /// The portfolios the backtest trades: one per strategy, each with the initial cash.
+    pub fn portfolios(&self) -> Vec<PortfolioStart> {
+        self.strategies
+            .iter()
+            .map(|s| PortfolioStart {
+                portfolio_id: PortfolioId::for_strategy(BROKER, s.strategy.id()),
+                strategy_id: s.strategy.id().clone(),
+                initial_cash: self.initial_cash,
+            })
+            .collect()
+    }
+}
+
+/// What a backtest leaves besides its journal's records.
+#[derive(Debug)]
+pub struct BacktestOutcome<J> {
+    /// The journal, every record handed to it.
+    pub journal: J,
     /// Counters.
     pub counts: BacktestCounts,
+    /// The exchange time of the first tick (None: no tick).
+    pub start: Option<Timestamp>,
+    /// The exchange time of the last tick.
+    pub end: Option<Timestamp>,
+    /// The trades chart's instrument: its prices and fills.
+    pub chart: Option<PriceSeries>,
 }
 
 /// A step of a tick's causal chain, waiting its turn.
@@ -135,19 +125,20 @@ enum Step {
     Order(OrderEvent, EventId, u32),
 }
 
-/// One instrument's chart points, thinned as the run grows.
+/// Points of a chart, thinned evenly as the run grows: every `stride`-th is kept, and when more
+/// than `limit` are, every other one goes and the stride doubles.
 #[derive(Default)]
-struct ChartPoints {
+struct Thinned {
     stride: u64,
     seen: u64,
     points: Vec<(Timestamp, Price)>,
 }
 
-impl ChartPoints {
-    fn push(&mut self, at: Timestamp, price: Price) {
+impl Thinned {
+    fn push(&mut self, at: Timestamp, price: Price, limit: usize) {
         if self.seen % self.stride.max(1) == 0 {
             self.points.push((at, price));
-            if self.points.len() > CHART_POINTS {
+            if self.points.len() > limit {
                 let kept = self.points.iter().step_by(2).copied().collect();
                 self.points = kept;
                 self.stride = self.stride.max(1) * 2;
@@ -157,8 +148,18 @@ impl ChartPoints {
     }
 }
 
+/// One instrument's trades chart: its prices at each equity interval, and its fills.
+#[derive(Default)]
+struct InstrumentChart {
+    /// The symbol its first fill knew, for an instrument the master does not.
+    tradingsymbol: Option<String>,
+    prices: Thinned,
+    buys: Thinned,
+    sells: Thinned,
+}
+
 /// The backtest of one tick file.
-pub struct Backtest {
+pub struct Backtest<J> {
     runner: StrategyRunner,
     desk: RiskDesk,
     trader: PaperTrader,
@@ -177,31 +178,27 @@ pub struct Backtest {
     next_sample: Option<i64>,
     last_tick_at: Option<Timestamp>,
     last_prices: rustc_hash::FxHashMap<InstrumentToken, Price>,
-    charts: BTreeMap<InstrumentToken, ChartPoints>,
+    /// Every instrument's chart, or only `chart`'s when it is given.
+    charts: BTreeMap<InstrumentToken, InstrumentChart>,
+    /// Fills per instrument, to chart the one with the most by default.
+    fills_per_instrument: BTreeMap<InstrumentToken, u64>,
     seen_instruments: rustc_hash::FxHashSet<InstrumentToken>,
     unknown_instruments: BTreeSet<InstrumentToken>,
     queue: VecDeque<Step>,
-    history: History,
-    orders: Vec<OrderRecord>,
-    /// Where each open order's record is, until it fills or fails.
-    order_index: HashMap<OrderId, usize>,
+    portfolios: Vec<PortfolioStart>,
+    start: Option<Timestamp>,
+    journal: J,
+    /// Open orders, with their place in the order they were placed, until they fill or fail.
+    open_orders: HashMap<OrderId, (u64, OrderRecord)>,
     counts: BacktestCounts,
 }
 
-impl Backtest {
+impl<J: Journal> Backtest<J> {
     /// A backtest of the file whose BLAKE3 digest is `identity` (tick ids derive from it, as the market
-    /// feed derives them for the same file).
-    pub fn new(setup: BacktestSetup, identity: [u8; 32]) -> Self {
+    /// feed derives them for the same file), handing its records to `journal` as they happen.
+    pub fn new(setup: BacktestSetup, identity: [u8; 32], journal: J) -> Self {
         let master: Vec<Instrument> = setup.instruments.values().cloned().collect();
-        let portfolios = setup
-            .strategies
-            .iter()
-            .map(|s| PortfolioStart {
-                portfolio_id: PortfolioId::for_strategy(BROKER, s.strategy.id()),
-                strategy_id: s.strategy.id().clone(),
-                initial_cash: setup.initial_cash,
-            })
-            .collect();
+        let portfolios = setup.portfolios();
         let equity_every = i64::try_from(setup.equity_every.as_micros())
             .unwrap_or(i64::MAX)
             .max(1);
@@ -228,15 +225,14 @@ impl Backtest {
             last_tick_at: None,
             last_prices: Default::default(),
             charts: BTreeMap::new(),
+            fills_per_instrument: BTreeMap::new(),
             seen_instruments: Default::default(),
             unknown_instruments: BTreeSet::new(),
             queue: VecDeque::new(),
-            history: History {
-                portfolios,
-                ..History::default()
-            },
-            orders: Vec::new(),
-            order_index: HashMap::new(),
+            portfolios,
+            start: None,
+            journal,
+            open_orders: HashMap::new(),
             counts: BacktestCounts::default(),
         }
     }
@@ -299,7 +295,7 @@ impl Backtest {
         }
         self.sample_equity(at);
         self.last_tick_at = Some(self.last_tick_at.map_or(at, |last| last.max(at)));
-        self.history.start.get_or_insert(at);
+        self.start.get_or_insert(at);
         self.last_prices.insert(token, tick.last_price);
 
         // The tick id is derived only when something is caused by the tick.
@@ -363,7 +359,7 @@ impl Backtest {
             },
             Payload::RejectedSignal(rejected) => {
                 self.counts.rejected_signals += 1;
-                self.history.rejections.push(Rejection {
+                self.journal.rejection(&Rejection {
                     exchange_timestamp: rejected.signal.tick.exchange_timestamp,
                     strategy_id: rejected.signal.strategy_id.clone(),
                     instrument_token: rejected.signal.instrument_token,
@@ -378,10 +374,9 @@ impl Backtest {
     fn on_order_event(&mut self, event: OrderEvent, cause: EventId, ordinal: u32, now: Timestamp) {
         match event {
             OrderEvent::Submitted(order) => {
+                let placed = self.counts.orders;
                 self.counts.orders += 1;
-                self.order_index
-                    .insert(order.order_id.clone(), self.orders.len());
-                self.orders.push(OrderRecord {
+                let record = OrderRecord {
                     order_id: order.order_id.clone(),
                     submitted_at: now,
                     strategy_id: order.strategy_id.clone(),
@@ -395,7 +390,9 @@ impl Backtest {
                     filled_at: None,
                     fill_price: None,
                     reason: None,
-                });
+                };
+                self.open_orders
+                    .insert(order.order_id.clone(), (placed, record));
             }
             OrderEvent::Acknowledged(_) => {}
             OrderEvent::Filled(fill) => {
@@ -405,12 +402,12 @@ impl Backtest {
                     self.queue.extend(answers.into_iter().map(Step::Output));
                 }
                 self.book.apply_fill(BROKER, self.initial_cash, &fill);
-                // A paper order fills once and whole: it leaves the index of open orders.
-                if let Some(index) = self.order_index.remove(&fill.order_id) {
-                    let order = &mut self.orders[index];
+                // A paper order fills once and whole: it ends here.
+                if let Some((_, mut order)) = self.open_orders.remove(&fill.order_id) {
                     order.status = "filled";
                     order.filled_at = Some(fill.filled_at);
                     order.fill_price = Some(fill.fill_price);
+                    self.journal.order(&order);
                 }
                 let portfolio_id = PortfolioId::for_strategy(BROKER, &fill.strategy_id);
                 let tradingsymbol = fill
@@ -418,11 +415,28 @@ impl Backtest {
                     .clone()
                     .or_else(|| self.symbol(fill.instrument_token));
                 if let Some(portfolio) = self.book.portfolio(&fill.strategy_id) {
-                    self.history
-                        .equity
-                        .push(equity_point(portfolio, fill.filled_at));
+                    self.journal
+                        .equity(&equity_point(portfolio, fill.filled_at));
                 }
-                self.history.fills.push(FillRecord {
+                *self
+                    .fills_per_instrument
+                    .entry(fill.instrument_token)
+                    .or_default() += 1;
+                if self
+                    .chart
+                    .is_none_or(|chart| chart == fill.instrument_token)
+                {
+                    let chart = self.charts.entry(fill.instrument_token).or_default();
+                    if chart.tradingsymbol.is_none() {
+                        chart.tradingsymbol.clone_from(&tradingsymbol);
+                    }
+                    let side = match fill.side {
+                        Side::Buy => &mut chart.buys,
+                        Side::Sell => &mut chart.sells,
+                    };
+                    side.push(fill.filled_at, fill.fill_price, CHART_FILLS);
+                }
+                self.journal.fill(&FillRecord {
                     exchange_timestamp: fill.filled_at,
                     portfolio_id,
                     strategy_id: fill.strategy_id,
@@ -439,10 +453,10 @@ impl Backtest {
                 self.counts.failed_orders += 1;
                 let answers = self.desk.on_failed(&failure, now);
                 self.queue.extend(answers.into_iter().map(Step::Output));
-                if let Some(index) = self.order_index.remove(&failure.order_id) {
-                    let order = &mut self.orders[index];
+                if let Some((_, mut order)) = self.open_orders.remove(&failure.order_id) {
                     order.status = "failed";
                     order.reason = Some(failure.reason);
+                    self.journal.order(&order);
                 }
             }
         }
@@ -469,16 +483,23 @@ impl Backtest {
         // The first boundary has no tick before it: the curve starts at the initial cash.
         let sampled_at = Timestamp::from_unix_micros(boundary).unwrap_or(at);
         self.push_equity(sampled_at);
+        self.chart_prices(sampled_at);
+    }
+
+    fn chart_prices(&mut self, at: Timestamp) {
         for (token, price) in &self.last_prices {
-            self.charts
-                .entry(*token)
-                .or_default()
-                .push(sampled_at, *price);
+            if self.chart.is_none_or(|chart| chart == *token) {
+                self.charts
+                    .entry(*token)
+                    .or_default()
+                    .prices
+                    .push(at, *price, CHART_POINTS);
+            }
         }
     }
 
     fn push_equity(&mut self, at: Timestamp) {
-        for start in &self.history.portfolios {
+        for start in &self.portfolios {
             let point = match self.book.portfolio(&start.strategy_id) {
                 Some(portfolio) => equity_point(portfolio, at),
                 None => EquityPoint {
@@ -491,19 +512,22 @@ impl Backtest {
                     equity: start.initial_cash.0,
                 },
             };
-            self.history.equity.push(point);
+            self.journal.equity(&point);
         }
     }
 
-    /// Ends the backtest: the last point of every curve, the chart, the orders still resting.
-    pub fn finish(mut self) -> BacktestOutcome {
+    /// Ends the backtest: the last point of every curve, the orders still resting (in the order
+    /// placed), the chart.
+    pub fn finish(mut self) -> BacktestOutcome<J> {
         if let Some(end) = self.last_tick_at {
             self.push_equity(end);
-            for (token, price) in &self.last_prices {
-                self.charts.entry(*token).or_default().push(end, *price);
-            }
+            self.chart_prices(end);
         }
-        self.history.end = self.last_tick_at;
+        let mut open: Vec<(u64, OrderRecord)> = self.open_orders.drain().map(|(_, o)| o).collect();
+        open.sort_by_key(|(placed, _)| *placed);
+        for (_, order) in &open {
+            self.journal.order(order);
+        }
         if self.counts.out_of_order > 0 {
             warn!(
                 out_of_order = self.counts.out_of_order,
@@ -512,33 +536,31 @@ impl Backtest {
             );
         }
         let chart = self.chart.or_else(|| {
-            let mut fills: BTreeMap<InstrumentToken, usize> = BTreeMap::new();
-            for fill in &self.history.fills {
-                *fills.entry(fill.instrument_token).or_default() += 1;
-            }
             // The most fills; among equals, the lowest token.
-            let most = fills.values().copied().max()?;
-            fills.into_iter().find(|(_, n)| *n == most).map(|(t, _)| t)
+            let most = self.fills_per_instrument.values().copied().max()?;
+            self.fills_per_instrument
+                .iter()
+                .find(|(_, n)| **n == most)
+                .map(|(t, _)| *t)
         });
-        self.history.chart = chart.map(|token| PriceSeries {
-            instrument_token: token,
-            tradingsymbol: self.symbol(token).or_else(|| {
-                self.history
-                    .fills
-                    .iter()
-                    .find(|f| f.instrument_token == token)
-                    .and_then(|f| f.tradingsymbol.clone())
-            }),
-            points: self
-                .charts
-                .remove(&token)
-                .map(|c| c.points)
-                .unwrap_or_default(),
+        let chart = chart.map(|token| {
+            let drawn = self.charts.remove(&token).unwrap_or_default();
+            PriceSeries {
+                instrument_token: token,
+                tradingsymbol: self.symbol(token).or(drawn.tradingsymbol),
+                points: drawn.prices.points,
+                buy_count: drawn.buys.seen,
+                sell_count: drawn.sells.seen,
+                buys: drawn.buys.points,
+                sells: drawn.sells.points,
+            }
         });
         BacktestOutcome {
-            history: self.history,
-            orders: self.orders,
+            journal: self.journal,
             counts: self.counts,
+            start: self.start,
+            end: self.last_tick_at,
+            chart,
         }
     }
 }

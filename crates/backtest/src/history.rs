@@ -1,10 +1,13 @@
 //! What a backtest (or a run's ledger) leaves behind for the report: the portfolios with their
 //! starting cash, every fill, the equity curve, the refused signals and one instrument's prices.
-//! Plain data: the host appends to it, `report` reads it, and nothing here decides anything.
+//! Plain data: the host hands each record to a [`Journal`] as it happens, and nothing here
+//! decides anything. A backtest's journal writes the tables and folds the report as the records
+//! come, so its memory does not grow with the run; a [`History`] keeps them all, for a ledger's
+//! report and for tests.
 
 use alpha_panda_core::{
-    FeeBreakdown, InstrumentToken, Money, OrderId, PortfolioId, Price, Quantity, Side, StrategyId,
-    Timestamp,
+    FeeBreakdown, InstrumentToken, Money, OrderId, OrderType, PortfolioId, Price, Quantity, Side,
+    StrategyId, Timestamp,
 };
 use rust_decimal::Decimal;
 
@@ -44,6 +47,37 @@ pub struct FillRecord {
     pub fees: FeeBreakdown,
 }
 
+/// One order and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// The order.
+    pub order_id: OrderId,
+    /// Exchange time of the signal's tick.
+    pub submitted_at: Timestamp,
+    /// The strategy.
+    pub strategy_id: StrategyId,
+    /// The instrument.
+    pub instrument_token: InstrumentToken,
+    /// Its trading symbol, when known.
+    pub tradingsymbol: Option<String>,
+    /// Buy or sell.
+    pub side: Side,
+    /// Units ordered.
+    pub quantity: u32,
+    /// MARKET or LIMIT.
+    pub order_type: OrderType,
+    /// The limit of a LIMIT order.
+    pub limit_price: Option<Price>,
+    /// `open` (a resting LIMIT at the end), `filled` or `failed`.
+    pub status: &'static str,
+    /// When it filled.
+    pub filled_at: Option<Timestamp>,
+    /// At what price.
+    pub fill_price: Option<Price>,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
 /// A portfolio's value at one instant: at a fixed interval of exchange time, and at every fill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EquityPoint {
@@ -76,8 +110,9 @@ pub struct Rejection {
     pub rules: Vec<String>,
 }
 
-/// One instrument's prices over the run, for the trades chart: the last price of every equity
-/// interval, so its size follows the run's length, not its ticks.
+/// One instrument's prices over the run and its fills, for the trades chart: the last price of
+/// every equity interval, and the fills of each side, both thinned to a bounded number of points
+/// however long the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriceSeries {
     /// The instrument.
@@ -86,9 +121,30 @@ pub struct PriceSeries {
     pub tradingsymbol: Option<String>,
     /// `(exchange time, last price)`, in time order.
     pub points: Vec<(Timestamp, Price)>,
+    /// Buys `(exchange time, price)`, in time order; evenly thinned when there were many.
+    pub buys: Vec<(Timestamp, Price)>,
+    /// Sells, likewise.
+    pub sells: Vec<(Timestamp, Price)>,
+    /// Every buy of the instrument, thinned or not.
+    pub buy_count: u64,
+    /// Every sell.
+    pub sell_count: u64,
 }
 
-/// Everything the report is computed from.
+/// Where a run's records go, one at a time, in the order the run makes them (exchange-time order
+/// for a file sorted by time).
+pub trait Journal {
+    /// A fill.
+    fn fill(&mut self, fill: &FillRecord);
+    /// A point of a portfolio's equity curve.
+    fn equity(&mut self, point: &EquityPoint);
+    /// An order, once it has ended (filled or failed), or at the end of the run while open.
+    fn order(&mut self, order: &OrderRecord);
+    /// A refused signal.
+    fn rejection(&mut self, rejection: &Rejection);
+}
+
+/// Every record of a run, kept in memory.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct History {
     /// The portfolios, in strategy order.
@@ -99,10 +155,30 @@ pub struct History {
     pub equity: Vec<EquityPoint>,
     /// Refused signals, in time order.
     pub rejections: Vec<Rejection>,
+    /// Every order, in the order they ended.
+    pub orders: Vec<OrderRecord>,
     /// The exchange time of the first tick (None: no tick).
     pub start: Option<Timestamp>,
     /// The exchange time of the last tick.
     pub end: Option<Timestamp>,
     /// The instrument shown on the trades chart.
     pub chart: Option<PriceSeries>,
+}
+
+impl Journal for History {
+    fn fill(&mut self, fill: &FillRecord) {
+        self.fills.push(fill.clone());
+    }
+
+    fn equity(&mut self, point: &EquityPoint) {
+        self.equity.push(point.clone());
+    }
+
+    fn order(&mut self, order: &OrderRecord) {
+        self.orders.push(order.clone());
+    }
+
+    fn rejection(&mut self, rejection: &Rejection) {
+        self.rejections.push(rejection.clone());
+    }
 }

@@ -1,16 +1,15 @@
 //! `report.html`: the report as one self-contained page — inline CSS and SVG charts drawn here,
 //! no script, no font or file fetched from anywhere — so it opens from disk or an e-mail
 //! attachment exactly as it was written. Rendering is deterministic (no clock, no random ids):
-//! the same report and history give the same bytes, so two runs can be compared with `diff`.
+//! the same report and charts give the same bytes, so two runs can be compared with `diff`.
 
 use std::fmt::Write as _;
 
-use alpha_panda_core::{calendar, Money, Side, Timestamp};
+use alpha_panda_core::{calendar, Money, Price, Side, Timestamp};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use crate::history::History;
-use crate::report::{self, Drawdown, PortfolioReport, Report};
+use crate::report::{Charts, Drawdown, PortfolioReport, Report};
 
 /// A series longer than this is downsampled before it is drawn, so the page's size follows the
 /// chart's width rather than the run's length.
@@ -46,7 +45,7 @@ svg text{font-size:11px;fill:#374151}.grid{stroke:#e5e7eb;stroke-width:1}\
 .note{font-size:.85em;color:#6b7280}";
 
 /// Renders the report, with the charts drawn from `history` (the history it was built from).
-pub fn render_html(report: &Report, history: &History) -> String {
+pub fn render_html(report: &Report, charts: &Charts) -> String {
     let mut page = String::with_capacity(64 * 1024);
     page.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
@@ -55,8 +54,8 @@ pub fn render_html(report: &Report, history: &History) -> String {
     page.push_str("</style>\n</head>\n<body>\n");
     header(&mut page, report);
     summary(&mut page, report);
-    equity_charts(&mut page, history);
-    trades_chart(&mut page, history);
+    equity_charts(&mut page, charts);
+    trades_chart(&mut page, charts);
     page.push_str("<h2>Rejections by rule</h2>\n");
     rejections_table(&mut page, &report.rejections_by_rule);
     // With one portfolio the total repeats it, so only the portfolio gets its details.
@@ -177,58 +176,26 @@ struct Marker {
     side: Side,
 }
 
-fn equity_charts(page: &mut String, history: &History) {
-    let Some(span) = report::run_span(history) else {
+fn equity_charts(page: &mut String, charts: &Charts) {
+    let Some(start) = charts.start else {
         page.push_str("<h2>Equity</h2>\n<p class=\"note\">No equity to chart.</p>\n");
         return;
     };
-    /// A curve to draw: its name, its initial cash and its points.
-    struct Curve {
-        name: String,
-        initial: Decimal,
-        points: Vec<(Timestamp, Decimal)>,
-    }
-    let mut curves = vec![Curve {
-        name: "Total".to_owned(),
-        initial: history
-            .portfolios
-            .iter()
-            .map(|portfolio| portfolio.initial_cash.0)
-            .sum(),
-        points: report::total_curve(history),
-    }];
-    if history.portfolios.len() > 1 {
-        for portfolio in &history.portfolios {
-            curves.push(Curve {
-                name: portfolio.strategy_id.to_string(),
-                initial: portfolio.initial_cash.0,
-                points: report::portfolio_curve(history, &portfolio.portfolio_id),
-            });
-        }
-    }
     let mut equity = Vec::new();
     let mut drawdown = Vec::new();
-    for (
-        i,
-        Curve {
-            name,
-            initial,
-            points,
-        },
-    ) in curves.into_iter().enumerate()
-    {
+    for (i, curve) in charts.equity.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
         // Every curve starts at its initial cash at the run's start, as the drawdown does.
-        let mut values = Vec::with_capacity(points.len() + 1);
-        values.push((span.start.unix_micros(), initial));
-        values.extend(points.iter().map(|(at, e)| (at.unix_micros(), *e)));
+        let mut values = Vec::with_capacity(curve.points.len() + 1);
+        values.push((start.unix_micros(), curve.initial_cash));
+        values.extend(curve.points.iter().map(|(at, e)| (at.unix_micros(), *e)));
         drawdown.push(Series {
-            name: name.clone(),
+            name: curve.name.clone(),
             colour,
             points: drawdown_curve(&values),
         });
         equity.push(Series {
-            name,
+            name: curve.name.clone(),
             colour,
             points: values
                 .iter()
@@ -269,8 +236,8 @@ fn drawdown_curve(values: &[(i64, Decimal)]) -> Vec<(i64, f64)> {
         .collect()
 }
 
-fn trades_chart(page: &mut String, history: &History) {
-    let Some(prices) = &history.chart else {
+fn trades_chart(page: &mut String, charts: &Charts) {
+    let Some(prices) = &charts.trades else {
         return;
     };
     let symbol = prices
@@ -292,31 +259,31 @@ fn trades_chart(page: &mut String, history: &History) {
             .filter_map(|(at, price)| price.0.to_f64().map(|y| (at.unix_micros(), y)))
             .collect(),
     }];
-    let fills: Vec<Marker> = history
-        .fills
-        .iter()
-        .filter(|fill| fill.instrument_token == prices.instrument_token)
-        .filter_map(|fill| {
-            fill.price.0.to_f64().map(|y| Marker {
-                x: fill.exchange_timestamp.unix_micros(),
-                y,
-                side: fill.side,
+    let markers = |fills: &[(Timestamp, Price)], side: Side| -> Vec<Marker> {
+        fills
+            .iter()
+            .filter_map(|(at, price)| {
+                price.0.to_f64().map(|y| Marker {
+                    x: at.unix_micros(),
+                    y,
+                    side,
+                })
             })
-        })
-        .collect();
-    let buys: Vec<&Marker> = fills.iter().filter(|m| m.side == Side::Buy).collect();
-    let sells: Vec<&Marker> = fills.iter().filter(|m| m.side == Side::Sell).collect();
-    let mut markers = thin(&buys, MAX_MARKERS);
-    markers.extend(thin(&sells, MAX_MARKERS));
-    chart(page, &series, &markers, plain);
+            .collect()
+    };
+    let buys = markers(&prices.buys, Side::Buy);
+    let sells = markers(&prices.sells, Side::Sell);
+    let mut drawn = thin(&buys.iter().collect::<Vec<_>>(), MAX_MARKERS);
+    drawn.extend(thin(&sells.iter().collect::<Vec<_>>(), MAX_MARKERS));
+    chart(page, &series, &drawn, plain);
     put!(
         page,
         "<ul class=\"legend\"><li><svg width=\"12\" height=\"10\" viewBox=\"0 0 12 10\" style=\"display:inline;width:12px\"><path d=\"M6 0L12 10H0Z\" fill=\"{BUY_COLOUR}\"/></svg> buy ({})</li>\
 <li><svg width=\"12\" height=\"10\" viewBox=\"0 0 12 10\" style=\"display:inline;width:12px\"><path d=\"M0 0H12L6 10Z\" fill=\"{SELL_COLOUR}\"/></svg> sell ({})</li></ul>\n",
-        buys.len(),
-        sells.len()
+        prices.buy_count,
+        prices.sell_count
     );
-    if buys.len() > MAX_MARKERS || sells.len() > MAX_MARKERS {
+    if (drawn.len() as u64) < prices.buy_count + prices.sell_count {
         page.push_str(
             "<p class=\"note\">Too many fills to mark: an evenly spaced selection is shown.</p>\n",
         );
@@ -742,8 +709,10 @@ fn plain(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{EquityPoint, FillRecord, PortfolioStart, PriceSeries, Rejection};
-    use crate::report::build_report;
+    use crate::history::{
+        EquityPoint, FillRecord, History, PortfolioStart, PriceSeries, Rejection,
+    };
+    use crate::report::report_of;
     use alpha_panda_core::{
         FeeBreakdown, InstrumentToken, OrderId, PortfolioId, Price, Quantity, StrategyId,
     };
@@ -803,12 +772,17 @@ mod tests {
             }],
             portfolios,
             equity,
+            orders: Vec::new(),
             start: Some(t(0)),
             end: Some(t(points as i64 * 60)),
             chart: Some(PriceSeries {
                 instrument_token: InstrumentToken(256265),
                 tradingsymbol: Some(symbol),
                 points: prices,
+                buys: vec![(t(60), Price(dec!(100)))],
+                sells: vec![(t(180), Price(dec!(100)))],
+                buy_count: 1,
+                sell_count: 1,
             }),
         }
     }
@@ -816,8 +790,8 @@ mod tests {
     #[test]
     fn renders_a_self_contained_escaped_deterministic_page() {
         let history = history(50);
-        let report = build_report(&history);
-        let page = render_html(&report, &history);
+        let (report, charts) = report_of(&history);
+        let page = render_html(&report, &charts);
         assert!(page.starts_with("<!DOCTYPE html>"));
         // Equity (total, per portfolio), drawdown and trades charts.
         assert_eq!(page.matches("<svg viewBox").count(), 4);
@@ -839,20 +813,20 @@ mod tests {
         // Both portfolios and the total.
         assert!(page.contains("<th>alpha</th>") && page.contains("<th>beta</th>"));
         assert!(page.contains("All portfolios"));
-        assert_eq!(page, render_html(&report, &history));
+        assert_eq!(page, render_html(&report, &charts));
     }
 
     #[test]
     fn long_series_are_downsampled_to_a_bounded_size() {
         let history = history(20_000);
-        let report = build_report(&history);
-        let page = render_html(&report, &history);
+        let (report, charts) = report_of(&history);
+        let page = render_html(&report, &charts);
         for line in page.lines().filter(|l| l.starts_with("<polyline")) {
             let points = line.matches(',').count();
             assert!(points <= MAX_SERIES_POINTS, "{points} points drawn");
         }
         assert!(page.len() < 1_000_000, "{} bytes", page.len());
-        assert_eq!(page, render_html(&report, &history));
+        assert_eq!(page, render_html(&report, &charts));
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub mod parquet_ticks;
 pub mod report;
 pub mod tick_file;
 
-pub use backtest::{Backtest, BacktestCounts, BacktestOutcome, BacktestSetup, OrderRecord};
+pub use backtest::{Backtest, BacktestCounts, BacktestOutcome, BacktestSetup};
 pub use tick_file::{TickFile, TickFileError};
 
-pub use history::{EquityPoint, FillRecord, History, PortfolioStart, PriceSeries, Rejection};
+pub use history::{
+    EquityPoint, FillRecord, History, Journal, OrderRecord, PortfolioStart, PriceSeries, Rejection,
+};

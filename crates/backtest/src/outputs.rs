@@ -1,6 +1,7 @@
 //! A backtest's files in its output directory: `fills.csv`, `orders.csv`, `equity.csv`,
-//! `report.json` and `report.html`. Everything is written from the outcome alone, in a fixed
-//! order with fixed formats, so the same input gives byte-identical files on every run.
+//! `report.json` and `report.html`. The tables are written a row at a time as the run makes its
+//! records (a [`Journal`]), the report once at the end; every row in the order made, with fixed
+//! formats, so the same input gives byte-identical files on every run.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -8,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use alpha_panda_core::{Side, Timestamp};
 
-use crate::history::History;
-use crate::OrderRecord;
+use crate::history::{EquityPoint, FillRecord, History, Journal, OrderRecord, Rejection};
+use crate::report::ReportBuilder;
 
 /// Why the outputs could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -73,38 +74,30 @@ fn side(side: Side) -> &'static str {
     }
 }
 
-/// Writes every output file into `dir` (created when missing); returns the files written.
+/// Writes every output file of a run kept in memory into `dir` (created when missing); returns
+/// the files written.
 ///
 /// # Errors
 /// [`OutputError`] naming the file that could not be written.
 pub fn write_all(
     dir: &Path,
     history: &History,
-    orders: &[OrderRecord],
     report_json: &str,
     report_html: &str,
 ) -> Result<Vec<PathBuf>, OutputError> {
-    let mut written = write_tables(dir, history, orders)?;
+    let mut tables = Tables::create(dir)?;
+    for fill in &history.fills {
+        tables.fill(fill);
+    }
+    for order in &history.orders {
+        tables.order(order);
+    }
+    for point in &history.equity {
+        tables.equity(point);
+    }
+    let mut written = tables.finish()?;
     written.extend(write_report(dir, report_json, report_html)?);
     Ok(written)
-}
-
-/// `fills.csv`, `orders.csv` and `equity.csv` in `dir` (created when missing): what needs no
-/// report, so it can be written while the report is computed.
-///
-/// # Errors
-/// [`OutputError`] naming the file that could not be written.
-pub fn write_tables(
-    dir: &Path,
-    history: &History,
-    orders: &[OrderRecord],
-) -> Result<Vec<PathBuf>, OutputError> {
-    create_dir(dir)?;
-    Ok(vec![
-        write_file(dir, "fills.csv", &|out| write_fills(out, history))?,
-        write_file(dir, "orders.csv", &|out| write_orders(out, orders))?,
-        write_file(dir, "equity.csv", &|out| write_equity(out, history))?,
-    ])
 }
 
 /// `report.json` and `report.html` in `dir` (created when missing).
@@ -117,14 +110,16 @@ pub fn write_report(
     report_html: &str,
 ) -> Result<Vec<PathBuf>, OutputError> {
     create_dir(dir)?;
-    Ok(vec![
-        write_file(dir, "report.json", &|out| {
-            out.write_all(report_json.as_bytes())
-        })?,
-        write_file(dir, "report.html", &|out| {
-            out.write_all(report_html.as_bytes())
-        })?,
-    ])
+    let mut written = Vec::new();
+    for (name, body) in [("report.json", report_json), ("report.html", report_html)] {
+        let path = dir.join(name);
+        std::fs::write(&path, body).map_err(|source| OutputError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn create_dir(dir: &Path) -> Result<(), OutputError> {
@@ -134,19 +129,134 @@ fn create_dir(dir: &Path) -> Result<(), OutputError> {
     })
 }
 
-fn write_file(
-    dir: &Path,
-    name: &str,
-    write: &dyn Fn(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<PathBuf, OutputError> {
-    let path = dir.join(name);
-    let failed = |source| OutputError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(failed)?);
-    write(&mut out).and_then(|()| out.flush()).map_err(failed)?;
-    Ok(path)
+/// One table file, written through a buffer.
+struct Table {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl Table {
+    fn create(dir: &Path, name: &str, header: &[u8]) -> Result<Self, OutputError> {
+        let path = dir.join(name);
+        let failed = |source| OutputError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(failed)?);
+        out.write_all(header).map_err(failed)?;
+        Ok(Self { path, out })
+    }
+}
+
+/// `fills.csv`, `orders.csv` and `equity.csv`, a row written as each record comes, so a run of any
+/// length holds one buffer per file. A failed write is kept and returned by
+/// [`Tables::finish`]; the rows after it are not written.
+pub struct Tables {
+    fills: Table,
+    orders: Table,
+    equity: Table,
+    failure: Option<OutputError>,
+}
+
+impl Tables {
+    /// Creates the three files in `dir` (and `dir` when missing), each with its header.
+    ///
+    /// # Errors
+    /// [`OutputError`] naming the file that could not be created.
+    pub fn create(dir: &Path) -> Result<Self, OutputError> {
+        create_dir(dir)?;
+        Ok(Self {
+            fills: Table::create(dir, "fills.csv", FILLS_HEADER)?,
+            orders: Table::create(dir, "orders.csv", ORDERS_HEADER)?,
+            equity: Table::create(dir, "equity.csv", EQUITY_HEADER)?,
+            failure: None,
+        })
+    }
+
+    fn write(
+        failure: &mut Option<OutputError>,
+        table: &mut Table,
+        row: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) {
+        if failure.is_some() {
+            return;
+        }
+        if let Err(source) = row(&mut table.out) {
+            *failure = Some(OutputError::Write {
+                path: table.path.display().to_string(),
+                source,
+            });
+        }
+    }
+
+    /// Flushes the files; returns them, or the first write that failed.
+    ///
+    /// # Errors
+    /// [`OutputError`] naming the file that could not be written.
+    pub fn finish(self) -> Result<Vec<PathBuf>, OutputError> {
+        if let Some(failure) = self.failure {
+            return Err(failure);
+        }
+        let mut written = Vec::new();
+        for mut table in [self.fills, self.orders, self.equity] {
+            table.out.flush().map_err(|source| OutputError::Write {
+                path: table.path.display().to_string(),
+                source,
+            })?;
+            written.push(table.path);
+        }
+        Ok(written)
+    }
+}
+
+impl Journal for Tables {
+    fn fill(&mut self, fill: &FillRecord) {
+        Self::write(&mut self.failure, &mut self.fills, |out| {
+            write_fill(out, fill)
+        });
+    }
+
+    fn equity(&mut self, point: &EquityPoint) {
+        Self::write(&mut self.failure, &mut self.equity, |out| {
+            write_point(out, point)
+        });
+    }
+
+    fn order(&mut self, order: &OrderRecord) {
+        Self::write(&mut self.failure, &mut self.orders, |out| {
+            write_order(out, order)
+        });
+    }
+
+    fn rejection(&mut self, _: &Rejection) {}
+}
+
+/// What a backtest keeps while it runs: the tables on disk and the report folded so far.
+pub struct RunOutputs {
+    /// The three tables.
+    pub tables: Tables,
+    /// The report.
+    pub report: ReportBuilder,
+}
+
+impl Journal for RunOutputs {
+    fn fill(&mut self, fill: &FillRecord) {
+        self.tables.fill(fill);
+        self.report.fill(fill);
+    }
+
+    fn equity(&mut self, point: &EquityPoint) {
+        self.tables.equity(point);
+        self.report.equity(point);
+    }
+
+    fn order(&mut self, order: &OrderRecord) {
+        self.tables.order(order);
+    }
+
+    fn rejection(&mut self, rejection: &Rejection) {
+        self.report.rejection(rejection);
+    }
 }
 
 /// A text field as CSV writes it: quoted (quotes doubled) only when it holds a comma, a quote
@@ -159,76 +269,70 @@ fn text(out: &mut dyn Write, field: &str) -> std::io::Result<()> {
     }
 }
 
-// The tables are written field by field into the buffered file, without a string per field:
-// a backtest writes tens of thousands of rows of each.
+// The rows are written field by field into the buffered file, without a string per field: a
+// backtest writes tens of thousands of rows of each table.
 
-/// `fills.csv`: one row per fill, at the exchange time of the tick that caused it.
-pub fn write_fills(out: &mut dyn Write, history: &History) -> std::io::Result<()> {
-    out.write_all(
-        b"exchange_timestamp,instrument_token,tradingsymbol,strategy_id,side,quantity,price,fees,order_id\n",
+const FILLS_HEADER: &[u8] =
+    b"exchange_timestamp,instrument_token,tradingsymbol,strategy_id,side,quantity,price,fees,order_id\n";
+
+/// A row of `fills.csv`: one fill, at the exchange time of the tick that caused it.
+fn write_fill(out: &mut dyn Write, fill: &FillRecord) -> std::io::Result<()> {
+    write!(
+        out,
+        "{},{},",
+        rfc3339_micros(fill.exchange_timestamp),
+        fill.instrument_token
     )?;
-    for fill in &history.fills {
-        write!(
-            out,
-            "{},{},",
-            rfc3339_micros(fill.exchange_timestamp),
-            fill.instrument_token
-        )?;
-        text(out, fill.tradingsymbol.as_deref().unwrap_or(""))?;
-        out.write_all(b",")?;
-        text(out, fill.strategy_id.as_str())?;
-        write!(
-            out,
-            ",{},{},{},{},",
-            side(fill.side),
-            fill.quantity.0,
-            fill.price.0,
-            fill.fees.total.0
-        )?;
-        text(out, fill.order_id.as_str())?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
+    text(out, fill.tradingsymbol.as_deref().unwrap_or(""))?;
+    out.write_all(b",")?;
+    text(out, fill.strategy_id.as_str())?;
+    write!(
+        out,
+        ",{},{},{},{},",
+        side(fill.side),
+        fill.quantity.0,
+        fill.price.0,
+        fill.fees.total.0
+    )?;
+    text(out, fill.order_id.as_str())?;
+    out.write_all(b"\n")
 }
 
-/// `orders.csv`: one row per order and how it ended.
-pub fn write_orders(out: &mut dyn Write, orders: &[OrderRecord]) -> std::io::Result<()> {
-    out.write_all(
-        b"submitted_at,order_id,instrument_token,tradingsymbol,strategy_id,side,quantity,order_type,limit_price,status,filled_at,fill_price,reason\n",
+const ORDERS_HEADER: &[u8] =
+    b"submitted_at,order_id,instrument_token,tradingsymbol,strategy_id,side,quantity,order_type,limit_price,status,filled_at,fill_price,reason\n";
+
+/// A row of `orders.csv`: one order and how it ended.
+fn write_order(out: &mut dyn Write, order: &OrderRecord) -> std::io::Result<()> {
+    let order_type = match order.order_type {
+        alpha_panda_core::OrderType::Market => "MARKET",
+        alpha_panda_core::OrderType::Limit => "LIMIT",
+    };
+    write!(out, "{},", rfc3339_micros(order.submitted_at))?;
+    text(out, order.order_id.as_str())?;
+    write!(out, ",{},", order.instrument_token)?;
+    text(out, order.tradingsymbol.as_deref().unwrap_or(""))?;
+    out.write_all(b",")?;
+    text(out, order.strategy_id.as_str())?;
+    write!(
+        out,
+        ",{},{},{order_type},",
+        side(order.side),
+        order.quantity
     )?;
-    for order in orders {
-        let order_type = match order.order_type {
-            alpha_panda_core::OrderType::Market => "MARKET",
-            alpha_panda_core::OrderType::Limit => "LIMIT",
-        };
-        write!(out, "{},", rfc3339_micros(order.submitted_at))?;
-        text(out, order.order_id.as_str())?;
-        write!(out, ",{},", order.instrument_token)?;
-        text(out, order.tradingsymbol.as_deref().unwrap_or(""))?;
-        out.write_all(b",")?;
-        text(out, order.strategy_id.as_str())?;
-        write!(
-            out,
-            ",{},{},{order_type},",
-            side(order.side),
-            order.quantity
-        )?;
-        if let Some(limit) = order.limit_price {
-            write!(out, "{}", limit.0)?;
-        }
-        write!(out, ",{},", order.status)?;
-        if let Some(at) = order.filled_at {
-            out.write_all(rfc3339_micros(at).as_bytes())?;
-        }
-        out.write_all(b",")?;
-        if let Some(price) = order.fill_price {
-            write!(out, "{}", price.0)?;
-        }
-        out.write_all(b",")?;
-        text(out, order.reason.as_deref().unwrap_or(""))?;
-        out.write_all(b"\n")?;
+    if let Some(limit) = order.limit_price {
+        write!(out, "{}", limit.0)?;
     }
-    Ok(())
+    write!(out, ",{},", order.status)?;
+    if let Some(at) = order.filled_at {
+        out.write_all(rfc3339_micros(at).as_bytes())?;
+    }
+    out.write_all(b",")?;
+    if let Some(price) = order.fill_price {
+        write!(out, "{}", price.0)?;
+    }
+    out.write_all(b",")?;
+    text(out, order.reason.as_deref().unwrap_or(""))?;
+    out.write_all(b"\n")
 }
 
 /// An amount to the paisa, always with two decimals: it reads the same whatever scale its sum
@@ -240,24 +344,21 @@ fn paisa(amount: rust_decimal::Decimal) -> rust_decimal::Decimal {
     rounded
 }
 
-/// `equity.csv`: every portfolio's value at each interval and at every fill, in rupees to the
-/// paisa.
-pub fn write_equity(out: &mut dyn Write, history: &History) -> std::io::Result<()> {
-    out.write_all(b"at,portfolio_id,cash,realized_pnl,unrealized_pnl,fees,equity\n")?;
-    for point in &history.equity {
-        write!(out, "{},", rfc3339_micros(point.at))?;
-        text(out, point.portfolio_id.as_str())?;
-        writeln!(
-            out,
-            ",{},{},{},{},{}",
-            paisa(point.cash),
-            paisa(point.realized_pnl),
-            paisa(point.unrealized_pnl),
-            paisa(point.fees),
-            paisa(point.equity)
-        )?;
-    }
-    Ok(())
+const EQUITY_HEADER: &[u8] = b"at,portfolio_id,cash,realized_pnl,unrealized_pnl,fees,equity\n";
+
+/// A row of `equity.csv`: a portfolio's value at an interval or a fill, in rupees to the paisa.
+fn write_point(out: &mut dyn Write, point: &EquityPoint) -> std::io::Result<()> {
+    write!(out, "{},", rfc3339_micros(point.at))?;
+    text(out, point.portfolio_id.as_str())?;
+    writeln!(
+        out,
+        ",{},{},{},{},{}",
+        paisa(point.cash),
+        paisa(point.realized_pnl),
+        paisa(point.unrealized_pnl),
+        paisa(point.fees),
+        paisa(point.equity)
+    )
 }
 
 #[cfg(test)]

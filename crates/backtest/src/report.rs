@@ -1,7 +1,8 @@
-//! The backtest report's statistics, per portfolio and for all portfolios together, computed from a
-//! [`History`]: PnL and charges, round-trip trades, return ratios, drawdown, exposure, best and
-//! worst days and refused signals. Pure: no I/O and no clock, so the same history always yields
-//! the same report (and the same `report.json`).
+//! The backtest report's statistics, per portfolio and for all portfolios together: PnL and
+//! charges, round-trip trades, return ratios, drawdown, exposure, best and worst days and refused
+//! signals, folded one record at a time by a [`ReportBuilder`] while the run goes (or from a
+//! [`History`] kept in memory), with the thinned curves of its page. Pure: no I/O and no clock,
+//! so the same records always yield the same report (and the same `report.json`).
 //!
 //! Money stays exact (`Decimal`) through every sum and is rounded to the paisa (half away from
 //! zero) only where a [`Money`] field of the report is filled in; ratios are `f64` rounded to
@@ -10,14 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use alpha_panda_core::{
-    calendar, InstrumentToken, Money, PortfolioId, Side, StrategyId, Timestamp,
+    calendar, FeeBreakdown, InstrumentToken, Money, PortfolioId, Side, StrategyId, Timestamp,
 };
 use chrono::NaiveDate;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::history::{FillRecord, History, Rejection};
+use crate::history::{EquityPoint, FillRecord, History, PortfolioStart, PriceSeries, Rejection};
 
 /// Trading days in a year, to annualise daily Sharpe and Sortino ratios.
 const TRADING_DAYS_PER_YEAR: f64 = 252.0;
@@ -196,95 +197,218 @@ pub struct SideReport {
     pub net_pnl: Money,
 }
 
-/// Computes the report of a run.
+/// Computes the report of a run kept in memory. The records are folded in time order (stably: the
+/// records of one instant keep their order), as a backtest folds them while it runs.
 pub fn build_report(history: &History) -> Report {
-    let span = run_span(history);
-    let portfolios: Vec<PortfolioReport> = history
-        .portfolios
-        .iter()
-        .map(|portfolio| {
-            let fills: Vec<&FillRecord> = history
-                .fills
+    report_of(history).0
+}
+
+/// The report of a run kept in memory, and the charts of its page.
+pub fn report_of(history: &History) -> (Report, Charts) {
+    let mut builder = ReportBuilder::new(&history.portfolios);
+    let mut equity: Vec<&EquityPoint> = history.equity.iter().collect();
+    equity.sort_by_key(|point| point.at);
+    for point in equity {
+        builder.equity(point);
+    }
+    let mut fills: Vec<&FillRecord> = history.fills.iter().collect();
+    fills.sort_by_key(|fill| fill.exchange_timestamp);
+    for fill in fills {
+        builder.fill(fill);
+    }
+    for rejection in &history.rejections {
+        builder.rejection(rejection);
+    }
+    builder.finish(history.start, history.end, history.chart.clone())
+}
+
+/// The charts of the report's page: every equity curve, thinned to a bounded number of points,
+/// and the trades chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charts {
+    /// The start of the run, where every curve begins at its initial cash (`None`: no run).
+    pub start: Option<Timestamp>,
+    /// The total first, then each portfolio when there are several.
+    pub equity: Vec<EquityCurve>,
+    /// One instrument's prices and fills.
+    pub trades: Option<PriceSeries>,
+}
+
+/// One equity curve of the charts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EquityCurve {
+    /// `Total` or the strategy.
+    pub name: String,
+    /// Cash at the start.
+    pub initial_cash: Decimal,
+    /// `(exchange time, equity)`, in time order, each bucket of neighbours reduced to its lowest
+    /// and highest point once the curve is long.
+    pub points: Vec<(Timestamp, Decimal)>,
+}
+
+/// The report, folded one record at a time: every statistic keeps only what the next record
+/// needs (open round trips, the running peak, one close per day), so the report of a run of any
+/// length takes the memory of its instruments and days, not of its ticks or fills.
+///
+/// Records arrive in the order the run made them; for a run in time order that is the order
+/// [`build_report`] sorts a [`History`] into, and both give the same report.
+pub struct ReportBuilder {
+    portfolios: Vec<Tally>,
+    /// Each portfolio's place, by id (the first, should two share an id).
+    by_portfolio: HashMap<PortfolioId, usize>,
+    by_strategy: HashMap<StrategyId, usize>,
+    total: Tally,
+    total_curve: TotalCurve,
+    rejections_by_rule: BTreeMap<String, u64>,
+    /// The first and last instant of any record.
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+}
+
+impl ReportBuilder {
+    /// A report over `portfolios`, in that order.
+    pub fn new(portfolios: &[PortfolioStart]) -> Self {
+        let mut by_portfolio = HashMap::new();
+        let mut by_strategy = HashMap::new();
+        for (i, portfolio) in portfolios.iter().enumerate() {
+            by_portfolio
+                .entry(portfolio.portfolio_id.clone())
+                .or_insert(i);
+            by_strategy
+                .entry(portfolio.strategy_id.clone())
+                .or_insert(i);
+        }
+        let initial: Vec<Decimal> = portfolios.iter().map(|p| p.initial_cash.0).collect();
+        Self {
+            portfolios: portfolios
                 .iter()
-                .filter(|fill| fill.portfolio_id == portfolio.portfolio_id)
-                .collect();
-            let rejections = count_rules(
-                history
+                .map(|p| {
+                    Tally::new(
+                        Some(p.portfolio_id.clone()),
+                        Some(p.strategy_id.clone()),
+                        p.initial_cash.0,
+                        p.strategy_id.to_string(),
+                    )
+                })
+                .collect(),
+            by_portfolio,
+            by_strategy,
+            total: Tally::new(None, None, initial.iter().copied().sum(), "Total".into()),
+            total_curve: TotalCurve::new(initial),
+            rejections_by_rule: BTreeMap::new(),
+            first: None,
+            last: None,
+        }
+    }
+
+    fn saw(&mut self, at: Timestamp) {
+        self.first = Some(self.first.map_or(at, |first| first.min(at)));
+        self.last = Some(self.last.map_or(at, |last| last.max(at)));
+    }
+
+    /// A fill; one of a portfolio the report does not list counts nowhere.
+    pub fn fill(&mut self, fill: &FillRecord) {
+        self.saw(fill.exchange_timestamp);
+        let Some(&i) = self.by_portfolio.get(&fill.portfolio_id) else {
+            return;
+        };
+        self.portfolios[i].fill(i, fill);
+        self.total.fill(i, fill);
+    }
+
+    /// A point of a portfolio's equity curve.
+    pub fn equity(&mut self, point: &EquityPoint) {
+        self.saw(point.at);
+        let Some(&i) = self.by_portfolio.get(&point.portfolio_id) else {
+            return;
+        };
+        self.portfolios[i].equity(point.at, point.equity);
+        if let Some((at, equity)) = self.total_curve.push(point.at, i, point.equity) {
+            self.total.equity(at, equity);
+        }
+    }
+
+    /// A refused signal: under its strategy's portfolio, and in the run's count per rule.
+    pub fn rejection(&mut self, rejection: &Rejection) {
+        self.saw(rejection.exchange_timestamp);
+        let portfolio = self.by_strategy.get(&rejection.strategy_id).copied();
+        for rule in &rejection.rules {
+            *self.rejections_by_rule.entry(rule.clone()).or_insert(0) += 1;
+            if let Some(i) = portfolio {
+                *self.portfolios[i]
                     .rejections
-                    .iter()
-                    .filter(|rejection| rejection.strategy_id == portfolio.strategy_id),
-            );
-            portfolio_report(
-                Subject {
-                    portfolio_id: Some(portfolio.portfolio_id.clone()),
-                    strategy_id: Some(portfolio.strategy_id.clone()),
-                    initial_cash: portfolio.initial_cash.0,
-                    curve: portfolio_curve(history, &portfolio.portfolio_id),
-                    fills,
-                    rejections,
-                },
-                span,
-            )
-        })
-        .collect();
-    let rejections_by_rule = count_rules(history.rejections.iter());
-    // One portfolio is its own total (its curve, fills and refusals are all there is): the same
-    // figures, without computing them twice.
-    if let [only] = portfolios.as_slice() {
-        let only: &PortfolioReport = only;
-        let mut total = only.clone();
-        total.portfolio_id = None;
-        total.strategy_id = None;
-        total.rejections = rejections_by_rule.clone();
-        return Report {
+                    .entry(rule.clone())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// The report over the run from `start` to `end` (the first and last tick; widened to every
+    /// record's instant), and its charts with `trades` as the trades chart.
+    pub fn finish(
+        mut self,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+        trades: Option<PriceSeries>,
+    ) -> (Report, Charts) {
+        if let Some((at, equity)) = self.total_curve.flush() {
+            self.total.equity(at, equity);
+        }
+        let instants = || {
+            start
+                .into_iter()
+                .chain(end)
+                .chain(self.first)
+                .chain(self.last)
+        };
+        let span = instants().min().map(|first| Span {
+            start: first,
+            end: instants().max().unwrap_or(first),
+        });
+        let several = self.portfolios.len() > 1;
+        let mut curves = vec![self.total.curve_for_chart()];
+        if several {
+            curves.extend(self.portfolios.iter().map(Tally::curve_for_chart));
+        }
+        let portfolios: Vec<PortfolioReport> = self
+            .portfolios
+            .into_iter()
+            .map(|tally| tally.report(span))
+            .collect();
+        let mut total = match portfolios.as_slice() {
+            // One portfolio is its own total: the same figures, without computing them twice.
+            [only] => {
+                let mut total = only.clone();
+                total.portfolio_id = None;
+                total.strategy_id = None;
+                total
+            }
+            _ => self.total.report(span),
+        };
+        total.rejections = self.rejections_by_rule.clone();
+        let report = Report {
             start: span.map(|s| s.start),
             end: span.map(|s| s.end),
             portfolios,
             total,
-            rejections_by_rule,
+            rejections_by_rule: self.rejections_by_rule,
         };
-    }
-    let total_fills: Vec<&FillRecord> = history
-        .fills
-        .iter()
-        .filter(|fill| {
-            history
-                .portfolios
-                .iter()
-                .any(|portfolio| portfolio.portfolio_id == fill.portfolio_id)
-        })
-        .collect();
-    let total = portfolio_report(
-        Subject {
-            portfolio_id: None,
-            strategy_id: None,
-            initial_cash: history
-                .portfolios
-                .iter()
-                .map(|portfolio| portfolio.initial_cash.0)
-                .sum(),
-            curve: total_curve(history),
-            fills: total_fills,
-            rejections: rejections_by_rule.clone(),
-        },
-        span,
-    );
-    Report {
-        start: span.map(|s| s.start),
-        end: span.map(|s| s.end),
-        portfolios,
-        total,
-        rejections_by_rule,
+        let charts = Charts {
+            start: span.map(|s| s.start),
+            equity: curves,
+            trades,
+        };
+        (report, charts)
     }
 }
 
 /// The run's time span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
+struct Span {
     /// First instant.
-    pub(crate) start: Timestamp,
+    start: Timestamp,
     /// Last instant (never before `start`).
-    pub(crate) end: Timestamp,
+    end: Timestamp,
 }
 
 impl Span {
@@ -293,168 +417,377 @@ impl Span {
     }
 }
 
-/// The span from the first to the last instant the history knows of: ticks, points and fills.
-/// Taking all of them keeps every point inside the span even if the host's bounds lag behind.
-pub(crate) fn run_span(history: &History) -> Option<Span> {
-    let instants = || {
-        history
-            .start
-            .into_iter()
-            .chain(history.end)
-            .chain(history.equity.iter().map(|point| point.at))
-            .chain(history.fills.iter().map(|fill| fill.exchange_timestamp))
-    };
-    let start = instants().min()?;
-    let end = instants().max().unwrap_or(start);
-    Some(Span { start, end })
+/// The equity of all portfolios together, at every instant any of them has a point: each
+/// portfolio at its latest point so far, or at its initial cash before its first point. Points
+/// of one instant are summed after all of them, so an instant is known complete only when the
+/// next one starts (or at the end).
+struct TotalCurve {
+    latest: Vec<Decimal>,
+    sum: Decimal,
+    pending: Option<(Timestamp, Decimal)>,
 }
 
-/// One portfolio's equity curve, in time order (without the initial cash point).
-pub(crate) fn portfolio_curve(
-    history: &History,
-    portfolio: &PortfolioId,
-) -> Vec<(Timestamp, Decimal)> {
-    let mut curve: Vec<(Timestamp, Decimal)> = history
-        .equity
-        .iter()
-        .filter(|point| &point.portfolio_id == portfolio)
-        .map(|point| (point.at, point.equity))
-        .collect();
-    // Stable, so points of one instant keep the host's order and the last one wins.
-    curve.sort_by_key(|(at, _)| *at);
-    curve
-}
-
-/// The equity of all listed portfolios together, at every instant any of them has a point: each
-/// portfolio at its latest point so far, or at its initial cash before its first point.
-pub(crate) fn total_curve(history: &History) -> Vec<(Timestamp, Decimal)> {
-    let mut index: HashMap<&PortfolioId, usize> = HashMap::new();
-    for (i, portfolio) in history.portfolios.iter().enumerate() {
-        index.entry(&portfolio.portfolio_id).or_insert(i);
-    }
-    let mut latest: Vec<Decimal> = history
-        .portfolios
-        .iter()
-        .map(|portfolio| portfolio.initial_cash.0)
-        .collect();
-    let mut sum: Decimal = latest.iter().copied().sum();
-    let mut points: Vec<(Timestamp, usize, Decimal)> = history
-        .equity
-        .iter()
-        .filter_map(|point| {
-            index
-                .get(&point.portfolio_id)
-                .map(|&i| (point.at, i, point.equity))
-        })
-        .collect();
-    points.sort_by_key(|(at, _, _)| *at);
-    let mut curve: Vec<(Timestamp, Decimal)> = Vec::new();
-    for (at, i, equity) in points {
-        sum += equity - latest[i];
-        latest[i] = equity;
-        match curve.last_mut() {
-            // Several portfolios move at one instant: the total is taken after all of them.
-            Some(last) if last.0 == at => last.1 = sum,
-            _ => curve.push((at, sum)),
+impl TotalCurve {
+    fn new(initial: Vec<Decimal>) -> Self {
+        Self {
+            sum: initial.iter().copied().sum(),
+            latest: initial,
+            pending: None,
         }
     }
-    curve
+
+    /// Portfolio `i` at `equity` from `at`; returns the total of the instant this one completes.
+    fn push(&mut self, at: Timestamp, i: usize, equity: Decimal) -> Option<(Timestamp, Decimal)> {
+        self.sum += equity - self.latest[i];
+        self.latest[i] = equity;
+        match &mut self.pending {
+            Some((instant, total)) if *instant == at => {
+                *total = self.sum;
+                None
+            }
+            pending => pending.replace((at, self.sum)),
+        }
+    }
+
+    fn flush(&mut self) -> Option<(Timestamp, Decimal)> {
+        self.pending.take()
+    }
 }
 
-/// What one [`PortfolioReport`] is computed from.
-struct Subject<'a> {
+/// The most buckets a chart's curve keeps; past it, neighbours merge. Each keeps two points.
+const CHART_BUCKETS: usize = 4096;
+
+/// A curve kept to a bounded size: consecutive points form buckets of `width` points, each
+/// keeping its lowest and highest point (the earliest of equals), so spikes and drawdowns
+/// survive; when the buckets are too many, neighbours merge and the width doubles. Until then,
+/// every point is kept as it came.
+#[derive(Debug, Default)]
+struct ThinnedCurve {
+    width: u64,
+    buckets: Vec<Bucket>,
+    seen: u64,
+}
+
+/// `(sequence, at, value)` of a kept point.
+type Kept = (u64, Timestamp, Decimal);
+
+#[derive(Debug)]
+struct Bucket {
+    points: u64,
+    low: Kept,
+    high: Kept,
+}
+
+impl ThinnedCurve {
+    fn push(&mut self, at: Timestamp, value: Decimal) {
+        let point = (self.seen, at, value);
+        self.seen += 1;
+        let width = self.width.max(1);
+        match self.buckets.last_mut() {
+            Some(bucket) if bucket.points < width => {
+                bucket.points += 1;
+                if value < bucket.low.2 {
+                    bucket.low = point;
+                }
+                if value > bucket.high.2 {
+                    bucket.high = point;
+                }
+            }
+            _ => self.buckets.push(Bucket {
+                points: 1,
+                low: point,
+                high: point,
+            }),
+        }
+        if self.buckets.len() > CHART_BUCKETS {
+            let merged = self
+                .buckets
+                .chunks(2)
+                .map(|pair| {
+                    let mut bucket = Bucket {
+                        points: 0,
+                        low: pair[0].low,
+                        high: pair[0].high,
+                    };
+                    for b in pair {
+                        bucket.points += b.points;
+                        if b.low.2 < bucket.low.2 {
+                            bucket.low = b.low;
+                        }
+                        if b.high.2 > bucket.high.2 {
+                            bucket.high = b.high;
+                        }
+                    }
+                    bucket
+                })
+                .collect();
+            self.buckets = merged;
+            self.width = width * 2;
+        }
+    }
+
+    fn points(&self) -> Vec<(Timestamp, Decimal)> {
+        let mut points = Vec::with_capacity(self.buckets.len() * 2);
+        for bucket in &self.buckets {
+            let (first, second) = if bucket.low.0 <= bucket.high.0 {
+                (bucket.low, bucket.high)
+            } else {
+                (bucket.high, bucket.low)
+            };
+            points.push((first.1, first.2));
+            if second.0 != first.0 {
+                points.push((second.1, second.2));
+            }
+        }
+        points
+    }
+}
+
+/// The statistics of one subject (a portfolio, or all of them), as far as the records so far go.
+struct Tally {
     portfolio_id: Option<PortfolioId>,
     strategy_id: Option<StrategyId>,
+    name: String,
     initial_cash: Decimal,
-    curve: Vec<(Timestamp, Decimal)>,
-    fills: Vec<&'a FillRecord>,
+    final_equity: Option<Decimal>,
+    fees: FeeSums,
+    fills: u64,
+    /// Round trips in progress, per (portfolio, instrument).
+    open: BTreeMap<(usize, InstrumentToken), OpenTrade>,
+    stats: TradeStats,
+    long: SideTally,
+    short: SideTally,
+    instruments: BTreeMap<InstrumentToken, InstrumentTally>,
+    drawdown: DrawdownTracker,
+    /// The last equity of every IST trading day so far.
+    closes: Vec<(NaiveDate, Decimal)>,
+    exposure: ExposureTracker,
     rejections: BTreeMap<String, u64>,
+    chart: ThinnedCurve,
 }
 
-fn portfolio_report(subject: Subject<'_>, span: Option<Span>) -> PortfolioReport {
-    let Subject {
-        portfolio_id,
-        strategy_id,
-        initial_cash,
-        curve,
-        mut fills,
-        rejections,
-    } = subject;
-    // Stable: fills of one instant keep the order the host recorded them in.
-    fills.sort_by_key(|fill| fill.exchange_timestamp);
+impl Tally {
+    fn new(
+        portfolio_id: Option<PortfolioId>,
+        strategy_id: Option<StrategyId>,
+        initial_cash: Decimal,
+        name: String,
+    ) -> Self {
+        Self {
+            portfolio_id,
+            strategy_id,
+            name,
+            initial_cash,
+            final_equity: None,
+            fees: FeeSums::default(),
+            fills: 0,
+            open: BTreeMap::new(),
+            stats: TradeStats::default(),
+            long: SideTally::default(),
+            short: SideTally::default(),
+            instruments: BTreeMap::new(),
+            drawdown: DrawdownTracker::new(initial_cash),
+            closes: Vec::new(),
+            exposure: ExposureTracker::default(),
+            rejections: BTreeMap::new(),
+            chart: ThinnedCurve::default(),
+        }
+    }
 
-    let final_equity = curve.last().map_or(initial_cash, |(_, equity)| *equity);
-    let net_pnl = final_equity - initial_cash;
-    let fees = fee_totals(&fills);
-    let (trades, open_trades) = round_trips(&fills);
-    let stats = TradeStats::of(&trades);
+    fn equity(&mut self, at: Timestamp, equity: Decimal) {
+        self.final_equity = Some(equity);
+        self.drawdown.push(at, equity);
+        let date = calendar::trading_day(at);
+        match self.closes.last_mut() {
+            Some(last) if last.0 == date => last.1 = equity,
+            _ => self.closes.push((date, equity)),
+        }
+        self.chart.push(at, equity);
+    }
 
-    let cagr = span.and_then(|span| cagr(initial_cash, final_equity, span));
-    let max_drawdown = span.and_then(|span| max_drawdown(initial_cash, &curve, span));
-    let calmar = match (cagr, &max_drawdown) {
-        (Some(cagr), Some(drawdown)) => drawdown
-            .pct
-            .and_then(|pct| pct.to_f64())
-            .filter(|pct| *pct > 0.0)
-            .and_then(|pct| ratio(cagr / pct)),
-        _ => None,
-    };
+    /// A fill of portfolio `portfolio`.
+    fn fill(&mut self, portfolio: usize, fill: &FillRecord) {
+        self.fills += 1;
+        self.fees.add(&fill.fees);
+        let row = self
+            .instruments
+            .entry(fill.instrument_token)
+            .or_insert_with(|| InstrumentTally {
+                tradingsymbol: None,
+                fills: 0,
+                trades: 0,
+                wins: 0,
+                net: Decimal::ZERO,
+                fees: Decimal::ZERO,
+            });
+        if row.tradingsymbol.is_none() {
+            row.tradingsymbol.clone_from(&fill.tradingsymbol);
+        }
+        row.fills += 1;
+        row.fees += fill.fees.total.0;
+        self.exposure.fill(portfolio, fill);
+        if let Some((direction, pnl)) = self.round_trip(portfolio, fill) {
+            self.stats.add(pnl);
+            match direction {
+                Direction::Long => self.long.add(pnl),
+                Direction::Short => self.short.add(pnl),
+            }
+            // The fill's own row: it exists, it was just counted.
+            if let Some(row) = self.instruments.get_mut(&fill.instrument_token) {
+                row.trades += 1;
+                if pnl > Decimal::ZERO {
+                    row.wins += 1;
+                }
+                row.net += pnl;
+            }
+        }
+    }
 
-    let days = daily_changes(initial_cash, &curve);
-    let returns = daily_returns(&days);
-    let best_day = days
-        .iter()
-        .fold(None::<&DayChange>, |best, day| match best {
-            Some(best) if best.pnl() >= day.pnl() => Some(best),
-            _ => Some(day),
-        })
-        .map(DayChange::report);
-    let worst_day = days
-        .iter()
-        .fold(None::<&DayChange>, |worst, day| match worst {
-            Some(worst) if worst.pnl() <= day.pnl() => Some(worst),
-            _ => Some(day),
-        })
-        .map(DayChange::report);
+    /// Moves the fill's round trip on, with average-cost accounting; returns the trade it closed
+    /// (its direction and net PnL: realized PnL of its closing quantity − the charges of its
+    /// fills), if it closed one.
+    fn round_trip(&mut self, portfolio: usize, fill: &FillRecord) -> Option<(Direction, Decimal)> {
+        let key = (portfolio, fill.instrument_token);
+        let quantity = fill.quantity.as_i64();
+        let price = fill.price.0;
+        let fee = fill.fees.total.0;
+        let direction = Direction::of(fill.side);
+        match self.open.remove(&key) {
+            None => {
+                // A fill of nothing cannot open a trade; its charges still count in the totals.
+                if quantity > 0 {
+                    self.open
+                        .insert(key, OpenTrade::new(direction, quantity, price, fee));
+                }
+                None
+            }
+            Some(mut trade) if trade.direction == direction => {
+                trade.cost += price * Decimal::from(quantity);
+                trade.quantity += quantity;
+                trade.fees += fee;
+                self.open.insert(key, trade);
+                None
+            }
+            Some(mut trade) => {
+                let closing = quantity.min(trade.quantity);
+                // A flip pays its charges pro rata: the closing part to the old trade, the rest
+                // (as a difference, so nothing is lost to rounding) to the new one.
+                let closing_fee = if closing == quantity {
+                    fee
+                } else {
+                    fee * Decimal::from(closing) / Decimal::from(quantity)
+                };
+                trade.reduce(closing, price);
+                trade.fees += closing_fee;
+                if trade.quantity > 0 {
+                    self.open.insert(key, trade);
+                    return None;
+                }
+                let rest = quantity - closing;
+                if rest > 0 {
+                    self.open.insert(
+                        key,
+                        OpenTrade::new(direction, rest, price, fee - closing_fee),
+                    );
+                }
+                Some((trade.direction, trade.realized - trade.fees))
+            }
+        }
+    }
 
-    PortfolioReport {
-        portfolio_id,
-        strategy_id,
-        initial_cash: money(initial_cash),
-        final_equity: money(final_equity),
-        net_pnl: money(net_pnl),
-        gross_pnl: money(net_pnl + fees.total.0),
-        fees: fees.rounded(),
-        fills: count(fills.len()),
-        trades: stats.trades,
-        open_trades,
-        wins: stats.wins,
-        losses: stats.losses,
-        win_rate: decimal_ratio(Decimal::from(stats.wins), Decimal::from(stats.trades)),
-        average_win: mean(stats.gross_wins, stats.wins).map(money),
-        average_loss: mean(stats.gross_losses, stats.losses).map(money),
-        largest_win: stats.largest_win.map(money),
-        largest_loss: stats.largest_loss.map(money),
-        profit_factor: if stats.losses == 0 {
-            None
-        } else {
-            decimal_ratio(stats.gross_wins, stats.gross_losses.abs())
-        },
-        expectancy: mean(stats.net, stats.trades).map(money),
-        total_return: decimal_ratio(net_pnl, initial_cash),
-        cagr: cagr.and_then(ratio),
-        sharpe: returns.as_deref().and_then(sharpe),
-        sortino: returns.as_deref().and_then(sortino),
-        calmar,
-        max_drawdown: max_drawdown.map(DrawdownCalc::report),
-        exposure: span.and_then(|span| exposure(&fills, span)),
-        trading_days: count(days.len()),
-        best_day,
-        worst_day,
-        per_instrument: per_instrument(&fills, &trades),
-        long: side_report(&trades, Direction::Long),
-        short: side_report(&trades, Direction::Short),
-        rejections,
+    fn curve_for_chart(&self) -> EquityCurve {
+        EquityCurve {
+            name: self.name.clone(),
+            initial_cash: self.initial_cash,
+            points: self.chart.points(),
+        }
+    }
+
+    fn report(self, span: Option<Span>) -> PortfolioReport {
+        let initial_cash = self.initial_cash;
+        let final_equity = self.final_equity.unwrap_or(initial_cash);
+        let net_pnl = final_equity - initial_cash;
+        let stats = &self.stats;
+
+        let cagr = span.and_then(|span| cagr(initial_cash, final_equity, span));
+        let max_drawdown = span.and_then(|span| self.drawdown.deepest(span));
+        let calmar = match (cagr, &max_drawdown) {
+            (Some(cagr), Some(drawdown)) => drawdown
+                .pct
+                .and_then(|pct| pct.to_f64())
+                .filter(|pct| *pct > 0.0)
+                .and_then(|pct| ratio(cagr / pct)),
+            _ => None,
+        };
+
+        let days = daily_changes(initial_cash, &self.closes);
+        let returns = daily_returns(&days);
+        let best_day = days
+            .iter()
+            .fold(None::<&DayChange>, |best, day| match best {
+                Some(best) if best.pnl() >= day.pnl() => Some(best),
+                _ => Some(day),
+            })
+            .map(DayChange::report);
+        let worst_day = days
+            .iter()
+            .fold(None::<&DayChange>, |worst, day| match worst {
+                Some(worst) if worst.pnl() <= day.pnl() => Some(worst),
+                _ => Some(day),
+            })
+            .map(DayChange::report);
+
+        PortfolioReport {
+            portfolio_id: self.portfolio_id,
+            strategy_id: self.strategy_id,
+            initial_cash: money(initial_cash),
+            final_equity: money(final_equity),
+            net_pnl: money(net_pnl),
+            gross_pnl: money(net_pnl + self.fees.total.0),
+            fees: self.fees.rounded(),
+            fills: self.fills,
+            trades: stats.trades,
+            open_trades: count(self.open.len()),
+            wins: stats.wins,
+            losses: stats.losses,
+            win_rate: decimal_ratio(Decimal::from(stats.wins), Decimal::from(stats.trades)),
+            average_win: mean(stats.gross_wins, stats.wins).map(money),
+            average_loss: mean(stats.gross_losses, stats.losses).map(money),
+            largest_win: stats.largest_win.map(money),
+            largest_loss: stats.largest_loss.map(money),
+            profit_factor: if stats.losses == 0 {
+                None
+            } else {
+                decimal_ratio(stats.gross_wins, stats.gross_losses.abs())
+            },
+            expectancy: mean(stats.net, stats.trades).map(money),
+            total_return: decimal_ratio(net_pnl, initial_cash),
+            cagr: cagr.and_then(ratio),
+            sharpe: returns.as_deref().and_then(sharpe),
+            sortino: returns.as_deref().and_then(sortino),
+            calmar,
+            max_drawdown: max_drawdown.map(DrawdownCalc::report),
+            exposure: span.and_then(|span| self.exposure.fraction(span)),
+            trading_days: count(days.len()),
+            best_day,
+            worst_day,
+            per_instrument: self
+                .instruments
+                .into_iter()
+                .map(|(instrument_token, row)| InstrumentReport {
+                    instrument_token,
+                    tradingsymbol: row.tradingsymbol,
+                    fills: row.fills,
+                    trades: row.trades,
+                    wins: row.wins,
+                    net_pnl: money(row.net),
+                    fees: money(row.fees),
+                })
+                .collect(),
+            long: self.long.report(),
+            short: self.short.report(),
+            rejections: self.rejections,
+        }
     }
 }
 
@@ -498,17 +831,6 @@ fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// Counts every rule of every refusal.
-fn count_rules<'a>(rejections: impl Iterator<Item = &'a Rejection>) -> BTreeMap<String, u64> {
-    let mut counts = BTreeMap::new();
-    for rejection in rejections {
-        for rule in &rejection.rules {
-            *counts.entry(rule.clone()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
 /// Exact (unrounded) charges by component.
 #[derive(Debug, Clone, Copy, Default)]
 struct FeeSums {
@@ -523,6 +845,17 @@ struct FeeSums {
 }
 
 impl FeeSums {
+    fn add(&mut self, fees: &FeeBreakdown) {
+        self.brokerage += fees.brokerage;
+        self.stt += fees.stt;
+        self.exchange += fees.exchange_charges;
+        self.sebi += fees.sebi_charges;
+        self.gst += fees.gst;
+        self.stamp += fees.stamp_duty;
+        self.dp += fees.dp_charges;
+        self.total += fees.total;
+    }
+
     fn rounded(self) -> FeeTotals {
         FeeTotals {
             brokerage: money(self.brokerage.0),
@@ -535,22 +868,6 @@ impl FeeSums {
             total: money(self.total.0),
         }
     }
-}
-
-fn fee_totals(fills: &[&FillRecord]) -> FeeSums {
-    let mut sums = FeeSums::default();
-    for fill in fills {
-        let fees = &fill.fees;
-        sums.brokerage += fees.brokerage;
-        sums.stt += fees.stt;
-        sums.exchange += fees.exchange_charges;
-        sums.sebi += fees.sebi_charges;
-        sums.gst += fees.gst;
-        sums.stamp += fees.stamp_duty;
-        sums.dp += fees.dp_charges;
-        sums.total += fees.total;
-    }
-    sums
 }
 
 /// Which way a round trip went: opened by a buy (long) or by a sell (short).
@@ -575,15 +892,6 @@ impl Direction {
             Direction::Short => Decimal::NEGATIVE_ONE,
         }
     }
-}
-
-/// A closed round trip.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Trade {
-    instrument_token: InstrumentToken,
-    direction: Direction,
-    /// Realized PnL of its closing quantity − the charges of its fills.
-    pnl: Decimal,
 }
 
 /// A round trip in progress, with average-cost accounting.
@@ -625,63 +933,6 @@ impl OpenTrade {
     }
 }
 
-/// The round trips of the fills (in time order), per (portfolio, instrument), and how many are
-/// still open at the end.
-fn round_trips(fills: &[&FillRecord]) -> (Vec<Trade>, u64) {
-    let mut open: BTreeMap<(&PortfolioId, InstrumentToken), OpenTrade> = BTreeMap::new();
-    let mut closed = Vec::new();
-    for fill in fills {
-        let key = (&fill.portfolio_id, fill.instrument_token);
-        let quantity = fill.quantity.as_i64();
-        let price = fill.price.0;
-        let fee = fill.fees.total.0;
-        let direction = Direction::of(fill.side);
-        match open.remove(&key) {
-            None => {
-                // A fill of nothing cannot open a trade; its charges still count in the totals.
-                if quantity > 0 {
-                    open.insert(key, OpenTrade::new(direction, quantity, price, fee));
-                }
-            }
-            Some(mut trade) if trade.direction == direction => {
-                trade.cost += price * Decimal::from(quantity);
-                trade.quantity += quantity;
-                trade.fees += fee;
-                open.insert(key, trade);
-            }
-            Some(mut trade) => {
-                let closing = quantity.min(trade.quantity);
-                // A flip pays its charges pro rata: the closing part to the old trade, the rest
-                // (as a difference, so nothing is lost to rounding) to the new one.
-                let closing_fee = if closing == quantity {
-                    fee
-                } else {
-                    fee * Decimal::from(closing) / Decimal::from(quantity)
-                };
-                trade.reduce(closing, price);
-                trade.fees += closing_fee;
-                if trade.quantity > 0 {
-                    open.insert(key, trade);
-                    continue;
-                }
-                closed.push(Trade {
-                    instrument_token: fill.instrument_token,
-                    direction: trade.direction,
-                    pnl: trade.realized - trade.fees,
-                });
-                let rest = quantity - closing;
-                if rest > 0 {
-                    open.insert(
-                        key,
-                        OpenTrade::new(direction, rest, price, fee - closing_fee),
-                    );
-                }
-            }
-        }
-    }
-    (closed, count(open.len()))
-}
-
 /// Win/loss figures over closed trades (exact).
 #[derive(Debug, Default)]
 struct TradeStats {
@@ -696,86 +947,55 @@ struct TradeStats {
 }
 
 impl TradeStats {
-    fn of(trades: &[Trade]) -> Self {
-        let mut stats = TradeStats::default();
-        for trade in trades {
-            stats.trades += 1;
-            stats.net += trade.pnl;
-            if trade.pnl > Decimal::ZERO {
-                stats.wins += 1;
-                stats.gross_wins += trade.pnl;
-                stats.largest_win = Some(stats.largest_win.map_or(trade.pnl, |w| w.max(trade.pnl)));
-            } else if trade.pnl < Decimal::ZERO {
-                stats.losses += 1;
-                stats.gross_losses += trade.pnl;
-                stats.largest_loss =
-                    Some(stats.largest_loss.map_or(trade.pnl, |l| l.min(trade.pnl)));
-            }
+    fn add(&mut self, pnl: Decimal) {
+        self.trades += 1;
+        self.net += pnl;
+        if pnl > Decimal::ZERO {
+            self.wins += 1;
+            self.gross_wins += pnl;
+            self.largest_win = Some(self.largest_win.map_or(pnl, |w| w.max(pnl)));
+        } else if pnl < Decimal::ZERO {
+            self.losses += 1;
+            self.gross_losses += pnl;
+            self.largest_loss = Some(self.largest_loss.map_or(pnl, |l| l.min(pnl)));
         }
-        stats
     }
 }
 
-fn side_report(trades: &[Trade], direction: Direction) -> SideReport {
-    let mut net = Decimal::ZERO;
-    let mut report = SideReport::default();
-    for trade in trades.iter().filter(|trade| trade.direction == direction) {
-        report.trades += 1;
-        if trade.pnl > Decimal::ZERO {
-            report.wins += 1;
-        }
-        net += trade.pnl;
-    }
-    report.net_pnl = money(net);
-    report
+/// Closed trades of one direction (exact).
+#[derive(Debug, Default)]
+struct SideTally {
+    trades: u64,
+    wins: u64,
+    net: Decimal,
 }
 
-fn per_instrument(fills: &[&FillRecord], trades: &[Trade]) -> Vec<InstrumentReport> {
-    struct Row {
-        tradingsymbol: Option<String>,
-        fills: u64,
-        trades: u64,
-        wins: u64,
-        net: Decimal,
-        fees: Decimal,
-    }
-    let mut rows: BTreeMap<InstrumentToken, Row> = BTreeMap::new();
-    for fill in fills {
-        let row = rows.entry(fill.instrument_token).or_insert_with(|| Row {
-            tradingsymbol: None,
-            fills: 0,
-            trades: 0,
-            wins: 0,
-            net: Decimal::ZERO,
-            fees: Decimal::ZERO,
-        });
-        if row.tradingsymbol.is_none() {
-            row.tradingsymbol.clone_from(&fill.tradingsymbol);
+impl SideTally {
+    fn add(&mut self, pnl: Decimal) {
+        self.trades += 1;
+        if pnl > Decimal::ZERO {
+            self.wins += 1;
         }
-        row.fills += 1;
-        row.fees += fill.fees.total.0;
+        self.net += pnl;
     }
-    for trade in trades {
-        // Every trade comes from fills, so its row exists.
-        if let Some(row) = rows.get_mut(&trade.instrument_token) {
-            row.trades += 1;
-            if trade.pnl > Decimal::ZERO {
-                row.wins += 1;
-            }
-            row.net += trade.pnl;
+
+    fn report(&self) -> SideReport {
+        SideReport {
+            trades: self.trades,
+            wins: self.wins,
+            net_pnl: money(self.net),
         }
     }
-    rows.into_iter()
-        .map(|(instrument_token, row)| InstrumentReport {
-            instrument_token,
-            tradingsymbol: row.tradingsymbol,
-            fills: row.fills,
-            trades: row.trades,
-            wins: row.wins,
-            net_pnl: money(row.net),
-            fees: money(row.fees),
-        })
-        .collect()
+}
+
+/// One instrument's row so far (exact).
+struct InstrumentTally {
+    tradingsymbol: Option<String>,
+    fills: u64,
+    trades: u64,
+    wins: u64,
+    net: Decimal,
+    fees: Decimal,
 }
 
 /// `(final / initial)^(1 / years) − 1` over the span in calendar years.
@@ -814,53 +1034,81 @@ impl DrawdownCalc {
     }
 }
 
-/// The deepest fall below a running peak, the initial cash at the span's start being the first
+/// The deepest fall below a running peak, the initial cash at the run's start being the first
 /// peak. Falls are ranked by fraction of their peak (what Calmar divides by); a peak that is not
 /// positive has no fraction, and such falls rank by rupees below any with one.
-fn max_drawdown(
-    initial: Decimal,
-    curve: &[(Timestamp, Decimal)],
-    span: Span,
-) -> Option<DrawdownCalc> {
-    let mut peak = initial;
-    let mut peak_at = span.start;
-    let mut deepest: Option<DrawdownCalc> = None;
-    for &(at, equity) in curve {
-        if equity >= peak {
+#[derive(Debug)]
+struct DrawdownTracker {
+    peak: Decimal,
+    /// When the curve stood at the peak; `None`: the initial cash, at the run's start.
+    peak_at: Option<Timestamp>,
+    deepest: Option<Fall>,
+}
+
+/// A fall below a peak.
+#[derive(Debug)]
+struct Fall {
+    value: Decimal,
+    pct: Option<Decimal>,
+    start: Option<Timestamp>,
+    trough: Timestamp,
+    recovery: Option<Timestamp>,
+}
+
+impl DrawdownTracker {
+    fn new(initial: Decimal) -> Self {
+        Self {
+            peak: initial,
+            peak_at: None,
+            deepest: None,
+        }
+    }
+
+    fn push(&mut self, at: Timestamp, equity: Decimal) {
+        if equity >= self.peak {
             // Back at the peak: the deepest fall, if it is the one still open, has recovered.
-            if let Some(deepest) = deepest.as_mut() {
+            if let Some(deepest) = self.deepest.as_mut() {
                 if deepest.recovery.is_none() {
                     deepest.recovery = Some(at);
                 }
             }
-            peak = equity;
-            peak_at = at;
-            continue;
+            self.peak = equity;
+            self.peak_at = Some(at);
+            return;
         }
-        let value = peak - equity;
-        let pct = if peak > Decimal::ZERO {
-            value.checked_div(peak)
+        let value = self.peak - equity;
+        let pct = if self.peak > Decimal::ZERO {
+            value.checked_div(self.peak)
         } else {
             None
         };
-        let deeper = match &deepest {
+        let deeper = match &self.deepest {
             None => true,
             Some(d) => {
                 (pct.unwrap_or(Decimal::ZERO), value) > (d.pct.unwrap_or(Decimal::ZERO), d.value)
             }
         };
         if deeper {
-            deepest = Some(DrawdownCalc {
+            self.deepest = Some(Fall {
                 value,
                 pct,
-                start: peak_at,
+                start: self.peak_at,
                 trough: at,
                 recovery: None,
-                end: span.end.max(at),
             });
         }
     }
-    deepest
+
+    fn deepest(&self, span: Span) -> Option<DrawdownCalc> {
+        self.deepest.as_ref().map(|fall| DrawdownCalc {
+            value: fall.value,
+            pct: fall.pct,
+            start: fall.start.unwrap_or(span.start),
+            trough: fall.trough,
+            recovery: fall.recovery,
+            end: span.end.max(fall.trough),
+        })
+    }
 }
 
 /// One IST trading day's end-of-day equity against the previous day's.
@@ -884,21 +1132,12 @@ impl DayChange {
     }
 }
 
-/// The last equity of every IST trading day of the curve, each against the day before (the first
-/// against the initial cash).
-fn daily_changes(initial: Decimal, curve: &[(Timestamp, Decimal)]) -> Vec<DayChange> {
-    let mut closes: Vec<(NaiveDate, Decimal)> = Vec::new();
-    for &(at, equity) in curve {
-        let date = calendar::trading_day(at);
-        match closes.last_mut() {
-            Some(last) if last.0 == date => last.1 = equity,
-            _ => closes.push((date, equity)),
-        }
-    }
+/// Every day's close against the day before (the first against the initial cash).
+fn daily_changes(initial: Decimal, closes: &[(NaiveDate, Decimal)]) -> Vec<DayChange> {
     let mut previous = initial;
     closes
-        .into_iter()
-        .map(|(date, close)| {
+        .iter()
+        .map(|&(date, close)| {
             let day = DayChange {
                 date,
                 previous,
@@ -949,45 +1188,55 @@ fn sortino(returns: &[f64]) -> Option<f64> {
     ratio(mean / downside * TRADING_DAYS_PER_YEAR.sqrt())
 }
 
-/// The fraction of the span during which the fills left any position open (in any instrument of
-/// any portfolio among them); a position still open at the end counts until the end.
-fn exposure(fills: &[&FillRecord], span: Span) -> Option<f64> {
-    let length = span.micros();
-    if length <= 0 {
-        return None;
-    }
-    let clamp = |at: Timestamp| at.clamp(span.start, span.end).unix_micros();
-    let mut positions: BTreeMap<(&PortfolioId, InstrumentToken), i64> = BTreeMap::new();
-    let mut open = 0usize;
-    let mut held_since = 0i64;
-    let mut held = 0i64;
-    for fill in fills {
-        let position = positions
-            .entry((&fill.portfolio_id, fill.instrument_token))
+/// How long the fills left any position open (in any instrument of any portfolio among them);
+/// a position still open at the end counts until the end.
+#[derive(Debug, Default)]
+struct ExposureTracker {
+    positions: HashMap<(usize, InstrumentToken), i64>,
+    open: usize,
+    held_since: i64,
+    held: i64,
+}
+
+impl ExposureTracker {
+    fn fill(&mut self, portfolio: usize, fill: &FillRecord) {
+        let position = self
+            .positions
+            .entry((portfolio, fill.instrument_token))
             .or_insert(0);
         let was_open = *position != 0;
         *position += fill.side.sign() * fill.quantity.as_i64();
         let is_open = *position != 0;
+        let at = fill.exchange_timestamp.unix_micros();
         match (was_open, is_open) {
             (false, true) => {
-                if open == 0 {
-                    held_since = clamp(fill.exchange_timestamp);
+                if self.open == 0 {
+                    self.held_since = at;
                 }
-                open += 1;
+                self.open += 1;
             }
             (true, false) => {
-                open -= 1;
-                if open == 0 {
-                    held += clamp(fill.exchange_timestamp) - held_since;
+                self.open -= 1;
+                if self.open == 0 {
+                    self.held += at - self.held_since;
                 }
             }
             _ => {}
         }
     }
-    if open > 0 {
-        held += span.end.unix_micros() - held_since;
+
+    /// The fraction of the span held; `None` for a zero span. Every fill lies inside the span.
+    fn fraction(&self, span: Span) -> Option<f64> {
+        let length = span.micros();
+        if length <= 0 {
+            return None;
+        }
+        let mut held = self.held;
+        if self.open > 0 {
+            held += span.end.unix_micros() - self.held_since;
+        }
+        ratio(held as f64 / length as f64)
     }
-    ratio(held as f64 / length as f64)
 }
 
 #[cfg(test)]
@@ -1371,7 +1620,7 @@ mod tests {
             ..History::default()
         };
         assert_eq!(
-            total_curve(&history),
+            report_of(&history).1.equity[0].points,
             vec![
                 (t(10), dec!(151000)),
                 (t(20), dec!(150000)),
@@ -1470,5 +1719,64 @@ mod tests {
         let report = &build_report(&instant).portfolios[0];
         assert_eq!((report.cagr, report.exposure), (None, None));
         assert_eq!(report.final_equity, Money(dec!(100)));
+    }
+
+    #[test]
+    fn a_long_curve_is_kept_bounded_with_its_extremes() {
+        let mut curve = ThinnedCurve::default();
+        // Every point kept while the buckets are few.
+        for i in 0..100 {
+            curve.push(t(i), Decimal::from(i));
+        }
+        assert_eq!(curve.points().len(), 100);
+        // A million points: a bounded number, the lowest and highest among them, in time order.
+        let mut curve = ThinnedCurve::default();
+        for i in 0..1_000_000i64 {
+            let value = match i {
+                333_333 => dec!(-5),
+                777_777 => dec!(5000),
+                _ => Decimal::from(i % 100),
+            };
+            curve.push(t(i), value);
+        }
+        let points = curve.points();
+        assert!(points.len() <= 2 * CHART_BUCKETS, "{} points", points.len());
+        assert!(points.contains(&(t(333_333), dec!(-5))));
+        assert!(points.contains(&(t(777_777), dec!(5000))));
+        assert!(points.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn records_folded_as_they_come_give_the_report_of_the_sorted_history() {
+        // The same records, fed one at a time in time order, interleaved as a run makes them.
+        let history = History {
+            portfolios: vec![portfolio("a", dec!(100000)), portfolio("b", dec!(50000))],
+            equity: vec![
+                point("a", t(10), dec!(100990)),
+                point("b", t(20), dec!(49000)),
+                point("a", t(30), dec!(99000)),
+                point("b", t(30), dec!(52000)),
+            ],
+            fills: vec![
+                fill("a", t(10), 1, Side::Buy, 2, dec!(100), dec!(1.25)),
+                fill("b", t(20), 1, Side::Sell, 1, dec!(100), dec!(0.75)),
+                fill("a", t(30), 1, Side::Sell, 2, dec!(104), dec!(1.5)),
+            ],
+            start: Some(t(0)),
+            end: Some(t(40)),
+            ..History::default()
+        };
+        let mut builder = ReportBuilder::new(&history.portfolios);
+        builder.fill(&history.fills[0]);
+        builder.equity(&history.equity[0]);
+        builder.fill(&history.fills[1]);
+        builder.equity(&history.equity[1]);
+        builder.fill(&history.fills[2]);
+        builder.equity(&history.equity[2]);
+        builder.equity(&history.equity[3]);
+        let (streamed, _) = builder.finish(history.start, history.end, None);
+        assert_eq!(streamed, build_report(&history));
+        assert_eq!(streamed.portfolios[0].trades, 1);
+        assert_eq!(streamed.total.open_trades, 1);
     }
 }

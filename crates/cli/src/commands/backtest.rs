@@ -11,9 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alpha_panda_backtest::report::{build_report, Report};
+use alpha_panda_backtest::outputs::{self, RunOutputs, Tables};
+use alpha_panda_backtest::report::{Report, ReportBuilder};
 use alpha_panda_backtest::tick_file::{self, FeedRow, FileScan, ReadAhead};
-use alpha_panda_backtest::{html, outputs, Backtest, BacktestCounts, TickFile};
+use alpha_panda_backtest::{html, Backtest, BacktestCounts, TickFile};
 use alpha_panda_core::{Instrument, InstrumentToken, Money};
 use alpha_panda_services::strategy_runner::RunnerStrategy;
 use alpha_panda_services::{build_strategy, BadRow};
@@ -173,8 +174,13 @@ pub fn run(
         Some(chart) => Some(resolve_instrument(chart, &instruments, "--chart")?),
         None => None,
     };
+    // The tables are written and the report folded as the run goes: memory does not grow with it.
+    let journal = RunOutputs {
+        tables: Tables::create(&args.out)?,
+        report: ReportBuilder::new(&setup.portfolios()),
+    };
     let set_up = started.elapsed();
-    let mut backtest = Backtest::new(setup, scan.digest);
+    let mut backtest = Backtest::new(setup, scan.digest, journal);
     let progress = progress_bar(scan.rows);
     let mut bad_rows: Vec<BadRow> = Vec::new();
     let mut bad_row_count = 0u64;
@@ -210,32 +216,25 @@ pub fn run(
     }
     let replayed = started.elapsed();
     let outcome = backtest.finish();
+    let RunOutputs { tables, report } = outcome.journal;
+    let mut written = tables.finish()?;
     let finished = started.elapsed();
-    // The tables need no report: they are written on the other core while it is computed.
-    let (written, report, json, reported) = std::thread::scope(|scope| {
-        let tables =
-            scope.spawn(|| outputs::write_tables(&args.out, &outcome.history, &outcome.orders));
-        let report = build_report(&outcome.history);
-        let report_file = ReportFile {
-            input: InputSummary {
-                ticks: args.ticks.display().to_string(),
-                format,
-                bad_rows: bad_row_count,
-                first_bad_rows: &bad_rows,
-                strategies: strategy_ids,
-            },
-            counts: &outcome.counts,
-            report: &report,
-        };
-        let json = serde_json::to_string_pretty(&report_file).context("report.json")?;
-        let page = html::render_html(&report, &outcome.history);
-        let reported = started.elapsed();
-        let mut written = tables
-            .join()
-            .map_err(|_| anyhow::anyhow!("writing the tables failed unexpectedly"))??;
-        written.extend(outputs::write_report(&args.out, &json, &page)?);
-        anyhow::Ok((written, report, json, reported))
-    })?;
+    let (report, charts) = report.finish(outcome.start, outcome.end, outcome.chart);
+    let report_file = ReportFile {
+        input: InputSummary {
+            ticks: args.ticks.display().to_string(),
+            format,
+            bad_rows: bad_row_count,
+            first_bad_rows: &bad_rows,
+            strategies: strategy_ids,
+        },
+        counts: &outcome.counts,
+        report: &report,
+    };
+    let json = serde_json::to_string_pretty(&report_file).context("report.json")?;
+    let page = html::render_html(&report, &charts);
+    let reported = started.elapsed();
+    written.extend(outputs::write_report(&args.out, &json, &page)?);
     let elapsed = started.elapsed();
     if args.json {
         println!("{json}");

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alpha_panda_backtest::history::{EquityPoint, FillRecord, History, PortfolioStart};
-use alpha_panda_backtest::report::build_report;
+use alpha_panda_backtest::report::report_of;
 use alpha_panda_backtest::{html, outputs, PriceSeries};
-use alpha_panda_core::{Broker, InstrumentToken, Money, Timestamp};
+use alpha_panda_core::{Broker, InstrumentToken, Money, Price, Side, Timestamp};
 use alpha_panda_services::portfolio_manager::service::PortfolioBook;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -166,7 +166,7 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
     history.end = to.or_else(|| times.max());
     history.chart = fill_prices(&history);
 
-    let report = build_report(&history);
+    let (report, charts) = report_of(&history);
     let json = serde_json::to_string_pretty(&serde_json::json!({
         "input": {
             "broker": args.broker,
@@ -178,8 +178,8 @@ pub async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitC
         },
         "report": report,
     }))?;
-    let page = html::render_html(&report, &history);
-    let written = outputs::write_all(&args.out, &history, &[], &json, &page)?;
+    let page = html::render_html(&report, &charts);
+    let written = outputs::write_all(&args.out, &history, &json, &page)?;
     if args.json {
         println!("{json}");
     } else {
@@ -208,9 +208,21 @@ fn fill_prices(history: &History) -> Option<PriceSeries> {
     let most = counts.values().copied().max()?;
     let token = counts.into_iter().find(|(_, n)| *n == most)?.0;
     let fills = history.fills.iter().filter(|f| f.instrument_token == token);
+    let of_side = |side: Side| -> Vec<(Timestamp, Price)> {
+        fills
+            .clone()
+            .filter(|f| f.side == side)
+            .map(|f| (f.exchange_timestamp, f.price))
+            .collect()
+    };
+    let (buys, sells) = (of_side(Side::Buy), of_side(Side::Sell));
     Some(PriceSeries {
         instrument_token: token,
         tradingsymbol: fills.clone().find_map(|f| f.tradingsymbol.clone()),
         points: fills.map(|f| (f.exchange_timestamp, f.price)).collect(),
+        buy_count: buys.len() as u64,
+        sell_count: sells.len() as u64,
+        buys,
+        sells,
     })
 }

@@ -68,11 +68,12 @@ pub struct Phases {
     pub scan: f64,
     /// The store read and the services built.
     pub setup: f64,
-    /// Every tick through the decision cores (the file read and parsed as it goes).
+    /// Every tick through the decision cores (the file read and parsed, the tables written and
+    /// the statistics folded as it goes).
     pub replay: f64,
-    /// The statistics and report.html.
+    /// The report's last figures and report.html.
     pub report: f64,
-    /// The five files written.
+    /// report.json and report.html written.
     pub write: f64,
 }
 
