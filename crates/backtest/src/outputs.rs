@@ -26,26 +26,40 @@ pub enum OutputError {
 }
 
 /// An instant as RFC 3339 with microseconds in UTC (`2025-11-21T03:45:00.250000Z`), as chrono's
-/// `%Y-%m-%dT%H:%M:%S%.6fZ` writes it (a test holds them equal), without its format parser:
-/// every row of the outputs has one or two.
+/// `%Y-%m-%dT%H:%M:%S%.6fZ` writes it (a test holds them equal).
 pub fn rfc3339_micros(at: Timestamp) -> String {
+    let mut text = Vec::with_capacity(27);
+    // Writing into a Vec cannot fail.
+    let _ = write_instant(&mut text, at);
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Writes [`rfc3339_micros`]'s text without its format parser or an allocation: every row of the
+/// outputs has one or two, digit by digit into a fixed buffer.
+fn write_instant(out: &mut dyn Write, at: Timestamp) -> std::io::Result<()> {
     let micros = at.unix_micros();
     let seconds = micros.div_euclid(1_000_000);
     let fraction = micros.rem_euclid(1_000_000);
     let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     if !(0..=9999).contains(&year) {
-        return at
-            .as_datetime()
-            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-            .to_string();
+        return write!(out, "{}", at.as_datetime().format("%Y-%m-%dT%H:%M:%S%.6fZ"));
     }
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut digits = |at: usize, width: usize, mut value: i64| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    digits(0, 4, year);
+    digits(5, 2, month);
+    digits(8, 2, day);
+    digits(11, 2, second_of_day / 3600);
+    digits(14, 2, second_of_day / 60 % 60);
+    digits(17, 2, second_of_day % 60);
+    digits(20, 6, fraction);
+    out.write_all(&text)
 }
 
 /// The proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's `civil_from_days`).
@@ -277,12 +291,8 @@ const FILLS_HEADER: &[u8] =
 
 /// A row of `fills.csv`: one fill, at the exchange time of the tick that caused it.
 fn write_fill(out: &mut dyn Write, fill: &FillRecord) -> std::io::Result<()> {
-    write!(
-        out,
-        "{},{},",
-        rfc3339_micros(fill.exchange_timestamp),
-        fill.instrument_token
-    )?;
+    write_instant(out, fill.exchange_timestamp)?;
+    write!(out, ",{},", fill.instrument_token)?;
     text(out, fill.tradingsymbol.as_deref().unwrap_or(""))?;
     out.write_all(b",")?;
     text(out, fill.strategy_id.as_str())?;
@@ -307,7 +317,8 @@ fn write_order(out: &mut dyn Write, order: &OrderRecord) -> std::io::Result<()> 
         alpha_panda_core::OrderType::Market => "MARKET",
         alpha_panda_core::OrderType::Limit => "LIMIT",
     };
-    write!(out, "{},", rfc3339_micros(order.submitted_at))?;
+    write_instant(out, order.submitted_at)?;
+    out.write_all(b",")?;
     text(out, order.order_id.as_str())?;
     write!(out, ",{},", order.instrument_token)?;
     text(out, order.tradingsymbol.as_deref().unwrap_or(""))?;
@@ -324,7 +335,7 @@ fn write_order(out: &mut dyn Write, order: &OrderRecord) -> std::io::Result<()> 
     }
     write!(out, ",{},", order.status)?;
     if let Some(at) = order.filled_at {
-        out.write_all(rfc3339_micros(at).as_bytes())?;
+        write_instant(out, at)?;
     }
     out.write_all(b",")?;
     if let Some(price) = order.fill_price {
@@ -348,7 +359,8 @@ const EQUITY_HEADER: &[u8] = b"at,portfolio_id,cash,realized_pnl,unrealized_pnl,
 
 /// A row of `equity.csv`: a portfolio's value at an interval or a fill, in rupees to the paisa.
 fn write_point(out: &mut dyn Write, point: &EquityPoint) -> std::io::Result<()> {
-    write!(out, "{},", rfc3339_micros(point.at))?;
+    write_instant(out, point.at)?;
+    out.write_all(b",")?;
     text(out, point.portfolio_id.as_str())?;
     writeln!(
         out,
