@@ -7,9 +7,10 @@
 //! - [`backtest`]: [`Backtest`], the host: one tick at a time through the decision cores.
 //! - [`tick_file`]: the input, CSV or Parquet, read as a stream; [`csv_ticks`] and
 //!   [`parquet_ticks`] read each format.
-//! - [`outputs`]: `fills.csv`, `orders.csv`, `equity.csv`.
-//! - [`history`]: what a run leaves for the report (fills, equity curve, refusals).
-//! - [`report`]: the statistics, per portfolio and in total, from a [`History`].
+//! - [`history`]: a run's records (fills, orders, equity points, refusals) and the [`Journal`]
+//!   that takes them as they happen; a [`History`] keeps them all.
+//! - [`outputs`]: `fills.csv`, `orders.csv`, `equity.csv`, written a row at a time.
+//! - [`report`]: the statistics, per portfolio and in total, folded one record at a time.
 //! - [`html`]: the self-contained `report.html`.
 #![deny(unsafe_code)]
 
