@@ -359,7 +359,7 @@ impl<J: Journal> Backtest<J> {
             },
             Payload::RejectedSignal(rejected) => {
                 self.counts.rejected_signals += 1;
-                self.journal.rejection(&Rejection {
+                self.journal.rejection(Rejection {
                     exchange_timestamp: rejected.signal.tick.exchange_timestamp,
                     strategy_id: rejected.signal.strategy_id.clone(),
                     instrument_token: rejected.signal.instrument_token,
@@ -407,7 +407,7 @@ impl<J: Journal> Backtest<J> {
                     order.status = "filled";
                     order.filled_at = Some(fill.filled_at);
                     order.fill_price = Some(fill.fill_price);
-                    self.journal.order(&order);
+                    self.journal.order(order);
                 }
                 let portfolio_id = PortfolioId::for_strategy(BROKER, &fill.strategy_id);
                 let tradingsymbol = fill
@@ -415,8 +415,7 @@ impl<J: Journal> Backtest<J> {
                     .clone()
                     .or_else(|| self.symbol(fill.instrument_token));
                 if let Some(portfolio) = self.book.portfolio(&fill.strategy_id) {
-                    self.journal
-                        .equity(&equity_point(portfolio, fill.filled_at));
+                    self.journal.equity(equity_point(portfolio, fill.filled_at));
                 }
                 *self
                     .fills_per_instrument
@@ -436,7 +435,7 @@ impl<J: Journal> Backtest<J> {
                     };
                     side.push(fill.filled_at, fill.fill_price, CHART_FILLS);
                 }
-                self.journal.fill(&FillRecord {
+                self.journal.fill(FillRecord {
                     exchange_timestamp: fill.filled_at,
                     portfolio_id,
                     strategy_id: fill.strategy_id,
@@ -456,7 +455,7 @@ impl<J: Journal> Backtest<J> {
                 if let Some((_, mut order)) = self.open_orders.remove(&failure.order_id) {
                     order.status = "failed";
                     order.reason = Some(failure.reason);
-                    self.journal.order(&order);
+                    self.journal.order(order);
                 }
             }
         }
@@ -512,7 +511,7 @@ impl<J: Journal> Backtest<J> {
                     equity: start.initial_cash.0,
                 },
             };
-            self.journal.equity(&point);
+            self.journal.equity(point);
         }
     }
 
@@ -525,7 +524,7 @@ impl<J: Journal> Backtest<J> {
         }
         let mut open: Vec<(u64, OrderRecord)> = self.open_orders.drain().map(|(_, o)| o).collect();
         open.sort_by_key(|(placed, _)| *placed);
-        for (_, order) in &open {
+        for (_, order) in open {
             self.journal.order(order);
         }
         if self.counts.out_of_order > 0 {

@@ -112,12 +112,13 @@ fn strip_cr(buffer: &[u8], line: std::ops::Range<usize>) -> std::ops::Range<usiz
 }
 
 impl CsvTicks {
-    /// Appends up to `rows` rows to `batch`; fewer only at the end of the file. Rows go straight
-    /// into the batch, which spares the copies of a tick through the iterator's layers.
-    pub fn read_into(&mut self, batch: &mut Vec<Result<MarketTick, BadRow>>, rows: usize) {
+    /// Hands up to `rows` rows to `each`; fewer only at the end of the file. Each row goes
+    /// straight where `each` puts it, which spares the copies of a tick through the iterator's
+    /// layers.
+    pub fn read_each(&mut self, rows: usize, mut each: impl FnMut(Result<MarketTick, BadRow>)) {
         for _ in 0..rows {
             match self.next_row() {
-                Some(row) => batch.push(row),
+                Some(row) => each(row),
                 None => return,
             }
         }

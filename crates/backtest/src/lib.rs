@@ -27,5 +27,6 @@ pub use backtest::{Backtest, BacktestCounts, BacktestOutcome, BacktestSetup};
 pub use tick_file::{TickFile, TickFileError};
 
 pub use history::{
-    EquityPoint, FillRecord, History, Journal, OrderRecord, PortfolioStart, PriceSeries, Rejection,
+    EquityPoint, FillRecord, History, Journal, JournalThread, OrderRecord, PortfolioStart,
+    PriceSeries, Rejection,
 };

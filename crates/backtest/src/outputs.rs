@@ -101,13 +101,13 @@ pub fn write_all(
 ) -> Result<Vec<PathBuf>, OutputError> {
     let mut tables = Tables::create(dir)?;
     for fill in &history.fills {
-        tables.fill(fill);
+        tables.write_fill(fill);
     }
     for order in &history.orders {
-        tables.order(order);
+        tables.write_order(order);
     }
     for point in &history.equity {
-        tables.equity(point);
+        tables.write_point(point);
     }
     let mut written = tables.finish()?;
     written.extend(write_report(dir, report_json, report_html)?);
@@ -221,28 +221,27 @@ impl Tables {
         }
         Ok(written)
     }
-}
 
-impl Journal for Tables {
-    fn fill(&mut self, fill: &FillRecord) {
+    /// A row of `fills.csv`.
+    pub fn write_fill(&mut self, fill: &FillRecord) {
         Self::write(&mut self.failure, &mut self.fills, |out| {
             write_fill(out, fill)
         });
     }
 
-    fn equity(&mut self, point: &EquityPoint) {
+    /// A row of `equity.csv`.
+    pub fn write_point(&mut self, point: &EquityPoint) {
         Self::write(&mut self.failure, &mut self.equity, |out| {
             write_point(out, point)
         });
     }
 
-    fn order(&mut self, order: &OrderRecord) {
+    /// A row of `orders.csv`.
+    pub fn write_order(&mut self, order: &OrderRecord) {
         Self::write(&mut self.failure, &mut self.orders, |out| {
             write_order(out, order)
         });
     }
-
-    fn rejection(&mut self, _: &Rejection) {}
 }
 
 /// What a backtest keeps while it runs: the tables on disk and the report folded so far.
@@ -254,22 +253,22 @@ pub struct RunOutputs {
 }
 
 impl Journal for RunOutputs {
-    fn fill(&mut self, fill: &FillRecord) {
-        self.tables.fill(fill);
-        self.report.fill(fill);
+    fn fill(&mut self, fill: FillRecord) {
+        self.tables.write_fill(&fill);
+        self.report.fill(&fill);
     }
 
-    fn equity(&mut self, point: &EquityPoint) {
-        self.tables.equity(point);
-        self.report.equity(point);
+    fn equity(&mut self, point: EquityPoint) {
+        self.tables.write_point(&point);
+        self.report.equity(&point);
     }
 
-    fn order(&mut self, order: &OrderRecord) {
-        self.tables.order(order);
+    fn order(&mut self, order: OrderRecord) {
+        self.tables.write_order(&order);
     }
 
-    fn rejection(&mut self, rejection: &Rejection) {
-        self.report.rejection(rejection);
+    fn rejection(&mut self, rejection: Rejection) {
+        self.report.rejection(&rejection);
     }
 }
 

@@ -289,30 +289,29 @@ impl ReadAhead {
         let (sender, batches) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
         let reader = std::thread::Builder::new()
             .name("tick-reader".into())
-            .spawn(move || {
-                let mut rows = Vec::with_capacity(READ_AHEAD_BATCH);
-                loop {
-                    rows.clear();
-                    match &mut file {
-                        TickFile::Csv(csv) => csv.read_into(&mut rows, READ_AHEAD_BATCH),
-                        TickFile::Parquet(parquet) => {
-                            rows.extend(parquet.by_ref().take(READ_AHEAD_BATCH));
-                        }
+            .spawn(move || loop {
+                let mut batch = Vec::with_capacity(READ_AHEAD_BATCH);
+                let mut guarded = |row: Result<MarketTick, BadRow>| {
+                    batch.push(match row {
+                        Ok(tick) => match guard.check(&tick) {
+                            Ok(()) => FeedRow::Tick(tick),
+                            Err(refused) => FeedRow::Refused(tick, refused),
+                        },
+                        Err(bad) => FeedRow::Bad(bad),
+                    });
+                };
+                match &mut file {
+                    TickFile::Csv(csv) => csv.read_each(READ_AHEAD_BATCH, &mut guarded),
+                    TickFile::Parquet(parquet) => {
+                        parquet
+                            .by_ref()
+                            .take(READ_AHEAD_BATCH)
+                            .for_each(&mut guarded);
                     }
-                    let batch: Vec<FeedRow> = rows
-                        .drain(..)
-                        .map(|row| match row {
-                            Ok(tick) => match guard.check(&tick) {
-                                Ok(()) => FeedRow::Tick(tick),
-                                Err(refused) => FeedRow::Refused(tick, refused),
-                            },
-                            Err(bad) => FeedRow::Bad(bad),
-                        })
-                        .collect();
-                    // An empty batch ends the file; a closed channel means nobody reads any more.
-                    if batch.is_empty() || sender.send(batch).is_err() {
-                        break;
-                    }
+                }
+                // An empty batch ends the file; a closed channel means nobody reads any more.
+                if batch.is_empty() || sender.send(batch).is_err() {
+                    break;
                 }
             })?;
         Ok(Self {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use alpha_panda_backtest::outputs::{self, RunOutputs, Tables};
 use alpha_panda_backtest::report::{Report, ReportBuilder};
 use alpha_panda_backtest::tick_file::{self, FeedRow, FileScan, ReadAhead};
-use alpha_panda_backtest::{html, Backtest, BacktestCounts, TickFile};
+use alpha_panda_backtest::{html, Backtest, BacktestCounts, JournalThread, TickFile};
 use alpha_panda_core::{Instrument, InstrumentToken, Money};
 use alpha_panda_services::strategy_runner::RunnerStrategy;
 use alpha_panda_services::{build_strategy, BadRow};
@@ -175,10 +175,12 @@ pub fn run(
         None => None,
     };
     // The tables are written and the report folded as the run goes: memory does not grow with it.
-    let journal = RunOutputs {
+    // On a thread of its own: the other core has time the tick reader leaves.
+    let journal = JournalThread::start(RunOutputs {
         tables: Tables::create(&args.out)?,
         report: ReportBuilder::new(&setup.portfolios()),
-    };
+    })
+    .context("could not start the journal's thread")?;
     let set_up = started.elapsed();
     let mut backtest = Backtest::new(setup, scan.digest, journal);
     let progress = progress_bar(scan.rows);
@@ -216,7 +218,7 @@ pub fn run(
     }
     let replayed = started.elapsed();
     let outcome = backtest.finish();
-    let RunOutputs { tables, report } = outcome.journal;
+    let RunOutputs { tables, report } = outcome.journal.finish();
     let mut written = tables.finish()?;
     let finished = started.elapsed();
     let (report, charts) = report.finish(outcome.start, outcome.end, outcome.chart);
