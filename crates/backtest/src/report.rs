@@ -313,7 +313,24 @@ impl ReportBuilder {
             return;
         };
         self.portfolios[i].fill(i, fill);
-        self.total.fill(i, fill);
+        if self.total_has_figures() {
+            self.total.fill(i, fill);
+        }
+    }
+
+    /// Whether the total is folded on its own: one portfolio is its own total (the same figures,
+    /// taken from it at the end), and only the total's curve is kept for its chart.
+    fn total_has_figures(&self) -> bool {
+        self.portfolios.len() != 1
+    }
+
+    /// The total's curve at one completed instant.
+    fn total_equity(&mut self, at: Timestamp, equity: Decimal) {
+        if self.total_has_figures() {
+            self.total.equity(at, equity);
+        } else {
+            self.total.chart.push(at, equity);
+        }
     }
 
     /// A point of a portfolio's equity curve.
@@ -324,7 +341,7 @@ impl ReportBuilder {
         };
         self.portfolios[i].equity(point.at, point.equity);
         if let Some((at, equity)) = self.total_curve.push(point.at, i, point.equity) {
-            self.total.equity(at, equity);
+            self.total_equity(at, equity);
         }
     }
 
@@ -352,7 +369,7 @@ impl ReportBuilder {
         trades: Option<PriceSeries>,
     ) -> (Report, Charts) {
         if let Some((at, equity)) = self.total_curve.flush() {
-            self.total.equity(at, equity);
+            self.total_equity(at, equity);
         }
         let instants = || {
             start
@@ -376,7 +393,7 @@ impl ReportBuilder {
             .map(|tally| tally.report(span))
             .collect();
         let mut total = match portfolios.as_slice() {
-            // One portfolio is its own total: the same figures, without computing them twice.
+            // One portfolio is its own total: its figures, not folded twice.
             [only] => {
                 let mut total = only.clone();
                 total.portfolio_id = None;
