@@ -31,8 +31,9 @@ use rust_decimal::Decimal;
 use tracing::warn;
 
 use crate::history::{
-    EquityPoint, FillRecord, Journal, OrderRecord, PortfolioStart, PriceSeries, Rejection,
+    EquityPoint, FillRecord, OrderRecord, PortfolioStart, PriceSeries, Rejection,
 };
+use crate::journal::Journal;
 
 /// A backtest's namespace: its orders are paper orders, its portfolios paper portfolios.
 const BROKER: Broker = Broker::Paper;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use alpha_panda_core::{Side, Timestamp};
 
-use crate::history::{EquityPoint, FillRecord, History, Journal, OrderRecord, Rejection};
+use crate::history::{EquityPoint, FillRecord, History, OrderRecord, Rejection};
+use crate::journal::Journal;
 use crate::report::ReportBuilder;
 
 /// Why the outputs could not be written.
