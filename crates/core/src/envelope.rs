@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{derive_event_id, CorrelationId, ErrorClass, EventBroker, EventId, Payload, Timestamp};
 
+mod decode;
+
 /// The payload schema version this build writes and reads.
 pub const CURRENT_VERSION: u32 = 2;
 
@@ -99,7 +101,8 @@ impl FromStr for EventType {
 }
 
 /// One event on the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// Decoded by `decode`, which reads the flattened payload in place.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Envelope {
     /// UUIDv7; for a derived event, a pure function of its cause.
     pub id: EventId,
