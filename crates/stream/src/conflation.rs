@@ -12,8 +12,9 @@
 //! memory log applies it while fetching one partition's batch: a superseded record is not even
 //! copied out of the log, only counted, and it is committed with the rest because the last record
 //! of every key (so the batch's last record) is always handed over. Only typed events take part:
-//! raw bytes are decoded one by one, so that poison reaches its DLQ. Kafka hands records over one
-//! at a time, so nothing is conflated there.
+//! raw bytes are decoded one by one, so that poison reaches its DLQ. Kafka's records are bytes: the
+//! runtime decodes a polled batch first and conflates what decoded and would be handled
+//! (`processor/conflate.rs`).
 //!
 //! The log works out each record's [`LastValue`] identity (type and key) once, when it is
 //! appended, and keeps it beside the record: marking a batch then compares small integers held in

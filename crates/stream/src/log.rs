@@ -327,7 +327,8 @@ impl LogConsumer {
 
     /// As [`LogConsumer::poll`], leaving out of a fetched batch the records `conflation` lets a
     /// later one of the same key supersede (see [`crate::conflation`]); how many is told by
-    /// [`LogConsumer::take_conflated`]. Kafka hands records over one at a time and skips none.
+    /// [`LogConsumer::take_conflated`]. Kafka's records are bytes, which the log cannot judge: it
+    /// skips none, and the runtime conflates them once they are decoded.
     ///
     /// # Errors
     /// [`LogError`] on a consumer error (infrastructure).
@@ -351,12 +352,18 @@ impl LogConsumer {
     }
 
     /// The next record already fetched by an earlier poll, without waiting: `None` when the batch
-    /// is used up (or the backend hands records over one poll at a time, as Kafka's does).
+    /// is used up.
     pub fn next_buffered(&mut self) -> Option<Record> {
         match self {
             LogConsumer::Memory(m) => m.next_buffered(),
-            LogConsumer::Kafka(_) => None,
+            LogConsumer::Kafka(k) => k.next_buffered(),
         }
+    }
+
+    /// Whether records arrive as bytes, undecoded (Kafka): such a backend cannot conflate them
+    /// itself (see [`crate::conflation`]).
+    pub fn hands_over_bytes(&self) -> bool {
+        matches!(self, LogConsumer::Kafka(_))
     }
 
     /// Commits the next offsets of partitions (the same [`CommitOffset`] a checkpoint saves).

@@ -1,6 +1,7 @@
 //! Conflation in the runtime: a handler that folds ticks into last values is handed only the last
 //! tick of each instrument in a fetched batch, every record is still committed, and a handler that
-//! stops conflating mid-batch gets every tick from then on.
+//! stops conflating mid-batch gets every tick from then on. On Kafka, where records are bytes, the
+//! same holds once they are decoded, and poison among them still reaches its DLQ.
 
 mod common;
 
@@ -9,12 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_core::{EventBroker, EventType, Payload, SystemClock};
+use alpha_panda_core::{EventBroker, EventType, Payload, SystemClock, TopicMap};
 use alpha_panda_stream::{
     Handler, HandlerError, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor,
-    ProcessorStats,
+    ProcessorStats, RecordValue,
 };
-use common::{eventually, fast_config, tick};
+use bytes::Bytes;
+use common::{eventually, fast_config, tick, wait_for_events, Backend};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -173,4 +175,71 @@ async fn a_handler_that_stops_conflating_gets_every_tick_of_the_next_batch() {
     let (handled, conflated) = running.stop().await;
     assert_eq!(handled, vec![(1, 102), (1, 200), (1, 201)]);
     assert_eq!(conflated, 2);
+}
+
+#[tokio::test]
+async fn on_kafka_ticks_are_conflated_once_decoded_and_poison_still_reaches_its_dlq() {
+    let backend = Backend::kafka();
+    let log = &backend.log;
+    for topic in [TICKS.to_string(), TopicMap::dlq(TICKS)] {
+        log.create_topic(&topic, 1, 1, 86_400_000).await.unwrap();
+    }
+    // Many ticks of two instruments, written before the consumer joins, so that its polls take
+    // them in batches; in the middle, between ticks of instrument 1 that later ones supersede,
+    // bytes that are no envelope and a tick whose price is impossible. Neither may be skipped.
+    let ticks = |from: i64, to: i64| -> Vec<OutgoingRecord> {
+        (from..to)
+            .map(|n| OutgoingRecord::event(TICKS, tick(1 + (n % 2) as u32, 1_000 + n)))
+            .collect()
+    };
+    log.send_all(ticks(0, 500)).await.unwrap();
+    log.send(OutgoingRecord {
+        topic: TICKS.into(),
+        key: Some("1".into()),
+        value: RecordValue::Bytes(Bytes::from_static(b"{not json")),
+        headers: vec![],
+    })
+    .await
+    .unwrap();
+    append(log, &[(1, -5)]).await;
+    log.send_all(ticks(500, 1_000)).await.unwrap();
+    let total = 1_002;
+
+    let running = Running::start(log, None);
+    running.read(total).await;
+    let dead = wait_for_events(log, &TopicMap::dlq(TICKS), 2).await;
+    let (handled, conflated) = running.stop().await;
+
+    assert_eq!(
+        dead.len(),
+        2,
+        "the poison and the impossible tick: {dead:?}"
+    );
+    assert!(!handled.contains(&(1, -5)), "{handled:?}");
+    let last_of = |token: u32| handled.iter().rev().find(|(t, _)| *t == token).copied();
+    assert_eq!(last_of(1), Some((1, 1_998)));
+    assert_eq!(last_of(2), Some((2, 1_999)));
+    assert!(conflated > 0, "nothing conflated: {handled:?}");
+    // What was not handled was conflated or dead-lettered, and each handled tick is later than
+    // the one before it of the same instrument.
+    assert_eq!(handled.len() as u64 + conflated + 2, total);
+    for token in [1, 2] {
+        let prices: Vec<i64> = handled
+            .iter()
+            .filter(|(t, _)| *t == token)
+            .map(|(_, p)| *p)
+            .collect();
+        assert!(prices.windows(2).all(|w| w[0] < w[1]), "{prices:?}");
+    }
+
+    // Every record, the skipped ones too, is committed: the group has nothing left to read.
+    let mut again = log
+        .consumer("alpha-panda.last_prices", &[TICKS.to_string()])
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        let record = again.poll(Duration::from_millis(200)).await.unwrap();
+        assert!(record.is_none(), "read again: {record:?}");
+    }
+    let _ = again.close(&[]).await;
 }

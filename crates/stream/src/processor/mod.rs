@@ -14,10 +14,11 @@
 //! runs the handler's last words, commits, and leaves the group.
 //!
 //! This file is the consume loop and the handling of one record; [`commit`] holds the commit and
-//! checkpoint discipline, [`publish`] how outputs reach the log, [`alerts`] what is raised while a
-//! dependency is away, and [`dead_letter`] how an input reaches its DLQ.
+//! checkpoint discipline, [`publish`] how outputs reach the log, [`conflate`] how a batch of bytes
+//! is conflated once decoded, [`alerts`] what is raised while a dependency is away, and
+//! [`dead_letter`] how an input reaches its DLQ.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
-use crate::conflation::Conflation;
+use crate::conflation::{Conflation, Marks};
 use crate::dlq::REPLAY_GROUP_HEADER;
 use crate::handler::{Handler, HandlerError, Input};
 use crate::identity::LogIdentity;
@@ -47,6 +48,7 @@ use crate::LogError;
 
 mod alerts;
 mod commit;
+mod conflate;
 mod dead_letter;
 mod publish;
 
@@ -319,6 +321,7 @@ impl<H: Handler> Processor<H> {
         let mut aborted = false;
         let mut unhealthy: Option<String> = None;
         let mut read = ReadPositions::default();
+        let mut marks = Marks::default();
         'consume: loop {
             if let Err(reason) = self.handler.health() {
                 unhealthy = Some(reason);
@@ -377,9 +380,22 @@ impl<H: Handler> Processor<H> {
                 }
                 Ok(Some(record)) => {
                     poll_failures = 0;
-                    // Superseded records were left in the log: they count as read, and the
-                    // batch's last record, always handed over, commits them.
-                    let skipped = consumer.take_conflated();
+                    // Bytes are conflated here, once decoded; the memory log conflated its own
+                    // typed records while fetching them.
+                    let mut fetched = VecDeque::new();
+                    let mut skipped = consumer.take_conflated();
+                    let record = if consumer.hands_over_bytes() && !conflation.is_none() {
+                        fetched.push_back(record);
+                        while let Some(more) = consumer.next_buffered() {
+                            fetched.push_back(more);
+                        }
+                        skipped += self.conflate_fetched(&mut fetched, conflation, &mut marks);
+                        fetched.pop_front().expect("a batch keeps its last record")
+                    } else {
+                        record
+                    };
+                    // Superseded records were left out: they count as read, and a later record of
+                    // their partition, always handed over, commits them.
                     if skipped > 0 {
                         ProcessorStats::incr(&self.stats.events_in, skipped);
                         ProcessorStats::incr(&self.stats.conflated, skipped);
@@ -399,7 +415,7 @@ impl<H: Handler> Processor<H> {
                             // already (one writer per state), and applying them twice would
                             // double them.
                             ProcessorStats::incr(&self.stats.reread, 1);
-                            next = consumer.next_buffered();
+                            next = fetched.pop_front().or_else(|| consumer.next_buffered());
                             continue;
                         }
                         read.advance(&record);
@@ -439,7 +455,7 @@ impl<H: Handler> Processor<H> {
                         }
                         if until_look > 0 && cadence.since_checkpoint < self.config.commit_batch {
                             until_look -= 1;
-                            next = consumer.next_buffered();
+                            next = fetched.pop_front().or_else(|| consumer.next_buffered());
                             continue;
                         }
                         let at = Instant::now();
@@ -472,7 +488,7 @@ impl<H: Handler> Processor<H> {
                                     .await;
                             }
                         }
-                        next = consumer.next_buffered();
+                        next = fetched.pop_front().or_else(|| consumer.next_buffered());
                     }
                 }
             }
