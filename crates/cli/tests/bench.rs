@@ -124,11 +124,52 @@ fn a_short_soak_holds_its_lag_and_says_so() {
         "300",
         "--instruments",
         "5",
+        "--progress",
+        "1s",
     ]);
     assert!(ok, "{report}\n{stderr}");
     assert_eq!(report["ticks"], 900);
     assert_eq!(report["held"], true);
+    assert_eq!(
+        report["stopped_early_after_seconds"],
+        serde_json::Value::Null
+    );
+    // The lag is told while the soak runs, not only at its end.
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("soak: ")).collect();
+    assert!(progress.len() >= 2, "{stderr}");
+    assert!(
+        progress[0].contains("lag now") && progress[0].contains("limit 1.000 s"),
+        "{stderr}"
+    );
     assert!(report["max_lag_seconds"].as_f64().unwrap() <= 1.0);
     assert_eq!(report["services"].as_array().unwrap().len(), 4);
     assert!(report["fills"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
+fn a_soak_that_falls_behind_stops_at_once_and_fails() {
+    // No pipeline keeps its committed offsets within a millisecond of the feed: the first sample
+    // is over the limit, and the feed stops long before its 60 seconds.
+    let (ok, report, stderr) = bench(&[
+        "soak",
+        "--duration",
+        "60s",
+        "--rate",
+        "2000",
+        "--instruments",
+        "5",
+        "--max-lag",
+        "1ms",
+    ]);
+    assert!(!ok, "a soak over its limit must fail: {report}");
+    assert_eq!(report["held"], false);
+    let stopped = report["stopped_early_after_seconds"]
+        .as_f64()
+        .expect("stopped early");
+    assert!(stopped < 30.0, "{report}");
+    assert!(report["ticks"].as_u64().unwrap() < 60_000, "{report}");
+    assert!(
+        stderr.contains("over the limit: stopping the feed"),
+        "{stderr}"
+    );
 }

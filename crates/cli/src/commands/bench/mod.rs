@@ -233,9 +233,16 @@ async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<Ex
     } else {
         None
     };
-    let throughput = phase(settings, &args.shape, 0, Some(args.ticks)).await?;
+    let throughput = phase(settings, &args.shape, 0, Some(args.ticks), None).await?;
     let rate_ticks = u64::from(args.latency_rate) * args.latency_duration.as_secs().max(1);
-    let latency = phase(settings, &args.shape, args.latency_rate, Some(rate_ticks)).await?;
+    let latency = phase(
+        settings,
+        &args.shape,
+        args.latency_rate,
+        Some(rate_ticks),
+        None,
+    )
+    .await?;
     let ticks_per_second = args.ticks as f64 / throughput.elapsed.as_secs_f64().max(1e-9);
     let tick_to_fill_us = percentiles(latency.latencies);
     let against_broker = broker.as_ref().map(|b| AgainstBroker {
@@ -342,6 +349,10 @@ async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<Ex
 
 struct PhaseResult {
     services: Vec<ServiceLoad>,
+    /// Ticks the feed published (fewer than asked when a [`LagWatch`] stopped it).
+    published: u64,
+    /// When a [`LagWatch`] stopped the feed, how long after the first tick.
+    stopped_after: Option<Duration>,
     feed_busy_seconds: f64,
     cpu_seconds: Option<f64>,
     log: &'static str,
@@ -354,12 +365,40 @@ struct PhaseResult {
     by_million: Vec<f64>,
 }
 
-/// One pipeline, fresh backends, `max_ticks` at `rate` (0: as fast as possible).
+/// What a long phase watches while it runs: every consumer's lag on `market.ticks`, told on
+/// stderr every `report_every`, and the feed stopped as soon as one is more than `limit_records`
+/// behind (the run has failed; going on would only say so later).
+pub struct LagWatch {
+    /// The most records any consumer may be behind.
+    pub limit_records: i64,
+    /// How often a progress line is written.
+    pub report_every: Duration,
+    /// The feed's rate, to tell lag in seconds.
+    pub rate: u32,
+}
+
+impl LagWatch {
+    /// A progress line: how far the run is and the lag now and at worst.
+    fn progress(&self, elapsed: Duration, published: u64, now: i64, worst: i64) -> String {
+        let seconds = |records: i64| records as f64 / f64::from(self.rate.max(1));
+        format!(
+            "soak: {:.0} s, {published} ticks; lag now {:.3} s, worst {:.3} s (limit {:.3} s)",
+            elapsed.as_secs_f64(),
+            seconds(now),
+            seconds(worst),
+            seconds(self.limit_records)
+        )
+    }
+}
+
+/// One pipeline, fresh backends, `max_ticks` at `rate` (0: as fast as possible), watched by
+/// `watch` if given.
 async fn phase(
     settings: &Settings,
     shape: &Shape,
     rate: u32,
     max_ticks: Option<u64>,
+    watch: Option<&LagWatch>,
 ) -> anyhow::Result<PhaseResult> {
     let dir = tempfile::tempdir().context("no temporary directory for the bench database")?;
     let store = Store::connect(&format!(
@@ -470,7 +509,10 @@ async fn phase(
     let cpu_before = process_cpu_seconds().await;
     let started = Instant::now();
     let feed_busy = Arc::new(BusyTime::default());
-    let feed_task = tokio::spawn(feed_busy.measure(feed.run(CancellationToken::new())));
+    let feed_stop = CancellationToken::new();
+    let feed_task = tokio::spawn(feed_busy.measure(feed.run(feed_stop.clone())));
+    let mut stopped_after = None;
+    let mut reported = started;
     let total = max_ticks.unwrap_or(0);
     // Every service reads every tick: strategy runner, risk manager, trading engine, portfolio.
     let mut max_lag = vec![0u64; tick_readers.len()];
@@ -479,13 +521,35 @@ async fn phase(
     let mut max_tick_lag = vec![0i64; tick_readers.len()];
     let mut lag_sampled = started;
     loop {
+        let published = feed_stats.published.load(Ordering::Relaxed);
         if lag_sampled.elapsed() >= Duration::from_secs(1) {
             lag_sampled = Instant::now();
+            let mut lag_now = 0;
             for ((_, stats, _), max) in tick_readers.iter().zip(max_tick_lag.iter_mut()) {
-                *max = (*max).max(tick_lag(&stats.lag()));
+                let lag = tick_lag(&stats.lag());
+                lag_now = lag_now.max(lag);
+                *max = (*max).max(lag);
+            }
+            if let Some(watch) = watch {
+                let worst = max_tick_lag.iter().copied().max().unwrap_or(0);
+                if worst > watch.limit_records {
+                    eprintln!(
+                        "{}; over the limit: stopping the feed",
+                        watch.progress(started.elapsed(), published, lag_now, worst)
+                    );
+                    stopped_after = Some(started.elapsed());
+                    feed_stop.cancel();
+                    break;
+                }
+                if reported.elapsed() >= watch.report_every {
+                    reported = Instant::now();
+                    eprintln!(
+                        "{}",
+                        watch.progress(started.elapsed(), published, lag_now, worst)
+                    );
+                }
             }
         }
-        let published = feed_stats.published.load(Ordering::Relaxed);
         let read_by_all = tick_readers
             .iter()
             .map(|(_, s, _)| ProcessorStats::get(&s.events_in))
@@ -627,6 +691,8 @@ async fn phase(
     store.close().await;
     log.flush().await;
     Ok(PhaseResult {
+        published: feed_stats.published.load(Ordering::Relaxed),
+        stopped_after,
         log: if is_kafka { "kafka" } else { "memory" },
         elapsed,
         fills: fill_count,

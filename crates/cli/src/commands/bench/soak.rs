@@ -2,7 +2,9 @@
 //! time, on the memory log or on Kafka. Every second each consumer's lag on `market.ticks` (high
 //! watermark − committed offset, all partitions together) is sampled; the soak holds when no
 //! service ever fell more than `--max-lag` behind, the lag in records converted to time at the
-//! feed's rate. It exits non-zero when it does not, so it can gate a release.
+//! feed's rate. It exits non-zero when it does not, so it can gate a release. While it runs it
+//! writes the lag on stderr every `--progress` (10 s), and it stops the feed as soon as a service
+//! falls further behind than the limit: the soak has failed, and the report says when.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use super::{percentiles, phase, HopLatency, Percentiles, Shape};
+use super::{percentiles, phase, HopLatency, LagWatch, Percentiles, Shape};
 use crate::settings::Settings;
 
 /// Arguments of `bench soak`.
@@ -28,6 +30,9 @@ pub struct SoakArgs {
     /// The most any service may fall behind the feed.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub max_lag: Duration,
+    /// How often the lag is written on stderr while the soak runs.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub progress: Duration,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -42,6 +47,9 @@ pub struct SoakReport {
     pub rate: u32,
     /// Ticks published.
     pub ticks: u64,
+    /// When a service fell further behind than the limit, the feed was stopped this many seconds
+    /// after its first tick.
+    pub stopped_early_after_seconds: Option<f64>,
     /// Seconds from the first tick until every consumer had read the last.
     pub seconds: f64,
     /// Fills.
@@ -80,7 +88,13 @@ pub struct SoakService {
 pub async fn run(settings: &Settings, args: &SoakArgs) -> anyhow::Result<ExitCode> {
     let rate = args.rate.max(1);
     let ticks = u64::from(rate) * args.duration.as_secs().max(1);
-    let result = phase(settings, &args.shape, rate, Some(ticks)).await?;
+    let limit = args.max_lag.as_secs_f64();
+    let watch = LagWatch {
+        limit_records: (limit * f64::from(rate)).ceil() as i64,
+        report_every: args.progress,
+        rate,
+    };
+    let result = phase(settings, &args.shape, rate, Some(ticks), Some(&watch)).await?;
     let services: Vec<SoakService> = result
         .services
         .iter()
@@ -95,11 +109,11 @@ pub async fn run(settings: &Settings, args: &SoakArgs) -> anyhow::Result<ExitCod
         .iter()
         .map(|s| s.max_lag_seconds)
         .fold(0.0, f64::max);
-    let limit = args.max_lag.as_secs_f64();
     let report = SoakReport {
         log: result.log,
         rate,
-        ticks,
+        ticks: result.published,
+        stopped_early_after_seconds: result.stopped_after.map(|at| at.as_secs_f64()),
         seconds: result.elapsed.as_secs_f64(),
         fills: result.fills,
         tick_to_fill_us: percentiles(result.latencies),
@@ -107,7 +121,7 @@ pub async fn run(settings: &Settings, args: &SoakArgs) -> anyhow::Result<ExitCod
         services,
         max_lag_seconds,
         max_lag_limit_seconds: limit,
-        held: max_lag_seconds <= limit,
+        held: max_lag_seconds <= limit && result.stopped_after.is_none(),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -123,6 +137,11 @@ pub async fn run(settings: &Settings, args: &SoakArgs) -> anyhow::Result<ExitCod
             limit,
             if report.held { "held" } else { "NOT held" }
         );
+        if let Some(at) = report.stopped_early_after_seconds {
+            println!(
+                "  the feed was stopped after {at:.1} s, when a service fell behind the limit"
+            );
+        }
         let p = &report.tick_to_fill_us;
         println!(
             "  tick-to-fill p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
