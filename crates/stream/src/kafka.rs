@@ -829,24 +829,45 @@ impl KafkaLagProbe {
         let topics = self.topics.clone();
         tokio::task::spawn_blocking(move || {
             let assignment = consumer.assignment().map_err(broker_error)?;
-            let committed = consumer
-                .committed_offsets(assignment.clone(), METADATA_TIMEOUT)
-                .map_err(broker_error)?;
+            let partitions: Vec<(String, i32)> = assignment
+                .elements()
+                .iter()
+                .filter(|e| topics.iter().any(|t| t == e.topic()))
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            // The committed offsets and every high watermark are asked for at once: asked one
+            // after the other, each watermark was read a round trip later than the offsets, and
+            // under load the lag grew by what the feed wrote meanwhile, several round trips' worth.
+            let (committed, watermarks) = std::thread::scope(|scope| {
+                let committed =
+                    scope.spawn(|| consumer.committed_offsets(assignment, METADATA_TIMEOUT));
+                let watermarks: Vec<_> = partitions
+                    .iter()
+                    .map(|(topic, partition)| {
+                        let consumer = &consumer;
+                        scope.spawn(move || {
+                            consumer.fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
+                        })
+                    })
+                    .collect();
+                let watermarks: Vec<_> = watermarks.into_iter().map(|w| w.join()).collect();
+                (committed.join(), watermarks)
+            });
+            let lost = |_| LogError::Broker("a lag query's thread panicked".into());
+            let committed = committed.map_err(lost)?.map_err(broker_error)?;
             let mut out = Vec::new();
-            for element in committed.elements() {
-                if !topics.iter().any(|t| t == element.topic()) {
-                    continue;
-                }
-                let (low, high) = consumer
-                    .fetch_watermarks(element.topic(), element.partition(), METADATA_TIMEOUT)
-                    .map_err(broker_error)?;
-                let committed = match element.offset() {
-                    Offset::Offset(o) => o,
+            for ((topic, partition), watermarks) in partitions.into_iter().zip(watermarks) {
+                let (low, high) = watermarks.map_err(lost)?.map_err(broker_error)?;
+                let committed = match committed
+                    .find_partition(&topic, partition)
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(o)) => o,
                     _ => low,
                 };
                 out.push(PartitionLag {
-                    topic: element.topic().to_string(),
-                    partition: element.partition(),
+                    topic,
+                    partition,
                     high_watermark: high,
                     committed,
                     lag: (high - committed).max(0),
