@@ -755,6 +755,12 @@ impl KafkaConsumer {
         self.fetched.pop_front()
     }
 
+    /// Puts records taken and not handled back in front of the rest, in their order.
+    pub fn give_back(&mut self, mut records: VecDeque<Record>) {
+        records.append(&mut self.fetched);
+        self.fetched = records;
+    }
+
     /// Commits `next_offset` for a partition. Asynchronous on the wire: the runtime calls it only
     /// after effects are durable, and [`KafkaConsumer::close`] commits synchronously at the end.
     ///

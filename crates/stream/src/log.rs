@@ -1,7 +1,7 @@
 //! [`Log`]: one interface over both backends, chosen by `log.url`. Services and the runtime never
 //! know which backend they have.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use futures::future::try_join_all;
@@ -357,6 +357,19 @@ impl LogConsumer {
         match self {
             LogConsumer::Memory(m) => m.next_buffered(),
             LogConsumer::Kafka(k) => k.next_buffered(),
+        }
+    }
+
+    /// Puts `records`, taken by [`LogConsumer::next_buffered`] and not handled, back in front of
+    /// what is still to be handed over. Only a backend that hands over bytes is ever given
+    /// records back (the runtime takes a batch out only to conflate bytes).
+    pub fn give_back(&mut self, records: VecDeque<Record>) {
+        match self {
+            LogConsumer::Memory(_) => debug_assert!(
+                records.is_empty(),
+                "the memory log's batches are never taken out of it"
+            ),
+            LogConsumer::Kafka(k) => k.give_back(records),
         }
     }
 

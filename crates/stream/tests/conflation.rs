@@ -13,7 +13,7 @@ use std::time::Duration;
 use alpha_panda_core::{EventBroker, EventType, Payload, SystemClock, TopicMap};
 use alpha_panda_stream::{
     Handler, HandlerError, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor,
-    ProcessorStats, RecordValue,
+    ProcessorConfig, ProcessorStats, RecordValue,
 };
 use bytes::Bytes;
 use common::{eventually, fast_config, tick, wait_for_events, Backend};
@@ -80,6 +80,10 @@ struct Running {
 
 impl Running {
     fn start(log: &Log, stop_on: Option<(u32, i64)>) -> Self {
+        Self::start_with(log, stop_on, fast_config())
+    }
+
+    fn start_with(log: &Log, stop_on: Option<(u32, i64)>, config: ProcessorConfig) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler = LastPrices {
             conflating: Arc::new(AtomicBool::new(true)),
@@ -91,7 +95,7 @@ impl Running {
             log.clone(),
             Arc::new(MemoryDedupStore::new()),
             Arc::new(SystemClock),
-            fast_config(),
+            config,
         );
         let stats = processor.stats();
         let shutdown = CancellationToken::new();
@@ -179,6 +183,21 @@ async fn a_handler_that_stops_conflating_gets_every_tick_of_the_next_batch() {
 
 #[tokio::test]
 async fn on_kafka_ticks_are_conflated_once_decoded_and_poison_still_reaches_its_dlq() {
+    conflated_on_kafka(fast_config()).await;
+}
+
+#[tokio::test]
+async fn on_kafka_a_batch_cut_short_hands_over_the_rest_later() {
+    // Input is held back every few records until a commit: the batch taken out to be conflated
+    // is left part way through, and what it had not handled must still be handled.
+    conflated_on_kafka(ProcessorConfig {
+        max_unsaved: 7,
+        ..fast_config()
+    })
+    .await;
+}
+
+async fn conflated_on_kafka(config: ProcessorConfig) {
     let backend = Backend::kafka();
     let log = &backend.log;
     for topic in [TICKS.to_string(), TopicMap::dlq(TICKS)] {
@@ -205,7 +224,7 @@ async fn on_kafka_ticks_are_conflated_once_decoded_and_poison_still_reaches_its_
     log.send_all(ticks(500, 1_000)).await.unwrap();
     let total = 1_002;
 
-    let running = Running::start(log, None);
+    let running = Running::start_with(log, None, config);
     running.read(total).await;
     let dead = wait_for_events(log, &TopicMap::dlq(TICKS), 2).await;
     let (handled, conflated) = running.stop().await;

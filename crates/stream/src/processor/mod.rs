@@ -450,7 +450,9 @@ impl<H: Handler> Processor<H> {
                             break 'consume;
                         }
                         if cadence.unsaved >= self.config.max_unsaved {
-                            // Back to the top, where input waits for a checkpoint.
+                            // Back to the top, where input waits for a checkpoint; what this
+                            // batch has not handled yet is the consumer's to hand over again.
+                            consumer.give_back(std::mem::take(&mut fetched));
                             break;
                         }
                         if until_look > 0 && cadence.since_checkpoint < self.config.commit_batch {
