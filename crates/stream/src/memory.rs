@@ -74,11 +74,16 @@ impl Stored {
         headers: Vec<(String, String)>,
         timestamp_ms: i64,
     ) -> Self {
+        // A replayed record is meant to be handled by the group it names: a later record of its
+        // key must not supersede it.
+        let replayed = headers
+            .iter()
+            .any(|(name, _)| name == crate::dlq::REPLAY_GROUP_HEADER);
         let last_value = match &value {
-            RecordValue::Event(envelope) => {
+            RecordValue::Event(envelope) if !replayed => {
                 LastValue::of(envelope.event_type(), key_of(key.as_ref(), &value))
             }
-            RecordValue::Bytes(_) => None,
+            RecordValue::Event(_) | RecordValue::Bytes(_) => None,
         };
         let bytes = std::mem::size_of::<Stored>()
             + key.as_ref().map_or(0, |k| k.len())

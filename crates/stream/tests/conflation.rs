@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alpha_panda_core::{EventBroker, EventType, Payload, SystemClock, TopicMap};
+use alpha_panda_stream::dlq::REPLAY_GROUP_HEADER;
 use alpha_panda_stream::{
     Handler, HandlerError, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor,
     ProcessorConfig, ProcessorStats, RecordValue,
@@ -165,6 +166,20 @@ async fn only_the_last_tick_of_each_instrument_is_handled_and_all_are_committed(
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn a_replayed_tick_is_never_superseded() {
+    let log = ticks_log().await;
+    let mut replayed = OutgoingRecord::event(TICKS, tick(1, 100));
+    replayed.headers = vec![(REPLAY_GROUP_HEADER.to_string(), "*".to_string())];
+    log.send(replayed).await.unwrap();
+    append(&log, &[(1, 101), (1, 102)]).await;
+    let running = Running::start(&log, None);
+    running.read(3).await;
+    let (handled, conflated) = running.stop().await;
+    assert_eq!(handled, vec![(1, 100), (1, 102)]);
+    assert_eq!(conflated, 1);
 }
 
 #[tokio::test]
