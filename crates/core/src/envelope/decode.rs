@@ -6,9 +6,10 @@
 //! the fields out of it: on Kafka, where every consumer decodes every record, that copy was a
 //! quarter of the process's time. This decoder reads the fields in place; `data` is decoded
 //! straight into its variant when `type` came before it, as it always does in what we write, and
-//! is held as a JSON value only when another writer put it first. It accepts and refuses exactly
-//! what the derived decoder does, with the same messages (missing and unknown variants are told
-//! by [`Payload`]'s own decoder); unknown keys are ignored.
+//! is held as a JSON value only when another writer put it first. What it accepts and refuses,
+//! and its messages, are the derived decoder's (missing and unknown variants are told by
+//! [`Payload`]'s own decoder; the tests compare the two); unknown keys are ignored, and a key
+//! given twice is refused.
 
 use std::fmt;
 use std::sync::Arc;
