@@ -25,6 +25,15 @@ pub(crate) const DLQ_ORDINAL: u32 = u32::MAX;
 /// even when its type (a tick) usually bypasses deduplication.
 pub const REPLAY_GROUP_HEADER: &str = "alpha-panda-replay-group";
 
+/// The group a record replayed from a DLQ is meant for (`*`: every group), read from its
+/// headers; `None` for a record that is no replay.
+pub fn replay_group(headers: &[(String, String)]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(name, _)| name == REPLAY_GROUP_HEADER)
+        .map(|(_, group)| group.as_str())
+}
+
 /// Which consumer groups a replay is for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ReplayTarget {

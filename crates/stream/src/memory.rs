@@ -76,9 +76,7 @@ impl Stored {
     ) -> Self {
         // A replayed record is meant to be handled by the group it names: a later record of its
         // key must not supersede it.
-        let replayed = headers
-            .iter()
-            .any(|(name, _)| name == crate::dlq::REPLAY_GROUP_HEADER);
+        let replayed = crate::dlq::replay_group(&headers).is_some();
         let last_value = match &value {
             RecordValue::Event(envelope) if !replayed => {
                 LastValue::of(envelope.event_type(), key_of(key.as_ref(), &value))

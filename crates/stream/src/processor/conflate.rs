@@ -16,7 +16,7 @@ use alpha_panda_core::Envelope;
 
 use super::Processor;
 use crate::conflation::{Conflation, LastValue, Marks};
-use crate::dlq::REPLAY_GROUP_HEADER;
+use crate::dlq::replay_group;
 use crate::handler::Handler;
 use crate::record::{Record, RecordValue};
 
@@ -67,17 +67,15 @@ impl<H: Handler> Processor<H> {
     /// The record's last-value identity when it is of a conflated type and would be handled as it
     /// is; its bytes are decoded in place on the way.
     fn last_value_of(&self, record: &mut Record, conflation: Conflation) -> Option<LastValue> {
-        if !record.headers.is_empty() && record.header(REPLAY_GROUP_HEADER).is_some() {
+        if replay_group(&record.headers).is_some() {
             return None;
         }
         // A topic known to carry a type that is not conflated is not decoded here; one outside
         // the topic map is, and judged by what it holds.
-        let carried = self
-            .expected_types
-            .iter()
-            .find(|(topic, _)| Arc::ptr_eq(topic, &record.topic) || **topic == *record.topic)
-            .and_then(|(_, expected)| *expected);
-        if carried.is_some_and(|carried| !conflation.applies(carried)) {
+        if self
+            .expected_type_of(&record.topic)
+            .is_some_and(|carried| !conflation.applies(carried))
+        {
             return None;
         }
         if let RecordValue::Bytes(bytes) = &record.value {

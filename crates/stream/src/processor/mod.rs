@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use crate::conflation::{Conflation, Marks};
-use crate::dlq::REPLAY_GROUP_HEADER;
+use crate::dlq::replay_group;
 use crate::handler::{Handler, HandlerError, Input};
 use crate::identity::LogIdentity;
 use crate::kafka::Anchor;
@@ -550,16 +550,22 @@ impl<H: Handler> Processor<H> {
         Ok(())
     }
 
+    /// The event type `topic` carries, when the topic map knows it.
+    fn expected_type_of(&self, topic: &Arc<str>) -> Option<EventType> {
+        self.expected_types
+            .iter()
+            .find(|(t, _)| Arc::ptr_eq(t, topic) || **t == **topic)
+            .and_then(|(_, expected)| *expected)
+    }
+
     /// Why `envelope` does not belong on `topic` for this handler, if it does not: a type other
     /// than the one the topic carries, or an event of another namespace than the handler's.
     fn misplaced(&self, topic: &Arc<str>, envelope: &Envelope) -> Option<String> {
         let found = envelope.event_type();
-        let expected = self
-            .expected_types
-            .iter()
-            .find(|(t, _)| Arc::ptr_eq(t, topic) || **t == **topic)
-            .and_then(|(_, expected)| *expected);
-        if let Some(expected) = expected.filter(|expected| *expected != found) {
+        if let Some(expected) = self
+            .expected_type_of(topic)
+            .filter(|expected| *expected != found)
+        {
             return Some(format!(
                 "an event of type {found} on {topic}, which carries {expected} events only"
             ));
@@ -641,11 +647,7 @@ impl<H: Handler> Processor<H> {
     async fn process(&mut self, record: &Record, shutdown: &CancellationToken) -> Outcome {
         ProcessorStats::incr(&self.stats.events_in, 1);
         // A replayed record is for one group (or `*`): the others had handled it already.
-        let replay_for = if record.headers.is_empty() {
-            None
-        } else {
-            record.header(REPLAY_GROUP_HEADER)
-        };
+        let replay_for = replay_group(&record.headers);
         let replayed = replay_for.is_some();
         if replay_for.is_some_and(|group| group != "*" && group != self.group) {
             debug!(topic = %record.topic, offset = record.offset, "replay for another group; passed over");
