@@ -14,10 +14,9 @@ use alpha_panda_core::{EventBroker, EventType, Payload, SystemClock, TopicMap};
 use alpha_panda_stream::dlq::REPLAY_GROUP_HEADER;
 use alpha_panda_stream::{
     Handler, HandlerError, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor,
-    ProcessorConfig, ProcessorStats, RecordValue,
+    ProcessorConfig, ProcessorStats,
 };
-use bytes::Bytes;
-use common::{eventually, fast_config, tick, wait_for_events, Backend};
+use common::{eventually, fast_config, raw, tick, wait_for_events, Backend};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -227,14 +226,9 @@ async fn conflated_on_kafka(config: ProcessorConfig) {
             .collect()
     };
     log.send_all(ticks(0, 500)).await.unwrap();
-    log.send(OutgoingRecord {
-        topic: TICKS.into(),
-        key: Some("1".into()),
-        value: RecordValue::Bytes(Bytes::from_static(b"{not json")),
-        headers: vec![],
-    })
-    .await
-    .unwrap();
+    log.send(raw(TICKS, "1", b"{not json".as_slice()))
+        .await
+        .unwrap();
     append(log, &[(1, -5)]).await;
     log.send_all(ticks(500, 1_000)).await.unwrap();
     let total = 1_002;

@@ -11,10 +11,9 @@ use alpha_panda_core::{
     derive_event_id, DlqPayload, Envelope, ErrorClass, EventBroker, Payload, TopicMap,
 };
 use alpha_panda_stream::{
-    HandlerError, MemoryDedupStore, OutgoingRecord, ProcessorConfig, ProcessorStats, RecordValue,
+    HandlerError, MemoryDedupStore, OutgoingRecord, ProcessorConfig, ProcessorStats,
 };
 use base64::Engine;
-use bytes::Bytes;
 use common::*;
 
 const IN: &str = "rt.input";
@@ -154,12 +153,7 @@ async fn poison_goes_to_dlq_and_consumer_moves_on(backend: Backend) {
     backend.topics(&[IN, OUT]).await;
     let poison = backend
         .log
-        .send(OutgoingRecord {
-            topic: IN.into(),
-            key: Some("408065".into()),
-            value: RecordValue::Bytes(Bytes::from_static(b"{not json")),
-            headers: vec![],
-        })
+        .send(raw(IN, "408065", b"{not json".as_slice()))
         .await
         .unwrap();
     let good = tick(408065, 100);
@@ -215,12 +209,7 @@ async fn implausible_payloads_go_to_dlq(backend: Backend) {
     publish(&backend, &zero).await;
     backend
         .log
-        .send(OutgoingRecord {
-            topic: IN.into(),
-            key: Some("408065".into()),
-            value: RecordValue::Bytes(Bytes::from(huge.to_json())),
-            headers: vec![],
-        })
+        .send(raw(IN, "408065", huge.to_json()))
         .await
         .unwrap();
     let good = tick(408065, 100);
@@ -420,12 +409,7 @@ async fn raw_dead_letters_have_deterministic_ids(backend: Backend) {
     backend.topics(&[IN, OUT]).await;
     backend
         .log
-        .send(OutgoingRecord {
-            topic: IN.into(),
-            key: Some("408065".into()),
-            value: RecordValue::Bytes(Bytes::from_static(b"\x00garbage")),
-            headers: vec![],
-        })
+        .send(raw(IN, "408065", b"\x00garbage".as_slice()))
         .await
         .unwrap();
     // Nothing is committed before the kill: no batch, no interval, no idle poll comes due.
@@ -461,14 +445,7 @@ async fn raw_dead_letters_have_deterministic_ids(backend: Backend) {
 /// records as one batch (tansu reports a high watermark one past only the first of them).
 async fn read_all_returns_every_record_of_a_batch(backend: Backend) {
     backend.topics(&[IN]).await;
-    let sends = (0..4).map(|n| {
-        backend.log.send(OutgoingRecord {
-            topic: IN.into(),
-            key: Some("408065".into()),
-            value: RecordValue::Bytes(Bytes::from(format!("record {n}"))),
-            headers: vec![],
-        })
-    });
+    let sends = (0..4).map(|n| backend.log.send(raw(IN, "408065", format!("record {n}"))));
     let deliveries = futures::future::try_join_all(sends).await.unwrap();
     let mut written: Vec<(i32, i64)> = deliveries.iter().map(|d| (d.partition, d.offset)).collect();
     written.sort();

@@ -12,9 +12,10 @@ use alpha_panda_core::{
 };
 use alpha_panda_stream::testing::TansuBroker;
 use alpha_panda_stream::{
-    Handler, HandlerError, Input, Log, MemoryDedupStore, Output, Processor, ProcessorConfig,
-    RetryPolicy,
+    Handler, HandlerError, Input, Log, MemoryDedupStore, OutgoingRecord, Output, Processor,
+    ProcessorConfig, RecordValue, RetryPolicy,
 };
+use bytes::Bytes;
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
@@ -123,6 +124,17 @@ pub fn tick(token: u32, price: i64) -> Envelope {
         "test_feed",
         Timestamp::from_unix_micros(1_763_800_000_000_000).unwrap(),
     )
+}
+
+/// Bytes written as they are to `topic` under `key`, with no envelope (poison, unless they
+/// happen to be one).
+pub fn raw(topic: &'static str, key: &str, value: impl Into<Bytes>) -> OutgoingRecord {
+    OutgoingRecord {
+        topic: topic.into(),
+        key: Some(key.into()),
+        value: RecordValue::Bytes(value.into()),
+        headers: vec![],
+    }
 }
 
 pub fn ack_output(topic: &str, n: u32) -> Output {
