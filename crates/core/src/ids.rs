@@ -120,9 +120,11 @@ pub struct InvalidId {
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
+        // The text is shared: an id is cloned into every event, order and record it names, and a
+        // clone is a count, not a copy. (A comment, not a doc line: docs are the wire schema's.)
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps an identifier: 1 to 128 characters of `[A-Za-z0-9_.:-]`.
@@ -145,7 +147,7 @@ macro_rules! string_id {
                 };
                 match reason {
                     Some(reason) => Err(InvalidId { kind: $kind, value, reason }),
-                    None => Ok(Self(value)),
+                    None => Ok(Self(value.into())),
                 }
             }
 
@@ -196,7 +198,7 @@ string_id!(
 impl PortfolioId {
     /// The portfolio of `strategy` in `broker`'s namespace.
     pub fn for_strategy(broker: crate::Broker, strategy: &StrategyId) -> Self {
-        Self(format!("{}:{}", broker.as_str(), strategy.as_str()))
+        Self(format!("{}:{}", broker.as_str(), strategy.as_str()).into())
     }
 }
 
