@@ -6,14 +6,15 @@
 //! broker namespace) is the realized PnL of the day's fills minus their fees, by the same average-cost
 //! rule the portfolio manager uses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use alpha_panda_core::{
     EventId, InstrumentToken, OrderFilled, OrderId, Price, StrategyId, TradingSignal,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::portfolio_manager::apply_fill_to_position;
 
@@ -52,14 +53,14 @@ pub struct RiskState {
     /// Ids of the fills applied, by the IST day of the fill, for [`FILL_MEMORY_DAYS`] days: a fill
     /// re-sent after a restart is recognised whatever the dedup store forgot.
     #[serde(default)]
-    pub applied_fills: BTreeMap<NaiveDate, BTreeSet<EventId>>,
+    pub applied_fills: BTreeMap<NaiveDate, FillIds>,
     /// The latest trading day [`RiskState::roll_to`] rolled to.
     #[serde(default)]
     pub rolled_to: Option<NaiveDate>,
     /// Units filled per order (signed), with the IST day of its last fill, for
     /// [`FILL_MEMORY_DAYS`] days: what a signal judged again after a restart already got.
-    #[serde(default)]
-    pub filled_by_order: BTreeMap<OrderId, (i64, NaiveDate)>,
+    #[serde(default, serialize_with = "sorted_by_key")]
+    pub filled_by_order: FxHashMap<OrderId, (i64, NaiveDate)>,
     /// Signals that wait for an order of the other side to finish (at most one per strategy and
     /// instrument: a newer one supersedes it).
     #[serde(default)]
@@ -75,6 +76,58 @@ pub struct DeferredSignal {
     pub signal: TradingSignal,
     /// Its event id.
     pub signal_event_id: EventId,
+}
+
+/// The ids of the fills of one trading day. Every fill asks each remembered day whether it knows
+/// the fill, so the ids are hashed rather than ordered; they are written sorted, so the same state
+/// is always checkpointed as the same bytes (and reads what an ordered set wrote).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FillIds(FxHashSet<EventId>);
+
+impl FillIds {
+    /// Whether the fill `id` is among them.
+    pub fn contains(&self, id: &EventId) -> bool {
+        self.0.contains(id)
+    }
+
+    /// Adds the fill `id`.
+    pub fn insert(&mut self, id: EventId) -> bool {
+        self.0.insert(id)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for FillIds {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut ids: Vec<&EventId> = self.0.iter().collect();
+        ids.sort_unstable();
+        serializer.collect_seq(ids)
+    }
+}
+
+impl<'de> Deserialize<'de> for FillIds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<EventId>::deserialize(deserializer).map(|ids| Self(ids.into_iter().collect()))
+    }
+}
+
+/// A hashed map written in the order of its keys, so the same state is the same bytes.
+fn sorted_by_key<K: Ord + Serialize, V: Serialize, S: Serializer>(
+    map: &FxHashMap<K, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    serializer.collect_map(entries)
 }
 
 /// How many days of applied fill ids the state keeps (as long as the dedup store's default TTL).
