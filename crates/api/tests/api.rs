@@ -939,7 +939,7 @@ async fn signals_and_last_prices_come_from_the_log_as_read() {
         Payload::ValidatedSignal(ValidatedSignal {
             signal: signal.clone(),
             signal_event_id: EventId::new_root(),
-            rules_checked: vec![],
+            rules_checked: Vec::new().into(),
         }),
         1,
     ));

@@ -158,7 +158,7 @@ fn samples() -> Vec<Payload> {
         Payload::ValidatedSignal(ValidatedSignal {
             signal: signal(),
             signal_event_id: id(2),
-            rules_checked: vec!["max_order_value".into(), "market_hours".into()],
+            rules_checked: vec!["max_order_value".into(), "market_hours".into()].into(),
         }),
         Payload::RejectedSignal(RejectedSignal {
             signal: signal(),
@@ -513,7 +513,7 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
                     ValidatedSignal {
                         signal,
                         signal_event_id,
-                        rules_checked
+                        rules_checked: rules_checked.into()
                     }
                 )
             ),

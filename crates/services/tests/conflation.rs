@@ -43,7 +43,7 @@ fn limit_buy(limit: i64) -> Envelope {
         Payload::ValidatedSignal(ValidatedSignal {
             signal,
             signal_event_id: EventId::new_root(),
-            rules_checked: vec![],
+            rules_checked: Vec::new().into(),
         }),
         format!("s1:{INFY}"),
         EventBroker::Paper,

@@ -100,7 +100,7 @@ fn validated_units(
         Payload::ValidatedSignal(ValidatedSignal {
             signal,
             signal_event_id: EventId::new_root(),
-            rules_checked: vec!["max_order_value".into()],
+            rules_checked: vec!["max_order_value".into()].into(),
         }),
         format!("{strategy_id}:{token}"),
         EventBroker::Zerodha,

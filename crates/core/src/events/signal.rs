@@ -2,6 +2,7 @@
 //! (`validated_signal`, `rejected_signal`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -90,7 +91,8 @@ pub struct ValidatedSignal {
     /// The raw signal event's id.
     pub signal_event_id: EventId,
     /// Names of the rules that were checked.
-    pub rules_checked: Vec<String>,
+    // Shared: every approval of a desk names the same rules.
+    pub rules_checked: Arc<[String]>,
 }
 
 /// One failed risk rule: which, its limit, and what the signal would have made it.

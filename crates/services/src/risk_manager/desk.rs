@@ -53,7 +53,7 @@ pub struct RiskDesk {
     broker: Broker,
     topics: TopicMap,
     limits: RiskLimits,
-    rules_checked: Vec<String>,
+    rules_checked: Arc<[String]>,
     state: RiskState,
     instruments: Arc<HashMap<InstrumentToken, Instrument>>,
     /// Why the namespace's kill switch is engaged, while it is.
@@ -74,7 +74,7 @@ impl RiskDesk {
         Self {
             broker,
             topics: TopicMap::new(broker),
-            rules_checked: rule_names(&limits),
+            rules_checked: rule_names(&limits).into(),
             limits,
             state,
             instruments,

@@ -349,7 +349,7 @@ mod tests {
                 },
             },
             signal_event_id: EventId::new_root(),
-            rules_checked: vec![],
+            rules_checked: Vec::new().into(),
         }
     }
 
