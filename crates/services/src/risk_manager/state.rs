@@ -461,4 +461,43 @@ mod tests {
         let back: RiskState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
     }
+    #[test]
+    fn fill_ids_are_written_sorted_and_a_fill_is_applied_once() {
+        // Ids made out of order: a hashed set would write them in any order.
+        let ids: Vec<EventId> = [9u8, 3, 7, 1, 5]
+            .iter()
+            .map(|n| EventId(uuid::Uuid::from_bytes([*n; 16])))
+            .collect();
+        let mut s = RiskState::new();
+        for id in &ids {
+            assert!(s.apply_fill(*id, &fill(Side::Buy, 1, dec!(100), dec!(0)), day(21)));
+        }
+        // The same fill again, whatever day it is told of, changes nothing.
+        assert!(!s.apply_fill(ids[2], &fill(Side::Buy, 1, dec!(100), dec!(0)), day(22)));
+        assert_eq!(
+            s.position(&StrategyId::new("s1").unwrap(), InstrumentToken(738561)),
+            5
+        );
+
+        let json = serde_json::to_value(&s).unwrap();
+        let written: Vec<String> = json["applied_fills"]["2025-11-21"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_string())
+            .collect();
+        let mut sorted = written.clone();
+        sorted.sort();
+        assert_eq!((written.len(), &written), (5, &sorted));
+        // The same state is the same bytes, and reads back equal.
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            serde_json::to_string(&s.clone()).unwrap()
+        );
+        let back: RiskState = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        assert!(!back
+            .clone()
+            .apply_fill(ids[4], &fill(Side::Buy, 1, dec!(100), dec!(0)), day(21)));
+    }
 }
