@@ -675,7 +675,18 @@ impl<'a> Text<'a> {
             Self::Large(a) => a.is_valid(row).then(|| a.value(row)),
             Self::View(a) => a.is_valid(row).then(|| a.value(row)),
         };
-        text.map(str::trim).filter(|t| !t.is_empty())
+        text.map(trim).filter(|t| !t.is_empty())
+    }
+}
+
+/// `text` without the white space around it. A cell that starts and ends with a printable ASCII
+/// character (every cell a tick file usually holds) has none, and is not walked for it.
+fn trim(text: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
+    if printable(text.as_bytes().first()) && printable(text.as_bytes().last()) {
+        text
+    } else {
+        text.trim()
     }
 }
 
@@ -851,9 +862,10 @@ impl<'a> Prices<'a> {
                 .transpose(),
             Self::Text(text) => text
                 .get(row)
-                .map(|text| {
-                    Decimal::from_str(text)
-                        .map_err(|e| format!("{column} {text:?} is not a decimal: {e}"))
+                .map(|text| match crate::csv_ticks::decimal(text.as_bytes()) {
+                    Some(plain) => Ok(plain),
+                    None => Decimal::from_str(text)
+                        .map_err(|e| format!("{column} {text:?} is not a decimal: {e}")),
                 })
                 .transpose(),
         }
@@ -1402,6 +1414,58 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("not RFC 3339"));
+    }
+
+    #[test]
+    fn text_prices_read_as_the_decimal_parser_reads_them() {
+        // Plain ones take the hand-written path, the rest Decimal::from_str: the same value and
+        // scale either way.
+        let prices = [
+            "2450.10",
+            " 7 ",
+            "+101.5",
+            "0.0500",
+            "123456789012345678.5",
+            "\u{a0}12.25",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.parquet");
+        write_foreign(
+            &path,
+            vec![
+                (
+                    "exchange_timestamp",
+                    Arc::new(Int64Array::from(vec![OPEN_MICROS; prices.len() + 1])) as ArrayRef,
+                ),
+                (
+                    "instrument_token",
+                    Arc::new(Int32Array::from(vec![5; prices.len() + 1])),
+                ),
+                (
+                    "last_price",
+                    Arc::new(StringArray::from(
+                        prices.iter().copied().chain(["1.2.3"]).collect::<Vec<_>>(),
+                    )),
+                ),
+            ],
+            1024,
+        );
+        let rows = read_all(&path);
+        for (row, text) in rows.iter().zip(prices) {
+            let expected = Decimal::from_str(text.trim()).unwrap();
+            let read = row.as_ref().unwrap().last_price.0;
+            assert_eq!(
+                (read, read.scale()),
+                (expected, expected.scale()),
+                "{text:?}"
+            );
+        }
+        let bad = rows[prices.len()].as_ref().unwrap_err();
+        assert!(
+            bad.reason.contains("\"1.2.3\" is not a decimal"),
+            "{}",
+            bad.reason
+        );
     }
 
     #[test]
