@@ -186,6 +186,8 @@ pub struct Backtest<J> {
     seen_instruments: rustc_hash::FxHashSet<InstrumentToken>,
     unknown_instruments: BTreeSet<InstrumentToken>,
     queue: VecDeque<Step>,
+    /// The strategies' answers to the tick at hand: one buffer for the run, not one per tick.
+    signals: Vec<Output>,
     portfolios: Vec<PortfolioStart>,
     start: Option<Timestamp>,
     journal: J,
@@ -230,6 +232,7 @@ impl<J: Journal> Backtest<J> {
             seen_instruments: Default::default(),
             unknown_instruments: BTreeSet::new(),
             queue: VecDeque::new(),
+            signals: Vec::new(),
             portfolios,
             start: None,
             journal,
@@ -313,12 +316,13 @@ impl<J: Journal> Backtest<J> {
             }
         }
         self.book.mark(token, tick.last_price);
-        let mut signals = Vec::new();
+        let mut signals = std::mem::take(&mut self.signals);
         self.runner.on_tick(tick, || tick_id_of(ids), &mut signals);
         if !signals.is_empty() {
             self.counts.signals += signals.len() as u64;
-            self.queue.extend(signals.into_iter().map(Step::Output));
+            self.queue.extend(signals.drain(..).map(Step::Output));
         }
+        self.signals = signals;
         // Resting orders this tick filled wait in the queue too.
         if !self.queue.is_empty() {
             self.drain(at);
