@@ -34,7 +34,7 @@ pub struct BacktestBenchArgs {
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
     pub step: Duration,
     /// Runs of each input; the fastest is reported (the machine's speed drifts).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub runs: u32,
     /// Keep the generated files and outputs here instead of a temporary directory.
     #[arg(long)]
