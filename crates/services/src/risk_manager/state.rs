@@ -94,16 +94,6 @@ impl FillIds {
     pub fn insert(&mut self, id: EventId) -> bool {
         self.0.insert(id)
     }
-
-    /// How many there are.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Serialize for FillIds {
