@@ -345,3 +345,51 @@ impl Iterator for ReadAhead {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    #[test]
+    fn reading_ahead_hands_every_row_over_in_file_order_across_reused_batches() {
+        // More batches than may wait, so the reader is held back by the backtest and goes on.
+        let rows = READ_AHEAD_BATCH * (READ_AHEAD_BATCHES + 4) + 17;
+        let mut text = String::from("exchange_timestamp,instrument_token,last_price\n");
+        for i in 0..rows {
+            let price = if i % 1000 == 500 { "1000.00" } else { "100.05" };
+            if i % 1000 == 7 {
+                text.push_str("yesterday,5,100.05\n");
+            } else {
+                text.push_str(&format!("2026-01-05T03:45:00.{i:06}Z,5,{price}\n"));
+            }
+        }
+        let mut file = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let ticks = TickFile::open(file.path()).unwrap();
+        // A move of more than 10% is refused: the rows priced 1,000.
+        let feed = ReadAhead::start(ticks, TickGuard::new(&[], dec!(10))).unwrap();
+        let mut seen = 0usize;
+        for (i, row) in feed.enumerate() {
+            match row {
+                FeedRow::Bad(bad) => {
+                    assert_eq!(i % 1000, 7, "row {i}");
+                    assert_eq!(bad.line, i as u64 + 2);
+                }
+                FeedRow::Refused(tick, _) => {
+                    assert_eq!(i % 1000, 500, "row {i}");
+                    assert_eq!(tick.last_price.0, dec!(1000.00));
+                }
+                FeedRow::Tick(tick) => {
+                    assert!(i % 1000 != 7 && i % 1000 != 500, "row {i}");
+                    assert_eq!(tick.exchange_timestamp.unix_micros() % 1_000_000, i as i64);
+                }
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, rows);
+    }
+}
