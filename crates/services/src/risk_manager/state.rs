@@ -451,6 +451,7 @@ mod tests {
         let back: RiskState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
     }
+
     #[test]
     fn fill_ids_are_written_sorted_and_a_fill_is_applied_once() {
         // Ids made out of order: a hashed set would write them in any order.
