@@ -201,24 +201,42 @@ fn replay_row(columns: &CsvColumns, line: &[u8]) -> Result<MarketTick, String> {
     }
 }
 
-/// The last trading symbol seen per token, so a repeated symbol is one shared string.
+/// The last trading symbol seen per token, so a repeated symbol is one shared string: a file
+/// repeats a few hundred symbols over millions of rows. The CSV and the Parquet readers share it.
 #[derive(Default)]
-struct SymbolCache {
+pub(crate) struct SymbolCache {
     by_token: rustc_hash::FxHashMap<u32, Arc<str>>,
 }
 
 impl SymbolCache {
     /// The shared symbol for `bytes`, or `None` when they are not UTF-8. The bytes are compared
     /// with the token's last symbol first, so a repeated symbol is neither validated nor copied.
-    fn get(&mut self, token: u32, bytes: &[u8]) -> Option<Arc<str>> {
-        match self.by_token.get(&token) {
-            Some(known) if same_bytes(known.as_bytes(), bytes) => Some(known.clone()),
-            _ => {
-                let symbol: Arc<str> = Arc::from(std::str::from_utf8(bytes).ok()?);
-                self.by_token.insert(token, symbol.clone());
-                Some(symbol)
-            }
+    pub(crate) fn get(&mut self, token: u32, bytes: &[u8]) -> Option<Arc<str>> {
+        match self.known(token, bytes) {
+            Some(known) => Some(known),
+            None => Some(self.remember(token, std::str::from_utf8(bytes).ok()?)),
         }
+    }
+
+    /// The shared symbol for `text`.
+    pub(crate) fn intern(&mut self, token: u32, text: &str) -> Arc<str> {
+        match self.known(token, text.as_bytes()) {
+            Some(known) => known,
+            None => self.remember(token, text),
+        }
+    }
+
+    fn known(&self, token: u32, bytes: &[u8]) -> Option<Arc<str>> {
+        self.by_token
+            .get(&token)
+            .filter(|known| same_bytes(known.as_bytes(), bytes))
+            .cloned()
+    }
+
+    fn remember(&mut self, token: u32, text: &str) -> Arc<str> {
+        let symbol: Arc<str> = Arc::from(text);
+        self.by_token.insert(token, symbol.clone());
+        symbol
     }
 }
 

@@ -24,7 +24,7 @@
 //! taken at its shortest decimal form, so a Float64 `2450.05` is the price 2450.05, not the binary
 //! fraction next to it. Market depth is not recorded.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -57,6 +57,8 @@ use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use rust_decimal::Decimal;
+
+use crate::csv_ticks::SymbolCache;
 
 const EXCHANGE_TIMESTAMP: &str = "exchange_timestamp";
 const INSTRUMENT_TOKEN: &str = "instrument_token";
@@ -214,7 +216,7 @@ pub struct ParquetTicks {
     /// File row index of the first row of the next batch.
     next_row: u64,
     pending: std::vec::IntoIter<Result<MarketTick, BadRow>>,
-    symbols: Symbols,
+    symbols: SymbolCache,
     finished: bool,
 }
 
@@ -261,7 +263,7 @@ impl ParquetTicks {
             rows,
             next_row: 0,
             pending: Vec::new().into_iter(),
-            symbols: Symbols::default(),
+            symbols: SymbolCache::default(),
             finished: false,
         })
     }
@@ -436,24 +438,6 @@ fn row_group_of(ends: &[u64], row: u64) -> usize {
     ends.partition_point(|&end| end <= row)
 }
 
-/// The last symbol `Arc` seen per token: a file repeats a few hundred symbols over millions of rows,
-/// and sharing them keeps a replay from allocating one string per tick.
-#[derive(Default)]
-struct Symbols(HashMap<u32, Arc<str>>);
-
-impl Symbols {
-    fn intern(&mut self, token: u32, text: &str) -> Arc<str> {
-        if let Some(last) = self.0.get(&token) {
-            if **last == *text {
-                return Arc::clone(last);
-            }
-        }
-        let fresh: Arc<str> = Arc::from(text);
-        self.0.insert(token, Arc::clone(&fresh));
-        fresh
-    }
-}
-
 /// Why a batch's columns cannot be read.
 enum ColumnProblem {
     Missing(&'static str),
@@ -562,7 +546,7 @@ impl<'a> BatchColumns<'a> {
     }
 
     /// The tick in row `row` of the batch, or why the row cannot be one (the CSV's rules).
-    fn tick(&self, row: usize, symbols: &mut Symbols) -> Result<MarketTick, String> {
+    fn tick(&self, row: usize, symbols: &mut SymbolCache) -> Result<MarketTick, String> {
         let exchange_timestamp = self
             .exchange_timestamp
             .get(row)?
