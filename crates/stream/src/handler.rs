@@ -190,12 +190,12 @@ pub trait Handler: Send + 'static {
     ) -> impl Future<Output = Result<Vec<Output>, HandlerError>> + Send;
 
     /// Begins making the handler's state durable together with the offsets it reflects
-    /// (ARCHITECTURE §4 rule 4). The runtime calls it when offsets are due for a commit, once every
-    /// output of the inputs below `offsets` has been acknowledged by the log.
+    /// (ARCHITECTURE §4 rule 4). The runtime calls it when offsets are due for a commit.
     ///
     /// The handler takes a snapshot of its state here, synchronously, and returns the write as a
     /// [`CheckpointWrite`]: the runtime runs it in the background and keeps processing, so a slow
-    /// database never stalls the stream. It commits `offsets` only when the write succeeded, and
+    /// database never stalls the stream, and it runs it only once every output handed to the log
+    /// so far (those of the inputs below `offsets`, and of timers) has been acknowledged. It commits `offsets` only when the write succeeded, and
     /// begins no other checkpoint while one is running. `Ok(None)` means nothing needs writing (a
     /// stateless handler, or no change since the last checkpoint): the runtime commits at once. An
     /// error holds the commit back.

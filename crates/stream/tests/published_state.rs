@@ -81,6 +81,10 @@ impl Handler for Counting {
             Ok(())
         })))
     }
+    fn end_checkpoint(&mut self, _offsets: &[CommitOffset], outcome: Result<(), &HandlerError>) {
+        // What the write carried is still to be saved.
+        self.dirty |= outcome.is_err();
+    }
 }
 
 fn config() -> ProcessorConfig {
@@ -198,4 +202,92 @@ async fn state_a_timer_changed_is_saved_without_any_input() {
     );
     let published = read_events(&backend.log, OUT).await;
     assert_eq!(published.len() as u32, handler.timer_runs);
+}
+
+/// The broker hangs (stopped) once an input's output is handed to it. The checkpoint that covers
+/// the input is not written while the output is unacknowledged, yet the processor does not wait
+/// for it inline: its timer keeps running and publishing. When the broker comes back, the
+/// checkpoint is written with the input in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_is_written_only_once_its_outputs_are_acknowledged_and_input_goes_on_meanwhile(
+) {
+    let mut backend = Backend::kafka();
+    backend.topics(&[IN, OUT]).await;
+    let broker = backend.broker.take().expect("kafka");
+    let send = |price| {
+        let log = backend.log.clone();
+        async move {
+            log.send(OutgoingRecord::event(IN, tick(1, price)))
+                .await
+                .unwrap();
+        }
+    };
+    send(100).await;
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = Counting {
+        handled: 0,
+        timer_runs: 0,
+        dirty: false,
+        later_inputs: Some(gate.clone()),
+        timer: Some(Duration::from_millis(20)),
+        saved: saved.clone(),
+    };
+    let processor = Processor::new(
+        handler,
+        backend.log.clone(),
+        Arc::new(MemoryDedupStore::new()),
+        Arc::new(SystemClock),
+        config(),
+    );
+    let stats = processor.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(processor.run(shutdown.clone()));
+    eventually("the first input checkpointed", || {
+        saved.lock().iter().any(|(handled, _, _)| *handled == 1)
+    })
+    .await;
+    // The second input waits in the handler for the gate while the broker is stopped.
+    send(101).await;
+    eventually("the second input taken", || {
+        ProcessorStats::get(&stats.events_in) == 2
+    })
+    .await;
+    signal(broker.pid(), "STOP");
+    gate.add_permits(1);
+    let published = ProcessorStats::get(&stats.events_out);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let while_hung = saved.lock().clone();
+    let published_while_hung = ProcessorStats::get(&stats.events_out) - published;
+    signal(broker.pid(), "CONT");
+    assert!(
+        while_hung.iter().all(|(handled, _, _)| *handled <= 1),
+        "a checkpoint counted an input whose output the broker had not acknowledged: {while_hung:?}"
+    );
+    assert!(
+        published_while_hung >= 5,
+        "the processor stopped while the broker hung: its 20 ms timer published \
+         {published_while_hung} outputs in 500 ms"
+    );
+    eventually(
+        "the second input checkpointed once the broker is back",
+        || saved.lock().iter().any(|(handled, _, _)| *handled == 2),
+    )
+    .await;
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let outputs = read_events(&backend.log, OUT).await;
+    assert!(
+        outputs.len() as u64 >= ProcessorStats::get(&stats.events_out),
+        "outputs handed to the log are missing from it"
+    );
+    drop(broker);
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
 }

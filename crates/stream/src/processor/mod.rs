@@ -511,8 +511,10 @@ impl<H: Handler> Processor<H> {
                 reason,
             });
         }
-        // A write begun earlier covers only inputs whose outputs were acknowledged: it may end and
-        // commit what it covers, aborted or not.
+        // A round begun earlier writes its snapshot only once the outputs it covers are
+        // acknowledged: it may end and commit what it covers, aborted or not. (Outputs it finds
+        // lost get one more attempt now that shutdown has come; failing that, nothing more is
+        // saved and the inputs are read again.)
         self.finish_checkpoint(&mut consumer, &mut cadence, shutdown)
             .await;
         let offsets = if aborted {

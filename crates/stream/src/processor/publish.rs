@@ -1,22 +1,26 @@
 //! How a handler's outputs reach the log: wrapped into envelopes derived from their cause, handed to
-//! the log without waiting for the broker, and all acknowledged before any checkpoint or commit
-//! covers the inputs that caused them.
+//! the log without waiting for the broker, and all acknowledged before any checkpoint is written or
+//! any commit made that covers the inputs that caused them.
 //!
 //! Awaiting each record's acknowledgement before taking the next input made every hop cost a
 //! broker round trip per record: on Kafka the services spent most of their time waiting. Instead
 //! outputs are enqueued in the producer ([`Log::send_unacknowledged`]) and the processor goes on
-//! with the next input; [`Processor::settle`] awaits every acknowledgement still to come, and it
-//! runs before a checkpoint is taken (the state then holds only effects the log has) and so
-//! before every commit. A crash in between loses nothing: the inputs are not committed, they are
-//! read again, and their outputs, whose ids derive from them, are deduplicated downstream.
+//! with the next input. When a checkpoint is due, the outputs handed over so far go with it to the
+//! background: its snapshot is written only once they are all acknowledged (see [`commit`]), so the
+//! state saved holds only effects the log has, and every commit comes after both. Only
+//! [`Processor::settle`] awaits them inline: when too many are outstanding, after a timer that
+//! runs without input, and at shutdown. A crash in between loses nothing: the inputs are not
+//! committed, they are read again, and their outputs, whose ids derive from them, are deduplicated
+//! downstream.
 //!
 //! The producer is idempotent, so records of one partition are written in the order they were
 //! enqueued. A record the producer gave up on (the broker away longer than `message.timeout.ms`,
-//! and then every record queued behind it fails too) is sent again when it is settled, in the
-//! order it was first sent, until the broker takes it; only then can it land after a record
-//! enqueued later that did get through, and consumers deduplicate by id either way.
+//! and then every record queued behind it fails too) is sent again, in the order it was first
+//! sent, until the broker takes it, before anything newer is checkpointed; only then can it land
+//! after a record enqueued later that did get through, and consumers deduplicate by id either way.
 //!
 //! [`Log::send_unacknowledged`]: crate::log::Log::send_unacknowledged
+//! [`commit`]: super::commit
 
 use alpha_panda_core::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +28,7 @@ use tracing::warn;
 
 use super::Processor;
 use crate::handler::{Handler, Output};
+use crate::log::Unacknowledged;
 use crate::record::OutgoingRecord;
 use crate::stats::ProcessorStats;
 
@@ -106,21 +111,13 @@ impl<H: Handler> Processor<H> {
         if self.unacknowledged.is_empty() {
             return true;
         }
-        let mut lost = Vec::new();
-        for sent in std::mem::take(&mut self.unacknowledged) {
-            if let Err(e) = sent.delivery.acknowledged().await {
-                if lost.is_empty() {
-                    warn!(error = %e, "an output was not acknowledged; sending it again");
-                }
-                lost.push(sent.record);
-            }
-        }
+        let lost = acknowledge(std::mem::take(&mut self.unacknowledged)).await;
         lost.is_empty() || self.produce_until_acknowledged(lost, shutdown).await
     }
 
     /// Produces until every record is acknowledged; `false` when shutdown interrupted the retries.
     /// Ids are deterministic, so a partial send retried in full is deduplicated downstream.
-    async fn produce_until_acknowledged(
+    pub(super) async fn produce_until_acknowledged(
         &mut self,
         mut records: Vec<OutgoingRecord>,
         shutdown: &CancellationToken,
@@ -139,4 +136,19 @@ impl<H: Handler> Processor<H> {
             }
         }
     }
+}
+
+/// Awaits every acknowledgement of `outputs`, in order: the records the producer gave up on, in the
+/// order they were sent.
+pub(super) async fn acknowledge(outputs: Vec<Unacknowledged>) -> Vec<OutgoingRecord> {
+    let mut lost = Vec::new();
+    for sent in outputs {
+        if let Err(e) = sent.delivery.acknowledged().await {
+            if lost.is_empty() {
+                warn!(error = %e, "an output was not acknowledged; it will be sent again");
+            }
+            lost.push(sent.record);
+        }
+    }
+    lost
 }
