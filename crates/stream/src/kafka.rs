@@ -1,6 +1,7 @@
 //! The Kafka / Redpanda backend (`log.url = "kafka://host:port[,host:port]"`), on rdkafka.
 //!
-//! Producer: idempotent, `acks=all`. A record is either sent and awaited ([`KafkaLog::send`]) or
+//! Producer: idempotent, `acks=all`, replaced by a new one when fenced or failed
+//! (`SharedProducer`). A record is either sent and awaited ([`KafkaLog::send`]) or
 //! enqueued ([`KafkaLog::enqueue`]) with its acknowledgement awaited later: the runtime enqueues a
 //! handler's outputs and awaits them all before the checkpoint or commit that covers their inputs.
 //! Consumer: auto-commit and auto offset store off; offsets are committed only by the runtime, after
@@ -29,7 +30,7 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::handler::CommitOffset;
@@ -124,7 +125,72 @@ fn broker_error(e: KafkaError) -> LogError {
 #[derive(Clone)]
 pub struct KafkaLog {
     config: Arc<KafkaConfig>,
-    producer: FutureProducer,
+    producer: Arc<SharedProducer>,
+}
+
+/// The shared idempotent producer, replaced when it can no longer produce.
+///
+/// An idempotent producer whose record timed out bumps its epoch; a broker that refuses the bump
+/// (tansu does) answers every later produce with `ProducerFenced`, and librdkafka never asks for a
+/// new producer id by itself, nor leaves a fatal error. Either way every send would fail until the
+/// process restarts: the next send after such an answer goes through a new producer instead, and
+/// the records the old one still held fail and are sent again by their owners (ids are
+/// deterministic, so consumers deduplicate what both delivered).
+struct SharedProducer {
+    current: parking_lot::RwLock<FutureProducer>,
+    /// Set by a delivery that says the current producer is spent.
+    spent: std::sync::atomic::AtomicBool,
+}
+
+impl SharedProducer {
+    fn create(config: &KafkaConfig) -> Result<FutureProducer, LogError> {
+        let mut base = config.client_config();
+        base.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "1");
+        config.with_overrides(base).create().map_err(broker_error)
+    }
+
+    /// The producer to send with: a new one when the current one is spent.
+    fn get(&self, config: &KafkaConfig) -> Result<FutureProducer, LogError> {
+        {
+            let current = self.current.read();
+            if !self.spent.load(std::sync::atomic::Ordering::Acquire)
+                && current.client().fatal_error().is_none()
+            {
+                return Ok(current.clone());
+            }
+        }
+        let mut slot = self.current.write();
+        let fatal = slot.client().fatal_error();
+        // Another sender may have replaced it meanwhile.
+        if self.spent.swap(false, std::sync::atomic::Ordering::AcqRel) || fatal.is_some() {
+            tracing::warn!(
+                fatal = ?fatal,
+                "the producer can no longer produce (fenced or failed); replacing it"
+            );
+            let fresh = Self::create(config)?;
+            let spent = std::mem::replace(&mut *slot, fresh);
+            // Dropping a producer joins its threads: not on an async worker.
+            drop(tokio::task::spawn_blocking(move || drop(spent)));
+        }
+        Ok(slot.clone())
+    }
+
+    /// A delivery failed with `code`: marks the producer spent when the code says so.
+    fn delivery_failed(&self, code: Option<RDKafkaErrorCode>) {
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::Fenced
+            )
+        ) {
+            self.spent.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -141,16 +207,13 @@ impl KafkaLog {
     /// # Errors
     /// [`LogError::Broker`] when librdkafka rejects the configuration.
     pub fn connect(config: KafkaConfig) -> Result<Self, LogError> {
-        let mut base = config.client_config();
-        base.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "30000")
-            .set("linger.ms", "1");
-        let producer: FutureProducer =
-            config.with_overrides(base).create().map_err(broker_error)?;
+        let producer = SharedProducer::create(&config)?;
         Ok(Self {
             config: Arc::new(config),
-            producer,
+            producer: Arc::new(SharedProducer {
+                current: parking_lot::RwLock::new(producer),
+                spent: std::sync::atomic::AtomicBool::new(false),
+            }),
         })
     }
 
@@ -190,13 +253,15 @@ impl KafkaLog {
         if let Some(key) = record.key() {
             future = future.key(key);
         }
+        let producer = self.producer.get(&self.config)?;
         let full_since = tokio::time::Instant::now();
         loop {
-            match self.producer.send_result(future) {
+            match producer.send_result(future) {
                 Ok(delivery) => {
                     return Ok(PendingDelivery {
                         topic: record.topic.to_string(),
                         delivery,
+                        producer: self.producer.clone(),
                     })
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
@@ -218,7 +283,7 @@ impl KafkaLog {
 
     /// Waits until every queued record is delivered.
     pub async fn flush(&self) {
-        let producer = self.producer.clone();
+        let producer = self.producer.current.read().clone();
         let _ = tokio::task::spawn_blocking(move || {
             rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))
         })
@@ -571,6 +636,8 @@ const QUEUE_FULL_LIMIT: Duration = Duration::from_secs(30);
 pub struct PendingDelivery {
     topic: String,
     delivery: DeliveryFuture,
+    /// Told when the answer says the producer is spent.
+    producer: Arc<SharedProducer>,
 }
 
 impl std::fmt::Debug for PendingDelivery {
@@ -606,10 +673,13 @@ impl PendingDelivery {
                 partition: d.partition,
                 offset: d.offset,
             }),
-            Ok(Err((e, _))) => Err(LogError::Produce {
-                topic: self.topic.clone(),
-                reason: e.to_string(),
-            }),
+            Ok(Err((e, _))) => {
+                self.producer.delivery_failed(e.rdkafka_error_code());
+                Err(LogError::Produce {
+                    topic: self.topic.clone(),
+                    reason: e.to_string(),
+                })
+            }
             Err(_) => Err(LogError::Produce {
                 topic: self.topic.clone(),
                 reason: "the producer was closed before the broker answered".into(),

@@ -284,6 +284,86 @@ async fn a_checkpoint_is_written_only_once_its_outputs_are_acknowledged_and_inpu
     drop(broker);
 }
 
+/// The broker hangs longer than the producer waits for it (`message.timeout.ms`), so the output
+/// of the second input is given up on while its checkpoint waits for it; tansu then fences the
+/// producer, whose epoch librdkafka bumped. That checkpoint is not written; the output is sent
+/// again, through a new producer, once the broker is back, and only then is the input saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_the_producer_gave_up_on_is_sent_again_before_its_input_is_saved() {
+    let mut backend = Backend::kafka();
+    backend.topics(&[IN, OUT]).await;
+    let broker = backend.broker.take().expect("kafka");
+    let impatient = alpha_panda_stream::Log::connect(
+        &broker.log_url(),
+        &[("message.timeout.ms".to_string(), "1500".to_string())].into(),
+    )
+    .unwrap();
+    let send = |price| {
+        let log = backend.log.clone();
+        async move {
+            log.send(OutgoingRecord::event(IN, tick(1, price)))
+                .await
+                .unwrap();
+        }
+    };
+    send(100).await;
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = Counting {
+        handled: 0,
+        timer_runs: 0,
+        dirty: false,
+        later_inputs: Some(gate.clone()),
+        timer: None,
+        saved: saved.clone(),
+    };
+    let processor = Processor::new(
+        handler,
+        impatient,
+        Arc::new(MemoryDedupStore::new()),
+        Arc::new(SystemClock),
+        config(),
+    );
+    let stats = processor.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(processor.run(shutdown.clone()));
+    eventually("the first input checkpointed", || {
+        saved.lock().iter().any(|(handled, _, _)| *handled == 1)
+    })
+    .await;
+    send(101).await;
+    eventually("the second input taken", || {
+        ProcessorStats::get(&stats.events_in) == 2
+    })
+    .await;
+    signal(broker.pid(), "STOP");
+    gate.add_permits(1);
+    // Past the producer's limit: the output is given up on, and sending it again fails too.
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let while_hung = saved.lock().clone();
+    signal(broker.pid(), "CONT");
+    assert!(
+        while_hung.iter().all(|(handled, _, _)| *handled <= 1),
+        "a checkpoint counted an input whose output the producer gave up on: {while_hung:?}"
+    );
+    eventually(
+        "the second input checkpointed once its output is in the log",
+        || saved.lock().iter().any(|(handled, _, _)| *handled == 2),
+    )
+    .await;
+    let outputs = read_events(&backend.log, OUT).await;
+    assert!(
+        outputs.iter().any(|e| matches!(
+            &e.payload,
+            alpha_panda_core::Payload::OrderAck(ack) if ack.instrument_token.0 == 2
+        )),
+        "the second input was saved but its output is not in the log: {outputs:?}"
+    );
+    shutdown.cancel();
+    let _ = task.await.unwrap();
+    drop(broker);
+}
+
 fn signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
