@@ -825,10 +825,10 @@ impl KafkaConsumer {
         self.fetched.pop_front()
     }
 
-    /// Puts records taken and not handled back in front of the rest, in their order.
-    pub fn give_back(&mut self, mut records: VecDeque<Record>) {
-        records.append(&mut self.fetched);
-        self.fetched = records;
+    /// The records the last poll took and has not handed over yet, in their order; a record put
+    /// in front is handed over first.
+    pub fn buffered(&mut self) -> &mut VecDeque<Record> {
+        &mut self.fetched
     }
 
     /// Commits `next_offset` for a partition. Asynchronous on the wire: the runtime calls it only

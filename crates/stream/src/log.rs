@@ -360,23 +360,14 @@ impl LogConsumer {
         }
     }
 
-    /// Puts `records`, taken by [`LogConsumer::next_buffered`] and not handled, back in front of
-    /// what is still to be handed over. Only a backend that hands over bytes is ever given
-    /// records back (the runtime takes a batch out only to conflate bytes).
-    pub fn give_back(&mut self, records: VecDeque<Record>) {
+    /// The batch of undecoded records the last poll fetched and has not handed over yet, for the
+    /// runtime to conflate in place once decoded; `None` for a backend that hands over typed
+    /// records (the memory log, which conflates them itself).
+    pub fn buffered_bytes(&mut self) -> Option<&mut VecDeque<Record>> {
         match self {
-            LogConsumer::Memory(_) => debug_assert!(
-                records.is_empty(),
-                "the memory log's batches are never taken out of it"
-            ),
-            LogConsumer::Kafka(k) => k.give_back(records),
+            LogConsumer::Memory(_) => None,
+            LogConsumer::Kafka(k) => Some(k.buffered()),
         }
-    }
-
-    /// Whether records arrive as bytes, undecoded (Kafka): such a backend cannot conflate them
-    /// itself (see [`crate::conflation`]).
-    pub fn hands_over_bytes(&self) -> bool {
-        matches!(self, LogConsumer::Kafka(_))
     }
 
     /// Commits the next offsets of partitions (the same [`CommitOffset`] a checkpoint saves).

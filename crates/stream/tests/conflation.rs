@@ -202,8 +202,9 @@ async fn on_kafka_ticks_are_conflated_once_decoded_and_poison_still_reaches_its_
 
 #[tokio::test]
 async fn on_kafka_a_batch_cut_short_hands_over_the_rest_later() {
-    // Input is held back every few records until a commit: the batch taken out to be conflated
-    // is left part way through, and what it had not handled must still be handled.
+    // Input is held back every few records until a commit: the batch conflated where the
+    // consumer holds it is left part way through, and what it had not handled must still be
+    // handled (conflated again with whatever comes after it).
     conflated_on_kafka(ProcessorConfig {
         max_unsaved: 7,
         ..fast_config()

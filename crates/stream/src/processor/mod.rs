@@ -18,7 +18,7 @@
 //! is conflated once decoded, [`alerts`] what is raised while a dependency is away, and
 //! [`dead_letter`] how an input reaches its DLQ.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -380,19 +380,16 @@ impl<H: Handler> Processor<H> {
                 }
                 Ok(Some(record)) => {
                     poll_failures = 0;
-                    // Bytes are conflated here, once decoded; the memory log conflated its own
-                    // typed records while fetching them.
-                    let mut fetched = VecDeque::new();
+                    // Bytes are conflated here, once decoded, where the consumer holds them; the
+                    // memory log conflated its own typed records while fetching them.
                     let mut skipped = consumer.take_conflated();
-                    let record = if consumer.hands_over_bytes() && !conflation.is_none() {
-                        fetched.push_back(record);
-                        while let Some(more) = consumer.next_buffered() {
-                            fetched.push_back(more);
+                    let record = match consumer.buffered_bytes() {
+                        Some(batch) if !conflation.is_none() => {
+                            batch.push_front(record);
+                            skipped += self.conflate_fetched(batch, conflation, &mut marks);
+                            batch.pop_front().expect("a batch keeps its last record")
                         }
-                        skipped += self.conflate_fetched(&mut fetched, conflation, &mut marks);
-                        fetched.pop_front().expect("a batch keeps its last record")
-                    } else {
-                        record
+                        _ => record,
                     };
                     // Superseded records were left out: they count as read, and a later record of
                     // their partition, always handed over, commits them.
@@ -415,7 +412,7 @@ impl<H: Handler> Processor<H> {
                             // already (one writer per state), and applying them twice would
                             // double them.
                             ProcessorStats::incr(&self.stats.reread, 1);
-                            next = fetched.pop_front().or_else(|| consumer.next_buffered());
+                            next = consumer.next_buffered();
                             continue;
                         }
                         read.advance(&record);
@@ -451,13 +448,13 @@ impl<H: Handler> Processor<H> {
                         }
                         if cadence.unsaved >= self.config.max_unsaved {
                             // Back to the top, where input waits for a checkpoint; what this
-                            // batch has not handled yet is the consumer's to hand over again.
-                            consumer.give_back(std::mem::take(&mut fetched));
+                            // batch has not handled yet the consumer still holds, to hand over
+                            // again.
                             break;
                         }
                         if until_look > 0 && cadence.since_checkpoint < self.config.commit_batch {
                             until_look -= 1;
-                            next = fetched.pop_front().or_else(|| consumer.next_buffered());
+                            next = consumer.next_buffered();
                             continue;
                         }
                         let at = Instant::now();
@@ -490,7 +487,7 @@ impl<H: Handler> Processor<H> {
                                     .await;
                             }
                         }
-                        next = fetched.pop_front().or_else(|| consumer.next_buffered());
+                        next = consumer.next_buffered();
                     }
                 }
             }
