@@ -131,11 +131,12 @@ pub struct KafkaLog {
 /// The shared idempotent producer, replaced when it can no longer produce.
 ///
 /// An idempotent producer whose record timed out bumps its epoch; a broker that refuses the bump
-/// (tansu does) answers every later produce with `ProducerFenced`, and librdkafka never asks for a
-/// new producer id by itself, nor leaves a fatal error. Either way every send would fail until the
-/// process restarts: the next send after such an answer goes through a new producer instead, and
-/// the records the old one still held fail and are sent again by their owners (ids are
-/// deterministic, so consumers deduplicate what both delivered).
+/// (tansu does) answers every later produce with `ProducerFenced`, and librdkafka goes on
+/// producing with the fenced id (thousands of refusals a minute, seen on tansu); a producer with
+/// a fatal error is as useless. Either way every send would fail until the process restarts: the
+/// next send after such an answer goes through a new producer instead, and the records the old
+/// one still held fail and are sent again by their owners (ids are deterministic, so consumers
+/// deduplicate what both delivered).
 struct SharedProducer {
     current: parking_lot::RwLock<FutureProducer>,
     /// Set by a delivery that says the current producer is spent.

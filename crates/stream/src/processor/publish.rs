@@ -8,8 +8,8 @@
 //! with the next input. When a checkpoint is due, the outputs handed over so far go with it to the
 //! background: its snapshot is written only once they are all acknowledged (see [`commit`]), so the
 //! state saved holds only effects the log has, and every commit comes after both. Only
-//! [`Processor::settle`] awaits them inline: when too many are outstanding, after a timer that
-//! runs without input, and at shutdown. A crash in between loses nothing: the inputs are not
+//! [`Processor::settle`] awaits them inline: when too many are outstanding, after each timer of a
+//! service that consumes nothing, and at shutdown. A crash in between loses nothing: the inputs are not
 //! committed, they are read again, and their outputs, whose ids derive from them, are deduplicated
 //! downstream.
 //!
