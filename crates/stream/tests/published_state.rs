@@ -212,53 +212,15 @@ async fn state_a_timer_changed_is_saved_without_any_input() {
 async fn a_checkpoint_is_written_only_once_its_outputs_are_acknowledged_and_input_goes_on_meanwhile(
 ) {
     let mut backend = Backend::kafka();
-    backend.topics(&[IN, OUT]).await;
     let broker = backend.broker.take().expect("kafka");
-    let send = |price| {
-        let log = backend.log.clone();
-        async move {
-            log.send(OutgoingRecord::event(IN, tick(1, price)))
-                .await
-                .unwrap();
-        }
-    };
-    send(100).await;
-    let saved = Arc::new(Mutex::new(Vec::new()));
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let handler = Counting {
-        handled: 0,
-        timer_runs: 0,
-        dirty: false,
-        later_inputs: Some(gate.clone()),
-        timer: Some(Duration::from_millis(20)),
-        saved: saved.clone(),
-    };
-    let processor = Processor::new(
-        handler,
-        backend.log.clone(),
-        Arc::new(MemoryDedupStore::new()),
-        Arc::new(SystemClock),
-        config(),
-    );
-    let stats = processor.stats();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(processor.run(shutdown.clone()));
-    eventually("the first input checkpointed", || {
-        saved.lock().iter().any(|(handled, _, _)| *handled == 1)
-    })
-    .await;
-    // The second input waits in the handler for the gate while the broker is stopped.
-    send(101).await;
-    eventually("the second input taken", || {
-        ProcessorStats::get(&stats.events_in) == 2
-    })
-    .await;
-    signal(broker.pid(), "STOP");
-    gate.add_permits(1);
-    let published = ProcessorStats::get(&stats.events_out);
+    let log = backend.log.clone();
+    let hung =
+        second_output_to_a_stopped_broker(&backend, &broker, log, Some(Duration::from_millis(20)))
+            .await;
+    let published = ProcessorStats::get(&hung.stats.events_out);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let while_hung = saved.lock().clone();
-    let published_while_hung = ProcessorStats::get(&stats.events_out) - published;
+    let while_hung = hung.saved.lock().clone();
+    let published_while_hung = ProcessorStats::get(&hung.stats.events_out) - published;
     signal(broker.pid(), "CONT");
     assert!(
         while_hung.iter().all(|(handled, _, _)| *handled <= 1),
@@ -271,14 +233,19 @@ async fn a_checkpoint_is_written_only_once_its_outputs_are_acknowledged_and_inpu
     );
     eventually(
         "the second input checkpointed once the broker is back",
-        || saved.lock().iter().any(|(handled, _, _)| *handled == 2),
+        || {
+            hung.saved
+                .lock()
+                .iter()
+                .any(|(handled, _, _)| *handled == 2)
+        },
     )
     .await;
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
+    hung.shutdown.cancel();
+    hung.task.await.unwrap().unwrap();
     let outputs = read_events(&backend.log, OUT).await;
     assert!(
-        outputs.len() as u64 >= ProcessorStats::get(&stats.events_out),
+        outputs.len() as u64 >= ProcessorStats::get(&hung.stats.events_out),
         "outputs handed to the log are missing from it"
     );
     drop(broker);
@@ -291,13 +258,63 @@ async fn a_checkpoint_is_written_only_once_its_outputs_are_acknowledged_and_inpu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_the_producer_gave_up_on_is_sent_again_before_its_input_is_saved() {
     let mut backend = Backend::kafka();
-    backend.topics(&[IN, OUT]).await;
     let broker = backend.broker.take().expect("kafka");
     let impatient = alpha_panda_stream::Log::connect(
         &broker.log_url(),
         &[("message.timeout.ms".to_string(), "1500".to_string())].into(),
     )
     .unwrap();
+    let hung = second_output_to_a_stopped_broker(&backend, &broker, impatient, None).await;
+    // Past the producer's limit: the output is given up on, and sending it again fails too.
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let while_hung = hung.saved.lock().clone();
+    signal(broker.pid(), "CONT");
+    assert!(
+        while_hung.iter().all(|(handled, _, _)| *handled <= 1),
+        "a checkpoint counted an input whose output the producer gave up on: {while_hung:?}"
+    );
+    eventually(
+        "the second input checkpointed once its output is in the log",
+        || {
+            hung.saved
+                .lock()
+                .iter()
+                .any(|(handled, _, _)| *handled == 2)
+        },
+    )
+    .await;
+    let outputs = read_events(&backend.log, OUT).await;
+    assert!(
+        outputs.iter().any(|e| matches!(
+            &e.payload,
+            alpha_panda_core::Payload::OrderAck(ack) if ack.instrument_token.0 == 2
+        )),
+        "the second input was saved but its output is not in the log: {outputs:?}"
+    );
+    hung.shutdown.cancel();
+    let _ = hung.task.await.unwrap();
+    drop(broker);
+}
+
+/// A running [`Counting`] processor whose second output went to a stopped broker.
+struct Hung {
+    saved: Arc<Mutex<Vec<Saved>>>,
+    stats: Arc<ProcessorStats>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<Counting, alpha_panda_stream::ProcessorError>>,
+}
+
+/// Starts a [`Counting`] processor on `log` (over `backend`'s broker, `broker`), with `timer`;
+/// once its first input is checkpointed, sends a second one, which waits in the handler while
+/// `broker` is stopped, then lets it through: its output is handed to a broker that does not
+/// answer. The caller continues the broker.
+async fn second_output_to_a_stopped_broker(
+    backend: &Backend,
+    broker: &alpha_panda_stream::testing::TansuBroker,
+    log: alpha_panda_stream::Log,
+    timer: Option<Duration>,
+) -> Hung {
+    backend.topics(&[IN, OUT]).await;
     let send = |price| {
         let log = backend.log.clone();
         async move {
@@ -314,12 +331,12 @@ async fn an_output_the_producer_gave_up_on_is_sent_again_before_its_input_is_sav
         timer_runs: 0,
         dirty: false,
         later_inputs: Some(gate.clone()),
-        timer: None,
+        timer,
         saved: saved.clone(),
     };
     let processor = Processor::new(
         handler,
-        impatient,
+        log,
         Arc::new(MemoryDedupStore::new()),
         Arc::new(SystemClock),
         config(),
@@ -338,30 +355,12 @@ async fn an_output_the_producer_gave_up_on_is_sent_again_before_its_input_is_sav
     .await;
     signal(broker.pid(), "STOP");
     gate.add_permits(1);
-    // Past the producer's limit: the output is given up on, and sending it again fails too.
-    tokio::time::sleep(Duration::from_millis(4000)).await;
-    let while_hung = saved.lock().clone();
-    signal(broker.pid(), "CONT");
-    assert!(
-        while_hung.iter().all(|(handled, _, _)| *handled <= 1),
-        "a checkpoint counted an input whose output the producer gave up on: {while_hung:?}"
-    );
-    eventually(
-        "the second input checkpointed once its output is in the log",
-        || saved.lock().iter().any(|(handled, _, _)| *handled == 2),
-    )
-    .await;
-    let outputs = read_events(&backend.log, OUT).await;
-    assert!(
-        outputs.iter().any(|e| matches!(
-            &e.payload,
-            alpha_panda_core::Payload::OrderAck(ack) if ack.instrument_token.0 == 2
-        )),
-        "the second input was saved but its output is not in the log: {outputs:?}"
-    );
-    shutdown.cancel();
-    let _ = task.await.unwrap();
-    drop(broker);
+    Hung {
+        saved,
+        stats,
+        shutdown,
+        task,
+    }
 }
 
 fn signal(pid: u32, signal: &str) {
