@@ -12,6 +12,7 @@
 //! blocking pool, never on an async worker. `log.kafka` settings are passed through verbatim as
 //! librdkafka properties, so security, timeouts and compression reach any cluster.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -237,17 +238,22 @@ impl KafkaLog {
     /// stays full).
     pub async fn enqueue(&self, record: &OutgoingRecord) -> Result<PendingDelivery, LogError> {
         let value = record.value.to_bytes();
-        let mut headers = OwnedHeaders::new_with_capacity(8);
-        let mut all_headers = record.headers.clone();
-        if let RecordValue::Event(envelope) = &record.value {
-            all_headers.extend(crate::record::envelope_headers(envelope));
-        }
-        for (k, v) in &all_headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
+        let add = |headers: OwnedHeaders, key: &str, value: &str| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        };
+        let headers = record.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(8 + record.headers.len()),
+            |headers, (key, value)| add(headers, key, value),
+        );
+        let headers = match &record.value {
+            RecordValue::Event(envelope) => {
+                crate::record::fold_envelope_headers(envelope, headers, add)
+            }
+            RecordValue::Bytes(_) => headers,
+        };
         let mut future = FutureRecord::<str, [u8]>::to(&record.topic)
             .payload(&value)
             .headers(headers);
@@ -260,7 +266,7 @@ impl KafkaLog {
             match producer.send_result(future) {
                 Ok(delivery) => {
                     return Ok(PendingDelivery {
-                        topic: record.topic.to_string(),
+                        topic: record.topic.clone(),
                         delivery,
                         producer: self.producer.clone(),
                     })
@@ -324,7 +330,7 @@ impl KafkaLog {
         consumer.subscribe(&names).map_err(broker_error)?;
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
-            topics: topics.to_vec(),
+            topics: topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             rebalances,
             fetched: VecDeque::new(),
             deferred_error: None,
@@ -372,7 +378,7 @@ impl KafkaLog {
                 Err(_) => break,
                 Ok(Err(e)) => return Err(broker_error(e)),
                 Ok(Ok(message)) => {
-                    let record = to_record(&message);
+                    let record = to_record(&message, &[]);
                     if let Some(end) = ends.get(&record.partition) {
                         if record.offset + 1 >= *end {
                             ends.remove(&record.partition);
@@ -413,7 +419,7 @@ impl KafkaLog {
         // A short high watermark (tansu) is no proof the record is missing: ask for it and wait.
         let found = match tokio::time::timeout(ANCHOR_WAIT, consumer.recv()).await {
             Ok(Ok(message)) if message.offset() == offset => {
-                let record = to_record(&message);
+                let record = to_record(&message, &[]);
                 Anchor::Found(record.event_id())
             }
             Ok(Ok(_)) | Err(_) => Anchor::Found(None),
@@ -635,7 +641,7 @@ const QUEUE_FULL_LIMIT: Duration = Duration::from_secs(30);
 
 /// A record handed to the producer, whose acknowledgement is still to come.
 pub struct PendingDelivery {
-    topic: String,
+    topic: Cow<'static, str>,
     delivery: DeliveryFuture,
     /// Told when the answer says the producer is spent.
     producer: Arc<SharedProducer>,
@@ -677,12 +683,12 @@ impl PendingDelivery {
             Ok(Err((e, _))) => {
                 self.producer.delivery_failed(e.rdkafka_error_code());
                 Err(LogError::Produce {
-                    topic: self.topic.clone(),
+                    topic: self.topic.to_string(),
                     reason: e.to_string(),
                 })
             }
             Err(_) => Err(LogError::Produce {
-                topic: self.topic.clone(),
+                topic: self.topic.to_string(),
                 reason: "the producer was closed before the broker answered".into(),
             }),
         }
@@ -727,7 +733,9 @@ async fn close<C: ConsumerContext + 'static>(consumer: Arc<StreamConsumer<C>>) {
     .await;
 }
 
-fn to_record<M: Message>(message: &M) -> Record {
+/// The record `message` holds. Its topic's name is shared with `topics` when it is one of them,
+/// rather than allocated for every record.
+fn to_record<M: Message>(message: &M, topics: &[Arc<str>]) -> Record {
     // Most of the envelope's own headers repeat what the value says and nothing here reads them:
     // read, they would cost every consumer a dozen strings per record.
     let headers = message
@@ -746,8 +754,14 @@ fn to_record<M: Message>(message: &M) -> Record {
                 .collect()
         })
         .unwrap_or_default();
+    let topic = message.topic();
+    let topic = topics
+        .iter()
+        .find(|name| ***name == *topic)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(topic));
     Record {
-        topic: Arc::from(message.topic()),
+        topic,
         partition: message.partition(),
         offset: message.offset(),
         key: message.key().map(|k| Arc::from(String::from_utf8_lossy(k))),
@@ -777,7 +791,8 @@ const MAX_BATCH: usize = 1024;
 /// A consumer-group member on Kafka.
 pub struct KafkaConsumer {
     consumer: Arc<GroupConsumer>,
-    topics: Vec<String>,
+    /// The topics subscribed to; each record read shares its topic's name from here.
+    topics: Vec<Arc<str>>,
     /// Revocations and assignments so far.
     rebalances: Arc<std::sync::atomic::AtomicU64>,
     /// Records taken by the last poll and not yet handed over (see [`KafkaConsumer::poll`]).
@@ -805,12 +820,15 @@ impl KafkaConsumer {
         let mut stream = self.consumer.stream();
         let first = match tokio::time::timeout(timeout, stream.next()).await {
             Err(_) | Ok(None) => return Ok(None),
-            Ok(Some(Ok(message))) => to_record(&message),
+            Ok(Some(Ok(message))) => to_record(&message, &self.topics),
             Ok(Some(Err(e))) => return Err(broker_error(e)),
         };
         while self.fetched.len() < MAX_BATCH {
             match futures::FutureExt::now_or_never(stream.next()) {
-                Some(Some(Ok(message))) => self.fetched.push_back(to_record(&message)),
+                Some(Some(Ok(message))) => {
+                    let record = to_record(&message, &self.topics);
+                    self.fetched.push_back(record)
+                }
                 Some(Some(Err(e))) => {
                     self.deferred_error = Some(e);
                     break;
@@ -893,7 +911,7 @@ impl KafkaConsumer {
 #[derive(Clone)]
 pub struct KafkaLagProbe {
     consumer: Arc<GroupConsumer>,
-    topics: Vec<String>,
+    topics: Vec<Arc<str>>,
 }
 
 impl KafkaLagProbe {
@@ -909,7 +927,7 @@ impl KafkaLagProbe {
             let partitions: Vec<(String, i32)> = assignment
                 .elements()
                 .iter()
-                .filter(|e| topics.iter().any(|t| t == e.topic()))
+                .filter(|e| topics.iter().any(|t| **t == *e.topic()))
                 .map(|e| (e.topic().to_string(), e.partition()))
                 .collect();
             // The committed offsets and every high watermark are asked for at once: asked one

@@ -40,26 +40,39 @@ pub mod header {
     }
 }
 
-/// The headers an envelope travels with.
-pub fn envelope_headers(envelope: &Envelope) -> Vec<(String, String)> {
-    vec![
-        (header::EVENT_ID.into(), envelope.id.to_string()),
-        (header::EVENT_TYPE.into(), envelope.event_type().to_string()),
-        (
-            header::CORRELATION_ID.into(),
-            envelope.correlation_id.to_string(),
-        ),
-        (
-            header::CAUSATION_ID.into(),
-            envelope
-                .causation_id
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-        ),
-        (header::TRACEPARENT.into(), envelope.traceparent()),
-        (header::SCHEMA_VERSION.into(), envelope.version.to_string()),
-        (header::CONTENT_TYPE.into(), "application/json".into()),
-    ]
+/// Folds the headers an envelope travels with, name and value in order, into `headers`. A
+/// producer writes them for every record, so the values are written into buffers on the stack
+/// rather than into strings of their own.
+pub fn fold_envelope_headers<H>(
+    envelope: &Envelope,
+    headers: H,
+    mut add: impl FnMut(H, &'static str, &str) -> H,
+) -> H {
+    let mut id = uuid::Uuid::encode_buffer();
+    let mut causation = uuid::Uuid::encode_buffer();
+    let mut version = itoa::Buffer::new();
+    let headers = add(
+        headers,
+        header::EVENT_ID,
+        envelope.id.0.hyphenated().encode_lower(&mut id),
+    );
+    let headers = add(headers, header::EVENT_TYPE, envelope.event_type().as_str());
+    let headers = add(headers, header::CORRELATION_ID, &envelope.correlation_id.0);
+    let headers = add(
+        headers,
+        header::CAUSATION_ID,
+        match &envelope.causation_id {
+            Some(cause) => cause.0.hyphenated().encode_lower(&mut causation),
+            None => "",
+        },
+    );
+    let headers = add(headers, header::TRACEPARENT, &envelope.traceparent());
+    let headers = add(
+        headers,
+        header::SCHEMA_VERSION,
+        version.format(envelope.version),
+    );
+    add(headers, header::CONTENT_TYPE, "application/json")
 }
 
 /// A record's value: a typed event (memory log, no serialization) or raw bytes (Kafka, or bytes that
@@ -321,14 +334,50 @@ mod tests {
             "test",
             at,
         );
-        let repeated: Vec<String> = envelope_headers(&envelope)
+        let names = fold_envelope_headers(&envelope, Vec::new(), |mut names, name, _| {
+            names.push(name);
+            names
+        });
+        let repeated: Vec<&str> = names
             .into_iter()
-            .map(|(name, _)| name)
             .filter(|name| header::repeats_the_value(name))
             .collect();
         assert_eq!(repeated.len(), 6, "{repeated:?}");
         assert!(!header::repeats_the_value(header::EVENT_ID));
         assert!(!header::repeats_the_value(crate::dlq::REPLAY_GROUP_HEADER));
+    }
+
+    #[test]
+    fn header_values_say_what_the_envelope_says() {
+        let at = alpha_panda_core::Timestamp::from_unix_micros(0).unwrap();
+        let alert = alpha_panda_core::Alert {
+            kind: alpha_panda_core::AlertKind::CheckpointFailing,
+            severity: alpha_panda_core::AlertSeverity::Warning,
+            service: "test".into(),
+            message: "a test".into(),
+            since: at,
+        };
+        let broker = alpha_panda_core::EventBroker::Shared;
+        let root = Envelope::root(Payload::Alert(alert.clone()), "k".into(), broker, "a", at);
+        let derived = root.derive(0, Payload::Alert(alert), "k".into(), broker, "b", at);
+        for (envelope, causation) in [(&root, String::new()), (&derived, root.id.to_string())] {
+            let headers = fold_envelope_headers(envelope, Vec::new(), |mut all, name, value| {
+                all.push((name, value.to_string()));
+                all
+            });
+            assert_eq!(
+                headers,
+                [
+                    (header::EVENT_ID, envelope.id.to_string()),
+                    (header::EVENT_TYPE, "alert".to_string()),
+                    (header::CORRELATION_ID, root.id.to_string()),
+                    (header::CAUSATION_ID, causation),
+                    (header::TRACEPARENT, envelope.traceparent()),
+                    (header::SCHEMA_VERSION, "2".to_string()),
+                    (header::CONTENT_TYPE, "application/json".to_string()),
+                ]
+            );
+        }
     }
 
     #[test]
