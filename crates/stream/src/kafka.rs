@@ -37,6 +37,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::handler::CommitOffset;
 use crate::identity::LogIdentity;
 use crate::record::{header, Delivery, OutgoingRecord, PartitionLag, Record, RecordValue};
+use crate::shared_decode::{Registration, SharedDecodes};
 use crate::LogError;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,6 +128,8 @@ fn broker_error(e: KafkaError) -> LogError {
 pub struct KafkaLog {
     config: Arc<KafkaConfig>,
     producer: Arc<SharedProducer>,
+    /// What this process's consumers decode, shared between them.
+    decodes: Arc<SharedDecodes>,
 }
 
 /// The shared idempotent producer, replaced when it can no longer produce.
@@ -216,6 +219,7 @@ impl KafkaLog {
                 current: parking_lot::RwLock::new(producer),
                 spent: std::sync::atomic::AtomicBool::new(false),
             }),
+            decodes: Arc::default(),
         })
     }
 
@@ -328,9 +332,11 @@ impl KafkaLog {
             .map_err(broker_error)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(broker_error)?;
+        let topics: Vec<Arc<str>> = topics.iter().map(|t| Arc::from(t.as_str())).collect();
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
-            topics: topics.iter().map(|t| Arc::from(t.as_str())).collect(),
+            decodes: self.decodes.register(&topics),
+            topics,
             rebalances,
             fetched: VecDeque::new(),
             deferred_error: None,
@@ -793,6 +799,8 @@ pub struct KafkaConsumer {
     consumer: Arc<GroupConsumer>,
     /// The topics subscribed to; each record read shares its topic's name from here.
     topics: Vec<Arc<str>>,
+    /// This consumer, counted among the readers its topics' decodes are shared by.
+    decodes: Registration,
     /// Revocations and assignments so far.
     rebalances: Arc<std::sync::atomic::AtomicU64>,
     /// Records taken by the last poll and not yet handed over (see [`KafkaConsumer::poll`]).
@@ -820,13 +828,13 @@ impl KafkaConsumer {
         let mut stream = self.consumer.stream();
         let first = match tokio::time::timeout(timeout, stream.next()).await {
             Err(_) | Ok(None) => return Ok(None),
-            Ok(Some(Ok(message))) => to_record(&message, &self.topics),
+            Ok(Some(Ok(message))) => self.take(&message),
             Ok(Some(Err(e))) => return Err(broker_error(e)),
         };
         while self.fetched.len() < MAX_BATCH {
             match futures::FutureExt::now_or_never(stream.next()) {
                 Some(Some(Ok(message))) => {
-                    let record = to_record(&message, &self.topics);
+                    let record = self.take(&message);
                     self.fetched.push_back(record)
                 }
                 Some(Some(Err(e))) => {
@@ -837,6 +845,22 @@ impl KafkaConsumer {
             }
         }
         Ok(Some(first))
+    }
+
+    /// The record `message` holds, decoded already when another consumer of this process
+    /// decoded it or will want it (see [`crate::shared_decode`]).
+    fn take<M: Message>(&self, message: &M) -> Record {
+        let mut record = to_record(message, &self.topics);
+        if let RecordValue::Bytes(bytes) = &record.value {
+            if let Some(envelope) =
+                self.decodes
+                    .shared()
+                    .decode(&record.topic, record.partition, record.offset, bytes)
+            {
+                record.value = RecordValue::Event(envelope);
+            }
+        }
+        record
     }
 
     /// The next record the last poll took, without waiting; `None` when they are all handed over.

@@ -12,6 +12,7 @@
 //! - [`record`]: records, headers, deliveries, lag, the key partitioner.
 //! - [`handler`]: what a service implements.
 //! - [`processor`]: the runtime.
+//! - [`shared_decode`]: decoding a Kafka record once for all the groups of a process.
 //! - [`conflation`]: skipping last-value updates a later one already fetched supersedes.
 //! - [`emitter`]: root events from sources (the market feed).
 //! - [`retry`]: backoff with jitter.
@@ -36,6 +37,7 @@ pub mod memory;
 pub mod processor;
 pub mod record;
 pub mod retry;
+pub mod shared_decode;
 pub mod stats;
 pub mod testing;
 

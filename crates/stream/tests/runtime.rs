@@ -197,6 +197,54 @@ async fn poison_goes_to_dlq_and_consumer_moves_on(backend: Backend) {
     assert_eq!(dlq[0].key, "408065");
 }
 
+/// Two groups of one process reading the same topic (on Kafka they share each record's decoding,
+/// `shared_decode`): each handles every good record and dead-letters the poison itself.
+async fn groups_of_one_process_each_handle_all_and_dead_letter_poison(backend: Backend) {
+    backend.topics(&[IN, OUT]).await;
+    let before = tick(408065, 100);
+    publish(&backend, &before).await;
+    backend
+        .log
+        .send(raw(IN, "408065", b"{not json".as_slice()))
+        .await
+        .unwrap();
+    let after = [tick(408065, 101), tick(256265, 102)];
+    for good in &after {
+        publish(&backend, good).await;
+    }
+    let groups = ["svc_shared_a", "svc_shared_b"].map(|group| {
+        start(
+            &backend.log,
+            Arc::new(MemoryDedupStore::new()),
+            group,
+            &[IN],
+            fast_config(),
+            Box::new(|_| Ok(vec![])),
+        )
+    });
+    let good: Vec<_> = std::iter::once(&before).chain(&after).cloned().collect();
+    for running in &groups {
+        eventually("every good record handled by each group", || {
+            let seen = running.seen.lock();
+            good.iter().all(|g| seen.iter().any(|e| e.id == g.id))
+        })
+        .await;
+    }
+    let dlq = wait_for_events(&backend.log, &TopicMap::dlq(IN), 2).await;
+    for running in groups {
+        running.stop().await;
+    }
+    let mut services: Vec<&str> = dlq
+        .iter()
+        .map(|e| match &e.payload {
+            Payload::DlqMessage(m) => m.service.as_str(),
+            _ => panic!("not a DLQ message"),
+        })
+        .collect();
+    services.sort_unstable();
+    assert_eq!(services, ["svc_shared_a", "svc_shared_b"]);
+}
+
 /// A payload with impossible figures (a zero or absurd price), typed or as bytes, is poison: it
 /// reaches the DLQ with the reason, the handler never sees it, and the records after it are handled.
 async fn implausible_payloads_go_to_dlq(backend: Backend) {
@@ -620,6 +668,7 @@ on_both_backends!(
     transient_is_retried_and_not_committed,
     retry_budget_sends_to_dlq,
     poison_goes_to_dlq_and_consumer_moves_on,
+    groups_of_one_process_each_handle_all_and_dead_letter_poison,
     implausible_payloads_go_to_dlq,
     misplaced_events_go_to_dlq,
     an_outage_longer_than_the_retry_budget_is_waited_out,

@@ -6,8 +6,10 @@
 //! (once: the handler then reads it in place), and only a record that would be handled — it
 //! decodes, it is where it belongs, its figures are plausible, it is not a replay meant for some
 //! group — has a last-value identity. Poison keeps none, so it is never skipped and still
-//! reaches its DLQ. Records are marked partition by partition, so the record that supersedes
-//! another is always later in the same partition, and its commit covers the skipped one.
+//! reaches its DLQ. (A record that another group of the process reads too arrives decoded
+//! already, by the consumer, see [`crate::shared_decode`]; it is judged the same way.) Records
+//! are marked partition by partition, so the record that supersedes another is always later in
+//! the same partition, and its commit covers the skipped one.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
