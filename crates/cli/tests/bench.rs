@@ -26,6 +26,20 @@ fn bench(args: &[&str]) -> (bool, Value, String) {
     (output.status.success(), report, stderr)
 }
 
+#[test]
+fn a_latency_phase_without_a_rate_is_refused_with_the_flag_named() {
+    // At 0 ticks/s there would be no latency to measure, and the broker's probe would wait 100 s
+    // for records it paces at one a second.
+    let output = Command::new(env!("CARGO_BIN_EXE_alpha-panda"))
+        .args(["bench", "pipeline", "--latency-rate", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--latency-rate"), "{stderr}");
+}
+
 fn assert_hops(report: &Value) {
     let hops = report["hops"].as_array().expect("hops");
     let names: Vec<&str> = hops.iter().map(|h| h["hop"].as_str().unwrap()).collect();

@@ -85,8 +85,8 @@ pub struct PipelineArgs {
     /// The pipeline.
     #[command(flatten)]
     pub shape: Shape,
-    /// Ticks per second in the latency phase.
-    #[arg(long, default_value_t = 2_000)]
+    /// Ticks per second in the latency phase (on Kafka also the broker's one-hop probe's rate).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub latency_rate: u32,
     /// Length of the latency phase.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
