@@ -317,18 +317,21 @@ fn murmur2(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_the_headers_that_repeat_the_value_are_left_out_on_read() {
-        let at = alpha_panda_core::Timestamp::from_unix_micros(0).unwrap();
-        let alert = alpha_panda_core::Alert {
+    fn alert(at: alpha_panda_core::Timestamp) -> Payload {
+        Payload::Alert(alpha_panda_core::Alert {
             kind: alpha_panda_core::AlertKind::CheckpointFailing,
             severity: alpha_panda_core::AlertSeverity::Warning,
             service: "test".into(),
             message: "a test".into(),
             since: at,
-        };
+        })
+    }
+
+    #[test]
+    fn only_the_headers_that_repeat_the_value_are_left_out_on_read() {
+        let at = alpha_panda_core::Timestamp::from_unix_micros(0).unwrap();
         let envelope = Envelope::root(
-            Payload::Alert(alert),
+            alert(at),
             "k".into(),
             alpha_panda_core::EventBroker::Shared,
             "test",
@@ -350,16 +353,9 @@ mod tests {
     #[test]
     fn header_values_say_what_the_envelope_says() {
         let at = alpha_panda_core::Timestamp::from_unix_micros(0).unwrap();
-        let alert = alpha_panda_core::Alert {
-            kind: alpha_panda_core::AlertKind::CheckpointFailing,
-            severity: alpha_panda_core::AlertSeverity::Warning,
-            service: "test".into(),
-            message: "a test".into(),
-            since: at,
-        };
         let broker = alpha_panda_core::EventBroker::Shared;
-        let root = Envelope::root(Payload::Alert(alert.clone()), "k".into(), broker, "a", at);
-        let derived = root.derive(0, Payload::Alert(alert), "k".into(), broker, "b", at);
+        let root = Envelope::root(alert(at), "k".into(), broker, "a", at);
+        let derived = root.derive(0, alert(at), "k".into(), broker, "b", at);
         for (envelope, causation) in [(&root, String::new()), (&derived, root.id.to_string())] {
             let headers = fold_envelope_headers(envelope, Vec::new(), |mut all, name, value| {
                 all.push((name, value.to_string()));
