@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpha_panda_core::EventId;
+use alpha_panda_core::{Envelope, EventId};
 use bytes::Bytes;
 use futures::StreamExt;
 use rdkafka::admin::{
@@ -739,16 +739,51 @@ async fn close<C: ConsumerContext + 'static>(consumer: Arc<StreamConsumer<C>>) {
     .await;
 }
 
-/// The record `message` holds. Its topic's name is shared with `topics` when it is one of them,
-/// rather than allocated for every record.
+/// The record `message` holds, its value as bytes. Its topic's name is shared with `topics`
+/// when it is one of them, rather than allocated for every record.
 fn to_record<M: Message>(message: &M, topics: &[Arc<str>]) -> Record {
     // Most of the envelope's own headers repeat what the value says and nothing here reads them:
     // read, they would cost every consumer a dozen strings per record.
-    let headers = message
+    let headers = headers_of(message, header::repeats_the_value);
+    Record {
+        topic: topic_name(message.topic(), topics),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(|k| Arc::from(String::from_utf8_lossy(k))),
+        value: RecordValue::Bytes(Bytes::copy_from_slice(
+            message.payload().unwrap_or_default(),
+        )),
+        headers,
+        timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
+    }
+}
+
+/// The record `message` holds, its value already decoded into `envelope`: as the memory log
+/// hands over a typed record, with no copy of the bytes, and neither a key nor headers the
+/// envelope itself says.
+fn to_typed_record<M: Message>(message: &M, topic: Arc<str>, envelope: Arc<Envelope>) -> Record {
+    let key = message
+        .key()
+        .filter(|key| *key != envelope.key.as_bytes())
+        .map(|k| Arc::from(String::from_utf8_lossy(k)));
+    Record {
+        topic,
+        partition: message.partition(),
+        offset: message.offset(),
+        key,
+        headers: headers_of(message, header::said_by_the_envelope),
+        value: RecordValue::Event(envelope),
+        timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
+    }
+}
+
+/// `message`'s headers but those `leave_out` names.
+fn headers_of<M: Message>(message: &M, leave_out: fn(&str) -> bool) -> Vec<(String, String)> {
+    message
         .headers()
         .map(|hs| {
             hs.iter()
-                .filter(|h| !header::repeats_the_value(h.key))
+                .filter(|h| !leave_out(h.key))
                 .map(|h| {
                     (
                         h.key.to_string(),
@@ -759,24 +794,16 @@ fn to_record<M: Message>(message: &M, topics: &[Arc<str>]) -> Record {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    let topic = message.topic();
-    let topic = topics
+        .unwrap_or_default()
+}
+
+/// `name`, shared with the one of `topics` it is, else allocated.
+fn topic_name(name: &str, topics: &[Arc<str>]) -> Arc<str> {
+    topics
         .iter()
-        .find(|name| ***name == *topic)
+        .find(|topic| ***topic == *name)
         .cloned()
-        .unwrap_or_else(|| Arc::from(topic));
-    Record {
-        topic,
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(|k| Arc::from(String::from_utf8_lossy(k))),
-        value: RecordValue::Bytes(Bytes::copy_from_slice(
-            message.payload().unwrap_or_default(),
-        )),
-        headers,
-        timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
-    }
+        .unwrap_or_else(|| Arc::from(name))
 }
 
 /// What is at a checkpoint's last position in the log (see [`KafkaLog::event_id_at`]).
@@ -847,20 +874,21 @@ impl KafkaConsumer {
         Ok(Some(first))
     }
 
-    /// The record `message` holds, decoded already when another consumer of this process
-    /// decoded it or will want it (see [`crate::shared_decode`]).
+    /// The record `message` holds, decoded here, once per process however many of its
+    /// consumers read it (see [`crate::shared_decode`]), so that the bytes are not copied out of
+    /// the client for every reader. Bytes that are not an envelope are handed over as they are,
+    /// for the runtime to dead-letter with the reason its own decoding gives.
     fn take<M: Message>(&self, message: &M) -> Record {
-        let mut record = to_record(message, &self.topics);
-        if let RecordValue::Bytes(bytes) = &record.value {
-            if let Some(envelope) =
-                self.decodes
-                    .shared()
-                    .decode(&record.topic, record.partition, record.offset, bytes)
-            {
-                record.value = RecordValue::Event(envelope);
-            }
+        let topic = topic_name(message.topic(), &self.topics);
+        let payload = message.payload().unwrap_or_default();
+        match self
+            .decodes
+            .shared()
+            .decode(&topic, message.partition(), message.offset(), payload)
+        {
+            Some(envelope) => to_typed_record(message, topic, envelope),
+            None => to_record(message, &self.topics),
         }
-        record
     }
 
     /// The next record the last poll took, without waiting; `None` when they are all handed over.
@@ -1006,4 +1034,92 @@ fn offset_list(offsets: &[CommitOffset]) -> Result<TopicPartitionList, LogError>
             .map_err(broker_error)?;
     }
     Ok(tpl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alpha_panda_core::{Alert, AlertKind, AlertSeverity, EventBroker, Payload, Timestamp};
+    use rdkafka::message::OwnedMessage;
+
+    fn envelope() -> Envelope {
+        let at = Timestamp::from_unix_micros(0).unwrap();
+        let alert = Payload::Alert(Alert {
+            kind: AlertKind::CheckpointFailing,
+            severity: AlertSeverity::Warning,
+            service: "test".into(),
+            message: "a test".into(),
+            since: at,
+        });
+        Envelope::root(alert, "408065".into(), EventBroker::Shared, "test", at)
+    }
+
+    /// `envelope` as a producer here writes it, under `key`, with `extra` headers after its own.
+    fn message(envelope: &Envelope, key: &str, extra: &[(&str, &str)]) -> OwnedMessage {
+        let headers = crate::record::fold_envelope_headers(
+            envelope,
+            OwnedHeaders::new(),
+            |all, name, value| {
+                all.insert(Header {
+                    key: name,
+                    value: Some(value),
+                })
+            },
+        );
+        let headers = extra.iter().fold(headers, |all, (name, value)| {
+            all.insert(Header {
+                key: name,
+                value: Some(*value),
+            })
+        });
+        OwnedMessage::new(
+            Some(envelope.to_json()),
+            Some(key.as_bytes().to_vec()),
+            "system.alerts".into(),
+            rdkafka::Timestamp::CreateTime(1_000),
+            2,
+            41,
+            Some(headers),
+        )
+    }
+
+    #[test]
+    fn a_typed_record_keeps_only_what_its_envelope_does_not_say() {
+        let envelope = Arc::new(envelope());
+        let replay = (
+            crate::dlq::REPLAY_GROUP_HEADER,
+            "alpha-panda.risk_manager.paper",
+        );
+        let topics: Vec<Arc<str>> = vec![Arc::from("system.alerts")];
+        let read = message(&envelope, "408065", &[replay]);
+        let typed = to_typed_record(&read, topics[0].clone(), envelope.clone());
+        assert_eq!(
+            typed.headers,
+            [(replay.0.to_string(), replay.1.to_string())]
+        );
+        // The key is the envelope's own: not kept, and still read as the record's.
+        assert_eq!(typed.key, None);
+        assert_eq!(typed.key(), Some("408065"));
+        assert_eq!(typed.event_id(), Some(envelope.id));
+        assert_eq!(
+            (typed.partition, typed.offset, typed.timestamp_ms),
+            (2, 41, 1_000)
+        );
+        assert!(Arc::ptr_eq(&typed.topic, &topics[0]));
+
+        // A key other than the envelope's is kept as written.
+        let rekeyed = to_typed_record(
+            &message(&envelope, "other", &[]),
+            topics[0].clone(),
+            envelope,
+        );
+        assert_eq!(rekeyed.key(), Some("other"));
+        assert!(rekeyed.headers.is_empty());
+
+        // Bytes keep the event id, which tells their event without decoding them.
+        let bytes = to_record(&read, &topics);
+        assert!(matches!(bytes.value, RecordValue::Bytes(_)));
+        assert_eq!(bytes.event_id(), typed.event_id());
+        assert_eq!(bytes.headers.len(), 2);
+    }
 }

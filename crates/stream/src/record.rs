@@ -38,6 +38,13 @@ pub mod header {
         ]
         .contains(&name)
     }
+
+    /// Whether a record whose value is read as a typed envelope can leave `name` out: the
+    /// envelope says it all, the event id included (as the memory log's typed records have no
+    /// headers). What is left is what only the record says, such as a replay's target group.
+    pub fn said_by_the_envelope(name: &str) -> bool {
+        name == EVENT_ID || repeats_the_value(name)
+    }
 }
 
 /// Folds the headers an envelope travels with, name and value in order, into `headers`. A

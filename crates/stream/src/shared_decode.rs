@@ -6,7 +6,8 @@
 //! of a topic that other consumers of the same [`crate::kafka::KafkaLog`] also read asks here
 //! first: the first reader of an offset decodes it and leaves the envelope for the others, who
 //! take it while its bytes are the very bytes they fetched (a topic deleted and created again
-//! holds other bytes at the same offset).
+//! holds other bytes at the same offset). Every consumer reads its records here, decoded from the
+//! bytes librdkafka holds, so a record's value is never copied out of the client for each reader.
 //!
 //! Only envelopes are shared: bytes that do not decode are left to each reader, so every group
 //! still dead-letters its poison itself. An envelope is kept until every other reader has taken
@@ -17,7 +18,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alpha_panda_core::Envelope;
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 /// Envelopes kept per partition: the offsets one reader may be ahead of another and still share.
@@ -45,7 +45,8 @@ struct Ring {
 #[derive(Debug)]
 struct Slot {
     offset: i64,
-    bytes: Bytes,
+    /// What was decoded, to tell the same bytes at the same place from others.
+    bytes: Box<[u8]>,
     envelope: Arc<Envelope>,
     /// Readers yet to take it.
     takers_left: u32,
@@ -64,25 +65,27 @@ impl SharedDecodes {
         }
     }
 
-    /// The envelope `bytes`, at `offset` of `topic`'s `partition`, decode to: another reader's
-    /// when it decoded these bytes there, else decoded here and kept for the others. `None`
-    /// when the topic has no other reader here (the caller decodes, as it would have), or when
-    /// the bytes are not an envelope this build reads (the caller's own decoding says why).
+    /// The envelope `payload`, at `offset` of `topic`'s `partition`, decodes to: another
+    /// reader's when it decoded these bytes there, else decoded here, and kept for the others
+    /// when the topic has any in this process. `None` when the bytes are not an envelope this
+    /// build reads (the caller's own decoding says why).
     pub fn decode(
         &self,
         topic: &Arc<str>,
         partition: i32,
         offset: i64,
-        bytes: &Bytes,
+        payload: &[u8],
     ) -> Option<Arc<Envelope>> {
-        let (ring, others) = self.ring(topic, partition)?;
+        let Some((ring, others)) = self.ring(topic, partition) else {
+            return Envelope::from_json(payload).ok().map(Arc::new);
+        };
         let index = offset.rem_euclid(SLOTS as i64) as usize;
         {
             let mut ring = ring.lock();
             let slot = &mut ring.slots[index];
             if let Some(kept) = slot
                 .as_mut()
-                .filter(|kept| kept.offset == offset && kept.bytes == *bytes)
+                .filter(|kept| kept.offset == offset && *kept.bytes == *payload)
             {
                 let envelope = kept.envelope.clone();
                 kept.takers_left = kept.takers_left.saturating_sub(1);
@@ -93,10 +96,10 @@ impl SharedDecodes {
             }
         }
         // Decoded outside the lock: the other readers of the partition need not wait for it.
-        let envelope = Arc::new(Envelope::from_json(bytes).ok()?);
+        let envelope = Arc::new(Envelope::from_json(payload).ok()?);
         ring.lock().slots[index] = Some(Slot {
             offset,
-            bytes: bytes.clone(),
+            bytes: payload.into(),
             envelope: envelope.clone(),
             takers_left: others,
         });
@@ -166,6 +169,7 @@ impl Drop for Registration {
 mod tests {
     use super::*;
     use alpha_panda_core::{EventBroker, InstrumentToken, MarketTick, Payload, Price, Timestamp};
+    use bytes::Bytes;
     use rust_decimal::Decimal;
 
     fn tick_bytes(paise: i64) -> Bytes {
@@ -249,7 +253,8 @@ mod tests {
         let shared = Arc::new(SharedDecodes::default());
         let only = shared.register(&[topic()]);
         let bytes = tick_bytes(10_000);
-        assert!(only.shared().decode(&topic(), 0, 7, &bytes).is_none());
+        let decoded = only.shared().decode(&topic(), 0, 7, &bytes).unwrap();
+        assert_eq!(*decoded, Envelope::from_json(&bytes).unwrap());
         assert!(shared.ring(&topic(), 0).is_none());
         // A second reader comes, and goes: what was kept for it is let go with it.
         let second = shared.register(&[topic()]);
