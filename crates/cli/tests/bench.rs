@@ -47,10 +47,17 @@ fn assert_hops(report: &Value) {
         names,
         ["tick → signal", "signal → validated", "validated → fill"]
     );
-    for hop in hops {
+    let services = ["strategy_runner", "risk_manager", "trading_engine"];
+    for (hop, service) in hops.iter().zip(services) {
         assert!(hop["us"]["p50"].as_i64().unwrap() > 0, "{hop}");
         assert!(
             hop["us"]["p99"].as_i64() >= hop["us"]["p50"].as_i64(),
+            "{hop}"
+        );
+        // Every hop says where its time goes, from the service it crosses.
+        let why = hop["why"].as_str().unwrap();
+        assert!(
+            why.starts_with(&format!("alpha-panda.{service}")) && why.contains("µs per record"),
             "{hop}"
         );
     }

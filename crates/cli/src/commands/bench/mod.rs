@@ -16,7 +16,7 @@ pub mod backtest;
 mod broker;
 mod soak;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,6 +159,71 @@ pub struct HopLatency {
     pub through: &'static str,
     /// Latency, microseconds.
     pub us: Percentiles,
+    /// Where the hop's time goes: the crossing service's own handling against waiting on the
+    /// log, from what the service did in the same phase (see [`why_the_hop_takes`]).
+    pub why: String,
+}
+
+/// The hops from a tick to its fill, in order: what each is, what it crosses, and the service
+/// (by the name in its consumer group) whose handling it includes.
+const HOPS: [(&str, &str, &str); 3] = [
+    (
+        "tick → signal",
+        "market.ticks, strategy_runner",
+        "strategy_runner",
+    ),
+    (
+        "signal → validated",
+        "signals.raw, risk_manager",
+        "risk_manager",
+    ),
+    (
+        "validated → fill",
+        "signals.validated, trading_engine",
+        "trading_engine",
+    ),
+];
+
+/// Why a hop takes what it takes, said from the phase's own figures: the time the service it
+/// crosses spent handling each record it read (its busy time over its records) against the hop's
+/// median. A hop runs from its input's creation to its output's, so one whose service is mostly
+/// idle is waiting on the log — the input's produce, then the fetch that brings it — and the
+/// topics a service reads tell how many partitions each of its fetches covers.
+fn why_the_hop_takes(us: &Percentiles, service: &ServiceLoad, phase: Duration) -> String {
+    let busy_share = service.busy_seconds / phase.as_secs_f64().max(1e-9);
+    let per_record_us = service.busy_seconds * 1e6 / service.events_in.max(1) as f64;
+    let topics: BTreeSet<&str> = service.lag.iter().map(|l| l.topic.as_str()).collect();
+    let read = if topics.is_empty() {
+        format!("{} records", service.events_in)
+    } else {
+        format!(
+            "{} records from {} topic{}",
+            service.events_in,
+            topics.len(),
+            if topics.len() == 1 { "" } else { "s" }
+        )
+    };
+    let own_share = per_record_us / us.p50.max(1) as f64;
+    if busy_share < 0.5 {
+        format!(
+            "{} was busy {:.1}% of the phase, {:.0} µs per record ({read}): its own handling \
+             is {:.1}% of the hop's p50 of {} µs, the rest is waiting on the log (the input's \
+             produce, then the fetch that brings it here)",
+            service.group,
+            busy_share * 100.0,
+            per_record_us,
+            own_share * 100.0,
+            us.p50
+        )
+    } else {
+        format!(
+            "{} was busy {:.1}% of the phase, {:.0} µs per record ({read}): records queue \
+             behind its own handling",
+            service.group,
+            busy_share * 100.0,
+            per_record_us
+        )
+    }
 }
 
 /// What one service did in the throughput phase, when the last tick had been read.
@@ -314,6 +379,7 @@ async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<Ex
                 "  slowest hop at p99: {} ({})",
                 slowest.hop, slowest.through
             );
+            println!("    why: {}", slowest.why);
         }
         println!("  market_feed: busy {:.2} s", report.feed_busy_seconds);
         for service in &report.services {
@@ -580,7 +646,7 @@ async fn phase(
         _ => None,
     };
     let feed_busy_seconds = feed_busy.seconds();
-    let services = tick_readers
+    let services: Vec<ServiceLoad> = tick_readers
         .iter()
         .zip(max_lag.into_iter().zip(max_tick_lag))
         .map(
@@ -670,24 +736,24 @@ async fn phase(
             samples.push(to.ts.unix_micros() - from.ts.unix_micros());
         }
     }
-    let [tick_signal, signal_validated, validated_fill] = hop_samples;
-    let hops = vec![
-        HopLatency {
-            hop: "tick → signal",
-            through: "market.ticks, strategy_runner",
-            us: percentiles(tick_signal),
-        },
-        HopLatency {
-            hop: "signal → validated",
-            through: "signals.raw, risk_manager",
-            us: percentiles(signal_validated),
-        },
-        HopLatency {
-            hop: "validated → fill",
-            through: "signals.validated, trading_engine",
-            us: percentiles(validated_fill),
-        },
-    ];
+    let hops = HOPS
+        .iter()
+        .zip(hop_samples)
+        .map(|(&(hop, through, service), samples)| {
+            let us = percentiles(samples);
+            let why = services
+                .iter()
+                .find(|s: &&ServiceLoad| s.group.split('.').nth(1) == Some(service))
+                .map(|s| why_the_hop_takes(&us, s, elapsed))
+                .unwrap_or_default();
+            HopLatency {
+                hop,
+                through,
+                us,
+                why,
+            }
+        })
+        .collect();
     store.close().await;
     log.flush().await;
     Ok(PhaseResult {
@@ -810,6 +876,57 @@ mod tests {
             "Name:\talpha-panda\nVmPeak:\t 900000 kB\nVmHWM:\t  409600 kB\nVmRSS:\t 1 kB\n";
         assert_eq!(peak_resident_of_status(status), Some(400.0));
         assert_eq!(peak_resident_of_status("Name: x"), None);
+    }
+
+    fn service(busy_seconds: f64, events_in: u64, topics: &[&str]) -> ServiceLoad {
+        let lag = topics
+            .iter()
+            .flat_map(|topic| {
+                (0..2).map(|partition| alpha_panda_stream::PartitionLag {
+                    topic: topic.to_string(),
+                    partition,
+                    high_watermark: 10,
+                    committed: 10,
+                    lag: 0,
+                })
+            })
+            .collect();
+        ServiceLoad {
+            group: "alpha-panda.risk_manager.paper".into(),
+            events_in,
+            conflated: 0,
+            events_out: 0,
+            busy_seconds,
+            max_lag_ticks: 0,
+            max_tick_lag_records: 0,
+            lag,
+        }
+    }
+
+    #[test]
+    fn a_hop_whose_service_is_mostly_idle_is_said_to_wait_on_the_log() {
+        let hop = Percentiles {
+            p50: 20_000,
+            p99: 90_000,
+            p999: 100_000,
+            max: 120_000,
+        };
+        let topics = ["market.ticks", "paper.signals.raw", "paper.orders.filled"];
+        let why = why_the_hop_takes(&hop, &service(0.02, 1_000, &topics), Duration::from_secs(1));
+        assert_eq!(
+            why,
+            "alpha-panda.risk_manager.paper was busy 2.0% of the phase, 20 µs per record \
+             (1000 records from 3 topics): its own handling is 0.1% of the hop's p50 of 20000 µs, \
+             the rest is waiting on the log (the input's produce, then the fetch that brings it \
+             here)"
+        );
+
+        let busy = why_the_hop_takes(&hop, &service(0.8, 1_000, &[]), Duration::from_secs(1));
+        assert_eq!(
+            busy,
+            "alpha-panda.risk_manager.paper was busy 80.0% of the phase, 800 µs per record \
+             (1000 records): records queue behind its own handling"
+        );
     }
 
     #[test]
