@@ -117,7 +117,10 @@ pub struct PipelineReport {
     /// Ticks per second over each successive million ticks (when every consumer of `market.ticks`
     /// has read it), to show whether the pipeline slows as the run gets longer.
     pub ticks_per_second_by_million: Vec<f64>,
-    /// The process's peak resident memory at the end of the run, MiB (Linux only).
+    /// The process's peak resident memory when the throughput phase's last tick had been read,
+    /// MiB (Linux only): before the latency phase reads back the ticks it measures, which on
+    /// Kafka means every tick the topic holds, the throughput phase's too — the bench's memory,
+    /// not the pipeline's.
     pub peak_resident_mib: Option<f64>,
     /// Fills in the throughput phase.
     pub fills: u64,
@@ -322,7 +325,7 @@ async fn pipeline(settings: &Settings, args: &PipelineArgs) -> anyhow::Result<Ex
         seconds: throughput.elapsed.as_secs_f64(),
         ticks_per_second,
         ticks_per_second_by_million: throughput.by_million,
-        peak_resident_mib: peak_resident_mib().await,
+        peak_resident_mib: throughput.peak_resident_mib,
         fills: throughput.fills,
         cpu_seconds: throughput.cpu_seconds,
         cpu_us_per_tick: throughput
@@ -421,6 +424,9 @@ struct PhaseResult {
     stopped_after: Option<Duration>,
     feed_busy_seconds: f64,
     cpu_seconds: Option<f64>,
+    /// The process's peak resident memory when the phase's last tick had been read, before
+    /// anything was read back to measure it.
+    peak_resident_mib: Option<f64>,
     log: &'static str,
     elapsed: Duration,
     fills: u64,
@@ -645,6 +651,7 @@ async fn phase(
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
     };
+    let peak_resident_mib = peak_resident_mib().await;
     let feed_busy_seconds = feed_busy.seconds();
     let services: Vec<ServiceLoad> = tick_readers
         .iter()
@@ -770,6 +777,7 @@ async fn phase(
         services,
         feed_busy_seconds,
         cpu_seconds,
+        peak_resident_mib,
     })
 }
 
