@@ -15,14 +15,14 @@
 //!
 //! This file is the consume loop and the handling of one record; [`commit`] holds the commit and
 //! checkpoint discipline, [`publish`] how outputs reach the log, [`conflate`] how a batch of bytes
-//! is conflated once decoded, [`alerts`] what is raised while a dependency is away, and
-//! [`dead_letter`] how an input reaches its DLQ.
+//! is conflated once decoded, [`alerts`] what is raised while a dependency is away,
+//! [`dead_letter`] how an input reaches its DLQ, and [`look`] how the loop looks up from a fetched
+//! batch (the loop's speed tricks).
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::Arc;
-use std::task::{Context, Waker};
 use std::time::Duration;
 
 use alpha_panda_core::{
@@ -50,19 +50,15 @@ mod alerts;
 mod commit;
 mod conflate;
 mod dead_letter;
+mod look;
 mod publish;
 
 use alerts::{Trouble, ALERT_AFTER_ATTEMPTS};
 use commit::{CommitCadence, ReadPositions};
+use look::{Looks, StopFlag};
 
 /// How long shutdown waits for a handler's last outputs to be acknowledged.
 const SHUTDOWN_PUBLISH_LIMIT: Duration = Duration::from_secs(15);
-
-/// Within a fetched batch, the commit cadence and the timer are looked at every this many records
-/// while records go by quickly (reading the clock was a good part of a tick's cost)…
-const LOOK_STRIDE: u32 = 16;
-/// …that is, while the last stride took less than this; slower records are looked at one by one.
-const LOOK_SPAN: Duration = Duration::from_millis(1);
 
 /// Runtime settings of one processor.
 #[derive(Debug, Clone)]
@@ -304,17 +300,7 @@ impl<H: Handler> Processor<H> {
             })
         });
         let lag_task = lag_task.map(AbortOnDrop);
-        // Shutdown as a flag that is cheap to read between two buffered records (reading the token
-        // itself takes a lock shared by every processor).
-        let stopping = Arc::new(AtomicBool::new(shutdown.is_cancelled()));
-        let _stop_watch = {
-            let stopping = stopping.clone();
-            let token = shutdown.clone();
-            AbortOnDrop(tokio::spawn(async move {
-                token.cancelled().await;
-                stopping.store(true, AtomicOrdering::Release);
-            }))
-        };
+        let stopping = StopFlag::watch(shutdown);
 
         // Set when an input's or a timer's outputs could not be published before shutdown: the
         // handler's state then holds effects the log never saw, so none of it may be checkpointed.
@@ -401,11 +387,10 @@ impl<H: Handler> Processor<H> {
                     }
                     // Work through the records this poll fetched without going back to the select
                     // for each; shutdown and a finished checkpoint write are still looked at
-                    // between every two records, the timer and the commit cadence every
-                    // `LOOK_STRIDE` records (each one while records are slow).
+                    // between every two records, the timer and the commit cadence when `looks`
+                    // says (see [`look`]).
                     let mut next = Some(record);
-                    let mut last_look = Instant::now();
-                    let mut until_look = 0u32;
+                    let mut looks = Looks::new();
                     while let Some(record) = next {
                         if read.already_read(&record) {
                             // Handed over again after a rebalance: its effects are in the state
@@ -439,7 +424,7 @@ impl<H: Handler> Processor<H> {
                             self.finish_checkpoint(&mut consumer, &mut cadence, shutdown)
                                 .await;
                         }
-                        if stopping.load(AtomicOrdering::Acquire) {
+                        if stopping.is_set() {
                             break 'consume;
                         }
                         if let Err(reason) = self.handler.health() {
@@ -452,18 +437,12 @@ impl<H: Handler> Processor<H> {
                             // again.
                             break;
                         }
-                        if until_look > 0 && cadence.since_checkpoint < self.config.commit_batch {
-                            until_look -= 1;
+                        let Some(at) =
+                            looks.due(cadence.since_checkpoint >= self.config.commit_batch)
+                        else {
                             next = consumer.next_buffered();
                             continue;
-                        }
-                        let at = Instant::now();
-                        until_look = if at.duration_since(last_look) < LOOK_SPAN {
-                            LOOK_STRIDE - 1
-                        } else {
-                            0
                         };
-                        last_look = at;
                         let since = *cadence.first_since_checkpoint.get_or_insert(at);
                         if cadence.since_checkpoint >= self.config.commit_batch
                             || at.duration_since(since) >= self.config.commit_interval
@@ -471,21 +450,17 @@ impl<H: Handler> Processor<H> {
                             self.begin_checkpoint(&mut consumer, &mut cadence, shutdown)
                                 .await;
                         }
-                        if timer_due.is_some_and(|due| at >= due) {
-                            let ticked = timer.as_mut().is_some_and(|t| {
-                                let mut cx = Context::from_waker(Waker::noop());
-                                t.poll_tick(&mut cx).is_ready()
-                            });
-                            if ticked {
-                                timer_due = timer_period.map(|period| Instant::now() + period);
-                                if !self.on_timer(shutdown).await {
-                                    aborted = true;
-                                    break 'consume;
-                                }
-                                cadence.timer_ran = true;
-                                self.begin_checkpoint(&mut consumer, &mut cadence, shutdown)
-                                    .await;
+                        if timer_due.is_some_and(|due| at >= due)
+                            && timer.as_mut().is_some_and(look::ticked)
+                        {
+                            timer_due = timer_period.map(|period| Instant::now() + period);
+                            if !self.on_timer(shutdown).await {
+                                aborted = true;
+                                break 'consume;
                             }
+                            cadence.timer_ran = true;
+                            self.begin_checkpoint(&mut consumer, &mut cadence, shutdown)
+                                .await;
                         }
                         next = consumer.next_buffered();
                     }
@@ -886,6 +861,7 @@ impl<H: Handler> Processor<H> {
 }
 
 /// Aborts a background task when dropped.
+#[derive(Debug)]
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
