@@ -384,7 +384,7 @@ impl KafkaLog {
                 Err(_) => break,
                 Ok(Err(e)) => return Err(broker_error(e)),
                 Ok(Ok(message)) => {
-                    let record = to_record(&message, &[]);
+                    let record = to_record(&message, Arc::from(message.topic()));
                     if let Some(end) = ends.get(&record.partition) {
                         if record.offset + 1 >= *end {
                             ends.remove(&record.partition);
@@ -425,7 +425,7 @@ impl KafkaLog {
         // A short high watermark (tansu) is no proof the record is missing: ask for it and wait.
         let found = match tokio::time::timeout(ANCHOR_WAIT, consumer.recv()).await {
             Ok(Ok(message)) if message.offset() == offset => {
-                let record = to_record(&message, &[]);
+                let record = to_record(&message, Arc::from(message.topic()));
                 Anchor::Found(record.event_id())
             }
             Ok(Ok(_)) | Err(_) => Anchor::Found(None),
@@ -739,14 +739,13 @@ async fn close<C: ConsumerContext + 'static>(consumer: Arc<StreamConsumer<C>>) {
     .await;
 }
 
-/// The record `message` holds, its value as bytes. Its topic's name is shared with `topics`
-/// when it is one of them, rather than allocated for every record.
-fn to_record<M: Message>(message: &M, topics: &[Arc<str>]) -> Record {
+/// The record `message` holds, in `topic`, its value as bytes.
+fn to_record<M: Message>(message: &M, topic: Arc<str>) -> Record {
     // Most of the envelope's own headers repeat what the value says and nothing here reads them:
     // read, they would cost every consumer a dozen strings per record.
     let headers = headers_of(message, header::repeats_the_value);
     Record {
-        topic: topic_name(message.topic(), topics),
+        topic,
         partition: message.partition(),
         offset: message.offset(),
         key: message.key().map(|k| Arc::from(String::from_utf8_lossy(k))),
@@ -797,7 +796,8 @@ fn headers_of<M: Message>(message: &M, leave_out: fn(&str) -> bool) -> Vec<(Stri
         .unwrap_or_default()
 }
 
-/// `name`, shared with the one of `topics` it is, else allocated.
+/// `name`, shared with the one of `topics` it is rather than allocated for every record, else
+/// allocated.
 fn topic_name(name: &str, topics: &[Arc<str>]) -> Arc<str> {
     topics
         .iter()
@@ -887,7 +887,7 @@ impl KafkaConsumer {
             .decode(&topic, message.partition(), message.offset(), payload)
         {
             Some(envelope) => to_typed_record(message, topic, envelope),
-            None => to_record(message, &self.topics),
+            None => to_record(message, topic),
         }
     }
 
@@ -1117,7 +1117,7 @@ mod tests {
         assert!(rekeyed.headers.is_empty());
 
         // Bytes keep the event id, which tells their event without decoding them.
-        let bytes = to_record(&read, &topics);
+        let bytes = to_record(&read, topics[0].clone());
         assert!(matches!(bytes.value, RecordValue::Bytes(_)));
         assert_eq!(bytes.event_id(), typed.event_id());
         assert_eq!(bytes.headers.len(), 2);

@@ -46,9 +46,9 @@ impl Looks {
     }
 
     /// The time now, when the loop should look after this record; `None` while it lets records
-    /// by. `now` forces a look (a commit is due by count, which needs no clock to tell).
-    pub(super) fn due(&mut self, now: bool) -> Option<Instant> {
-        if self.until_next > 0 && !now {
+    /// by. `forced` looks at once (a commit is due by count, which needs no clock to tell).
+    pub(super) fn due(&mut self, forced: bool) -> Option<Instant> {
+        if self.until_next > 0 && !forced {
             self.until_next -= 1;
             return None;
         }
